@@ -1,0 +1,250 @@
+//! Test and benchmark knobs of the simulated tenant: injected faults and
+//! per-app throttling budgets.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The four services behind the one loopback port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    Login,
+    Graph,
+    Defender,
+    Arm,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Login => "login",
+            Service::Graph => "graph",
+            Service::Defender => "defender",
+            Service::Arm => "arm",
+        }
+    }
+}
+
+/// Which API family a source name stands for (`--faults forbid=defender`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceName {
+    Directory,
+    Intune,
+    Defender,
+    Arm,
+}
+
+impl SourceName {
+    pub fn parse(s: &str) -> anyhow::Result<SourceName> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "directory" | "entra" | "graph" => SourceName::Directory,
+            "intune" => SourceName::Intune,
+            "defender" => SourceName::Defender,
+            "arm" | "azure" => SourceName::Arm,
+            other => bail!("unknown source '{other}' (directory, intune, defender, arm)"),
+        })
+    }
+}
+
+/// `--faults SPEC`: comma-separated `name=value` items.
+///
+/// | item | effect |
+/// | --- | --- |
+/// | `429=R` | a share R (0..1) of API requests answered 429 with `Retry-After` |
+/// | `503=R`, `500=R` | a share R answered with that status |
+/// | `malformed=R` | a share R of 200 answers carry a truncated JSON body |
+/// | `malformed-at=PATH` | every first page of PATH (a path prefix after the service prefix, e.g. `/defender/api/machines`) is malformed |
+/// | `drop=R` | a share R of connections closed mid-answer |
+/// | `forbid=SOURCE` | the app lacks every permission of a source: 403 on its endpoints |
+/// | `missing-role=ROLE` | the app lacks one application permission (e.g. `Machine.Read.All`) |
+/// | `expire=S` | tokens stop working S seconds after they were issued (they still claim an hour) |
+/// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date) |
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub rate_429: f64,
+    pub rate_503: f64,
+    pub rate_500: f64,
+    pub rate_malformed: f64,
+    pub malformed_at: Vec<String>,
+    pub rate_drop: f64,
+    pub forbid: Vec<SourceName>,
+    pub missing_roles: Vec<String>,
+    pub expire_after: Option<Duration>,
+    pub retry_after: RetryAfter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryAfter {
+    Seconds(f64),
+    None,
+    HttpDate(u64),
+}
+
+impl Default for RetryAfter {
+    fn default() -> Self {
+        RetryAfter::Seconds(1.0)
+    }
+}
+
+fn rate(name: &str, v: &str) -> anyhow::Result<f64> {
+    let r: f64 = v
+        .trim_end_matches('%')
+        .parse()
+        .with_context(|| format!("--faults {name}: '{v}' is not a number"))?;
+    let r = if v.ends_with('%') { r / 100.0 } else { r };
+    if !(0.0..=1.0).contains(&r) {
+        bail!("--faults {name}: rate {v} is outside 0..1");
+    }
+    Ok(r)
+}
+
+impl Faults {
+    pub fn parse(spec: &str) -> anyhow::Result<Faults> {
+        let mut f = Faults::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .with_context(|| format!("--faults: '{item}' is not name=value"))?;
+            match name {
+                "429" => f.rate_429 = rate(name, value)?,
+                "503" => f.rate_503 = rate(name, value)?,
+                "500" => f.rate_500 = rate(name, value)?,
+                "malformed" => f.rate_malformed = rate(name, value)?,
+                "malformed-at" => f.malformed_at.push(value.to_string()),
+                "drop" => f.rate_drop = rate(name, value)?,
+                "forbid" => f.forbid.push(SourceName::parse(value)?),
+                "missing-role" => f.missing_roles.push(value.to_string()),
+                "expire" => {
+                    let s: f64 = value
+                        .parse()
+                        .with_context(|| format!("--faults expire: '{value}' is not seconds"))?;
+                    f.expire_after = Some(Duration::from_secs_f64(s.max(0.0)));
+                }
+                "retry-after" => {
+                    f.retry_after = match value {
+                        "none" => RetryAfter::None,
+                        "date" => RetryAfter::HttpDate(2),
+                        v => RetryAfter::Seconds(v.parse().with_context(|| {
+                            format!("--faults retry-after: '{v}' is not seconds, none or date")
+                        })?),
+                    }
+                }
+                other => bail!(
+                    "--faults: unknown fault '{other}' (429, 503, 500, malformed, malformed-at, drop, forbid, missing-role, expire, retry-after)"
+                ),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Per-app request budgets, one fixed window per service.
+#[derive(Debug, Clone)]
+pub struct ThrottleSpec {
+    pub budgets: HashMap<Service, (u32, Duration)>,
+}
+
+impl ThrottleSpec {
+    /// Budgets in the spirit of the documented limits, scaled so a demo
+    /// still finishes: Graph 2000 requests per 10 s (identity), Intune-heavy
+    /// traffic counts against the same Graph budget, Defender 1500 per
+    /// minute (its documented hourly figure per minute), ARM 250 reads per
+    /// 10 s (the subscription read bucket).
+    pub fn documented() -> ThrottleSpec {
+        ThrottleSpec {
+            budgets: HashMap::from([
+                (Service::Graph, (2000, Duration::from_secs(10))),
+                (Service::Defender, (1500, Duration::from_secs(60))),
+                (Service::Arm, (250, Duration::from_secs(10))),
+            ]),
+        }
+    }
+
+    /// `graph=2000/10s,defender=100/60s,arm=250/10s`; missing services keep
+    /// the documented budget.
+    pub fn parse(spec: &str) -> anyhow::Result<ThrottleSpec> {
+        let mut t = ThrottleSpec::documented();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let err = || format!("--throttle: '{item}' is not service=N/Ss (e.g. graph=2000/10s)");
+            let (svc, budget) = item.split_once('=').with_context(err)?;
+            let (n, window) = budget.split_once('/').with_context(err)?;
+            let n: u32 = n.parse().with_context(err)?;
+            let secs: f64 = window.trim_end_matches('s').parse().with_context(err)?;
+            let svc = match svc {
+                "graph" => Service::Graph,
+                "defender" => Service::Defender,
+                "arm" => Service::Arm,
+                _ => bail!("--throttle: unknown service '{svc}' (graph, defender, arm)"),
+            };
+            t.budgets.insert(svc, (n.max(1), Duration::from_secs_f64(secs.max(0.001))));
+        }
+        Ok(t)
+    }
+}
+
+/// Fixed-window counters per (app, service).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    windows: HashMap<(String, Service), (Instant, u32)>,
+}
+
+impl Throttle {
+    /// Counts a request; `Err(wait)` when the budget is spent.
+    pub fn admit(&mut self, spec: &ThrottleSpec, app: &str, svc: Service) -> Result<(), Duration> {
+        let Some(&(limit, window)) = spec.budgets.get(&svc) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let entry = self
+            .windows
+            .entry((app.to_string(), svc))
+            .or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        if entry.1 >= limit {
+            return Err(window.saturating_sub(now.duration_since(entry.0)));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_fault() {
+        let f = Faults::parse("429=0.1,503=5%,drop=0.01,forbid=defender,expire=30,malformed-at=/graph/v1.0/users,missing-role=Machine.Read.All,retry-after=0.2").unwrap();
+        assert_eq!(f.rate_429, 0.1);
+        assert!((f.rate_503 - 0.05).abs() < 1e-9);
+        assert_eq!(f.forbid, vec![SourceName::Defender]);
+        assert_eq!(f.expire_after, Some(Duration::from_secs(30)));
+        assert_eq!(f.retry_after, RetryAfter::Seconds(0.2));
+        assert_eq!(f.missing_roles, vec!["Machine.Read.All"]);
+    }
+
+    #[test]
+    fn bad_specs_name_what_is_wrong() {
+        let e = Faults::parse("429=2").unwrap_err().to_string();
+        assert!(e.contains("outside 0..1"), "{e}");
+        let e = Faults::parse("teapot=1").unwrap_err().to_string();
+        assert!(e.contains("unknown fault 'teapot'"), "{e}");
+        let e = Faults::parse("forbid=mail").unwrap_err().to_string();
+        assert!(e.contains("unknown source 'mail'"), "{e}");
+        assert!(ThrottleSpec::parse("graph=abc").is_err());
+    }
+
+    #[test]
+    fn throttle_spends_a_budget_per_window() {
+        let spec = ThrottleSpec::parse("graph=2/10s").unwrap();
+        let mut t = Throttle::default();
+        assert!(t.admit(&spec, "app", Service::Graph).is_ok());
+        assert!(t.admit(&spec, "app", Service::Graph).is_ok());
+        let wait = t.admit(&spec, "app", Service::Graph).unwrap_err();
+        assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
+        assert!(t.admit(&spec, "other-app", Service::Graph).is_ok());
+    }
+}

@@ -1,0 +1,18 @@
+//! The simulated Microsoft tenant: a deterministic generator of a coherent
+//! tenant at any size, served over loopback HTTP with the real services'
+//! paths, JSON shapes, paging, errors and throttling. `tenx demo`, the
+//! integration tests and the benchmarks all run the real fetch against it.
+
+pub mod knobs;
+pub mod manifest;
+mod names;
+pub mod render;
+mod rng;
+pub mod server;
+pub mod tenant;
+pub mod token;
+
+pub use knobs::{Faults, ThrottleSpec};
+pub use manifest::Manifest;
+pub use server::{RunningTenant, ServerOptions, serve};
+pub use tenant::{FakeParams, FakeTenant};

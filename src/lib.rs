@@ -1,0 +1,6 @@
+//! tenx: a read-only terminal explorer for Microsoft tenants.
+#![deny(clippy::unwrap_used)]
+#![recursion_limit = "256"]
+
+pub mod fake;
+pub mod model;

@@ -1,0 +1,172 @@
+//! The `tenx` command line: parsing and dispatch only.
+#![deny(clippy::unwrap_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, ServerOptions, ThrottleSpec};
+
+#[derive(Parser)]
+#[command(name = "tenx", version, about = "A fast, read-only terminal explorer for Microsoft tenants")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
+    FakeTenant(FakeTenantArgs),
+}
+
+#[derive(Args, Clone)]
+struct SizeArgs {
+    /// Random seed: the same seed gives the same tenant.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Users; every other size scales with it unless overridden.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    #[arg(long)]
+    groups: Option<usize>,
+    #[arg(long)]
+    devices: Option<usize>,
+    #[arg(long)]
+    service_principals: Option<usize>,
+    #[arg(long)]
+    subscriptions: Option<usize>,
+    #[arg(long)]
+    resources: Option<usize>,
+}
+
+impl SizeArgs {
+    fn params(&self) -> FakeParams {
+        FakeParams {
+            seed: self.seed,
+            users: self.users,
+            groups: self.groups,
+            devices: self.devices,
+            service_principals: self.service_principals,
+            subscriptions: self.subscriptions,
+            resources: self.resources,
+        }
+    }
+}
+
+#[derive(Args)]
+struct FakeTenantArgs {
+    #[command(flatten)]
+    size: SizeArgs,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Enforce per-app request budgets and answer 429 with Retry-After.
+    /// Without a value: the documented budgets; or e.g. `graph=2000/10s,defender=100/60s,arm=250/10s`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    throttle: Option<String>,
+    /// Injected faults, e.g. `429=0.1,503=0.05,drop=0.01,forbid=defender,expire=30,malformed-at=/defender/api/machines`.
+    #[arg(long, default_value = "")]
+    faults: String,
+    /// Answer the right client secret with "expired" (AADSTS7000222).
+    #[arg(long)]
+    secret_expired: bool,
+    /// Append "METHOD PATH STATUS" for every request to this file.
+    #[arg(long)]
+    request_log: Option<PathBuf>,
+    /// Write the ground truth (counts per entity and relationship _type) to this file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tenx: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
+    let faults = Faults::parse(&args.faults)?;
+    let throttle = match &args.throttle {
+        None => None,
+        Some(spec) => Some(ThrottleSpec::parse(spec)?),
+    };
+    let tenant = FakeTenant::generate(args.size.params());
+    if let Some(path) = &args.manifest {
+        let manifest = Manifest::of(&tenant);
+        let json = serde_json::to_string_pretty(&manifest)?;
+        write_atomic(path, json.as_bytes())
+            .with_context(|| format!("cannot write manifest {}", path.display()))?;
+    }
+    let options = ServerOptions {
+        latency: Duration::from_millis(args.latency_ms),
+        throttle,
+        faults,
+        request_log: args.request_log.clone(),
+        secret_expired: args.secret_expired,
+    };
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
+    let running = tenx::fake::serve(tenant, addr, options).await?;
+    for (k, v) in running.env() {
+        println!("{k}={v}");
+    }
+    eprintln!(
+        "tenx fake-tenant: {} users, {} devices, {} machines, {} resources on {} (Ctrl-C to stop)",
+        running.tenant.users.len(),
+        running.tenant.devices.len(),
+        running.tenant.machines.len(),
+        running.tenant.resources.len(),
+        running.base_url()
+    );
+    wait_for_stop().await;
+    running.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Writes a whole file or nothing: a temporary file beside it, then a rename.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,8 @@
+//! The tenant as one graph: entity kinds, relationship verbs, `TenantGraph`.
+//! Depends on nothing else of ours.
+
+mod graph;
+mod kind;
+
+pub use graph::{Edge, Entity, EntityId, RelRecord, TenantGraph};
+pub use kind::{ARM_TYPES, EntityKind, Verb, relationship_type};
