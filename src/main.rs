@@ -1,5 +1,5 @@
 //! The `tenx` command line: parsing and dispatch only.
-#![deny(clippy::unwrap_used)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, ServerOptions, ThrottleSpec};
 
 #[derive(Parser)]
-#[command(name = "tenx", version, about = "A fast, read-only terminal explorer for Microsoft tenants")]
+#[command(
+    name = "tenx",
+    version,
+    about = "A fast, read-only terminal explorer for Microsoft tenants"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,8 +166,14 @@ async fn wait_for_stop() {
 /// Writes a whole file or nothing: a temporary file beside it, then a rename.
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;

@@ -177,7 +177,8 @@ impl ThrottleSpec {
                 "arm" => Service::Arm,
                 _ => bail!("--throttle: unknown service '{svc}' (graph, defender, arm)"),
             };
-            t.budgets.insert(svc, (n.max(1), Duration::from_secs_f64(secs.max(0.001))));
+            t.budgets
+                .insert(svc, (n.max(1), Duration::from_secs_f64(secs.max(0.001))));
         }
         Ok(t)
     }

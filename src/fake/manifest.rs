@@ -22,12 +22,18 @@ pub struct Manifest {
 impl Manifest {
     fn entity(&mut self, kind: EntityKind, n: usize) {
         if n > 0 {
-            *self.entities.entry(kind.type_name().to_string()).or_default() += n;
+            *self
+                .entities
+                .entry(kind.type_name().to_string())
+                .or_default() += n;
         }
     }
     fn rel(&mut self, from: EntityKind, verb: Verb, to: EntityKind, n: usize) {
         if n > 0 {
-            *self.relationships.entry(relationship_type(from, verb, to)).or_default() += n;
+            *self
+                .relationships
+                .entry(relationship_type(from, verb, to))
+                .or_default() += n;
         }
     }
 
@@ -47,8 +53,18 @@ impl Manifest {
         m.entity(K::AzureUserGroup, t.groups.len());
         m.entity(K::AzureServicePrincipal, t.service_principals.len());
         m.rel(K::AzureAccount, Verb::Has, K::AzureUser, t.users.len());
-        m.rel(K::AzureAccount, Verb::Has, K::AzureUserGroup, t.groups.len());
-        m.rel(K::AzureAccount, Verb::Has, K::AzureServicePrincipal, t.service_principals.len());
+        m.rel(
+            K::AzureAccount,
+            Verb::Has,
+            K::AzureUserGroup,
+            t.groups.len(),
+        );
+        m.rel(
+            K::AzureAccount,
+            Verb::Has,
+            K::AzureServicePrincipal,
+            t.service_principals.len(),
+        );
 
         let mut other_members = HashSet::new();
         for g in &t.groups {
@@ -81,17 +97,46 @@ impl Manifest {
             if d.user.is_some() {
                 m.rel(K::AzureUser, Verb::Owns, kind, 1);
             }
-            m.rel(K::IntuneHostAgent, Verb::Assigned, K::IntuneCompliancePolicy, d.policy_states.len());
-            m.rel(K::IntuneHostAgent, Verb::Assigned, K::IntuneDeviceConfiguration, d.config_states.len());
-            let findings = d.policy_states.iter().filter(|s| s.status.is_finding()).count();
+            m.rel(
+                K::IntuneHostAgent,
+                Verb::Assigned,
+                K::IntuneCompliancePolicy,
+                d.policy_states.len(),
+            );
+            m.rel(
+                K::IntuneHostAgent,
+                Verb::Assigned,
+                K::IntuneDeviceConfiguration,
+                d.config_states.len(),
+            );
+            let findings = d
+                .policy_states
+                .iter()
+                .filter(|s| s.status.is_finding())
+                .count();
             m.entity(K::IntuneNoncomplianceFinding, findings);
             m.rel(kind, Verb::Has, K::IntuneNoncomplianceFinding, findings);
-            m.rel(K::IntuneCompliancePolicy, Verb::Identified, K::IntuneNoncomplianceFinding, findings);
+            m.rel(
+                K::IntuneCompliancePolicy,
+                Verb::Identified,
+                K::IntuneNoncomplianceFinding,
+                findings,
+            );
             if findings > 0 {
                 m.noncompliant_devices.push(d.id.clone());
             }
-            m.rel(kind, Verb::Installed, K::IntuneDetectedApplication, d.apps.len());
-            m.rel(kind, Verb::Assigned, K::IntuneManagedApplication, d.managed_apps.len());
+            m.rel(
+                kind,
+                Verb::Installed,
+                K::IntuneDetectedApplication,
+                d.apps.len(),
+            );
+            m.rel(
+                kind,
+                Verb::Assigned,
+                K::IntuneManagedApplication,
+                d.managed_apps.len(),
+            );
         }
         m.noncompliant_devices.sort();
         for app in &t.mobile_apps {
@@ -100,46 +145,96 @@ impl Manifest {
                 .iter()
                 .filter(|d| super::names::SOFTWARE[d.software as usize].0 == app.name)
                 .count();
-            m.rel(K::IntuneManagedApplication, Verb::Manages, K::IntuneDetectedApplication, same_name);
+            m.rel(
+                K::IntuneManagedApplication,
+                Verb::Manages,
+                K::IntuneDetectedApplication,
+                same_name,
+            );
         }
 
         // Defender
         m.entity(K::DefenderMachine, t.machines.len());
-        m.rel(K::AzureAccount, Verb::Has, K::DefenderMachine, t.machines.len());
+        m.rel(
+            K::AzureAccount,
+            Verb::Has,
+            K::DefenderMachine,
+            t.machines.len(),
+        );
         let mut cves = HashSet::new();
         let mut logons = HashSet::new();
         for machine in &t.machines {
             if let Some(d) = machine.device {
-                m.rel(K::DefenderMachine, Verb::Manages, t.devices[d as usize].kind(), 1);
+                m.rel(
+                    K::DefenderMachine,
+                    Verb::Manages,
+                    t.devices[d as usize].kind(),
+                    1,
+                );
             }
             m.entity(K::DefenderVulnerability, machine.vulns.len());
-            m.rel(K::DefenderMachine, Verb::Identified, K::DefenderVulnerability, machine.vulns.len());
-            m.rel(K::DefenderVulnerability, Verb::Is, K::Cve, machine.vulns.len());
+            m.rel(
+                K::DefenderMachine,
+                Verb::Identified,
+                K::DefenderVulnerability,
+                machine.vulns.len(),
+            );
+            m.rel(
+                K::DefenderVulnerability,
+                Verb::Is,
+                K::Cve,
+                machine.vulns.len(),
+            );
             cves.extend(machine.vulns.iter().copied());
             let distinct: HashSet<&u32> = machine.logons.iter().collect();
-            m.rel(K::DefenderMachine, Verb::Has, K::DefenderLogonUser, distinct.len());
+            m.rel(
+                K::DefenderMachine,
+                Verb::Has,
+                K::DefenderLogonUser,
+                distinct.len(),
+            );
             logons.extend(distinct);
         }
         m.entity(K::Cve, cves.len());
         m.entity(K::DefenderLogonUser, logons.len());
-        let matched = logons.iter().filter(|&&&l| t.logon_users[l as usize].user.is_some()).count();
+        let matched = logons
+            .iter()
+            .filter(|&&&l| t.logon_users[l as usize].user.is_some())
+            .count();
         m.rel(K::DefenderLogonUser, Verb::Is, K::AzureUser, matched);
 
         // Azure
         m.entity(K::AzureSubscription, t.subscriptions.len());
-        m.rel(K::AzureAccount, Verb::Has, K::AzureSubscription, t.subscriptions.len());
+        m.rel(
+            K::AzureAccount,
+            Verb::Has,
+            K::AzureSubscription,
+            t.subscriptions.len(),
+        );
         m.entity(K::AzureResourceGroup, t.resource_groups.len());
-        m.rel(K::AzureSubscription, Verb::Has, K::AzureResourceGroup, t.resource_groups.len());
+        m.rel(
+            K::AzureSubscription,
+            Verb::Has,
+            K::AzureResourceGroup,
+            t.resource_groups.len(),
+        );
         let mut ids = std::collections::HashMap::new();
-        for r in &t.resources {
+        let mut by_id = std::collections::HashMap::new();
+        for (i, r) in t.resources.iter().enumerate() {
             let kind = EntityKind::for_arm_type(r.arm_type);
-            ids.insert(t.resource_id(r).to_lowercase(), kind);
+            let id = t.resource_id(r).to_lowercase();
+            by_id.insert(id.clone(), i);
+            ids.insert(id, kind);
             m.entity(kind, 1);
             m.rel(K::AzureResourceGroup, Verb::Has, kind, 1);
         }
         let id_list = |v: &serde_json::Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|x| x["id"].as_str().map(str::to_lowercase)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["id"].as_str().map(str::to_lowercase))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for r in &t.resources {
@@ -158,8 +253,12 @@ impl Manifest {
                     }
                     // The VM's public IPs are those of its NICs.
                     for nic in nics {
-                        if let Some(nr) = t.resources.iter().find(|x| t.resource_id(x).to_lowercase() == nic) {
-                            for cfg in nr.properties["ipConfigurations"].as_array().into_iter().flatten() {
+                        if let Some(&ni) = by_id.get(&nic) {
+                            for cfg in t.resources[ni].properties["ipConfigurations"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                            {
                                 if cfg["properties"]["publicIPAddress"]["id"].is_string() {
                                     m.rel(K::AzureVm, Verb::Uses, K::AzurePublicIp, 1);
                                 }
@@ -168,19 +267,37 @@ impl Manifest {
                     }
                 }
                 K::AzureSecurityGroup => {
-                    m.rel(K::AzureSecurityGroup, Verb::Protects, K::AzureNic, id_list(&p["networkInterfaces"]).len());
-                    m.rel(K::AzureSecurityGroup, Verb::Protects, K::AzureSubnet, id_list(&p["subnets"]).len());
+                    m.rel(
+                        K::AzureSecurityGroup,
+                        Verb::Protects,
+                        K::AzureNic,
+                        id_list(&p["networkInterfaces"]).len(),
+                    );
+                    m.rel(
+                        K::AzureSecurityGroup,
+                        Verb::Protects,
+                        K::AzureSubnet,
+                        id_list(&p["subnets"]).len(),
+                    );
                 }
                 _ => {}
             }
         }
-        m.entity(K::AzureRoleDefinition, t.subscriptions.len() * t.role_definitions.len());
+        m.entity(
+            K::AzureRoleDefinition,
+            t.subscriptions.len() * t.role_definitions.len(),
+        );
         m.entity(K::AzureRoleAssignment, t.role_assignments.len());
         let users: HashSet<&str> = t.users.iter().map(|u| u.id.as_str()).collect();
         let groups: HashSet<&str> = t.groups.iter().map(|g| g.id.as_str()).collect();
         let sps: HashSet<&str> = t.service_principals.iter().map(|s| s.id.as_str()).collect();
         for a in &t.role_assignments {
-            m.rel(K::AzureRoleAssignment, Verb::Uses, K::AzureRoleDefinition, 1);
+            m.rel(
+                K::AzureRoleAssignment,
+                Verb::Uses,
+                K::AzureRoleDefinition,
+                1,
+            );
             let p = a.principal_id.as_str();
             let principal = if users.contains(p) {
                 Some(K::AzureUser)

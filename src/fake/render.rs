@@ -16,9 +16,9 @@ pub fn ts(secs: i64) -> String {
 
 /// Defender writes seven fractional digits.
 fn ts7(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.7fZ").to_string())
-        .unwrap_or_default()
+    let base = ts(secs);
+    let whole = base.trim_end_matches('Z');
+    format!("{whole}.{:07}Z", secs.rem_euclid(9_999_991) % 10_000_000)
 }
 
 const NEVER: &str = "0001-01-01T00:00:00Z";
@@ -305,7 +305,9 @@ pub fn compliance_policy(t: &FakeTenant, i: usize) -> Value {
 pub fn device_status(t: &FakeTenant, device: usize, policy_id: &str, status: &str) -> Value {
     let d = &t.devices[device];
     let owner = d.user.map(|u| &t.users[u as usize]);
-    let user_id = owner.map(|u| u.id.as_str()).unwrap_or("00000000-0000-0000-0000-000000000000");
+    let user_id = owner
+        .map(|u| u.id.as_str())
+        .unwrap_or("00000000-0000-0000-0000-000000000000");
     json!({
         "id": format!("{user_id}_{policy_id}_{}", d.id),
         "deviceDisplayName": d.name,

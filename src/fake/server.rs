@@ -105,10 +105,13 @@ pub async fn serve(
         )),
         None => None,
     };
-    let sim = Arc::new(Sim::new(tenant.clone(), format!("http://{addr}"), options, log));
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(sim.clone());
+    let sim = Arc::new(Sim::new(
+        tenant.clone(),
+        format!("http://{addr}"),
+        options,
+        log,
+    ));
+    let app = axum::Router::new().fallback(handle).with_state(sim.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -190,7 +193,10 @@ impl IntoResponse for Reply {
         let mut resp = Response::new(body);
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         for (k, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.insert(k, v);
@@ -244,7 +250,9 @@ struct Index {
 impl Index {
     fn new(t: &FakeTenant) -> Index {
         let ids = |it: &mut dyn Iterator<Item = String>| -> HashMap<String, usize> {
-            it.enumerate().map(|(i, id)| (id.to_lowercase(), i)).collect()
+            it.enumerate()
+                .map(|(i, id)| (id.to_lowercase(), i))
+                .collect()
         };
         let mut policy_devices = vec![Vec::new(); t.compliance_policies.len()];
         let mut config_devices = vec![Vec::new(); t.configurations.len()];
@@ -265,7 +273,10 @@ impl Index {
         for (i, r) in t.resources.iter().enumerate() {
             resources_of_sub[r.sub as usize].push(i);
             resources_of_rg
-                .entry((r.sub as usize, t.resource_groups[r.rg as usize].name.to_lowercase()))
+                .entry((
+                    r.sub as usize,
+                    t.resource_groups[r.rg as usize].name.to_lowercase(),
+                ))
                 .or_default()
                 .push(i);
         }
@@ -328,7 +339,12 @@ fn request_id(rng: &mut Rng) -> String {
 }
 
 impl Sim {
-    fn new(t: Arc<FakeTenant>, base: String, options: ServerOptions, log: Option<Mutex<std::fs::File>>) -> Sim {
+    fn new(
+        t: Arc<FakeTenant>,
+        base: String,
+        options: ServerOptions,
+        log: Option<Mutex<std::fs::File>>,
+    ) -> Sim {
         let mut rng = Rng::new(t.params.seed ^ 0xFA17);
         Sim {
             ix: Index::new(&t),
@@ -351,13 +367,25 @@ impl Sim {
     fn log(&self, method: &Method, path: &str, query: &str, status: StatusCode) {
         if let Some(log) = &self.log {
             if let Ok(mut f) = log.lock() {
-                let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+                let q = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
                 let _ = writeln!(f, "{method} {path}{q} {}", status.as_u16());
             }
         }
     }
 
-    fn dispatch(&self, method: &Method, path: &str, raw_query: &str, headers: &HeaderMap, body: &[u8], in_batch: bool) -> Reply {
+    fn dispatch(
+        &self,
+        method: &Method,
+        path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        in_batch: bool,
+    ) -> Reply {
         if let Ok(mut c) = self.counter.lock() {
             *c += 1;
         }
@@ -381,9 +409,15 @@ impl Sim {
         }
         // Only reads exist here: GET, Graph $batch and Resource Graph queries.
         let read_post = (svc == Service::Graph && rest.ends_with("/$batch") && !in_batch)
-            || (svc == Service::Arm && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"));
+            || (svc == Service::Arm
+                && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"));
         if !(method == Method::GET || (method == Method::POST && read_post)) {
-            return self.error(svc, StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.");
+            return self.error(
+                svc,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            );
         }
         let claims = match self.authenticate(svc, headers) {
             Ok(c) => c,
@@ -398,20 +432,41 @@ impl Sim {
         }
         let f = &self.options.faults;
         if !in_batch && self.roll(f.rate_drop) {
-            return Reply { status: StatusCode::OK, headers: vec![], body: ReplyBody::Drop };
+            return Reply {
+                status: StatusCode::OK,
+                headers: vec![],
+                body: ReplyBody::Drop,
+            };
         }
         if self.roll(f.rate_429) {
             return self.throttled(svc, None);
         }
         if self.roll(f.rate_503) {
-            return self.with_retry_after(self.error(svc, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable. Please retry."), None);
+            return self.with_retry_after(
+                self.error(
+                    svc,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry.",
+                ),
+                None,
+            );
         }
         if self.roll(f.rate_500) {
-            return self.error(svc, StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "An internal server error occurred.");
+            return self.error(
+                svc,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "An internal server error occurred.",
+            );
         }
         let roles: Vec<String> = claims["roles"]
             .as_array()
-            .map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         let reply = match svc {
             Service::Graph => self.graph(method, rest, &query, body, &roles, headers),
@@ -420,14 +475,23 @@ impl Sim {
             Service::Login => unreachable_reply(),
         };
         if reply.status == StatusCode::OK && matches!(reply.body, ReplyBody::Json(_)) {
-            let first_page = !raw_query.to_ascii_lowercase().contains("skiptoken") && !raw_query.contains("$skip=");
-            let targeted = f.malformed_at.iter().any(|p| path.starts_with(p.as_str())) && first_page;
+            let first_page = !raw_query.to_ascii_lowercase().contains("skiptoken")
+                && !raw_query.contains("$skip=");
+            let targeted =
+                f.malformed_at.iter().any(|p| path.starts_with(p.as_str())) && first_page;
             if targeted || self.roll(f.rate_malformed) {
                 if let ReplyBody::Json(v) = &reply.body {
                     let s = v.to_string();
                     let cut = s.len() / 2;
-                    let cut = (0..=cut).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-                    return Reply { status: reply.status, headers: reply.headers, body: ReplyBody::Raw(s[..cut].to_string()) };
+                    let cut = (0..=cut)
+                        .rev()
+                        .find(|&i| s.is_char_boundary(i))
+                        .unwrap_or(0);
+                    return Reply {
+                        status: reply.status,
+                        headers: reply.headers,
+                        body: ReplyBody::Raw(s[..cut].to_string()),
+                    };
                 }
             }
         }
@@ -435,10 +499,18 @@ impl Sim {
     }
 
     fn error(&self, svc: Service, status: StatusCode, code: &str, message: &str) -> Reply {
-        let rid = self.rng.lock().map(|mut r| request_id(&mut r)).unwrap_or_default();
+        let rid = self
+            .rng
+            .lock()
+            .map(|mut r| request_id(&mut r))
+            .unwrap_or_default();
         let body = match svc {
-            Service::Graph => json!({"error": {"code": code, "message": message, "innerError": {"date": render::ts(now_unix()), "request-id": rid, "client-request-id": rid}}}),
-            Service::Defender => json!({"error": {"code": code, "message": message, "target": rid}}),
+            Service::Graph => {
+                json!({"error": {"code": code, "message": message, "innerError": {"date": render::ts(now_unix()), "request-id": rid, "client-request-id": rid}}})
+            }
+            Service::Defender => {
+                json!({"error": {"code": code, "message": message, "target": rid}})
+            }
             _ => json!({"error": {"code": code, "message": message}}),
         };
         Reply::json(status, body).header("request-id", rid)
@@ -446,9 +518,16 @@ impl Sim {
 
     fn with_retry_after(&self, reply: Reply, wait: Option<Duration>) -> Reply {
         match (&self.options.faults.retry_after, wait) {
-            (_, Some(w)) => reply.header("Retry-After", format!("{}", w.as_secs_f64().ceil().max(1.0) as u64)),
+            (_, Some(w)) => reply.header(
+                "Retry-After",
+                format!("{}", w.as_secs_f64().ceil().max(1.0) as u64),
+            ),
             (RetryAfter::Seconds(s), None) => {
-                let v = if s.fract() == 0.0 { format!("{}", *s as u64) } else { format!("{s}") };
+                let v = if s.fract() == 0.0 {
+                    format!("{}", *s as u64)
+                } else {
+                    format!("{s}")
+                };
                 reply.header("Retry-After", v)
             }
             (RetryAfter::None, None) => reply,
@@ -461,9 +540,18 @@ impl Sim {
 
     fn throttled(&self, svc: Service, wait: Option<Duration>) -> Reply {
         let (code, msg) = match svc {
-            Service::Graph => ("TooManyRequests", "Too many requests. Please try again later."),
-            Service::Defender => ("TooManyRequests", "API calls quota exceeded! Maximum allowed calls per minute have been reached."),
-            _ => ("TooManyRequests", "The request is being throttled as the limit has been reached for operation type - Read."),
+            Service::Graph => (
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            ),
+            Service::Defender => (
+                "TooManyRequests",
+                "API calls quota exceeded! Maximum allowed calls per minute have been reached.",
+            ),
+            _ => (
+                "TooManyRequests",
+                "The request is being throttled as the limit has been reached for operation type - Read.",
+            ),
         };
         let mut r = self.error(svc, StatusCode::TOO_MANY_REQUESTS, code, msg);
         if svc == Service::Arm {
@@ -495,31 +583,74 @@ impl Sim {
         )
     }
 
-    fn token_endpoint(&self, method: &Method, rest: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+    fn token_endpoint(
+        &self,
+        method: &Method,
+        rest: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Reply {
         let t = &self.t;
         let Some(tenant) = rest.strip_suffix("/oauth2/v2.0/token") else {
-            return Reply::json(StatusCode::NOT_FOUND, json!({"error": "not_found", "error_description": format!("No endpoint at /login/{rest}. The token endpoint is /login/{{tenant}}/oauth2/v2.0/token.")}));
+            return Reply::json(
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "error_description": format!("No endpoint at /login/{rest}. The token endpoint is /login/{{tenant}}/oauth2/v2.0/token.")}),
+            );
         };
         if method != Method::POST {
-            return self.aadsts(StatusCode::BAD_REQUEST, "invalid_request", 900561, "The endpoint only accepts POST requests. Received a GET request.".into());
+            return self.aadsts(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900561,
+                "The endpoint only accepts POST requests. Received a GET request.".into(),
+            );
         }
-        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !ct.starts_with("application/x-www-form-urlencoded") {
-            return self.aadsts(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.".into());
+            return self.aadsts(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.".into(),
+            );
         }
-        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-        let tenant_ok = tenant.eq_ignore_ascii_case(&t.tenant_id) || tenant.eq_ignore_ascii_case(&t.domain);
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        let tenant_ok =
+            tenant.eq_ignore_ascii_case(&t.tenant_id) || tenant.eq_ignore_ascii_case(&t.domain);
         if !tenant_ok {
             return self.aadsts(StatusCode::BAD_REQUEST, "invalid_request", 90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."));
         }
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => {}
-            None => return self.aadsts(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.".into()),
-            Some(other) => return self.aadsts(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{other}'.")),
+            None => {
+                return self.aadsts(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'grant_type'.".into(),
+                );
+            }
+            Some(other) => {
+                return self.aadsts(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    70003,
+                    format!("The app requested an unsupported grant type '{other}'."),
+                );
+            }
         }
         let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
         if client_id.is_empty() {
-            return self.aadsts(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.".into());
+            return self.aadsts(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.".into(),
+            );
         }
         if !client_id.eq_ignore_ascii_case(&t.client_id) {
             return self.aadsts(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", t.org_name));
@@ -539,11 +670,35 @@ impl Sim {
             return self.aadsts(StatusCode::BAD_REQUEST, "invalid_scope", 1002012, format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
         };
         let resource = resource.trim_end_matches('/');
-        let (aud, svc_roles): (&str, &[&str]) = if is_resource(resource, &["graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"]) {
+        let (aud, svc_roles): (&str, &[&str]) = if is_resource(
+            resource,
+            &[
+                "graph.microsoft.com",
+                "graph.microsoft.us",
+                "dod-graph.microsoft.us",
+                "microsoftgraph.chinacloudapi.cn",
+            ],
+        ) {
             (token::AUD_GRAPH, token::GRAPH_ROLES)
-        } else if is_resource(resource, &["api.securitycenter.microsoft.com", "api.security.microsoft.com", "api-gcc.securitycenter.microsoft.us", "api-gov.securitycenter.microsoft.us"]) {
+        } else if is_resource(
+            resource,
+            &[
+                "api.securitycenter.microsoft.com",
+                "api.security.microsoft.com",
+                "api-gcc.securitycenter.microsoft.us",
+                "api-gov.securitycenter.microsoft.us",
+            ],
+        ) {
             (token::AUD_DEFENDER, token::DEFENDER_ROLES)
-        } else if is_resource(resource, &["management.azure.com", "management.core.windows.net", "management.usgovcloudapi.net", "management.chinacloudapi.cn"]) {
+        } else if is_resource(
+            resource,
+            &[
+                "management.azure.com",
+                "management.core.windows.net",
+                "management.usgovcloudapi.net",
+                "management.chinacloudapi.cn",
+            ],
+        ) {
             (token::AUD_ARM, &[])
         } else {
             return self.aadsts(StatusCode::BAD_REQUEST, "invalid_resource", 500011, format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", t.org_name));
@@ -555,7 +710,14 @@ impl Sim {
             .filter(|r| !f.forbid.iter().any(|s| source_roles(*s).contains(r)))
             .map(|r| r.to_string())
             .collect();
-        let claims = token::claims(aud, &t.tenant_id, &t.client_id, &self.app_oid, &roles, now_unix());
+        let claims = token::claims(
+            aud,
+            &t.tenant_id,
+            &t.client_id,
+            &self.app_oid,
+            &roles,
+            now_unix(),
+        );
         let mut claims = claims;
         if aud == token::AUD_ARM {
             if let Some(o) = claims.as_object_mut() {
@@ -573,20 +735,37 @@ impl Sim {
     fn authenticate(&self, svc: Service, headers: &HeaderMap) -> Result<Value, Reply> {
         let unauthorized = |code: &str, msg: &str| {
             let mut r = self.error(svc, StatusCode::UNAUTHORIZED, code, msg);
-            r = r.header("WWW-Authenticate", format!("Bearer realm=\"\", error=\"invalid_token\", error_description=\"{msg}\""));
+            r = r.header(
+                "WWW-Authenticate",
+                format!("Bearer realm=\"\", error=\"invalid_token\", error_description=\"{msg}\""),
+            );
             r
         };
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let Some(tok) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")) else {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(tok) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+        else {
             return Err(match svc {
-                Service::Arm => unauthorized("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."),
+                Service::Arm => unauthorized(
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                ),
                 _ => unauthorized("InvalidAuthenticationToken", "Access token is empty."),
             });
         };
         let Some(claims) = token::verify(self.key, tok.trim()) else {
             return Err(match svc {
-                Service::Arm => unauthorized("InvalidAuthenticationToken", "The access token is invalid."),
-                _ => unauthorized("InvalidAuthenticationToken", "IDX14100: JWT is not well formed."),
+                Service::Arm => {
+                    unauthorized("InvalidAuthenticationToken", "The access token is invalid.")
+                }
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    "IDX14100: JWT is not well formed.",
+                ),
             });
         };
         let expected = match svc {
@@ -597,8 +776,18 @@ impl Sim {
         let aud = claims["aud"].as_str().unwrap_or("");
         if aud.trim_end_matches('/') != expected {
             return Err(match svc {
-                Service::Arm => unauthorized("InvalidAuthenticationTokenAudience", &format!("The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{expected}', '{expected}/'.")),
-                _ => unauthorized("InvalidAuthenticationToken", &format!("Invalid audience '{aud}'. The token was issued for another resource.")),
+                Service::Arm => unauthorized(
+                    "InvalidAuthenticationTokenAudience",
+                    &format!(
+                        "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{expected}', '{expected}/'."
+                    ),
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    &format!(
+                        "Invalid audience '{aud}'. The token was issued for another resource."
+                    ),
+                ),
             });
         }
         let iat = claims["iat"].as_i64().unwrap_or(0);
@@ -618,8 +807,14 @@ impl Sim {
                 .is_some_and(|d| now_f >= iat as f64 + d.as_secs_f64().max(1.0));
         if expired {
             return Err(match svc {
-                Service::Arm => unauthorized("ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."),
-                _ => unauthorized("InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."),
+                Service::Arm => unauthorized(
+                    "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.",
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.",
+                ),
             });
         }
         Ok(claims)
@@ -630,7 +825,16 @@ impl Sim {
     /// An OData collection page. Graph style pages with an opaque
     /// `$skiptoken`; Defender style with `$skip`.
     #[allow(clippy::too_many_arguments)]
-    fn odata_page(&self, svc: Service, path: &str, q: &Query, total: usize, default_top: usize, max_top: usize, render: &dyn Fn(usize) -> Value) -> Reply {
+    fn odata_page(
+        &self,
+        svc: Service,
+        path: &str,
+        q: &Query,
+        total: usize,
+        default_top: usize,
+        max_top: usize,
+        render: &dyn Fn(usize) -> Value,
+    ) -> Reply {
         let top = match q.get("$top") {
             None => default_top,
             Some(v) => match v.parse::<usize>() {
@@ -650,11 +854,20 @@ impl Sim {
                 None => 0,
                 Some(tok) => match decode_skiptoken(tok) {
                     Some(n) => n,
-                    None => return self.error(svc, StatusCode::BAD_REQUEST, "Request_BadRequest", "The specified page token value has expired or is invalid."),
+                    None => {
+                        return self.error(
+                            svc,
+                            StatusCode::BAD_REQUEST,
+                            "Request_BadRequest",
+                            "The specified page token value has expired or is invalid.",
+                        );
+                    }
                 },
             }
         };
-        let select: Option<Vec<String>> = q.get("$select").map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        let select: Option<Vec<String>> = q
+            .get("$select")
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
         let filter = q.get("$filter").and_then(parse_eq_filter);
         let mut items = Vec::new();
         let mut next_offset = None;
@@ -663,7 +876,10 @@ impl Sim {
             let mut matched = 0;
             for i in 0..total {
                 let v = render(i);
-                if v[field.as_str()].as_str().is_some_and(|s| s.eq_ignore_ascii_case(value)) {
+                if v[field.as_str()]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(value))
+                {
                     if matched >= offset && items.len() < top {
                         items.push(v);
                     } else if items.len() == top {
@@ -685,22 +901,38 @@ impl Sim {
         if let Some(sel) = &select {
             for v in items.iter_mut() {
                 if let Some(o) = v.as_object_mut() {
-                    o.retain(|k, _| k == "id" || k == "@odata.type" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)));
+                    o.retain(|k, _| {
+                        k == "id"
+                            || k == "@odata.type"
+                            || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+                    });
                 }
             }
         }
         let context = match svc {
-            Service::Defender => format!("{}/defender/api/$metadata#{}", self.base, path.rsplit('/').next().unwrap_or("")),
-            _ => format!("{}/graph/v1.0/$metadata#{}", self.base, path.trim_start_matches('/').split('/').next_back().unwrap_or("")),
+            Service::Defender => format!(
+                "{}/defender/api/$metadata#{}",
+                self.base,
+                path.rsplit('/').next().unwrap_or("")
+            ),
+            _ => format!(
+                "{}/graph/v1.0/$metadata#{}",
+                self.base,
+                path.trim_start_matches('/')
+                    .split('/')
+                    .next_back()
+                    .unwrap_or("")
+            ),
         };
         let mut out = json!({"@odata.context": context, "value": items});
         if let Some(next) = next_offset {
-            let mut params: Vec<(String, String)> = q
-                .0
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken") && !k.eq_ignore_ascii_case("$skip"))
-                .cloned()
-                .collect();
+            let mut params: Vec<(String, String)> =
+                q.0.iter()
+                    .filter(|(k, _)| {
+                        !k.eq_ignore_ascii_case("$skiptoken") && !k.eq_ignore_ascii_case("$skip")
+                    })
+                    .cloned()
+                    .collect();
             if q.get("$top").is_none() && svc == Service::Graph {
                 params.push(("$top".into(), top.to_string()));
             }
@@ -712,39 +944,84 @@ impl Sim {
                 Service::Defender => "/defender",
                 _ => "/graph",
             };
-            out["@odata.nextLink"] = json!(format!("{}{prefix}{path}?{}", self.base, encode_query(&params)));
+            out["@odata.nextLink"] = json!(format!(
+                "{}{prefix}{path}?{}",
+                self.base,
+                encode_query(&params)
+            ));
         }
         Reply::ok(out)
     }
 
     // ---- Graph ------------------------------------------------------------
 
-    fn graph(&self, method: &Method, rest: &str, q: &Query, body: &[u8], roles: &[String], headers: &HeaderMap) -> Reply {
+    fn graph(
+        &self,
+        method: &Method,
+        rest: &str,
+        q: &Query,
+        body: &[u8],
+        roles: &[String],
+        headers: &HeaderMap,
+    ) -> Reply {
         let t = &*self.t;
         let (version, path) = if let Some(p) = rest.strip_prefix("/v1.0") {
             ("v1.0", p)
         } else if let Some(p) = rest.strip_prefix("/beta") {
             ("beta", p)
         } else {
-            return self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", &format!("Invalid version: {}", rest.trim_start_matches('/').split('/').next().unwrap_or("")));
+            return self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!(
+                    "Invalid version: {}",
+                    rest.trim_start_matches('/').split('/').next().unwrap_or("")
+                ),
+            );
         };
         if path == "/$batch" {
             if method != Method::POST {
-                return self.error(Service::Graph, StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.");
+                return self.error(
+                    Service::Graph,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                );
             }
             return self.batch(version, body, headers);
         }
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let has = |role: &str| roles.iter().any(|r| r == role);
         let dir_ok = has("Directory.Read.All");
-        let denied_dir = || self.error(Service::Graph, StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+        let denied_dir = || {
+            self.error(
+                Service::Graph,
+                StatusCode::FORBIDDEN,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        };
         let denied_intune = |scope: &str| {
             let op = self.rng.lock().map(|mut r| r.guid()).unwrap_or_default();
             self.error(Service::Graph, StatusCode::FORBIDDEN, "Forbidden", &format!("{{\"_version\": 3, \"Message\": \"Application is not authorized to perform this operation. Application must have one of the following scopes: {scope}, {} - Operation ID (for customer support): {op}\"}}", scope.replace(".Read.", ".ReadWrite.")))
         };
         let path_owned = path.to_string();
-        let page = |total: usize, default_top: usize, max_top: usize, render: &dyn Fn(usize) -> Value| self.odata_page(Service::Graph, &format!("/{version}{path_owned}"), q, total, default_top, max_top, render);
-        let not_found = |id: &str| self.error(Service::Graph, StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."));
+        let page =
+            |total: usize, default_top: usize, max_top: usize, render: &dyn Fn(usize) -> Value| {
+                self.odata_page(
+                    Service::Graph,
+                    &format!("/{version}{path_owned}"),
+                    q,
+                    total,
+                    default_top,
+                    max_top,
+                    render,
+                )
+            };
+        let not_found = |id: &str| {
+            self.error(Service::Graph, StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."))
+        };
         let lookup = |map: &HashMap<String, usize>, id: &str| map.get(&id.to_lowercase()).copied();
         match segs.as_slice() {
             ["organization"] => {
@@ -753,17 +1030,33 @@ impl Sim {
                 }
                 page(1, 100, 999, &|_| render::organization(t))
             }
-            ["users"] => if dir_ok { page(t.users.len(), 100, 999, &|i| render::user(t, i)) } else { denied_dir() },
+            ["users"] => {
+                if dir_ok {
+                    page(t.users.len(), 100, 999, &|i| render::user(t, i))
+                } else {
+                    denied_dir()
+                }
+            }
             ["users", id] => {
                 if !dir_ok {
                     return denied_dir();
                 }
-                match t.users.iter().position(|u| u.id.eq_ignore_ascii_case(id) || u.upn.eq_ignore_ascii_case(id)) {
+                match t
+                    .users
+                    .iter()
+                    .position(|u| u.id.eq_ignore_ascii_case(id) || u.upn.eq_ignore_ascii_case(id))
+                {
                     Some(i) => Reply::ok(render::user(t, i)),
                     None => not_found(id),
                 }
             }
-            ["groups"] => if dir_ok { page(t.groups.len(), 100, 999, &|i| render::group(t, i)) } else { denied_dir() },
+            ["groups"] => {
+                if dir_ok {
+                    page(t.groups.len(), 100, 999, &|i| render::group(t, i))
+                } else {
+                    denied_dir()
+                }
+            }
             ["groups", id, "members"] => {
                 if !dir_ok {
                     return denied_dir();
@@ -776,15 +1069,38 @@ impl Sim {
                     None => not_found(id),
                 }
             }
-            ["servicePrincipals"] => if dir_ok { page(t.service_principals.len(), 100, 999, &|i| render::service_principal(t, i)) } else { denied_dir() },
+            ["servicePrincipals"] => {
+                if dir_ok {
+                    page(t.service_principals.len(), 100, 999, &|i| {
+                        render::service_principal(t, i)
+                    })
+                } else {
+                    denied_dir()
+                }
+            }
             ["deviceManagement", rest @ ..] => {
                 let devices_ok = has("DeviceManagementManagedDevices.Read.All");
                 let config_ok = has("DeviceManagementConfiguration.Read.All");
                 match rest {
-                    ["managedDevices"] => if devices_ok { page(t.devices.len(), 1000, 1000, &|i| render::managed_device(t, i)) } else { denied_intune("DeviceManagementManagedDevices.Read.All") },
-                    ["managedDevices", id] => if !devices_ok { denied_intune("DeviceManagementManagedDevices.Read.All") } else {
-                        match lookup(&self.ix.devices, id) { Some(d) => Reply::ok(render::managed_device(t, d)), None => not_found(id) }
-                    },
+                    ["managedDevices"] => {
+                        if devices_ok {
+                            page(t.devices.len(), 1000, 1000, &|i| {
+                                render::managed_device(t, i)
+                            })
+                        } else {
+                            denied_intune("DeviceManagementManagedDevices.Read.All")
+                        }
+                    }
+                    ["managedDevices", id] => {
+                        if !devices_ok {
+                            denied_intune("DeviceManagementManagedDevices.Read.All")
+                        } else {
+                            match lookup(&self.ix.devices, id) {
+                                Some(d) => Reply::ok(render::managed_device(t, d)),
+                                None => not_found(id),
+                            }
+                        }
+                    }
                     ["managedDevices", id, "deviceCompliancePolicyStates"] => {
                         if !(devices_ok && config_ok) {
                             return denied_intune("DeviceManagementConfiguration.Read.All");
@@ -792,12 +1108,22 @@ impl Sim {
                         match lookup(&self.ix.devices, id) {
                             Some(d) => {
                                 let states = &t.devices[d].policy_states;
-                                page(states.len(), 1000, 1000, &|i| render::device_policy_state(t, d, &states[i]))
+                                page(states.len(), 1000, 1000, &|i| {
+                                    render::device_policy_state(t, d, &states[i])
+                                })
                             }
                             None => not_found(id),
                         }
                     }
-                    ["deviceCompliancePolicies"] => if config_ok { page(t.compliance_policies.len(), 1000, 1000, &|i| render::compliance_policy(t, i)) } else { denied_intune("DeviceManagementConfiguration.Read.All") },
+                    ["deviceCompliancePolicies"] => {
+                        if config_ok {
+                            page(t.compliance_policies.len(), 1000, 1000, &|i| {
+                                render::compliance_policy(t, i)
+                            })
+                        } else {
+                            denied_intune("DeviceManagementConfiguration.Read.All")
+                        }
+                    }
                     ["deviceCompliancePolicies", id, "deviceStatuses"] => {
                         if !config_ok {
                             return denied_intune("DeviceManagementConfiguration.Read.All");
@@ -806,12 +1132,22 @@ impl Sim {
                             Some(p) => {
                                 let list = &self.ix.policy_devices[p];
                                 let pid = &t.compliance_policies[p].id;
-                                page(list.len(), 1000, 1000, &|i| render::device_status(t, list[i].0 as usize, pid, list[i].1))
+                                page(list.len(), 1000, 1000, &|i| {
+                                    render::device_status(t, list[i].0 as usize, pid, list[i].1)
+                                })
                             }
                             None => not_found(id),
                         }
                     }
-                    ["deviceConfigurations"] => if config_ok { page(t.configurations.len(), 1000, 1000, &|i| render::configuration(t, i)) } else { denied_intune("DeviceManagementConfiguration.Read.All") },
+                    ["deviceConfigurations"] => {
+                        if config_ok {
+                            page(t.configurations.len(), 1000, 1000, &|i| {
+                                render::configuration(t, i)
+                            })
+                        } else {
+                            denied_intune("DeviceManagementConfiguration.Read.All")
+                        }
+                    }
                     ["deviceConfigurations", id, "deviceStatuses"] => {
                         if !config_ok {
                             return denied_intune("DeviceManagementConfiguration.Read.All");
@@ -820,12 +1156,27 @@ impl Sim {
                             Some(c) => {
                                 let list = &self.ix.config_devices[c];
                                 let cid = &t.configurations[c].id;
-                                page(list.len(), 1000, 1000, &|i| render::configuration_status(t, list[i].0 as usize, cid, list[i].1))
+                                page(list.len(), 1000, 1000, &|i| {
+                                    render::configuration_status(
+                                        t,
+                                        list[i].0 as usize,
+                                        cid,
+                                        list[i].1,
+                                    )
+                                })
                             }
                             None => not_found(id),
                         }
                     }
-                    ["detectedApps"] => if devices_ok { page(t.detected_apps.len(), 1000, 1000, &|i| render::detected_app(t, i)) } else { denied_intune("DeviceManagementManagedDevices.Read.All") },
+                    ["detectedApps"] => {
+                        if devices_ok {
+                            page(t.detected_apps.len(), 1000, 1000, &|i| {
+                                render::detected_app(t, i)
+                            })
+                        } else {
+                            denied_intune("DeviceManagementManagedDevices.Read.All")
+                        }
+                    }
                     ["detectedApps", id, "managedDevices"] => {
                         if !devices_ok {
                             return denied_intune("DeviceManagementManagedDevices.Read.All");
@@ -833,18 +1184,41 @@ impl Sim {
                         match lookup(&self.ix.detected, id) {
                             Some(a) => {
                                 let list = &t.detected_apps[a].devices;
-                                page(list.len(), 1000, 1000, &|i| render::managed_device(t, list[i] as usize))
+                                page(list.len(), 1000, 1000, &|i| {
+                                    render::managed_device(t, list[i] as usize)
+                                })
                             }
                             None => not_found(id),
                         }
                     }
-                    _ => self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", &format!("Resource not found for the segment '{}'.", rest.last().unwrap_or(&""))),
+                    _ => self.error(
+                        Service::Graph,
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        &format!(
+                            "Resource not found for the segment '{}'.",
+                            rest.last().unwrap_or(&"")
+                        ),
+                    ),
                 }
             }
-            ["deviceAppManagement", "mobileApps"] => if has("DeviceManagementApps.Read.All") { page(t.mobile_apps.len(), 1000, 1000, &|i| render::mobile_app(t, i)) } else { denied_intune("DeviceManagementApps.Read.All") },
+            ["deviceAppManagement", "mobileApps"] => {
+                if has("DeviceManagementApps.Read.All") {
+                    page(t.mobile_apps.len(), 1000, 1000, &|i| {
+                        render::mobile_app(t, i)
+                    })
+                } else {
+                    denied_intune("DeviceManagementApps.Read.All")
+                }
+            }
             ["deviceAppManagement", "mobileApps", id, "deviceStatuses"] => {
                 if version != "beta" {
-                    return self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", "Resource not found for the segment 'deviceStatuses'.");
+                    return self.error(
+                        Service::Graph,
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "Resource not found for the segment 'deviceStatuses'.",
+                    );
                 }
                 if !has("DeviceManagementApps.Read.All") {
                     return denied_intune("DeviceManagementApps.Read.All");
@@ -852,25 +1226,50 @@ impl Sim {
                 match lookup(&self.ix.mobile, id) {
                     Some(a) => {
                         let list = &t.mobile_apps[a].device_statuses;
-                        page(list.len(), 1000, 1000, &|i| render::mobile_app_install_status(t, a, list[i].0 as usize, list[i].1))
+                        page(list.len(), 1000, 1000, &|i| {
+                            render::mobile_app_install_status(t, a, list[i].0 as usize, list[i].1)
+                        })
                     }
                     None => not_found(id),
                 }
             }
-            _ => self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", &format!("Resource not found for the segment '{}'.", segs.first().unwrap_or(&""))),
+            _ => self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!(
+                    "Resource not found for the segment '{}'.",
+                    segs.first().unwrap_or(&"")
+                ),
+            ),
         }
     }
 
     /// JSON `$batch`: up to 20 requests, each answered on its own.
     fn batch(&self, version: &str, body: &[u8], headers: &HeaderMap) -> Reply {
         let Ok(req) = serde_json::from_slice::<Value>(body) else {
-            return self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", "Invalid batch payload format.");
+            return self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Invalid batch payload format.",
+            );
         };
         let Some(requests) = req["requests"].as_array() else {
-            return self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", "Invalid batch payload format.");
+            return self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Invalid batch payload format.",
+            );
         };
         if requests.len() > 20 {
-            return self.error(Service::Graph, StatusCode::BAD_REQUEST, "BadRequest", "Unable to deserialize content. Maximum number of requests in a batch is 20.");
+            return self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Unable to deserialize content. Maximum number of requests in a batch is 20.",
+            );
         }
         let mut responses = Vec::new();
         for r in requests {
@@ -883,7 +1282,12 @@ impl Sim {
             let sub = if m == Method::GET {
                 self.dispatch(&m, &path, qs, headers, &[], true)
             } else {
-                self.error(Service::Graph, StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+                self.error(
+                    Service::Graph,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                )
             };
             self.log(&m, &path, qs, sub.status);
             let mut h = serde_json::Map::new();
@@ -896,7 +1300,8 @@ impl Sim {
                 ReplyBody::Raw(s) => json!(s),
                 ReplyBody::Drop => json!(null),
             };
-            responses.push(json!({"id": id, "status": sub.status.as_u16(), "headers": h, "body": body}));
+            responses
+                .push(json!({"id": id, "status": sub.status.as_u16(), "headers": h, "body": body}));
         }
         Reply::ok(json!({"responses": responses}))
     }
@@ -906,19 +1311,56 @@ impl Sim {
     fn defender(&self, rest: &str, q: &Query, roles: &[String]) -> Reply {
         let t = &*self.t;
         let has = |role: &str| roles.iter().any(|r| r == role);
-        let denied = |needed: &str, resource: &str| self.error(Service::Defender, StatusCode::FORBIDDEN, "Forbidden", &format!("The application does not have any of the required application roles ({needed}, {}) to access resource '{resource}'.", needed.replace(".Read.", ".ReadWrite.")));
+        let denied = |needed: &str, resource: &str| {
+            self.error(Service::Defender, StatusCode::FORBIDDEN, "Forbidden", &format!("The application does not have any of the required application roles ({needed}, {}) to access resource '{resource}'.", needed.replace(".Read.", ".ReadWrite.")))
+        };
         let Some(path) = rest.strip_prefix("/api") else {
-            return self.error(Service::Defender, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Resource {rest} not found"));
+            return self.error(
+                Service::Defender,
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                &format!("Resource {rest} not found"),
+            );
         };
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let page = |total: usize, max_top: usize, render: &dyn Fn(usize) -> Value| self.odata_page(Service::Defender, &format!("/api{path}"), q, total, max_top, max_top, render);
+        let page = |total: usize, max_top: usize, render: &dyn Fn(usize) -> Value| {
+            self.odata_page(
+                Service::Defender,
+                &format!("/api{path}"),
+                q,
+                total,
+                max_top,
+                max_top,
+                render,
+            )
+        };
         let machine = |id: &str| self.ix.machines.get(&id.to_lowercase()).copied();
-        let not_found = |id: &str| self.error(Service::Defender, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Machine {id} was not found"));
+        let not_found = |id: &str| {
+            self.error(
+                Service::Defender,
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                &format!("Machine {id} was not found"),
+            )
+        };
         match segs.as_slice() {
-            ["machines"] => if has("Machine.Read.All") { page(t.machines.len(), 10_000, &|i| render::machine(t, i)) } else { denied("Machine.Read.All", "Machine") },
-            ["machines", id] => if !has("Machine.Read.All") { denied("Machine.Read.All", "Machine") } else {
-                match machine(id) { Some(m) => Reply::ok(render::machine(t, m)), None => not_found(id) }
-            },
+            ["machines"] => {
+                if has("Machine.Read.All") {
+                    page(t.machines.len(), 10_000, &|i| render::machine(t, i))
+                } else {
+                    denied("Machine.Read.All", "Machine")
+                }
+            }
+            ["machines", id] => {
+                if !has("Machine.Read.All") {
+                    denied("Machine.Read.All", "Machine")
+                } else {
+                    match machine(id) {
+                        Some(m) => Reply::ok(render::machine(t, m)),
+                        None => not_found(id),
+                    }
+                }
+            }
             ["machines", id, "logonusers"] => {
                 if !(has("Machine.Read.All") && has("User.Read.All")) {
                     return denied("User.Read.All", "User");
@@ -926,7 +1368,9 @@ impl Sim {
                 match machine(id) {
                     Some(m) => {
                         let l = &t.machines[m].logons;
-                        page(l.len(), 10_000, &|i| render::logon_user(t, m, l[i] as usize))
+                        page(l.len(), 10_000, &|i| {
+                            render::logon_user(t, m, l[i] as usize)
+                        })
                     }
                     None => not_found(id),
                 }
@@ -938,20 +1382,39 @@ impl Sim {
                 match machine(id) {
                     Some(m) => {
                         let v = &t.machines[m].vulns;
-                        page(v.len(), 10_000, &|i| render::vulnerability(t, v[i] as usize, 1))
+                        page(v.len(), 10_000, &|i| {
+                            render::vulnerability(t, v[i] as usize, 1)
+                        })
                     }
                     None => not_found(id),
                 }
             }
-            ["vulnerabilities"] => if has("Vulnerability.Read.All") {
-                let list = &self.ix.exposed_cves;
-                page(list.len(), 8_000, &|i| render::vulnerability(t, list[i].0 as usize, list[i].1))
-            } else { denied("Vulnerability.Read.All", "Vulnerability") },
-            ["vulnerabilities", "machinesVulnerabilities"] => if has("Vulnerability.Read.All") {
-                let list = &self.ix.machine_vulns;
-                page(list.len(), 10_000, &|i| render::machine_vulnerability(t, list[i].0 as usize, list[i].1 as usize))
-            } else { denied("Vulnerability.Read.All", "Vulnerability") },
-            _ => self.error(Service::Defender, StatusCode::NOT_FOUND, "ResourceNotFound", &format!("Resource /api{path} not found")),
+            ["vulnerabilities"] => {
+                if has("Vulnerability.Read.All") {
+                    let list = &self.ix.exposed_cves;
+                    page(list.len(), 8_000, &|i| {
+                        render::vulnerability(t, list[i].0 as usize, list[i].1)
+                    })
+                } else {
+                    denied("Vulnerability.Read.All", "Vulnerability")
+                }
+            }
+            ["vulnerabilities", "machinesVulnerabilities"] => {
+                if has("Vulnerability.Read.All") {
+                    let list = &self.ix.machine_vulns;
+                    page(list.len(), 10_000, &|i| {
+                        render::machine_vulnerability(t, list[i].0 as usize, list[i].1 as usize)
+                    })
+                } else {
+                    denied("Vulnerability.Read.All", "Vulnerability")
+                }
+            }
+            _ => self.error(
+                Service::Defender,
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                &format!("Resource /api{path} not found"),
+            ),
         }
     }
 
@@ -960,36 +1423,70 @@ impl Sim {
     fn arm(&self, method: &Method, rest: &str, q: &Query, body: &[u8]) -> Reply {
         let t = &*self.t;
         if q.get("api-version").is_none() {
-            return self.error(Service::Arm, StatusCode::BAD_REQUEST, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+            return self.error(
+                Service::Arm,
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
         }
         let forbidden = self.options.faults.forbid.contains(&SourceName::Arm);
         let lower = rest.to_lowercase();
         let segs: Vec<&str> = lower.trim_matches('/').split('/').collect();
-        let denied = |action: &str, scope: &str| self.error(Service::Arm, StatusCode::FORBIDDEN, "AuthorizationFailed", &format!("The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.", t.client_id, self.app_oid));
+        let denied = |action: &str, scope: &str| {
+            self.error(Service::Arm, StatusCode::FORBIDDEN, "AuthorizationFailed", &format!("The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.", t.client_id, self.app_oid))
+        };
         let sub_of = |s: &str| -> Result<usize, Reply> {
             match self.ix.subs.get(s) {
                 Some(&i) if !forbidden => Ok(i),
-                Some(_) => Err(denied("Microsoft.Resources/subscriptions/read", &format!("/subscriptions/{s}"))),
-                None => Err(self.error(Service::Arm, StatusCode::NOT_FOUND, "SubscriptionNotFound", &format!("The subscription '{s}' could not be found."))),
+                Some(_) => Err(denied(
+                    "Microsoft.Resources/subscriptions/read",
+                    &format!("/subscriptions/{s}"),
+                )),
+                None => Err(self.error(
+                    Service::Arm,
+                    StatusCode::NOT_FOUND,
+                    "SubscriptionNotFound",
+                    &format!("The subscription '{s}' could not be found."),
+                )),
             }
         };
         let path = rest.to_string();
         let page = |items: &[usize], render: &dyn Fn(usize) -> Value| -> Reply {
-            let top = q.get("$top").and_then(|s| s.parse::<usize>().ok()).unwrap_or(1000).clamp(1, 1000);
+            let top = q
+                .get("$top")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(1000)
+                .clamp(1, 1000);
             let offset = match q.get("$skiptoken") {
                 None => 0,
                 Some(tok) => match decode_skiptoken(tok) {
                     Some(n) => n,
-                    None => return self.error(Service::Arm, StatusCode::BAD_REQUEST, "InvalidSkipToken", "The provided skip token is invalid."),
+                    None => {
+                        return self.error(
+                            Service::Arm,
+                            StatusCode::BAD_REQUEST,
+                            "InvalidSkipToken",
+                            "The provided skip token is invalid.",
+                        );
+                    }
                 },
             };
             let end = (offset + top).min(items.len());
-            let value: Vec<Value> = items[offset.min(end)..end].iter().map(|&i| render(i)).collect();
+            let value: Vec<Value> = items[offset.min(end)..end]
+                .iter()
+                .map(|&i| render(i))
+                .collect();
             let mut out = json!({"value": value});
             if end < items.len() {
-                let mut params: Vec<(String, String)> = q.0.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")).cloned().collect();
+                let mut params: Vec<(String, String)> =
+                    q.0.iter()
+                        .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+                        .cloned()
+                        .collect();
                 params.push(("$skiptoken".into(), encode_skiptoken(end)));
-                out["nextLink"] = json!(format!("{}/arm{path}?{}", self.base, encode_query(&params)));
+                out["nextLink"] =
+                    json!(format!("{}/arm{path}?{}", self.base, encode_query(&params)));
             }
             Reply::ok(out)
         };
@@ -998,7 +1495,11 @@ impl Sim {
         }
         match segs.as_slice() {
             ["subscriptions"] => {
-                let visible: Vec<usize> = if forbidden { vec![] } else { (0..t.subscriptions.len()).collect() };
+                let visible: Vec<usize> = if forbidden {
+                    vec![]
+                } else {
+                    (0..t.subscriptions.len()).collect()
+                };
                 page(&visible, &|i| render::subscription(t, i))
             }
             ["subscriptions", s, "resourcegroups"] => match sub_of(s) {
@@ -1012,12 +1513,28 @@ impl Sim {
             ["subscriptions", s, "resourcegroups", rg, "resources"] => match sub_of(s) {
                 Ok(si) => match self.ix.resources_of_rg.get(&(si, rg.to_string())) {
                     Some(list) => page(list, &|i| render::resource(t, i)),
-                    None if self.ix.rgs_of_sub[si].iter().any(|&g| t.resource_groups[g].name.eq_ignore_ascii_case(rg)) => page(&[], &|i| render::resource(t, i)),
-                    None => self.error(Service::Arm, StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found.")),
+                    None if self.ix.rgs_of_sub[si]
+                        .iter()
+                        .any(|&g| t.resource_groups[g].name.eq_ignore_ascii_case(rg)) =>
+                    {
+                        page(&[], &|i| render::resource(t, i))
+                    }
+                    None => self.error(
+                        Service::Arm,
+                        StatusCode::NOT_FOUND,
+                        "ResourceGroupNotFound",
+                        &format!("Resource group '{rg}' could not be found."),
+                    ),
                 },
                 Err(r) => r,
             },
-            ["subscriptions", s, "providers", "microsoft.authorization", "roleassignments"] => match sub_of(s) {
+            [
+                "subscriptions",
+                s,
+                "providers",
+                "microsoft.authorization",
+                "roleassignments",
+            ] => match sub_of(s) {
                 Ok(si) => {
                     let list = t.assignments_in_sub(si);
                     let idx: Vec<usize> = (0..list.len()).collect();
@@ -1025,14 +1542,25 @@ impl Sim {
                 }
                 Err(r) => r,
             },
-            ["subscriptions", s, "providers", "microsoft.authorization", "roledefinitions"] => match sub_of(s) {
+            [
+                "subscriptions",
+                s,
+                "providers",
+                "microsoft.authorization",
+                "roledefinitions",
+            ] => match sub_of(s) {
                 Ok(si) => {
                     let idx: Vec<usize> = (0..t.role_definitions.len()).collect();
                     page(&idx, &|i| render::role_definition(t, si, i))
                 }
                 Err(r) => r,
             },
-            _ => self.error(Service::Arm, StatusCode::NOT_FOUND, "InvalidResourceType", &format!("The resource type could not be found for path '{rest}'.")),
+            _ => self.error(
+                Service::Arm,
+                StatusCode::NOT_FOUND,
+                "InvalidResourceType",
+                &format!("The resource type could not be found for path '{rest}'."),
+            ),
         }
     }
 
@@ -1042,13 +1570,27 @@ impl Sim {
     fn resource_graph(&self, body: &[u8], forbidden: bool) -> Reply {
         let t = &*self.t;
         let Ok(req) = serde_json::from_slice::<Value>(body) else {
-            return self.error(Service::Arm, StatusCode::BAD_REQUEST, "BadRequest", "Please provide a valid JSON request body.");
+            return self.error(
+                Service::Arm,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Please provide a valid JSON request body.",
+            );
         };
         let Some(query) = req["query"].as_str() else {
-            return self.error(Service::Arm, StatusCode::BAD_REQUEST, "BadRequest", "The request body must contain 'query'.");
+            return self.error(
+                Service::Arm,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "The request body must contain 'query'.",
+            );
         };
         let subs: Vec<usize> = match req["subscriptions"].as_array() {
-            Some(a) => a.iter().filter_map(|s| s.as_str()).filter_map(|s| self.ix.subs.get(&s.to_lowercase()).copied()).collect(),
+            Some(a) => a
+                .iter()
+                .filter_map(|s| s.as_str())
+                .filter_map(|s| self.ix.subs.get(&s.to_lowercase()).copied())
+                .collect(),
             None => (0..t.subscriptions.len()).collect(),
         };
         let subs: Vec<usize> = if forbidden { vec![] } else { subs };
@@ -1057,38 +1599,65 @@ impl Sim {
         let mut type_filters: Vec<String> = Vec::new();
         for clause in parts {
             let c = clause.to_lowercase();
-            if let Some(rest) = c.strip_prefix("where type =~ ").or_else(|| c.strip_prefix("where type == ")) {
-                type_filters.push(rest.trim_matches(|ch| ch == '\'' || ch == '"' || ch == ' ').to_string());
+            if let Some(rest) = c
+                .strip_prefix("where type =~ ")
+                .or_else(|| c.strip_prefix("where type == "))
+            {
+                type_filters.push(
+                    rest.trim_matches(|ch| ch == '\'' || ch == '"' || ch == ' ')
+                        .to_string(),
+                );
             } else if c.starts_with("project") || c.starts_with("order by") || c.is_empty() {
             } else {
                 return self.error(Service::Arm, StatusCode::BAD_REQUEST, "BadRequest", &format!("Please provide below info when asking for support: timestamp = {}. This simulated Resource Graph understands only 'where type =~', 'project' and 'order by' clauses; got '{clause}'.", render::ts(now_unix())));
             }
         }
-        let rows: Vec<Value> = match table.as_str() {
-            "resources" => subs
-                .iter()
-                .flat_map(|&s| self.ix.resources_of_sub[s].iter().copied())
-                .filter(|&i| type_filters.is_empty() || type_filters.iter().any(|f| t.resources[i].arm_type.eq_ignore_ascii_case(f)))
-                .map(|i| render::resource_graph_row(t, i))
-                .collect(),
-            "resourcecontainers" => subs
-                .iter()
-                .flat_map(|&s| self.ix.rgs_of_sub[s].iter().copied())
-                .map(|i| {
-                    let mut v = render::resource_group(t, i);
-                    v["type"] = json!("microsoft.resources/subscriptions/resourcegroups");
-                    v["subscriptionId"] = json!(t.subscriptions[t.resource_groups[i].sub as usize].id);
-                    v
-                })
-                .collect(),
-            other => return self.error(Service::Arm, StatusCode::BAD_REQUEST, "BadRequest", &format!("Table '{other}' could not be found. Use Resources or ResourceContainers.")),
-        };
+        let rows: Vec<Value> =
+            match table.as_str() {
+                "resources" => subs
+                    .iter()
+                    .flat_map(|&s| self.ix.resources_of_sub[s].iter().copied())
+                    .filter(|&i| {
+                        type_filters.is_empty()
+                            || type_filters
+                                .iter()
+                                .any(|f| t.resources[i].arm_type.eq_ignore_ascii_case(f))
+                    })
+                    .map(|i| render::resource_graph_row(t, i))
+                    .collect(),
+                "resourcecontainers" => subs
+                    .iter()
+                    .flat_map(|&s| self.ix.rgs_of_sub[s].iter().copied())
+                    .map(|i| {
+                        let mut v = render::resource_group(t, i);
+                        v["type"] = json!("microsoft.resources/subscriptions/resourcegroups");
+                        v["subscriptionId"] =
+                            json!(t.subscriptions[t.resource_groups[i].sub as usize].id);
+                        v
+                    })
+                    .collect(),
+                other => return self.error(
+                    Service::Arm,
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!(
+                        "Table '{other}' could not be found. Use Resources or ResourceContainers."
+                    ),
+                ),
+            };
         let opts = &req["options"];
         let top = opts["$top"].as_u64().unwrap_or(100).clamp(1, 1000) as usize;
         let offset = match opts["$skipToken"].as_str() {
             Some(tok) => match decode_skiptoken(tok) {
                 Some(n) => n,
-                None => return self.error(Service::Arm, StatusCode::BAD_REQUEST, "InvalidSkipToken", "The provided skip token is invalid."),
+                None => {
+                    return self.error(
+                        Service::Arm,
+                        StatusCode::BAD_REQUEST,
+                        "InvalidSkipToken",
+                        "The provided skip token is invalid.",
+                    );
+                }
             },
             None => opts["$skip"].as_u64().unwrap_or(0) as usize,
         };
@@ -1109,7 +1678,10 @@ impl Sim {
 }
 
 fn unreachable_reply() -> Reply {
-    Reply::json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": {"code": "InternalServerError", "message": "no handler"}}))
+    Reply::json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": {"code": "InternalServerError", "message": "no handler"}}),
+    )
 }
 
 fn is_resource(resource: &str, hosts: &[&str]) -> bool {
@@ -1144,8 +1716,14 @@ fn encode_skiptoken(offset: usize) -> String {
 
 fn decode_skiptoken(tok: &str) -> Option<usize> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("tenx-page:")?.parse().ok()
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("tenx-page:")?
+        .parse()
+        .ok()
 }
 
 /// `field eq 'value'`, the one OData filter form the listings need.
@@ -1178,7 +1756,10 @@ mod tests {
 
     #[test]
     fn eq_filters_parse() {
-        assert_eq!(parse_eq_filter("machineId eq 'abc'"), Some(("machineId".into(), "abc".into())));
+        assert_eq!(
+            parse_eq_filter("machineId eq 'abc'"),
+            Some(("machineId".into(), "abc".into()))
+        );
         assert_eq!(parse_eq_filter("machineId gt 3"), None);
     }
 }

@@ -70,31 +70,175 @@ impl Platform {
 /// Device models: (platform, manufacturer, model, the kind a correct client
 /// derives from them, weight).
 pub const MODELS: &[(Platform, &str, &str, EntityKind, u32)] = &[
-    (Platform::Windows, "Microsoft Corporation", "Surface Laptop 5", EntityKind::Laptop, 12),
-    (Platform::Windows, "Dell Inc.", "Latitude 7440", EntityKind::Laptop, 14),
-    (Platform::Windows, "LENOVO", "ThinkPad X1 Carbon Gen 11", EntityKind::Laptop, 10),
-    (Platform::Windows, "HP", "HP EliteBook 840 G10 Notebook PC", EntityKind::Laptop, 10),
-    (Platform::Windows, "Dell Inc.", "OptiPlex 7010", EntityKind::Desktop, 6),
-    (Platform::Windows, "LENOVO", "ThinkCentre M70q Gen 4", EntityKind::Desktop, 4),
-    (Platform::Windows, "HP", "HP EliteDesk 800 G9 Desktop Mini PC", EntityKind::Desktop, 3),
-    (Platform::Windows, "Dell Inc.", "Precision 5860 Tower", EntityKind::Workstation, 2),
-    (Platform::Windows, "HP", "HP Z4 G5 Workstation", EntityKind::Workstation, 1),
-    (Platform::Windows, "Microsoft Corporation", "Virtual Machine", EntityKind::Server, 3),
+    (
+        Platform::Windows,
+        "Microsoft Corporation",
+        "Surface Laptop 5",
+        EntityKind::Laptop,
+        12,
+    ),
+    (
+        Platform::Windows,
+        "Dell Inc.",
+        "Latitude 7440",
+        EntityKind::Laptop,
+        14,
+    ),
+    (
+        Platform::Windows,
+        "LENOVO",
+        "ThinkPad X1 Carbon Gen 11",
+        EntityKind::Laptop,
+        10,
+    ),
+    (
+        Platform::Windows,
+        "HP",
+        "HP EliteBook 840 G10 Notebook PC",
+        EntityKind::Laptop,
+        10,
+    ),
+    (
+        Platform::Windows,
+        "Dell Inc.",
+        "OptiPlex 7010",
+        EntityKind::Desktop,
+        6,
+    ),
+    (
+        Platform::Windows,
+        "LENOVO",
+        "ThinkCentre M70q Gen 4",
+        EntityKind::Desktop,
+        4,
+    ),
+    (
+        Platform::Windows,
+        "HP",
+        "HP EliteDesk 800 G9 Desktop Mini PC",
+        EntityKind::Desktop,
+        3,
+    ),
+    (
+        Platform::Windows,
+        "Dell Inc.",
+        "Precision 5860 Tower",
+        EntityKind::Workstation,
+        2,
+    ),
+    (
+        Platform::Windows,
+        "HP",
+        "HP Z4 G5 Workstation",
+        EntityKind::Workstation,
+        1,
+    ),
+    (
+        Platform::Windows,
+        "Microsoft Corporation",
+        "Virtual Machine",
+        EntityKind::Server,
+        3,
+    ),
     (Platform::Windows, "", "", EntityKind::Computer, 1),
-    (Platform::MacOs, "Apple", "MacBook Pro (14-inch, 2023)", EntityKind::Laptop, 8),
-    (Platform::MacOs, "Apple", "MacBook Air (M2, 2022)", EntityKind::Laptop, 6),
-    (Platform::MacOs, "Apple", "iMac (24-inch, 2023)", EntityKind::Desktop, 2),
-    (Platform::MacOs, "Apple", "Mac mini (2023)", EntityKind::Desktop, 1),
-    (Platform::MacOs, "Apple", "Mac Studio (2023)", EntityKind::Workstation, 1),
-    (Platform::Ios, "Apple", "iPhone 15", EntityKind::Smartphone, 10),
-    (Platform::Ios, "Apple", "iPhone 14 Pro", EntityKind::Smartphone, 6),
-    (Platform::Ios, "Apple", "iPad Air (5th generation)", EntityKind::UserEndpoint, 2),
-    (Platform::Android, "samsung", "SM-S911B", EntityKind::Smartphone, 6),
-    (Platform::Android, "Google", "Pixel 8", EntityKind::Smartphone, 5),
-    (Platform::Android, "samsung", "Galaxy Tab S9", EntityKind::UserEndpoint, 1),
-    (Platform::Linux, "Dell Inc.", "XPS 13 9315", EntityKind::Laptop, 2),
-    (Platform::Linux, "LENOVO", "ThinkPad T14 Gen 4", EntityKind::Laptop, 1),
-    (Platform::Linux, "QEMU", "Virtual Machine", EntityKind::Server, 1),
+    (
+        Platform::MacOs,
+        "Apple",
+        "MacBook Pro (14-inch, 2023)",
+        EntityKind::Laptop,
+        8,
+    ),
+    (
+        Platform::MacOs,
+        "Apple",
+        "MacBook Air (M2, 2022)",
+        EntityKind::Laptop,
+        6,
+    ),
+    (
+        Platform::MacOs,
+        "Apple",
+        "iMac (24-inch, 2023)",
+        EntityKind::Desktop,
+        2,
+    ),
+    (
+        Platform::MacOs,
+        "Apple",
+        "Mac mini (2023)",
+        EntityKind::Desktop,
+        1,
+    ),
+    (
+        Platform::MacOs,
+        "Apple",
+        "Mac Studio (2023)",
+        EntityKind::Workstation,
+        1,
+    ),
+    (
+        Platform::Ios,
+        "Apple",
+        "iPhone 15",
+        EntityKind::Smartphone,
+        10,
+    ),
+    (
+        Platform::Ios,
+        "Apple",
+        "iPhone 14 Pro",
+        EntityKind::Smartphone,
+        6,
+    ),
+    (
+        Platform::Ios,
+        "Apple",
+        "iPad Air (5th generation)",
+        EntityKind::UserEndpoint,
+        2,
+    ),
+    (
+        Platform::Android,
+        "samsung",
+        "SM-S911B",
+        EntityKind::Smartphone,
+        6,
+    ),
+    (
+        Platform::Android,
+        "Google",
+        "Pixel 8",
+        EntityKind::Smartphone,
+        5,
+    ),
+    (
+        Platform::Android,
+        "samsung",
+        "Galaxy Tab S9",
+        EntityKind::UserEndpoint,
+        1,
+    ),
+    (
+        Platform::Linux,
+        "Dell Inc.",
+        "XPS 13 9315",
+        EntityKind::Laptop,
+        2,
+    ),
+    (
+        Platform::Linux,
+        "LENOVO",
+        "ThinkPad T14 Gen 4",
+        EntityKind::Laptop,
+        1,
+    ),
+    (
+        Platform::Linux,
+        "QEMU",
+        "Virtual Machine",
+        EntityKind::Server,
+        1,
+    ),
     (Platform::Linux, "System76", "", EntityKind::Computer, 1),
 ];
 
@@ -394,59 +538,194 @@ pub struct FakeTenant {
 pub const EPOCH: i64 = 1_793_491_200;
 const DAY: i64 = 86_400;
 
-pub const LOCATIONS: &[&str] = &["westeurope", "northeurope", "eastus", "eastus2", "uksouth", "swedencentral", "japaneast"];
+pub const LOCATIONS: &[&str] = &[
+    "westeurope",
+    "northeurope",
+    "eastus",
+    "eastus2",
+    "uksouth",
+    "swedencentral",
+    "japaneast",
+];
 
 const WIN_SETTINGS: &[(&str, &str)] = &[
-    ("Windows10CompliancePolicy.BitLockerEnabled", "Require BitLocker"),
-    ("Windows10CompliancePolicy.SecureBootEnabled", "Require Secure Boot to be enabled on the device"),
-    ("Windows10CompliancePolicy.OsMinimumVersion", "Minimum OS version"),
-    ("Windows10CompliancePolicy.DefenderEnabled", "Microsoft Defender Antimalware"),
-    ("Windows10CompliancePolicy.RtpEnabled", "Real-time protection"),
-    ("Windows10CompliancePolicy.PasswordRequired", "Require a password to unlock mobile devices"),
+    (
+        "Windows10CompliancePolicy.BitLockerEnabled",
+        "Require BitLocker",
+    ),
+    (
+        "Windows10CompliancePolicy.SecureBootEnabled",
+        "Require Secure Boot to be enabled on the device",
+    ),
+    (
+        "Windows10CompliancePolicy.OsMinimumVersion",
+        "Minimum OS version",
+    ),
+    (
+        "Windows10CompliancePolicy.DefenderEnabled",
+        "Microsoft Defender Antimalware",
+    ),
+    (
+        "Windows10CompliancePolicy.RtpEnabled",
+        "Real-time protection",
+    ),
+    (
+        "Windows10CompliancePolicy.PasswordRequired",
+        "Require a password to unlock mobile devices",
+    ),
     ("Windows10CompliancePolicy.FirewallEnabled", "Firewall"),
-    ("Windows10CompliancePolicy.TpmRequired", "Trusted Platform Module (TPM)"),
+    (
+        "Windows10CompliancePolicy.TpmRequired",
+        "Trusted Platform Module (TPM)",
+    ),
 ];
 const MAC_SETTINGS: &[(&str, &str)] = &[
-    ("MacOSCompliancePolicy.StorageRequireEncryption", "Require encryption of data storage on device"),
-    ("MacOSCompliancePolicy.OsMinimumVersion", "Minimum OS version"),
+    (
+        "MacOSCompliancePolicy.StorageRequireEncryption",
+        "Require encryption of data storage on device",
+    ),
+    (
+        "MacOSCompliancePolicy.OsMinimumVersion",
+        "Minimum OS version",
+    ),
     ("MacOSCompliancePolicy.FirewallEnabled", "Firewall"),
-    ("MacOSCompliancePolicy.SystemIntegrityProtectionEnabled", "Require system integrity protection"),
-    ("MacOSCompliancePolicy.PasswordRequired", "Require a password to unlock devices"),
+    (
+        "MacOSCompliancePolicy.SystemIntegrityProtectionEnabled",
+        "Require system integrity protection",
+    ),
+    (
+        "MacOSCompliancePolicy.PasswordRequired",
+        "Require a password to unlock devices",
+    ),
 ];
 const IOS_SETTINGS: &[(&str, &str)] = &[
-    ("IosCompliancePolicy.PasscodeRequired", "Require a password to unlock mobile devices"),
-    ("IosCompliancePolicy.SecurityBlockJailbrokenDevices", "Jailbroken devices"),
+    (
+        "IosCompliancePolicy.PasscodeRequired",
+        "Require a password to unlock mobile devices",
+    ),
+    (
+        "IosCompliancePolicy.SecurityBlockJailbrokenDevices",
+        "Jailbroken devices",
+    ),
     ("IosCompliancePolicy.OsMinimumVersion", "Minimum OS version"),
-    ("IosCompliancePolicy.PasscodeMinimumLength", "Minimum password length"),
+    (
+        "IosCompliancePolicy.PasscodeMinimumLength",
+        "Minimum password length",
+    ),
 ];
 const ANDROID_SETTINGS: &[(&str, &str)] = &[
-    ("AndroidWorkProfileCompliancePolicy.SecurityBlockJailbrokenDevices", "Rooted devices"),
-    ("AndroidWorkProfileCompliancePolicy.StorageRequireEncryption", "Require encryption of data storage on device"),
-    ("AndroidWorkProfileCompliancePolicy.OsMinimumVersion", "Minimum OS version"),
-    ("AndroidWorkProfileCompliancePolicy.MinAndroidSecurityPatchLevel", "Minimum security patch level"),
-    ("AndroidWorkProfileCompliancePolicy.PasswordRequired", "Require a password to unlock mobile devices"),
+    (
+        "AndroidWorkProfileCompliancePolicy.SecurityBlockJailbrokenDevices",
+        "Rooted devices",
+    ),
+    (
+        "AndroidWorkProfileCompliancePolicy.StorageRequireEncryption",
+        "Require encryption of data storage on device",
+    ),
+    (
+        "AndroidWorkProfileCompliancePolicy.OsMinimumVersion",
+        "Minimum OS version",
+    ),
+    (
+        "AndroidWorkProfileCompliancePolicy.MinAndroidSecurityPatchLevel",
+        "Minimum security patch level",
+    ),
+    (
+        "AndroidWorkProfileCompliancePolicy.PasswordRequired",
+        "Require a password to unlock mobile devices",
+    ),
 ];
 
+/// (name, @odata.type, platform, settings)
+type PolicySpec = (
+    &'static str,
+    &'static str,
+    Platform,
+    &'static [(&'static str, &'static str)],
+);
+
 pub const BUILTIN_ROLES: &[(&str, &str, &str, &[&str])] = &[
-    ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.", &["*"]),
-    ("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor", "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.", &["*"]),
-    ("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", "View all resources, but does not allow you to make any changes.", &["*/read"]),
-    ("18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "User Access Administrator", "Lets you manage user access to Azure resources.", &["*/read", "Microsoft.Authorization/*"]),
-    ("9980e02c-c2be-4d73-94e8-173b1dc7cf3c", "Virtual Machine Contributor", "Create and manage virtual machines.", &["Microsoft.Compute/virtualMachines/*"]),
-    ("4d97b98b-1d4f-4787-a291-c67834d212e7", "Network Contributor", "Lets you manage networks, but not access to them.", &["Microsoft.Network/*"]),
-    ("2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "Storage Blob Data Reader", "Read and list Azure Storage containers and blobs.", &["Microsoft.Storage/storageAccounts/blobServices/containers/read"]),
-    ("4633458b-17de-408a-b874-0445c86b69e6", "Key Vault Secrets User", "Read secret contents.", &["Microsoft.KeyVault/vaults/secrets/getSecret/action"]),
-    ("39bc4728-0917-49c7-9d2c-d95423bc2eb4", "Security Reader", "View permissions for Microsoft Defender for Cloud.", &["Microsoft.Security/*/read"]),
-    ("43d0d8ad-25c7-4714-9337-8ba259a9fe05", "Monitoring Reader", "Can read all monitoring data.", &["*/read"]),
+    (
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+        "Owner",
+        "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+        &["*"],
+    ),
+    (
+        "b24988ac-6180-42a0-ab88-20f7382dd24c",
+        "Contributor",
+        "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.",
+        &["*"],
+    ),
+    (
+        "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+        "Reader",
+        "View all resources, but does not allow you to make any changes.",
+        &["*/read"],
+    ),
+    (
+        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+        "User Access Administrator",
+        "Lets you manage user access to Azure resources.",
+        &["*/read", "Microsoft.Authorization/*"],
+    ),
+    (
+        "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+        "Virtual Machine Contributor",
+        "Create and manage virtual machines.",
+        &["Microsoft.Compute/virtualMachines/*"],
+    ),
+    (
+        "4d97b98b-1d4f-4787-a291-c67834d212e7",
+        "Network Contributor",
+        "Lets you manage networks, but not access to them.",
+        &["Microsoft.Network/*"],
+    ),
+    (
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "Storage Blob Data Reader",
+        "Read and list Azure Storage containers and blobs.",
+        &["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
+    ),
+    (
+        "4633458b-17de-408a-b874-0445c86b69e6",
+        "Key Vault Secrets User",
+        "Read secret contents.",
+        &["Microsoft.KeyVault/vaults/secrets/getSecret/action"],
+    ),
+    (
+        "39bc4728-0917-49c7-9d2c-d95423bc2eb4",
+        "Security Reader",
+        "View permissions for Microsoft Defender for Cloud.",
+        &["Microsoft.Security/*/read"],
+    ),
+    (
+        "43d0d8ad-25c7-4714-9337-8ba259a9fe05",
+        "Monitoring Reader",
+        "Can read all monitoring data.",
+        &["*/read"],
+    ),
 ];
 
 impl FakeTenant {
     pub fn generate(params: FakeParams) -> FakeTenant {
         let root = Rng::new(params.seed);
         let mut r = root.fork(1);
-        let org_words = ["Contoso", "Fabrikam", "Northwind", "Tailspin", "Woodgrove", "Litware", "Adatum", "Proseware"];
+        let org_words = [
+            "Contoso",
+            "Fabrikam",
+            "Northwind",
+            "Tailspin",
+            "Woodgrove",
+            "Litware",
+            "Adatum",
+            "Proseware",
+        ];
         let org = *r.pick(&org_words);
-        let org_name = format!("{org} {}", r.pick(&["Ltd", "Inc.", "GmbH", "AB", "Group", "Holdings"]));
+        let org_name = format!(
+            "{org} {}",
+            r.pick(&["Ltd", "Inc.", "GmbH", "AB", "Group", "Holdings"])
+        );
         let domain = format!("{}.onmicrosoft.com", org.to_lowercase());
         let mut t = FakeTenant {
             tenant_id: r.guid(),
@@ -492,11 +771,21 @@ impl FakeTenant {
         for i in 0..n {
             let (display, given, surname, mut ascii) = if r.chance(0.04) {
                 let (d, s, g, a) = *r.pick(EAST_ASIAN_NAMES);
-                (d.to_string(), Some(g.to_string()), Some(s.to_string()), a.to_string())
+                (
+                    d.to_string(),
+                    Some(g.to_string()),
+                    Some(s.to_string()),
+                    a.to_string(),
+                )
             } else {
                 let (f, fa) = *r.pick(FIRST_NAMES);
                 let (l, la) = *r.pick(LAST_NAMES);
-                (format!("{f} {l}"), Some(f.to_string()), Some(l.to_string()), format!("{fa}.{la}"))
+                (
+                    format!("{f} {l}"),
+                    Some(f.to_string()),
+                    Some(l.to_string()),
+                    format!("{fa}.{la}"),
+                )
             };
             if !used.insert(ascii.clone()) {
                 ascii = format!("{ascii}{i}");
@@ -507,30 +796,73 @@ impl FakeTenant {
             let service_account = i % 97 == 13;
             self.users.push(User {
                 id: r.guid(),
-                display: if service_account { format!("svc-{}", ascii.replace('.', "-")) } else { display },
-                given: if service_account || r.chance(0.02) { None } else { given },
+                display: if service_account {
+                    format!("svc-{}", ascii.replace('.', "-"))
+                } else {
+                    display
+                },
+                given: if service_account || r.chance(0.02) {
+                    None
+                } else {
+                    given
+                },
                 surname: if service_account { None } else { surname },
-                mail: if r.chance(0.93) { Some(upn.clone()) } else { None },
+                mail: if r.chance(0.93) {
+                    Some(upn.clone())
+                } else {
+                    None
+                },
                 upn,
-                job: if r.chance(0.85) { Some(*r.pick(JOB_TITLES)) } else { None },
-                dept: if r.chance(0.9) { Some(*r.pick(DEPARTMENTS)) } else { None },
-                city: if r.chance(0.8) { Some(r.below(CITIES.len())) } else { None },
+                job: if r.chance(0.85) {
+                    Some(*r.pick(JOB_TITLES))
+                } else {
+                    None
+                },
+                dept: if r.chance(0.9) {
+                    Some(*r.pick(DEPARTMENTS))
+                } else {
+                    None
+                },
+                city: if r.chance(0.8) {
+                    Some(r.below(CITIES.len()))
+                } else {
+                    None
+                },
                 enabled: !r.chance(0.06),
                 created,
-                mobile: if r.chance(0.4) { Some(format!("+1 425 555 {:04}", r.below(10_000))) } else { None },
-                employee_id: if r.chance(0.7) { Some(format!("E{:06}", 100_000 + i)) } else { None },
-                cost_center: if r.chance(0.3) { Some(format!("CC-{}", r.range(100, 999))) } else { None },
+                mobile: if r.chance(0.4) {
+                    Some(format!("+1 425 555 {:04}", r.below(10_000)))
+                } else {
+                    None
+                },
+                employee_id: if r.chance(0.7) {
+                    Some(format!("E{:06}", 100_000 + i))
+                } else {
+                    None
+                },
+                cost_center: if r.chance(0.3) {
+                    Some(format!("CC-{}", r.range(100, 999)))
+                } else {
+                    None
+                },
             });
         }
     }
 
     fn gen_service_principals(&mut self, r: &mut Rng) {
-        let n = self.params.service_principals.unwrap_or((self.params.users / 50).max(6));
+        let n = self
+            .params
+            .service_principals
+            .unwrap_or((self.params.users / 50).max(6));
         for i in 0..n {
             let managed = i % 5 == 4;
             let base = SERVICE_APPS[i % SERVICE_APPS.len()];
             let name = if managed {
-                format!("mi-{}-{}", base.to_lowercase().replace(' ', "-"), i / SERVICE_APPS.len())
+                format!(
+                    "mi-{}-{}",
+                    base.to_lowercase().replace(' ', "-"),
+                    i / SERVICE_APPS.len()
+                )
             } else if i < SERVICE_APPS.len() {
                 base.to_string()
             } else {
@@ -552,19 +884,56 @@ impl FakeTenant {
                 id: r.guid(),
                 name: format!("{f} {l} (external)"),
                 mail: format!("{fa}.{la}{i}@partner.example"),
-                company: if r.chance(0.7) { Some(r.pick(&["Partner Co", "Vendor AB", "Agency GmbH"]).to_string()) } else { None },
+                company: if r.chance(0.7) {
+                    Some(
+                        r.pick(&["Partner Co", "Vendor AB", "Agency GmbH"])
+                            .to_string(),
+                    )
+                } else {
+                    None
+                },
             });
         }
     }
 
     fn gen_policies(&mut self, r: &mut Rng) {
-        let specs: &[(&str, &str, Platform, &'static [(&str, &str)])] = &[
-            ("Windows 11 - Security baseline", "#microsoft.graph.windows10CompliancePolicy", Platform::Windows, WIN_SETTINGS),
-            ("Windows - Defender required", "#microsoft.graph.windows10CompliancePolicy", Platform::Windows, &WIN_SETTINGS[3..7]),
-            ("macOS - Baseline", "#microsoft.graph.macOSCompliancePolicy", Platform::MacOs, MAC_SETTINGS),
-            ("iOS - Corporate devices", "#microsoft.graph.iosCompliancePolicy", Platform::Ios, IOS_SETTINGS),
-            ("Android Enterprise - Work profile", "#microsoft.graph.androidWorkProfileCompliancePolicy", Platform::Android, ANDROID_SETTINGS),
-            ("Android - Minimum patch level", "#microsoft.graph.androidWorkProfileCompliancePolicy", Platform::Android, &ANDROID_SETTINGS[2..4]),
+        let specs: &[PolicySpec] = &[
+            (
+                "Windows 11 - Security baseline",
+                "#microsoft.graph.windows10CompliancePolicy",
+                Platform::Windows,
+                WIN_SETTINGS,
+            ),
+            (
+                "Windows - Defender required",
+                "#microsoft.graph.windows10CompliancePolicy",
+                Platform::Windows,
+                &WIN_SETTINGS[3..7],
+            ),
+            (
+                "macOS - Baseline",
+                "#microsoft.graph.macOSCompliancePolicy",
+                Platform::MacOs,
+                MAC_SETTINGS,
+            ),
+            (
+                "iOS - Corporate devices",
+                "#microsoft.graph.iosCompliancePolicy",
+                Platform::Ios,
+                IOS_SETTINGS,
+            ),
+            (
+                "Android Enterprise - Work profile",
+                "#microsoft.graph.androidWorkProfileCompliancePolicy",
+                Platform::Android,
+                ANDROID_SETTINGS,
+            ),
+            (
+                "Android - Minimum patch level",
+                "#microsoft.graph.androidWorkProfileCompliancePolicy",
+                Platform::Android,
+                &ANDROID_SETTINGS[2..4],
+            ),
         ];
         for (name, ty, platform, settings) in specs {
             self.compliance_policies.push(CompliancePolicy {
@@ -578,14 +947,46 @@ impl FakeTenant {
             });
         }
         let configs: &[(&str, &str, Platform)] = &[
-            ("Windows - Device restrictions", "#microsoft.graph.windows10GeneralConfiguration", Platform::Windows),
-            ("Windows - Endpoint protection", "#microsoft.graph.windows10EndpointProtectionConfiguration", Platform::Windows),
-            ("Windows Update ring - Broad", "#microsoft.graph.windowsUpdateForBusinessConfiguration", Platform::Windows),
-            ("macOS - Restrictions", "#microsoft.graph.macOSGeneralDeviceConfiguration", Platform::MacOs),
-            ("iOS - Restrictions", "#microsoft.graph.iosGeneralDeviceConfiguration", Platform::Ios),
-            ("iOS - Wi-Fi Corp", "#microsoft.graph.iosWiFiConfiguration", Platform::Ios),
-            ("Android - Work profile restrictions", "#microsoft.graph.androidWorkProfileGeneralDeviceConfiguration", Platform::Android),
-            ("Windows - Wi-Fi Corp", "#microsoft.graph.windowsWifiConfiguration", Platform::Windows),
+            (
+                "Windows - Device restrictions",
+                "#microsoft.graph.windows10GeneralConfiguration",
+                Platform::Windows,
+            ),
+            (
+                "Windows - Endpoint protection",
+                "#microsoft.graph.windows10EndpointProtectionConfiguration",
+                Platform::Windows,
+            ),
+            (
+                "Windows Update ring - Broad",
+                "#microsoft.graph.windowsUpdateForBusinessConfiguration",
+                Platform::Windows,
+            ),
+            (
+                "macOS - Restrictions",
+                "#microsoft.graph.macOSGeneralDeviceConfiguration",
+                Platform::MacOs,
+            ),
+            (
+                "iOS - Restrictions",
+                "#microsoft.graph.iosGeneralDeviceConfiguration",
+                Platform::Ios,
+            ),
+            (
+                "iOS - Wi-Fi Corp",
+                "#microsoft.graph.iosWiFiConfiguration",
+                Platform::Ios,
+            ),
+            (
+                "Android - Work profile restrictions",
+                "#microsoft.graph.androidWorkProfileGeneralDeviceConfiguration",
+                Platform::Android,
+            ),
+            (
+                "Windows - Wi-Fi Corp",
+                "#microsoft.graph.windowsWifiConfiguration",
+                Platform::Windows,
+            ),
         ];
         for (name, ty, platform) in configs {
             self.configurations.push(Configuration {
@@ -602,7 +1003,8 @@ impl FakeTenant {
     fn gen_devices(&mut self, r: &mut Rng) {
         let n = self.params.devices.unwrap_or(self.params.users * 6 / 5);
         let total_weight: u32 = MODELS.iter().map(|m| m.4).sum();
-        let platform_weight = |p: Platform| -> u32 { MODELS.iter().filter(|m| m.0 == p).map(|m| m.4).sum() };
+        let platform_weight =
+            |p: Platform| -> u32 { MODELS.iter().filter(|m| m.0 == p).map(|m| m.4).sum() };
         let _ = platform_weight;
         let mut names_used = std::collections::HashSet::new();
         for i in 0..n {
@@ -638,7 +1040,14 @@ impl FakeTenant {
             }
             let os_version = match platform {
                 Platform::Windows if kind == EntityKind::Server => "10.0.20348.2762".to_string(),
-                Platform::Windows => r.pick(&["10.0.22631.4317", "10.0.22631.4460", "10.0.26100.2314", "10.0.19045.5011"]).to_string(),
+                Platform::Windows => r
+                    .pick(&[
+                        "10.0.22631.4317",
+                        "10.0.22631.4460",
+                        "10.0.26100.2314",
+                        "10.0.19045.5011",
+                    ])
+                    .to_string(),
                 Platform::MacOs => r.pick(&["14.6.1", "15.0.1", "15.1", "13.7"]).to_string(),
                 Platform::Ios => r.pick(&["17.7", "18.0.1", "18.1"]).to_string(),
                 Platform::Android => r.pick(&["13", "14", "15"]).to_string(),
@@ -650,13 +1059,25 @@ impl FakeTenant {
                 .collect();
             let mut policy_states: Vec<PolicyState> = policies
                 .iter()
-                .map(|&p| PolicyState { policy: p, status: PolicyStatus::Compliant, failing: vec![] })
+                .map(|&p| PolicyState {
+                    policy: p,
+                    status: PolicyStatus::Compliant,
+                    failing: vec![],
+                })
                 .collect();
-            let mut compliance = if policies.is_empty() { "unknown" } else { "compliant" };
+            let mut compliance = if policies.is_empty() {
+                "unknown"
+            } else {
+                "compliant"
+            };
             let mut grace_expiry = None;
             // About 15% of all devices fail one or more policies.
             if !policies.is_empty() && r.chance(0.15 * 1.25) {
-                let failing_policies = if policy_states.len() > 1 && r.chance(0.3) { 2 } else { 1 };
+                let failing_policies = if policy_states.len() > 1 && r.chance(0.3) {
+                    2
+                } else {
+                    1
+                };
                 let start = r.below(policy_states.len());
                 let roll = r.unit();
                 let status = if roll < 0.07 {
@@ -672,8 +1093,14 @@ impl FakeTenant {
                     let nsettings = self.compliance_policies[st.policy as usize].settings.len();
                     let count = r.range(1, 3.min(nsettings));
                     let first = r.skewed(nsettings);
-                    st.failing = (0..count).map(|j| ((first + j) % nsettings) as u8).collect();
-                    st.status = if k == 0 { status } else { PolicyStatus::NonCompliant };
+                    st.failing = (0..count)
+                        .map(|j| ((first + j) % nsettings) as u8)
+                        .collect();
+                    st.status = if k == 0 {
+                        status
+                    } else {
+                        PolicyStatus::NonCompliant
+                    };
                 }
                 compliance = match status {
                     PolicyStatus::Error => "error",
@@ -690,10 +1117,19 @@ impl FakeTenant {
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.platform == platform)
-                .map(|(ci, _)| (ci as u16, if r.chance(0.04) { "error" } else { "compliant" }))
+                .map(|(ci, _)| {
+                    (
+                        ci as u16,
+                        if r.chance(0.04) { "error" } else { "compliant" },
+                    )
+                })
                 .collect();
             let enrolled = EPOCH - r.range(2, 1000) as i64 * DAY;
-            let last_sync = if r.chance(0.01) { None } else { Some(EPOCH - r.below(30 * 86_400) as i64) };
+            let last_sync = if r.chance(0.01) {
+                None
+            } else {
+                Some(EPOCH - r.below(30 * 86_400) as i64)
+            };
             self.devices.push(ManagedDevice {
                 id: r.guid(),
                 name,
@@ -710,7 +1146,11 @@ impl FakeTenant {
                 encrypted: r.chance(0.9),
                 personal: matches!(platform, Platform::Ios | Platform::Android) && r.chance(0.3),
                 wifi_mac: r.hex(12).to_uppercase(),
-                imei: if matches!(platform, Platform::Ios | Platform::Android) { Some(format!("35{:013}", r.below(10_000_000_000_000))) } else { None },
+                imei: if matches!(platform, Platform::Ios | Platform::Android) {
+                    Some(format!("35{:013}", r.below(10_000_000_000_000)))
+                } else {
+                    None
+                },
                 policy_states,
                 config_states,
                 apps: vec![],
@@ -733,16 +1173,27 @@ impl FakeTenant {
     }
 
     fn gen_groups(&mut self, r: &mut Rng) {
-        let n = self.params.groups.unwrap_or((self.params.users / 25).max(4));
+        let n = self
+            .params
+            .groups
+            .unwrap_or((self.params.users / 25).max(4));
         let users = self.users.len();
         for i in 0..n {
             let topic = GROUP_TOPICS[i % GROUP_TOPICS.len()];
-            let name = if i < GROUP_TOPICS.len() { topic.to_string() } else { format!("{topic} {}", i / GROUP_TOPICS.len() + 1) };
+            let name = if i < GROUP_TOPICS.len() {
+                topic.to_string()
+            } else {
+                format!("{topic} {}", i / GROUP_TOPICS.len() + 1)
+            };
             let unified = r.chance(0.35);
             let dynamic = r.chance(0.1);
             let mut members = Vec::new();
             if users > 0 {
-                let size = if i == 0 { users.min(5000) } else { 1 + r.skewed(60.min(users)) + r.below(8) };
+                let size = if i == 0 {
+                    users.min(5000)
+                } else {
+                    1 + r.skewed(60.min(users)) + r.below(8)
+                };
                 let start = r.below(users);
                 let step = 1 + r.below(7);
                 let mut seen = std::collections::HashSet::new();
@@ -755,8 +1206,16 @@ impl FakeTenant {
             }
             self.groups.push(Group {
                 id: r.guid(),
-                nickname: name.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect(),
-                description: if r.chance(0.6) { Some(format!("Members of {name}")) } else { None },
+                nickname: name
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect(),
+                description: if r.chance(0.6) {
+                    Some(format!("Members of {name}"))
+                } else {
+                    None
+                },
                 name,
                 unified,
                 security: !unified || r.chance(0.2),
@@ -776,7 +1235,9 @@ impl FakeTenant {
         for (si, _) in self.service_principals.iter().enumerate() {
             if si % 3 == 0 {
                 let g = r.below(n);
-                self.groups[g].members.push(Member::ServicePrincipal(si as u32));
+                self.groups[g]
+                    .members
+                    .push(Member::ServicePrincipal(si as u32));
             }
         }
         for ci in 0..self.contacts.len() {
@@ -792,7 +1253,13 @@ impl FakeTenant {
     }
 
     fn gen_apps(&mut self, r: &mut Rng) {
-        let platforms = [("windows", Platform::Windows), ("macOS", Platform::MacOs), ("ios", Platform::Ios), ("androidOSP", Platform::Android), ("linux", Platform::Linux)];
+        let platforms = [
+            ("windows", Platform::Windows),
+            ("macOS", Platform::MacOs),
+            ("ios", Platform::Ios),
+            ("androidOSP", Platform::Android),
+            ("linux", Platform::Linux),
+        ];
         let mut index = std::collections::HashMap::new();
         for (si, (_, _, versions, mask)) in SOFTWARE.iter().enumerate() {
             for v in versions.iter() {
@@ -811,18 +1278,58 @@ impl FakeTenant {
             }
         }
         let managed: &[(&str, &str, &str)] = &[
-            ("Microsoft Teams", "Microsoft Corporation", "#microsoft.graph.win32LobApp"),
-            ("Google Chrome", "Google LLC", "#microsoft.graph.win32LobApp"),
-            ("Zoom Workplace", "Zoom Video Communications, Inc.", "#microsoft.graph.macOSDmgApp"),
+            (
+                "Microsoft Teams",
+                "Microsoft Corporation",
+                "#microsoft.graph.win32LobApp",
+            ),
+            (
+                "Google Chrome",
+                "Google LLC",
+                "#microsoft.graph.win32LobApp",
+            ),
+            (
+                "Zoom Workplace",
+                "Zoom Video Communications, Inc.",
+                "#microsoft.graph.macOSDmgApp",
+            ),
             ("Slack", "Slack Technologies", "#microsoft.graph.winGetApp"),
-            ("Outlook", "Microsoft Corporation", "#microsoft.graph.iosStoreApp"),
-            ("Authenticator", "Microsoft Corporation", "#microsoft.graph.managedAndroidStoreApp"),
-            ("Company Portal", "Microsoft Corporation", "#microsoft.graph.winGetApp"),
-            ("Microsoft 365 Apps for enterprise", "Microsoft Corporation", "#microsoft.graph.officeSuiteApp"),
-            ("Contoso Expenses", "Contoso IT", "#microsoft.graph.windowsMobileMSI"),
+            (
+                "Outlook",
+                "Microsoft Corporation",
+                "#microsoft.graph.iosStoreApp",
+            ),
+            (
+                "Authenticator",
+                "Microsoft Corporation",
+                "#microsoft.graph.managedAndroidStoreApp",
+            ),
+            (
+                "Company Portal",
+                "Microsoft Corporation",
+                "#microsoft.graph.winGetApp",
+            ),
+            (
+                "Microsoft 365 Apps for enterprise",
+                "Microsoft Corporation",
+                "#microsoft.graph.officeSuiteApp",
+            ),
+            (
+                "Contoso Expenses",
+                "Contoso IT",
+                "#microsoft.graph.windowsMobileMSI",
+            ),
             ("Field Service", "Contoso IT", "#microsoft.graph.iosLobApp"),
-            ("Visual Studio Code", "Microsoft Corporation", "#microsoft.graph.winGetApp"),
-            ("Microsoft Edge", "Microsoft Corporation", "#microsoft.graph.windowsMicrosoftEdgeApp"),
+            (
+                "Visual Studio Code",
+                "Microsoft Corporation",
+                "#microsoft.graph.winGetApp",
+            ),
+            (
+                "Microsoft Edge",
+                "Microsoft Corporation",
+                "#microsoft.graph.windowsMicrosoftEdgeApp",
+            ),
         ];
         for (name, publisher, ty) in managed {
             self.mobile_apps.push(MobileApp {
@@ -836,7 +1343,11 @@ impl FakeTenant {
         }
         for di in 0..self.devices.len() {
             let platform = self.devices[di].platform;
-            let pname = platforms.iter().find(|(_, p)| *p == platform).map(|(n, _)| *n).unwrap_or("windows");
+            let pname = platforms
+                .iter()
+                .find(|(_, p)| *p == platform)
+                .map(|(n, _)| *n)
+                .unwrap_or("windows");
             let count = r.range(2, 6);
             let mut apps = Vec::new();
             for _ in 0..count {
@@ -856,16 +1367,27 @@ impl FakeTenant {
             self.devices[di].apps = apps;
             if r.chance(0.6) {
                 let ma = r.below(self.mobile_apps.len());
-                let state = *r.pick(&["installed", "installed", "installed", "failed", "notInstalled", "pendingInstall"]);
+                let state = *r.pick(&[
+                    "installed",
+                    "installed",
+                    "installed",
+                    "failed",
+                    "notInstalled",
+                    "pendingInstall",
+                ]);
                 self.devices[di].managed_apps.push((ma as u16, state));
-                self.mobile_apps[ma].device_statuses.push((di as u32, state));
+                self.mobile_apps[ma]
+                    .device_statuses
+                    .push((di as u32, state));
             }
         }
     }
 
     fn gen_defender(&mut self, r: &mut Rng) {
         let ncve = (40 + self.params.users / 25).min(3000);
-        let mut years = [2021, 2022, 2023, 2024, 2024, 2025, 2025, 2026].iter().cycle();
+        let mut years = [2021, 2022, 2023, 2024, 2024, 2025, 2025, 2026]
+            .iter()
+            .cycle();
         let mut used = std::collections::HashSet::new();
         for _ in 0..ncve {
             let year = *years.next().unwrap_or(&2025);
@@ -874,10 +1396,22 @@ impl FakeTenant {
                 id = format!("CVE-{year}-{}", r.range(1000, 52000));
             }
             let cvss = (r.range(20, 100) as f64) / 10.0;
-            let severity = if cvss >= 9.0 { "Critical" } else if cvss >= 7.0 { "High" } else if cvss >= 4.0 { "Medium" } else { "Low" };
+            let severity = if cvss >= 9.0 {
+                "Critical"
+            } else if cvss >= 7.0 {
+                "High"
+            } else if cvss >= 4.0 {
+                "Medium"
+            } else {
+                "Low"
+            };
             let product = r.below(VULN_PRODUCTS.len()) as u8;
             self.cves.push(Cve {
-                description: format!("{} vulnerability in {}", r.pick(CVE_WORDS), VULN_PRODUCTS[product as usize].1),
+                description: format!(
+                    "{} vulnerability in {}",
+                    r.pick(CVE_WORDS),
+                    VULN_PRODUCTS[product as usize].1
+                ),
                 id,
                 severity,
                 cvss,
@@ -886,7 +1420,12 @@ impl FakeTenant {
                 product,
             });
         }
-        let domain_short = self.domain.split('.').next().unwrap_or("corp").to_uppercase();
+        let domain_short = self
+            .domain
+            .split('.')
+            .next()
+            .unwrap_or("corp")
+            .to_uppercase();
         let mut logon_index: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
         let local_admin = self.logon_users.len() as u32;
         self.logon_users.push(LogonUser {
@@ -902,15 +1441,25 @@ impl FakeTenant {
                     let d = &t.devices[di as usize];
                     let os = match (d.platform, d.kind()) {
                         (Platform::Windows, EntityKind::Server) => "WindowsServer2022",
-                        (Platform::Windows, _) if d.os_version.starts_with("10.0.19") => "Windows10",
+                        (Platform::Windows, _) if d.os_version.starts_with("10.0.19") => {
+                            "Windows10"
+                        }
                         (Platform::Windows, _) => "Windows11",
                         (Platform::MacOs, _) => "macOS",
                         _ => "Linux",
                     };
                     // Most machines carry the Entra device id; some only the host name.
-                    let aad = if r.chance(0.93) { Some(d.aad_device_id.clone()) } else { None };
+                    let aad = if r.chance(0.93) {
+                        Some(d.aad_device_id.clone())
+                    } else {
+                        None
+                    };
                     let host = if d.platform == Platform::Windows && r.chance(0.5) {
-                        format!("{}.{}", d.name.to_lowercase(), t.domain.replace(".onmicrosoft.com", ".local"))
+                        format!(
+                            "{}.{}",
+                            d.name.to_lowercase(),
+                            t.domain.replace(".onmicrosoft.com", ".local")
+                        )
                     } else {
                         d.name.to_lowercase()
                     };
@@ -939,7 +1488,11 @@ impl FakeTenant {
                     t.logon_users.push(LogonUser {
                         account_name: user.upn.split('@').next().unwrap_or("").to_string(),
                         domain: domain_short.clone(),
-                        sid: format!("S-1-12-1-{}-{}", r.range(1_000_000_000, 4_000_000_000), r.range(1_000_000, 9_999_999)),
+                        sid: format!(
+                            "S-1-12-1-{}-{}",
+                            r.range(1_000_000_000, 4_000_000_000),
+                            r.range(1_000_000, 9_999_999)
+                        ),
                         user: Some(u),
                         domain_admin: false,
                     });
@@ -950,9 +1503,23 @@ impl FakeTenant {
             if r.chance(0.15) {
                 logons.push(local_admin);
             }
-            let risk = *r.pick(&["None", "Informational", "Low", "Medium", "High", "Low", "Medium"]);
-            let exposure = r.pick(&["Low", "Medium", "High", "Medium", "None"]).to_string();
-            let exposure = if r.chance(0.05) { exposure.to_lowercase() } else { exposure };
+            let risk = *r.pick(&[
+                "None",
+                "Informational",
+                "Low",
+                "Medium",
+                "High",
+                "Low",
+                "Medium",
+            ]);
+            let exposure = r
+                .pick(&["Low", "Medium", "High", "Medium", "None"])
+                .to_string();
+            let exposure = if r.chance(0.05) {
+                exposure.to_lowercase()
+            } else {
+                exposure
+            };
             let last_seen = EPOCH - r.below(14 * 86_400) as i64;
             t.machines.push(Machine {
                 id: r.hex(40),
@@ -983,17 +1550,39 @@ impl FakeTenant {
     }
 
     fn gen_azure(&mut self, r: &mut Rng) {
-        let nsubs = self.params.subscriptions.unwrap_or((2 + self.params.users / 10_000).min(8));
-        let sub_names = ["Production", "Development", "Shared Services", "Sandbox", "Data Platform", "Identity", "Connectivity", "Management"];
+        let nsubs = self
+            .params
+            .subscriptions
+            .unwrap_or((2 + self.params.users / 10_000).min(8));
+        let sub_names = [
+            "Production",
+            "Development",
+            "Shared Services",
+            "Sandbox",
+            "Data Platform",
+            "Identity",
+            "Connectivity",
+            "Management",
+        ];
         for i in 0..nsubs {
             self.subscriptions.push(Subscription {
                 id: r.guid(),
-                name: if i < sub_names.len() { sub_names[i].to_string() } else { format!("Workload {i}") },
-                state: if i == nsubs - 1 && nsubs > 2 { "Disabled" } else { "Enabled" },
+                name: if i < sub_names.len() {
+                    sub_names[i].to_string()
+                } else {
+                    format!("Workload {i}")
+                },
+                state: if i == nsubs - 1 && nsubs > 2 {
+                    "Disabled"
+                } else {
+                    "Enabled"
+                },
             });
         }
         let rgs_per_sub = (3 + self.params.users / 2000).min(60);
-        let rg_words = ["app", "data", "net", "shared", "web", "ml", "identity", "monitor", "backup", "iot"];
+        let rg_words = [
+            "app", "data", "net", "shared", "web", "ml", "identity", "monitor", "backup", "iot",
+        ];
         for s in 0..nsubs {
             for k in 0..rgs_per_sub {
                 let location = *r.pick(LOCATIONS);
@@ -1004,7 +1593,10 @@ impl FakeTenant {
                 });
             }
         }
-        let nres = self.params.resources.unwrap_or((self.params.users / 5).max(30));
+        let nres = self
+            .params
+            .resources
+            .unwrap_or((self.params.users / 5).max(30));
         // Resources come in small deployments: a VM with its NIC, disk, public
         // IP and NSG; a VNet with subnets; plus single PaaS resources.
         let mut made = 0;
@@ -1031,7 +1623,11 @@ impl FakeTenant {
                     ("Microsoft.Web/serverFarms", "asp", Some("linux")),
                     ("Microsoft.ContainerService/managedClusters", "aks", None),
                     ("Microsoft.ContainerRegistry/registries", "cr", None),
-                    ("Microsoft.DocumentDB/databaseAccounts", "cosmos", Some("GlobalDocumentDB")),
+                    (
+                        "Microsoft.DocumentDB/databaseAccounts",
+                        "cosmos",
+                        Some("GlobalDocumentDB"),
+                    ),
                     ("Microsoft.Cache/Redis", "redis", None),
                     ("Microsoft.DBforPostgreSQL/flexibleServers", "psql", None),
                     ("Microsoft.Network/loadBalancers", "lb", None),
@@ -1050,15 +1646,37 @@ impl FakeTenant {
                 } else {
                     format!("{prefix}-{}-{serial:04}", r.pick(&rg_words))
                 };
-                let kind = if ty == "Microsoft.Web/sites" { kind } else if r.chance(0.5) { kind } else { kind };
+
                 let properties = match ty {
-                    "Microsoft.Storage/storageAccounts" => json!({"supportsHttpsTrafficOnly": r.chance(0.9), "minimumTlsVersion": r.pick(&["TLS1_2", "TLS1_0"]), "allowBlobPublicAccess": r.chance(0.2), "provisioningState": "Succeeded", "encryption": {"keySource": "Microsoft.Storage"}}),
-                    "Microsoft.KeyVault/vaults" => json!({"tenantId": self.tenant_id, "enableSoftDelete": true, "enableRbacAuthorization": r.chance(0.6), "enablePurgeProtection": r.chance(0.5), "vaultUri": format!("https://{name}.vault.azure.net/"), "sku": {"family": "A", "name": "standard"}}),
-                    "Microsoft.Sql/servers" => json!({"administratorLogin": "sqladmin", "version": "12.0", "state": "Ready", "fullyQualifiedDomainName": format!("{name}.database.windows.net"), "publicNetworkAccess": r.pick(&["Enabled", "Disabled"]), "minimalTlsVersion": "1.2"}),
+                    "Microsoft.Storage/storageAccounts" => {
+                        json!({"supportsHttpsTrafficOnly": r.chance(0.9), "minimumTlsVersion": r.pick(&["TLS1_2", "TLS1_0"]), "allowBlobPublicAccess": r.chance(0.2), "provisioningState": "Succeeded", "encryption": {"keySource": "Microsoft.Storage"}})
+                    }
+                    "Microsoft.KeyVault/vaults" => {
+                        json!({"tenantId": self.tenant_id, "enableSoftDelete": true, "enableRbacAuthorization": r.chance(0.6), "enablePurgeProtection": r.chance(0.5), "vaultUri": format!("https://{name}.vault.azure.net/"), "sku": {"family": "A", "name": "standard"}})
+                    }
+                    "Microsoft.Sql/servers" => {
+                        json!({"administratorLogin": "sqladmin", "version": "12.0", "state": "Ready", "fullyQualifiedDomainName": format!("{name}.database.windows.net"), "publicNetworkAccess": r.pick(&["Enabled", "Disabled"]), "minimalTlsVersion": "1.2"})
+                    }
                     _ => json!({"provisioningState": "Succeeded"}),
                 };
-                let tags = if r.chance(0.6) { Some(json!({"env": r.pick(&["prod", "dev", "test"]), "owner": r.pick(&["platform", "data", "web"]) })) } else { None };
-                self.resources.push(Resource { sub, rg, arm_type: ty, name: name.clone(), location, kind, sku: None, tags, properties });
+                let tags = if r.chance(0.6) {
+                    Some(
+                        json!({"env": r.pick(&["prod", "dev", "test"]), "owner": r.pick(&["platform", "data", "web"]) }),
+                    )
+                } else {
+                    None
+                };
+                self.resources.push(Resource {
+                    sub,
+                    rg,
+                    arm_type: ty,
+                    name: name.clone(),
+                    location,
+                    kind,
+                    sku: None,
+                    tags,
+                    properties,
+                });
                 made += 1;
                 if ty == "Microsoft.Sql/servers" && r.chance(0.7) {
                     self.resources.push(Resource {
@@ -1071,15 +1689,33 @@ impl FakeTenant {
             }
         }
         for (guid, name, description, actions) in BUILTIN_ROLES {
-            self.role_definitions.push(RoleDefinition { guid: guid.to_string(), name: name.to_string(), description: description.to_string(), custom: false, actions });
+            self.role_definitions.push(RoleDefinition {
+                guid: guid.to_string(),
+                name: name.to_string(),
+                description: description.to_string(),
+                custom: false,
+                actions,
+            });
         }
-        self.role_definitions.push(RoleDefinition { guid: r.guid(), name: "tenx Reader (custom)".into(), description: "Reader plus policy state queries".into(), custom: true, actions: &["*/read", "Microsoft.PolicyInsights/policyStates/queryResults/action"] });
+        self.role_definitions.push(RoleDefinition {
+            guid: r.guid(),
+            name: "tenx Reader (custom)".into(),
+            description: "Reader plus policy state queries".into(),
+            custom: true,
+            actions: &[
+                "*/read",
+                "Microsoft.PolicyInsights/policyStates/queryResults/action",
+            ],
+        });
         self.gen_role_assignments(r);
     }
 
     fn arm_rg_id(&self, rg: u32) -> String {
         let g = &self.resource_groups[rg as usize];
-        format!("/subscriptions/{}/resourceGroups/{}", self.subscriptions[g.sub as usize].id, g.name)
+        format!(
+            "/subscriptions/{}/resourceGroups/{}",
+            self.subscriptions[g.sub as usize].id, g.name
+        )
     }
 
     pub fn resource_id(&self, res: &Resource) -> String {
@@ -1103,61 +1739,125 @@ impl FakeTenant {
         self.arm_rg_id(rg)
     }
 
-    fn gen_vm_deployment(&mut self, r: &mut Rng, sub: u16, rg: u32, location: &'static str, serial: usize) -> usize {
-        let base = format!("vm-{}-{serial:04}", r.pick(&["web", "app", "sql", "build", "jump", "dc"]));
+    fn gen_vm_deployment(
+        &mut self,
+        r: &mut Rng,
+        sub: u16,
+        rg: u32,
+        location: &'static str,
+        serial: usize,
+    ) -> usize {
+        let base = format!(
+            "vm-{}-{serial:04}",
+            r.pick(&["web", "app", "sql", "build", "jump", "dc"])
+        );
         let rgid = self.arm_rg_id(rg);
         let nic_id = format!("{rgid}/providers/Microsoft.Network/networkInterfaces/{base}-nic");
-        let disk_id = format!("{rgid}/providers/Microsoft.Compute/disks/{base}_OsDisk_1_{}", r.hex(32));
+        let disk_id = format!(
+            "{rgid}/providers/Microsoft.Compute/disks/{base}_OsDisk_1_{}",
+            r.hex(32)
+        );
         let pip_id = format!("{rgid}/providers/Microsoft.Network/publicIPAddresses/{base}-ip");
         let nsg_id = format!("{rgid}/providers/Microsoft.Network/networkSecurityGroups/{base}-nsg");
         let with_pip = r.chance(0.4);
         let windows = r.chance(0.6);
         let mut n = 0;
-        let mut push = |t: &mut FakeTenant, ty: &'static str, name: String, props: Value, sku: Option<Value>| {
-            t.resources.push(Resource { sub, rg, arm_type: ty, name, location, kind: None, sku, tags: None, properties: props });
+        let mut push = |t: &mut FakeTenant,
+                        ty: &'static str,
+                        name: String,
+                        props: Value,
+                        sku: Option<Value>| {
+            t.resources.push(Resource {
+                sub,
+                rg,
+                arm_type: ty,
+                name,
+                location,
+                kind: None,
+                sku,
+                tags: None,
+                properties: props,
+            });
             n += 1;
         };
-        push(self, "Microsoft.Compute/virtualMachines", base.clone(), json!({
-            "vmId": r.guid(),
-            "hardwareProfile": {"vmSize": r.pick(&["Standard_D2s_v5", "Standard_B2ms", "Standard_E4s_v5"])},
-            "storageProfile": {
-                "imageReference": if windows { json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-azure-edition", "version": "latest"}) } else { json!({"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"}) },
-                "osDisk": {"osType": if windows { "Windows" } else { "Linux" }, "name": disk_id.rsplit('/').next(), "createOption": "FromImage", "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"}},
-                "dataDisks": []
-            },
-            "osProfile": {"computerName": base, "adminUsername": "azureuser"},
-            "networkProfile": {"networkInterfaces": [{"id": nic_id}]},
-            "provisioningState": "Succeeded"
-        }), None);
+        push(
+            self,
+            "Microsoft.Compute/virtualMachines",
+            base.clone(),
+            json!({
+                "vmId": r.guid(),
+                "hardwareProfile": {"vmSize": r.pick(&["Standard_D2s_v5", "Standard_B2ms", "Standard_E4s_v5"])},
+                "storageProfile": {
+                    "imageReference": if windows { json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-azure-edition", "version": "latest"}) } else { json!({"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"}) },
+                    "osDisk": {"osType": if windows { "Windows" } else { "Linux" }, "name": disk_id.rsplit('/').next(), "createOption": "FromImage", "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"}},
+                    "dataDisks": []
+                },
+                "osProfile": {"computerName": base, "adminUsername": "azureuser"},
+                "networkProfile": {"networkInterfaces": [{"id": nic_id}]},
+                "provisioningState": "Succeeded"
+            }),
+            None,
+        );
         let mut ipconf = json!({"name": "ipconfig1", "properties": {"privateIPAddress": format!("10.{}.{}.{}", r.below(255), r.below(255), r.range(4, 250)), "privateIPAllocationMethod": "Dynamic"}});
         if with_pip {
             ipconf["properties"]["publicIPAddress"] = json!({"id": pip_id});
         }
-        push(self, "Microsoft.Network/networkInterfaces", format!("{base}-nic"), json!({
-            "ipConfigurations": [ipconf],
-            "networkSecurityGroup": {"id": nsg_id},
-            "virtualMachine": {"id": format!("{rgid}/providers/Microsoft.Compute/virtualMachines/{base}")},
-            "provisioningState": "Succeeded"
-        }), None);
-        push(self, "Microsoft.Compute/disks", disk_id.rsplit('/').next().unwrap_or("disk").to_string(), json!({
-            "diskSizeGB": r.pick(&[64, 128, 256]), "diskState": "Attached", "osType": if windows { "Windows" } else { "Linux" },
-            "encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "provisioningState": "Succeeded"
-        }), Some(json!({"name": "Premium_LRS", "tier": "Premium"})));
+        push(
+            self,
+            "Microsoft.Network/networkInterfaces",
+            format!("{base}-nic"),
+            json!({
+                "ipConfigurations": [ipconf],
+                "networkSecurityGroup": {"id": nsg_id},
+                "virtualMachine": {"id": format!("{rgid}/providers/Microsoft.Compute/virtualMachines/{base}")},
+                "provisioningState": "Succeeded"
+            }),
+            None,
+        );
+        push(
+            self,
+            "Microsoft.Compute/disks",
+            disk_id.rsplit('/').next().unwrap_or("disk").to_string(),
+            json!({
+                "diskSizeGB": r.pick(&[64, 128, 256]), "diskState": "Attached", "osType": if windows { "Windows" } else { "Linux" },
+                "encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "provisioningState": "Succeeded"
+            }),
+            Some(json!({"name": "Premium_LRS", "tier": "Premium"})),
+        );
         if with_pip {
-            push(self, "Microsoft.Network/publicIPAddresses", format!("{base}-ip"), json!({
-                "ipAddress": format!("20.{}.{}.{}", r.below(255), r.below(255), r.range(1, 254)), "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4",
-                "ipConfiguration": {"id": format!("{nic_id}/ipConfigurations/ipconfig1")}
-            }), Some(json!({"name": "Standard", "tier": "Regional"})));
+            push(
+                self,
+                "Microsoft.Network/publicIPAddresses",
+                format!("{base}-ip"),
+                json!({
+                    "ipAddress": format!("20.{}.{}.{}", r.below(255), r.below(255), r.range(1, 254)), "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4",
+                    "ipConfiguration": {"id": format!("{nic_id}/ipConfigurations/ipconfig1")}
+                }),
+                Some(json!({"name": "Standard", "tier": "Regional"})),
+            );
         }
-        push(self, "Microsoft.Network/networkSecurityGroups", format!("{base}-nsg"), json!({
-            "securityRules": [{"name": if windows { "RDP" } else { "SSH" }, "properties": {"access": "Allow", "direction": "Inbound", "priority": 300, "protocol": "TCP", "destinationPortRange": if windows { "3389" } else { "22" }, "sourceAddressPrefix": if r.chance(0.3) { "*" } else { "10.0.0.0/8" }}}],
-            "networkInterfaces": [{"id": nic_id}],
-            "provisioningState": "Succeeded"
-        }), None);
+        push(
+            self,
+            "Microsoft.Network/networkSecurityGroups",
+            format!("{base}-nsg"),
+            json!({
+                "securityRules": [{"name": if windows { "RDP" } else { "SSH" }, "properties": {"access": "Allow", "direction": "Inbound", "priority": 300, "protocol": "TCP", "destinationPortRange": if windows { "3389" } else { "22" }, "sourceAddressPrefix": if r.chance(0.3) { "*" } else { "10.0.0.0/8" }}}],
+                "networkInterfaces": [{"id": nic_id}],
+                "provisioningState": "Succeeded"
+            }),
+            None,
+        );
         n
     }
 
-    fn gen_vnet(&mut self, r: &mut Rng, sub: u16, rg: u32, location: &'static str, serial: usize) -> usize {
+    fn gen_vnet(
+        &mut self,
+        r: &mut Rng,
+        sub: u16,
+        rg: u32,
+        location: &'static str,
+        serial: usize,
+    ) -> usize {
         let rgid = self.arm_rg_id(rg);
         let name = format!("vnet-{}-{serial:04}", location);
         let vnet_id = format!("{rgid}/providers/Microsoft.Network/virtualNetworks/{name}");
@@ -1193,28 +1893,56 @@ impl FakeTenant {
         }
         let n = (self.params.users / 40).max(8);
         let nroles = self.role_definitions.len();
+        let mut rgs_of: Vec<Vec<u32>> = vec![Vec::new(); nsubs];
+        for (g, rg) in self.resource_groups.iter().enumerate() {
+            rgs_of[rg.sub as usize].push(g as u32);
+        }
+        let mut res_of: Vec<Vec<usize>> = vec![Vec::new(); nsubs];
+        for (x, res) in self.resources.iter().enumerate() {
+            res_of[res.sub as usize].push(x);
+        }
         for i in 0..n {
             let (principal_id, principal_type) = match r.below(10) {
-                0..=4 if !self.users.is_empty() => (self.users[r.below(self.users.len())].id.clone(), "User"),
-                5..=6 if !self.groups.is_empty() => (self.groups[r.below(self.groups.len())].id.clone(), "Group"),
-                7..=8 if !self.service_principals.is_empty() => (self.service_principals[r.below(self.service_principals.len())].id.clone(), "ServicePrincipal"),
+                0..=4 if !self.users.is_empty() => {
+                    (self.users[r.below(self.users.len())].id.clone(), "User")
+                }
+                5..=6 if !self.groups.is_empty() => {
+                    (self.groups[r.below(self.groups.len())].id.clone(), "Group")
+                }
+                7..=8 if !self.service_principals.is_empty() => (
+                    self.service_principals[r.below(self.service_principals.len())]
+                        .id
+                        .clone(),
+                    "ServicePrincipal",
+                ),
                 // A principal deleted from the directory: the assignment stays.
                 _ => (r.guid(), "User"),
             };
             let inherited = i % 25 == 0;
             let sub = r.below(nsubs) as u16;
             let scope = if inherited {
-                format!("/providers/Microsoft.Management/managementGroups/{}", self.tenant_id)
+                format!(
+                    "/providers/Microsoft.Management/managementGroups/{}",
+                    self.tenant_id
+                )
             } else {
                 match r.below(10) {
                     0..=3 => format!("/subscriptions/{}", self.subscriptions[sub as usize].id),
                     4..=7 => {
-                        let rgs: Vec<u32> = (0..self.resource_groups.len() as u32).filter(|&g| self.resource_groups[g as usize].sub == sub).collect();
-                        if rgs.is_empty() { format!("/subscriptions/{}", self.subscriptions[sub as usize].id) } else { self.arm_rg_id(*r.pick(&rgs)) }
+                        let rgs = &rgs_of[sub as usize];
+                        if rgs.is_empty() {
+                            format!("/subscriptions/{}", self.subscriptions[sub as usize].id)
+                        } else {
+                            self.arm_rg_id(*r.pick(rgs))
+                        }
                     }
                     _ => {
-                        let res: Vec<usize> = (0..self.resources.len()).filter(|&x| self.resources[x].sub == sub).collect();
-                        if res.is_empty() { format!("/subscriptions/{}", self.subscriptions[sub as usize].id) } else { self.resource_id(&self.resources[*r.pick(&res)]) }
+                        let res = &res_of[sub as usize];
+                        if res.is_empty() {
+                            format!("/subscriptions/{}", self.subscriptions[sub as usize].id)
+                        } else {
+                            self.resource_id(&self.resources[*r.pick(res)])
+                        }
                     }
                 }
             };
@@ -1258,7 +1986,10 @@ mod tests {
     use super::*;
 
     fn small() -> FakeTenant {
-        FakeTenant::generate(FakeParams { users: 500, ..Default::default() })
+        FakeTenant::generate(FakeParams {
+            users: 500,
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -1269,7 +2000,11 @@ mod tests {
         assert_eq!(a.users.len(), b.users.len());
         assert_eq!(a.devices[7].id, b.devices[7].id);
         assert_eq!(a.machines.len(), b.machines.len());
-        let c = FakeTenant::generate(FakeParams { users: 500, seed: 2, ..Default::default() });
+        let c = FakeTenant::generate(FakeParams {
+            users: 500,
+            seed: 2,
+            ..Default::default()
+        });
         assert_ne!(a.tenant_id, c.tenant_id);
     }
 
@@ -1277,26 +2012,60 @@ mod tests {
     fn proportions_are_realistic() {
         let t = small();
         assert_eq!(t.devices.len(), 600);
-        let noncompliant = t.devices.iter().filter(|d| d.policy_states.iter().any(|s| s.status.is_finding())).count();
+        let noncompliant = t
+            .devices
+            .iter()
+            .filter(|d| d.policy_states.iter().any(|s| s.status.is_finding()))
+            .count();
         let share = noncompliant as f64 / t.devices.len() as f64;
         assert!((0.08..0.25).contains(&share), "noncompliant share {share}");
         assert!(t.devices.iter().any(|d| d.user.is_none()));
-        assert!(t.users.iter().any(|u| u.display.chars().any(|c| !c.is_ascii())));
+        assert!(t.users.iter().any(|u| !u.display.is_ascii()));
         let with_machine = t.machines.iter().filter(|m| m.device.is_some()).count();
-        let defender_capable = t.devices.iter().filter(|d| d.platform.has_defender()).count();
+        let defender_capable = t
+            .devices
+            .iter()
+            .filter(|d| d.platform.has_defender())
+            .count();
         assert!(with_machine as f64 > defender_capable as f64 * 0.8);
-        for kind in [EntityKind::Laptop, EntityKind::Desktop, EntityKind::Server, EntityKind::Smartphone] {
+        for kind in [
+            EntityKind::Laptop,
+            EntityKind::Desktop,
+            EntityKind::Server,
+            EntityKind::Smartphone,
+        ] {
             assert!(t.devices.iter().any(|d| d.kind() == kind), "{kind}");
         }
-        assert!(t.groups.iter().any(|g| g.members.iter().any(|m| matches!(m, Member::Group(_)))));
-        assert!(t.groups.iter().any(|g| g.members.iter().any(|m| matches!(m, Member::Device(_)))));
-        assert!(t.role_assignments.iter().any(|a| a.principal_type == "Group"));
-        assert!(t.resources.iter().any(|r| EntityKind::for_arm_type(r.arm_type) == EntityKind::AzureResource));
+        assert!(
+            t.groups
+                .iter()
+                .any(|g| g.members.iter().any(|m| matches!(m, Member::Group(_))))
+        );
+        assert!(
+            t.groups
+                .iter()
+                .any(|g| g.members.iter().any(|m| matches!(m, Member::Device(_))))
+        );
+        assert!(
+            t.role_assignments
+                .iter()
+                .any(|a| a.principal_type == "Group")
+        );
+        assert!(
+            t.resources
+                .iter()
+                .any(|r| EntityKind::for_arm_type(r.arm_type) == EntityKind::AzureResource)
+        );
     }
 
     #[test]
     fn overrides_win() {
-        let t = FakeTenant::generate(FakeParams { users: 50, devices: Some(10), groups: Some(3), ..Default::default() });
+        let t = FakeTenant::generate(FakeParams {
+            users: 50,
+            devices: Some(10),
+            groups: Some(3),
+            ..Default::default()
+        });
         assert_eq!(t.devices.len(), 10);
         assert_eq!(t.groups.len(), 3);
     }

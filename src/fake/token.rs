@@ -20,7 +20,11 @@ pub const GRAPH_ROLES: &[&str] = &[
     "DeviceManagementConfiguration.Read.All",
     "DeviceManagementApps.Read.All",
 ];
-pub const DEFENDER_ROLES: &[&str] = &["Machine.Read.All", "Vulnerability.Read.All", "User.Read.All"];
+pub const DEFENDER_ROLES: &[&str] = &[
+    "Machine.Read.All",
+    "Vulnerability.Read.All",
+    "User.Read.All",
+];
 
 fn sign(key: u64, data: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -50,7 +54,14 @@ pub fn verify(key: u64, token: &str) -> Option<Value> {
     serde_json::from_slice(&B64.decode(body).ok()?).ok()
 }
 
-pub fn claims(aud: &str, tenant: &str, client_id: &str, oid: &str, roles: &[String], iat: i64) -> Value {
+pub fn claims(
+    aud: &str,
+    tenant: &str,
+    client_id: &str,
+    oid: &str,
+    roles: &[String],
+    iat: i64,
+) -> Value {
     json!({
         "aud": aud,
         "iss": format!("https://sts.windows.net/{tenant}/"),
@@ -79,7 +90,14 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_tampered_ones_do_not() {
-        let c = claims(AUD_GRAPH, "t", "c", "o", &["Directory.Read.All".into()], 100);
+        let c = claims(
+            AUD_GRAPH,
+            "t",
+            "c",
+            "o",
+            &["Directory.Read.All".into()],
+            100,
+        );
         let tok = issue(42, &c);
         assert_eq!(tok.split('.').count(), 3);
         assert_eq!(verify(42, &tok), Some(c));

@@ -375,12 +375,25 @@ mod tests {
         let u = g.upsert(ent("u1", EntityKind::AzureUser, "U", json!({})));
         assert_eq!(g.pending_count(), 0);
         assert_eq!(g.relationship_count(), 1);
-        assert_eq!(g.incoming(u), &[Edge { verb: Verb::Has, other: 0 }]);
-        assert_eq!(g.outgoing(0), &[Edge { verb: Verb::Has, other: u }]);
+        assert_eq!(
+            g.incoming(u),
+            &[Edge {
+                verb: Verb::Has,
+                other: 0
+            }]
+        );
+        assert_eq!(
+            g.outgoing(0),
+            &[Edge {
+                verb: Verb::Has,
+                other: u
+            }]
+        );
         assert!(g.relate(RelRecord::new("g1", Verb::Has, "u1")));
         assert_eq!(g.relationship_count(), 1, "duplicates are not linked twice");
         assert_eq!(
-            g.relationship_counts().get("azure_user_group_has_azure_user"),
+            g.relationship_counts()
+                .get("azure_user_group_has_azure_user"),
             Some(&1)
         );
     }

@@ -1,0 +1,838 @@
+//! The simulated tenant, walked with a plain HTTP client over loopback:
+//! paging, $select/$top, $batch, audiences, throttling, every fault knob.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tenx::fake::{
+    FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, ThrottleSpec, serve,
+};
+
+const GRAPH: &str = "https://graph.microsoft.com/.default";
+const DEFENDER: &str = "https://api.securitycenter.microsoft.com/.default";
+const ARM: &str = "https://management.azure.com/.default";
+const API: &str = "api-version=2022-12-01";
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("loopback address")
+}
+
+async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
+    let t = FakeTenant::generate(FakeParams {
+        users,
+        seed,
+        ..Default::default()
+    });
+    serve(t, loopback(), options).await.expect("server starts")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn token_response(
+    s: &RunningTenant,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    let body = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope={}",
+        urlencode(secret),
+        urlencode(scope)
+    );
+    let r = client()
+        .post(format!("{}/login/{tenant}/oauth2/v2.0/token", s.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("token json"))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn token(s: &RunningTenant, scope: &str) -> String {
+    let t = &s.tenant;
+    let (status, body) =
+        token_response(s, &t.tenant_id, &t.client_id, &t.client_secret, scope).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+async fn get(url: &str, tok: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = client()
+        .get(url)
+        .bearer_auth(tok)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap_or_default())
+}
+
+/// Follows `@odata.nextLink` / `nextLink` to the end; returns every item.
+async fn walk(url: &str, tok: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut next = Some(url.to_string());
+    while let Some(u) = next {
+        let (status, _, body) = get(&u, tok).await;
+        assert_eq!(status, 200, "{u}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("page is JSON");
+        items.extend(v["value"].as_array().expect("value array").iter().cloned());
+        next = v["@odata.nextLink"]
+            .as_str()
+            .or(v["nextLink"].as_str())
+            .map(String::from);
+        if let Some(n) = &next {
+            assert!(
+                n.starts_with("http://127.0.0.1:"),
+                "nextLink points back at the server: {n}"
+            );
+        }
+    }
+    items
+}
+
+fn count(m: &Manifest, ty: &str) -> usize {
+    m.entities.get(ty).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn walking_every_collection_gives_the_manifest_counts() {
+    for (users, seed) in [(150, 1), (420, 7)] {
+        let s = start(users, seed, ServerOptions::default()).await;
+        let m = Manifest::of(&s.tenant);
+        let b = s.base_url();
+        let g = token(&s, GRAPH).await;
+        let d = token(&s, DEFENDER).await;
+        let a = token(&s, ARM).await;
+
+        assert_eq!(
+            walk(&format!("{b}/graph/v1.0/organization"), &g)
+                .await
+                .len(),
+            1
+        );
+        let users_seen = walk(&format!("{b}/graph/v1.0/users?$top=37"), &g).await;
+        assert_eq!(users_seen.len(), count(&m, "azure_user"));
+        let groups = walk(&format!("{b}/graph/v1.0/groups?$top=999"), &g).await;
+        assert_eq!(groups.len(), count(&m, "azure_user_group"));
+        let mut member_edges = 0;
+        let mut others = std::collections::HashSet::new();
+        for grp in &groups {
+            let id = grp["id"].as_str().expect("group id");
+            for mem in walk(
+                &format!("{b}/graph/v1.0/groups/{id}/members?$top=50&$select=id,displayName"),
+                &g,
+            )
+            .await
+            {
+                let ty = mem["@odata.type"]
+                    .as_str()
+                    .expect("members carry @odata.type");
+                if ty == "#microsoft.graph.orgContact" || ty == "#microsoft.graph.device" {
+                    others.insert(mem["id"].as_str().expect("id").to_string());
+                }
+                member_edges += 1;
+            }
+        }
+        let manifest_member_edges: usize = m
+            .relationships
+            .iter()
+            .filter(|(k, _)| k.starts_with("azure_user_group_has_"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(member_edges, manifest_member_edges);
+        assert_eq!(others.len(), count(&m, "azure_group_member"));
+        assert_eq!(
+            walk(&format!("{b}/graph/v1.0/servicePrincipals"), &g)
+                .await
+                .len(),
+            count(&m, "azure_service_principal")
+        );
+
+        let devices = walk(
+            &format!("{b}/graph/v1.0/deviceManagement/managedDevices?$top=100"),
+            &g,
+        )
+        .await;
+        assert_eq!(devices.len(), count(&m, "intune_host_agent"));
+        let policies = walk(
+            &format!("{b}/graph/v1.0/deviceManagement/deviceCompliancePolicies"),
+            &g,
+        )
+        .await;
+        assert_eq!(policies.len(), count(&m, "intune_compliance_policy"));
+        let mut findings = 0;
+        for p in &policies {
+            let id = p["id"].as_str().expect("policy id");
+            for st in walk(
+                &format!(
+                    "{b}/graph/v1.0/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses"
+                ),
+                &g,
+            )
+            .await
+            {
+                let status = st["status"].as_str().expect("status");
+                if ["nonCompliant", "error", "conflict"].contains(&status) {
+                    findings += 1;
+                }
+            }
+        }
+        assert_eq!(findings, count(&m, "intune_noncompliance_finding"));
+        assert_eq!(
+            walk(
+                &format!("{b}/graph/v1.0/deviceManagement/deviceConfigurations"),
+                &g
+            )
+            .await
+            .len(),
+            count(&m, "intune_device_configuration")
+        );
+        let apps = walk(&format!("{b}/graph/v1.0/deviceManagement/detectedApps"), &g).await;
+        assert_eq!(apps.len(), count(&m, "intune_detected_application"));
+        assert_eq!(
+            walk(
+                &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
+                &g
+            )
+            .await
+            .len(),
+            count(&m, "intune_managed_application")
+        );
+
+        assert_eq!(
+            walk(&format!("{b}/defender/api/machines?$top=40"), &d)
+                .await
+                .len(),
+            count(&m, "microsoft_defender_machine")
+        );
+        assert_eq!(
+            walk(
+                &format!("{b}/defender/api/vulnerabilities/machinesVulnerabilities?$top=100"),
+                &d
+            )
+            .await
+            .len(),
+            count(&m, "microsoft_defender_vulnerability")
+        );
+        assert_eq!(
+            walk(&format!("{b}/defender/api/vulnerabilities"), &d)
+                .await
+                .len(),
+            count(&m, "cve")
+        );
+
+        let subs = walk(&format!("{b}/arm/subscriptions?{API}"), &a).await;
+        assert_eq!(subs.len(), count(&m, "azure_subscription"));
+        let (mut rgs, mut resources, mut defs) = (0, 0, 0);
+        let mut assignments = std::collections::HashSet::new();
+        for sub in &subs {
+            let sid = sub["subscriptionId"].as_str().expect("subscriptionId");
+            rgs += walk(
+                &format!("{b}/arm/subscriptions/{sid}/resourcegroups?{API}&$top=3"),
+                &a,
+            )
+            .await
+            .len();
+            resources += walk(
+                &format!("{b}/arm/subscriptions/{sid}/resources?{API}&$top=25"),
+                &a,
+            )
+            .await
+            .len();
+            defs += walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleDefinitions?{API}"), &a).await.len();
+            for ra in walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleAssignments?{API}"), &a).await {
+                assignments.insert(ra["id"].as_str().expect("id").to_lowercase());
+            }
+        }
+        assert_eq!(rgs, count(&m, "azure_resource_group"));
+        let typed_resources: usize = m
+            .relationships
+            .iter()
+            .filter(|(k, _)| k.starts_with("azure_resource_group_has_"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(resources, typed_resources);
+        assert_eq!(defs, count(&m, "azure_role_definition"));
+        assert_eq!(assignments.len(), count(&m, "azure_role_assignment"));
+
+        // Resource Graph pages with $skipToken and carries properties.
+        let mut rows = Vec::new();
+        let mut skip: Option<String> = None;
+        loop {
+            let mut body = json!({"query": "Resources | project id, name, type, properties", "options": {"$top": 7}});
+            if let Some(t) = &skip {
+                body["options"]["$skipToken"] = json!(t);
+            }
+            let r = client()
+                .post(format!(
+                    "{b}/arm/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01"
+                ))
+                .bearer_auth(&a)
+                .json(&body)
+                .send()
+                .await
+                .expect("resource graph");
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.expect("json");
+            rows.extend(v["data"].as_array().expect("data").iter().cloned());
+            match v["$skipToken"].as_str() {
+                Some(t) => skip = Some(t.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(rows.len(), typed_resources);
+        assert!(rows.iter().all(|r| r["properties"].is_object()));
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn top_and_select_are_honoured_and_bounded() {
+    let s = start(60, 2, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    let (status, _, body) = get(
+        &format!("{b}/graph/v1.0/users?$top=5&$select=displayName,mail"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let first = v["value"][0].as_object().expect("object");
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["displayName", "id", "mail"]);
+    assert_eq!(v["value"].as_array().map(Vec::len), Some(5));
+    let next = v["@odata.nextLink"].as_str().expect("nextLink");
+    assert!(
+        next.contains("$skiptoken=") && next.contains("$select="),
+        "{next}"
+    );
+
+    let (status, _, body) = get(&format!("{b}/graph/v1.0/users?$top=1000"), &g).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Must be between 1 and 999"), "{body}");
+    let (status, _, body) = get(&format!("{b}/graph/v1.0/users?$skiptoken=garbage"), &g).await;
+    assert_eq!(status, 400, "{body}");
+
+    let d = token(&s, DEFENDER).await;
+    let (status, _, body) = get(&format!("{b}/defender/api/machines?$top=3&$skip=2"), &d).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["value"][0]["id"], json!(s.tenant.machines[2].id));
+    assert!(
+        v["@odata.nextLink"]
+            .as_str()
+            .is_some_and(|n| n.contains("$skip=5"))
+    );
+    let (status, _, _) = get(&format!("{b}/defender/api/machines?$top=10001"), &d).await;
+    assert_eq!(status, 400);
+    let mid = &s.tenant.machines[0].id;
+    let filtered = walk(
+        &format!(
+            "{b}/defender/api/vulnerabilities/machinesVulnerabilities?$filter=machineId eq '{mid}'"
+        ),
+        &d,
+    )
+    .await;
+    assert_eq!(filtered.len(), s.tenant.machines[0].vulns.len());
+
+    let a = token(&s, ARM).await;
+    let (status, _, body) = get(&format!("{b}/arm/subscriptions"), &a).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("MissingApiVersionParameter"));
+}
+
+#[tokio::test]
+async fn batch_answers_each_request_on_its_own() {
+    let s = start(40, 3, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    let group = &s.tenant.groups[0].id;
+    let requests: Vec<Value> = vec![
+        json!({"id": "1", "method": "GET", "url": format!("/groups/{group}/members?$select=id")}),
+        json!({"id": "2", "method": "GET", "url": "/groups/00000000-0000-0000-0000-000000000000/members"}),
+        json!({"id": "3", "method": "DELETE", "url": format!("/groups/{group}")}),
+        json!({"id": "4", "method": "GET", "url": "/organization"}),
+    ];
+    let r = client()
+        .post(format!("{b}/graph/v1.0/$batch"))
+        .bearer_auth(&g)
+        .json(&json!({"requests": requests}))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    let by_id = |id: &str| {
+        v["responses"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id))
+            .cloned()
+            .expect("response")
+    };
+    assert_eq!(by_id("1")["status"], 200);
+    assert!(
+        by_id("1")["body"]["value"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(by_id("2")["status"], 404);
+    assert_eq!(by_id("3")["status"], 405, "a batch cannot write");
+    assert_eq!(
+        by_id("4")["body"]["value"][0]["id"],
+        json!(s.tenant.tenant_id)
+    );
+
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/organization"}))
+        .collect();
+    let r = client()
+        .post(format!("{b}/graph/v1.0/$batch"))
+        .bearer_auth(&g)
+        .json(&json!({"requests": too_many}))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn only_reads_are_accepted() {
+    let s = start(20, 4, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    for method in [
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+        reqwest::Method::PUT,
+        reqwest::Method::POST,
+    ] {
+        let r = client()
+            .request(method.clone(), format!("{b}/graph/v1.0/users"))
+            .bearer_auth(&g)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 405, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_for_the_wrong_audience_or_tenant_are_refused() {
+    let s = start(20, 5, ServerOptions::default()).await;
+    let b = s.base_url();
+    let g = token(&s, GRAPH).await;
+    let d = token(&s, DEFENDER).await;
+    let a = token(&s, ARM).await;
+    let (status, headers, body) = get(&format!("{b}/defender/api/machines"), &g).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.contains_key("www-authenticate"));
+    assert_eq!(get(&format!("{b}/graph/v1.0/users"), &d).await.0, 401);
+    assert_eq!(
+        get(&format!("{b}/arm/subscriptions?{API}"), &g).await.0,
+        401
+    );
+    assert_eq!(get(&format!("{b}/graph/v1.0/users"), &a).await.0, 401);
+    assert_eq!(
+        get(&format!("{b}/graph/v1.0/users"), "not-a-token").await.0,
+        401
+    );
+    let r = client()
+        .get(format!("{b}/graph/v1.0/users"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_with_real_aadsts_errors() {
+    let s = start(20, 6, ServerOptions::default()).await;
+    let t = s.tenant.clone();
+    let cases = [
+        (
+            t.tenant_id.as_str(),
+            t.client_id.as_str(),
+            t.client_secret.as_str(),
+            "https://example.com/.default",
+            500011,
+        ),
+        (
+            "11111111-2222-3333-4444-555555555555",
+            t.client_id.as_str(),
+            t.client_secret.as_str(),
+            GRAPH,
+            90002,
+        ),
+        (
+            t.tenant_id.as_str(),
+            "99999999-2222-3333-4444-555555555555",
+            t.client_secret.as_str(),
+            GRAPH,
+            700016,
+        ),
+        (
+            t.tenant_id.as_str(),
+            t.client_id.as_str(),
+            "wrong",
+            GRAPH,
+            7000215,
+        ),
+        (
+            t.tenant_id.as_str(),
+            t.client_id.as_str(),
+            t.secret_id.as_str(),
+            GRAPH,
+            7000215,
+        ),
+        (
+            t.tenant_id.as_str(),
+            t.client_id.as_str(),
+            t.client_secret.as_str(),
+            "https://graph.microsoft.com/User.Read",
+            1002012,
+        ),
+    ];
+    for (tenant, client_id, secret, scope, code) in cases {
+        let (status, body) = token_response(&s, tenant, client_id, secret, scope).await;
+        assert!(status == 400 || status == 401, "{status} {body}");
+        assert_eq!(body["error_codes"][0], json!(code), "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(&format!("AADSTS{code}:"))),
+            "{body}"
+        );
+    }
+    // The verified domain works as the tenant, too.
+    let (status, _) = token_response(&s, &t.domain, &t.client_id, &t.client_secret, GRAPH).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_retry_after() {
+    let spec = ThrottleSpec::parse("graph=5/10s").expect("spec");
+    let s = start(
+        20,
+        7,
+        ServerOptions {
+            throttle: Some(spec),
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..7 {
+        let (status, headers, body) = get(&format!("{b}/graph/v1.0/organization"), &g).await;
+        if status == 429 {
+            retry_after = headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            assert!(body.contains("TooManyRequests"), "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    let secs: u64 = retry_after
+        .expect("Retry-After")
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=10).contains(&secs));
+}
+
+async fn with_faults(spec: &str) -> (RunningTenant, String) {
+    let s = start(
+        30,
+        8,
+        ServerOptions {
+            faults: Faults::parse(spec).expect("faults"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = token(&s, GRAPH).await;
+    (s, g)
+}
+
+#[tokio::test]
+async fn fault_knobs_do_what_they_say() {
+    let (s, g) = with_faults("503=1").await;
+    let (status, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
+    let (s, g) = with_faults("429=1,retry-after=0.25").await;
+    let (status, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("0.25")
+    );
+
+    let (s, g) = with_faults("429=1,retry-after=date").await;
+    let (_, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    let date = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .expect("Retry-After");
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+
+    let (s, g) = with_faults("429=1,retry-after=none").await;
+    let (status, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert_eq!(status, 429);
+    assert!(!headers.contains_key("retry-after"));
+
+    let (s, g) = with_faults("500=1").await;
+    assert_eq!(
+        get(&format!("{}/graph/v1.0/users", s.base_url()), &g)
+            .await
+            .0,
+        500
+    );
+
+    let (s, g) = with_faults("malformed=1").await;
+    let (status, _, body) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert_eq!(status, 200);
+    assert!(
+        serde_json::from_str::<Value>(&body).is_err(),
+        "body must be malformed"
+    );
+
+    let (s, g) = with_faults("malformed-at=/graph/v1.0/groups").await;
+    let (_, _, body) = get(&format!("{}/graph/v1.0/groups", s.base_url()), &g).await;
+    assert!(serde_json::from_str::<Value>(&body).is_err());
+    let (_, _, body) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert!(
+        serde_json::from_str::<Value>(&body).is_ok(),
+        "other paths stay intact"
+    );
+
+    let (s, g) = with_faults("drop=1").await;
+    let r = client()
+        .get(format!("{}/graph/v1.0/users", s.base_url()))
+        .bearer_auth(&g)
+        .send()
+        .await;
+    let failed = match r {
+        Err(_) => true,
+        Ok(resp) => resp.text().await.is_err(),
+    };
+    assert!(failed, "the connection must break");
+
+    let (s, g) = with_faults("forbid=defender").await;
+    let d = token(&s, DEFENDER).await;
+    let (status, _, body) = get(&format!("{}/defender/api/machines", s.base_url()), &d).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("Machine.Read.All"), "{body}");
+    assert_eq!(
+        get(&format!("{}/graph/v1.0/users", s.base_url()), &g)
+            .await
+            .0,
+        200
+    );
+
+    let (s, g) = with_faults("missing-role=DeviceManagementManagedDevices.Read.All").await;
+    let (status, _, body) = get(
+        &format!(
+            "{}/graph/v1.0/deviceManagement/managedDevices",
+            s.base_url()
+        ),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("DeviceManagementManagedDevices.Read.All"),
+        "{body}"
+    );
+    assert_eq!(
+        get(&format!("{}/graph/v1.0/users", s.base_url()), &g)
+            .await
+            .0,
+        200
+    );
+
+    let (s, g) = with_faults("forbid=arm").await;
+    let a = token(&s, ARM).await;
+    let (status, _, body) = get(&format!("{}/arm/subscriptions?{API}", s.base_url()), &a).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"value\":[]"),
+        "no subscription is visible: {body}"
+    );
+    let sid = &s.tenant.subscriptions[0].id;
+    let (status, _, body) = get(
+        &format!("{}/arm/subscriptions/{sid}/resources?{API}", s.base_url()),
+        &a,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AuthorizationFailed"));
+    drop(g);
+
+    let (s, g) = with_faults("expire=1").await;
+    assert_eq!(
+        get(&format!("{}/graph/v1.0/users", s.base_url()), &g)
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _, body) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("expired"), "{body}");
+    let fresh = token(&s, GRAPH).await;
+    assert_eq!(
+        get(&format!("{}/graph/v1.0/users", s.base_url()), &fresh)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_request_log_records_method_path_and_status() {
+    let dir = tempdir();
+    let log = dir.join("requests.log");
+    let s = start(
+        20,
+        9,
+        ServerOptions {
+            request_log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = token(&s, GRAPH).await;
+    get(&format!("{}/graph/v1.0/users?$top=5", s.base_url()), &g).await;
+    client()
+        .delete(format!("{}/graph/v1.0/users", s.base_url()))
+        .bearer_auth(&g)
+        .send()
+        .await
+        .expect("delete");
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("POST /login/") && l.ends_with(" 200")),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"GET /graph/v1.0/users?$top=5 200"),
+        "{text}"
+    );
+    assert!(lines.contains(&"DELETE /graph/v1.0/users 405"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "tenx-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn the_command_prints_settings_and_writes_the_manifest() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let manifest = dir.join("manifest.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))
+        .args([
+            "fake-tenant",
+            "--port",
+            "0",
+            "--users",
+            "50",
+            "--seed",
+            "3",
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tenx starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut env = std::collections::HashMap::new();
+    for line in BufReader::new(stdout).lines().take(7) {
+        let line = line.expect("line");
+        let (k, v) = line.split_once('=').expect("KEY=value");
+        env.insert(k.to_string(), v.to_string());
+    }
+    for key in [
+        "TENX_TENANT_ID",
+        "TENX_CLIENT_ID",
+        "TENX_CLIENT_SECRET",
+        "TENX_LOGIN_URL",
+        "TENX_GRAPH_URL",
+        "TENX_DEFENDER_URL",
+        "TENX_ARM_URL",
+    ] {
+        assert!(env.contains_key(key), "{key} missing: {env:?}");
+    }
+    assert!(env["TENX_GRAPH_URL"].starts_with("http://127.0.0.1:"));
+    let m: Manifest = serde_json::from_slice(&std::fs::read(&manifest).expect("manifest"))
+        .expect("manifest json");
+    assert_eq!(m.entities["azure_user"], 50);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let login = env["TENX_LOGIN_URL"].clone();
+    let status = rt.block_on(async {
+        client()
+            .post(format!(
+                "{login}/{}/oauth2/v2.0/token",
+                env["TENX_TENANT_ID"]
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+                env["TENX_CLIENT_ID"],
+                urlencode(&env["TENX_CLIENT_SECRET"]),
+                urlencode(GRAPH)
+            ))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(status.ok(), Some(200));
+    std::fs::remove_dir_all(&dir).ok();
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))
+        .args(["fake-tenant", "--faults", "429=7"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("outside 0..1"));
+}
