@@ -2,5 +2,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![recursion_limit = "256"]
 
+pub mod auth;
+pub mod endpoints;
 pub mod fake;
+pub mod http;
+pub mod ingest;
 pub mod model;
+pub mod secret;

@@ -1902,7 +1902,7 @@ impl FakeTenant {
             res_of[res.sub as usize].push(x);
         }
         for i in 0..n {
-            let (principal_id, principal_type) = match r.below(10) {
+            let (principal_id, principal_type) = match i % 10 {
                 0..=4 if !self.users.is_empty() => {
                     (self.users[r.below(self.users.len())].id.clone(), "User")
                 }

@@ -1,0 +1,873 @@
+//! The one HTTP client of tenx. It can only send what reads a tenant: GET,
+//! the token POST, Graph `$batch` whose inner requests are all GETs, and
+//! Azure Resource Graph queries. That is enforced by the type of what goes
+//! out (`Outgoing`): there is no way to name another method, and the
+//! `reqwest::Client` never leaves this module.
+//!
+//! Around every request: a bearer token per API (refreshed once on a 401),
+//! a per-API concurrency limit, retries of 429/503 after `Retry-After`
+//! (seconds, fractional seconds or an HTTP date; exponential backoff with
+//! jitter when absent), bounded retries of other 5xx, dropped connections
+//! and malformed bodies, and request counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::auth::{AccessToken, Auth, AuthError};
+use crate::endpoints::{Api, join};
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Requests in flight per API (Graph, Defender, ARM). A Graph `$batch`
+    /// counts once.
+    pub concurrency: [usize; 3],
+    /// Attempts for a throttled (429/503) request.
+    pub throttle_attempts: u32,
+    /// Attempts for other 5xx, dropped connections and malformed bodies.
+    pub error_attempts: u32,
+    /// First backoff step when no `Retry-After` is given; doubles each time.
+    pub backoff: Duration,
+    /// The longest single wait, whatever `Retry-After` says.
+    pub max_wait: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            concurrency: [16, 48, 12],
+            throttle_attempts: 10,
+            error_attempts: 5,
+            backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(120),
+            timeout: Duration::from_secs(100),
+        }
+    }
+}
+
+/// What may leave tenx. Nothing else can be expressed.
+#[derive(Debug, Clone)]
+pub enum Outgoing<'a> {
+    /// GET of an absolute URL on one API's host.
+    Get { api: Api, url: &'a str },
+    /// Graph JSON batch: relative GET paths, at most 20.
+    GraphBatch {
+        version: &'a str,
+        paths: &'a [String],
+    },
+    /// An Azure Resource Graph query (a read expressed as POST).
+    ResourceGraph { body: &'a Value },
+    /// The client-credentials token request for an API's scope.
+    Token { api: Api },
+}
+
+impl Outgoing<'_> {
+    pub fn method(&self) -> reqwest::Method {
+        match self {
+            Outgoing::Get { .. } => reqwest::Method::GET,
+            _ => reqwest::Method::POST,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        match self {
+            Outgoing::Get { api, .. } | Outgoing::Token { api } => *api,
+            Outgoing::GraphBatch { .. } => Api::Graph,
+            Outgoing::ResourceGraph { .. } => Api::Arm,
+        }
+    }
+
+    /// The JSON body of a batch: every inner request is a GET.
+    pub fn batch_body(paths: &[String]) -> Value {
+        let requests: Vec<Value> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"id": i.to_string(), "method": "GET", "url": p}))
+            .collect();
+        json!({ "requests": requests })
+    }
+}
+
+pub const MAX_BATCH: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{endpoint}: access denied by {api} (HTTP 403{}): {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Forbidden {
+        api: &'static str,
+        endpoint: String,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{endpoint}: HTTP {status}{}: {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status {
+        endpoint: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{endpoint}: the answer was not valid JSON ({cause})")]
+    Malformed { endpoint: String, cause: String },
+    #[error("{endpoint}: {cause}")]
+    Transport { endpoint: String, cause: String },
+    #[error("{endpoint}: still throttled after {attempts} attempts")]
+    Throttled { endpoint: String, attempts: u32 },
+    #[error("{endpoint}: refused to follow a next link to another host")]
+    ForeignLink { endpoint: String },
+}
+
+impl HttpError {
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            HttpError::Auth(_) => None,
+            HttpError::Forbidden { endpoint, .. }
+            | HttpError::Status { endpoint, .. }
+            | HttpError::Malformed { endpoint, .. }
+            | HttpError::Transport { endpoint, .. }
+            | HttpError::Throttled { endpoint, .. }
+            | HttpError::ForeignLink { endpoint } => Some(endpoint),
+        }
+    }
+}
+
+/// Counters of what was sent.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; 4],
+    batched: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    pub graph: u64,
+    pub defender: u64,
+    pub arm: u64,
+    pub token: u64,
+    /// Inner requests carried by Graph `$batch`.
+    pub batched: u64,
+    pub retries: u64,
+    pub throttled: u64,
+}
+
+impl MetricsSnapshot {
+    /// HTTP requests sent (a batch counts once).
+    pub fn total(&self) -> u64 {
+        self.graph + self.defender + self.arm + self.token
+    }
+}
+
+pub struct Http {
+    client: reqwest::Client,
+    auth: Arc<Auth>,
+    limits: [Semaphore; 3],
+    metrics: Metrics,
+    opts: HttpOptions,
+}
+
+/// Which of a response's statuses to treat how.
+enum Verdict {
+    Done(Value),
+    Retry {
+        wait: Duration,
+        throttled: bool,
+        cause: String,
+    },
+    RefreshToken,
+    Fail(HttpError),
+}
+
+impl Http {
+    pub fn new(auth: Arc<Auth>, opts: HttpOptions) -> anyhow::Result<Http> {
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("tenx/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Http {
+            client,
+            limits: [
+                Semaphore::new(opts.concurrency[0].max(1)),
+                Semaphore::new(opts.concurrency[1].max(1)),
+                Semaphore::new(opts.concurrency[2].max(1)),
+            ],
+            auth,
+            metrics: Metrics::default(),
+            opts,
+        })
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.metrics;
+        let r = |i: usize| m.requests[i].load(Ordering::Relaxed);
+        MetricsSnapshot {
+            graph: r(0),
+            defender: r(1),
+            arm: r(2),
+            token: r(3),
+            batched: m.batched.load(Ordering::Relaxed),
+            retries: m.retries.load(Ordering::Relaxed),
+            throttled: m.throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A token for an API, from the cache or freshly requested (one request
+    /// at a time per API).
+    pub async fn token(&self, api: Api) -> Result<AccessToken, HttpError> {
+        let mut slot = self.auth.slot(api).lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.fresh()) {
+            return Ok(t.clone());
+        }
+        let body = Box::pin(self.send(&Outgoing::Token { api })).await?;
+        let token = AccessToken::from_response(&body).ok_or_else(|| HttpError::Malformed {
+            endpoint: "POST token".into(),
+            cause: "no access_token in the answer".into(),
+        })?;
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn invalidate(&self, api: Api, stale: &AccessToken) {
+        let mut slot = self.auth.slot(api).lock().await;
+        if slot.as_ref().is_some_and(|t| t.value == stale.value) {
+            *slot = None;
+        }
+    }
+
+    /// The endpoint as error messages name it: method and path, no host, no query.
+    fn endpoint_name(&self, out: &Outgoing) -> String {
+        match out {
+            Outgoing::Get { api, url } => {
+                let base = self
+                    .auth
+                    .endpoints
+                    .base(*api)
+                    .as_str()
+                    .trim_end_matches('/');
+                let rest = url.strip_prefix(base).unwrap_or(url);
+                format!("GET {}", rest.split('?').next().unwrap_or(rest))
+            }
+            Outgoing::GraphBatch { version, .. } => format!("POST /{version}/$batch"),
+            Outgoing::ResourceGraph { .. } => {
+                "POST /providers/Microsoft.ResourceGraph/resources".into()
+            }
+            Outgoing::Token { .. } => "POST token".into(),
+        }
+    }
+
+    /// Sends one request, retrying as the module comment says.
+    pub async fn send(&self, out: &Outgoing<'_>) -> Result<Value, HttpError> {
+        let api = out.api();
+        let endpoint = self.endpoint_name(out);
+        let mut throttled_tries = 0u32;
+        let mut error_tries = 0u32;
+        let mut refreshed = false;
+        loop {
+            let token = match out {
+                Outgoing::Token { .. } => None,
+                _ => Some(self.token(api).await?),
+            };
+            let verdict = {
+                let _permit = self.limits[api.index()].acquire().await;
+                let counter = match out {
+                    Outgoing::Token { .. } => 3,
+                    _ => api.index(),
+                };
+                self.metrics.requests[counter].fetch_add(1, Ordering::Relaxed);
+                let req = self.build(out, token.as_ref());
+                match req.send().await {
+                    Err(e) => Verdict::Retry {
+                        wait: Duration::ZERO,
+                        throttled: false,
+                        cause: format!("connection failed: {}", describe(&e)),
+                    },
+                    Ok(resp) => self.judge(out, &endpoint, resp).await,
+                }
+            };
+            match verdict {
+                Verdict::Done(v) => return Ok(v),
+                Verdict::RefreshToken if !refreshed => {
+                    refreshed = true;
+                    if let Some(t) = &token {
+                        self.invalidate(api, t).await;
+                    }
+                }
+                Verdict::RefreshToken => {
+                    return Err(HttpError::Status {
+                        endpoint,
+                        status: 401,
+                        code: None,
+                        message: "the service refused a freshly issued token".into(),
+                    });
+                }
+                Verdict::Retry {
+                    wait,
+                    throttled,
+                    cause,
+                } => {
+                    let (tries, max) = if throttled {
+                        throttled_tries += 1;
+                        self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                        (throttled_tries, self.opts.throttle_attempts)
+                    } else {
+                        error_tries += 1;
+                        (error_tries, self.opts.error_attempts)
+                    };
+                    if tries >= max {
+                        return Err(if throttled {
+                            HttpError::Throttled {
+                                endpoint,
+                                attempts: tries,
+                            }
+                        } else {
+                            exhausted(&endpoint, cause)
+                        });
+                    }
+                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = if wait.is_zero() {
+                        backoff(self.opts.backoff, tries)
+                    } else {
+                        wait
+                    };
+                    tokio::time::sleep(wait.min(self.opts.max_wait)).await;
+                }
+                Verdict::Fail(e) => return Err(e),
+            }
+        }
+    }
+
+    fn build(&self, out: &Outgoing, token: Option<&AccessToken>) -> reqwest::RequestBuilder {
+        let req = match out {
+            Outgoing::Get { url, .. } => self.client.get(*url),
+            Outgoing::GraphBatch { version, paths } => self
+                .client
+                .post(join(
+                    &self.auth.endpoints.graph,
+                    &format!("/{version}/$batch"),
+                ))
+                .json(&Outgoing::batch_body(paths)),
+            Outgoing::ResourceGraph { body } => self
+                .client
+                .post(join(
+                    &self.auth.endpoints.arm,
+                    "/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01",
+                ))
+                .json(body),
+            Outgoing::Token { api } => {
+                let form = self.auth.token_form(*api);
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                self.client
+                    .post(self.auth.token_url())
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+        };
+        let req = req.header("accept", "application/json");
+        match token {
+            Some(t) => req.bearer_auth(t.value.expose()),
+            None => req,
+        }
+    }
+
+    async fn judge(&self, out: &Outgoing<'_>, endpoint: &str, resp: reqwest::Response) -> Verdict {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Verdict::Retry {
+                    wait: Duration::ZERO,
+                    throttled: false,
+                    cause: format!("the connection broke mid-answer: {}", describe(&e)),
+                };
+            }
+        };
+        let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
+        if let Outgoing::Token { api } = out {
+            return match (status, parsed) {
+                (200, Ok(v)) => Verdict::Done(v),
+                (429 | 500..=599, _) => Verdict::Retry {
+                    wait: retry_after(&headers).unwrap_or_default(),
+                    throttled: status == 503 || status == 429,
+                    cause: format!("HTTP {status}"),
+                },
+                (_, Ok(v)) if v.get("error").is_some() => {
+                    Verdict::Fail(HttpError::Auth(AuthError::from_body(*api, status, &v)))
+                }
+                (_, _) => Verdict::Fail(HttpError::Auth(AuthError {
+                    api: api.name(),
+                    code: None,
+                    guidance: format!(
+                        "the token endpoint answered HTTP {status} without an error body; check the login URL and cloud"
+                    ),
+                })),
+            };
+        }
+        match status {
+            200..=299 => match parsed {
+                Ok(v) => Verdict::Done(v),
+                Err(e) => Verdict::Retry {
+                    wait: Duration::ZERO,
+                    throttled: false,
+                    cause: format!("{MALFORMED}{e}"),
+                },
+            },
+            401 => Verdict::RefreshToken,
+            429 | 503 => Verdict::Retry {
+                wait: retry_after(&headers).unwrap_or_default(),
+                throttled: true,
+                cause: format!("HTTP {status}"),
+            },
+            500 | 502 | 504 => Verdict::Retry {
+                wait: Duration::ZERO,
+                throttled: false,
+                cause: format!("HTTP {status}"),
+            },
+            _ => {
+                let (code, message) = error_of(parsed.as_ref().ok());
+                if status == 403 {
+                    Verdict::Fail(HttpError::Forbidden {
+                        api: out.api().name(),
+                        endpoint: endpoint.to_string(),
+                        code,
+                        message,
+                    })
+                } else {
+                    Verdict::Fail(HttpError::Status {
+                        endpoint: endpoint.to_string(),
+                        status,
+                        code,
+                        message,
+                    })
+                }
+            }
+        }
+    }
+
+    /// GET of a path on an API (`/v1.0/users?$top=999`).
+    pub async fn get(&self, api: Api, path: &str) -> Result<Value, HttpError> {
+        let url = join(self.auth.endpoints.base(api), path);
+        self.send(&Outgoing::Get { api, url: &url }).await
+    }
+
+    /// Follows `@odata.nextLink` / `nextLink` from `path` to the end, handing
+    /// each page's `value` to `on_page`. Returns the number of items.
+    pub async fn get_pages(
+        &self,
+        api: Api,
+        path: &str,
+        mut on_page: impl FnMut(Vec<Value>),
+    ) -> Result<usize, HttpError> {
+        let first = join(self.auth.endpoints.base(api), path);
+        let page = self.send(&Outgoing::Get { api, url: &first }).await?;
+        self.follow(api, page, &mut on_page).await
+    }
+
+    /// Hands a page's items over and follows its next links.
+    async fn follow(
+        &self,
+        api: Api,
+        mut page: Value,
+        on_page: &mut impl FnMut(Vec<Value>),
+    ) -> Result<usize, HttpError> {
+        let mut total = 0;
+        loop {
+            let next = next_link(&page);
+            let items = match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            total += items.len();
+            on_page(items);
+            let Some(next) = next else {
+                return Ok(total);
+            };
+            if !self.same_origin(api, &next) {
+                return Err(HttpError::ForeignLink {
+                    endpoint: format!("GET {}", next.split('?').next().unwrap_or("")),
+                });
+            }
+            page = self.send(&Outgoing::Get { api, url: &next }).await?;
+        }
+    }
+
+    fn same_origin(&self, api: Api, link: &str) -> bool {
+        let base = self.auth.endpoints.base(api);
+        match url::Url::parse(link) {
+            Ok(u) => {
+                u.scheme() == base.scheme()
+                    && u.host() == base.host()
+                    && u.port_or_known_default() == base.port_or_known_default()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Graph `$batch`: every path answered on its own, in order. Throttled,
+    /// unavailable and expired-token sub-requests are sent again (after the
+    /// longest `Retry-After` among them); the rest fail one by one.
+    pub async fn graph_batch(
+        &self,
+        version: &str,
+        paths: &[String],
+    ) -> Vec<Result<Value, HttpError>> {
+        let chunks: Vec<&[String]> = paths.chunks(MAX_BATCH).collect();
+        let results =
+            futures::future::join_all(chunks.into_iter().map(|c| self.batch_chunk(version, c)))
+                .await;
+        results.into_iter().flatten().collect()
+    }
+
+    async fn batch_chunk(&self, version: &str, paths: &[String]) -> Vec<Result<Value, HttpError>> {
+        let mut results: Vec<Option<Result<Value, HttpError>>> = vec![None; paths.len()];
+        let mut pending: Vec<usize> = (0..paths.len()).collect();
+        let mut tries = 0u32;
+        while !pending.is_empty() {
+            tries += 1;
+            let sub_paths: Vec<String> = pending.iter().map(|&i| paths[i].clone()).collect();
+            self.metrics
+                .batched
+                .fetch_add(sub_paths.len() as u64, Ordering::Relaxed);
+            let answer = self
+                .send(&Outgoing::GraphBatch {
+                    version,
+                    paths: &sub_paths,
+                })
+                .await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    for i in pending {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            let mut wait = Duration::ZERO;
+            let mut throttled = false;
+            let responses = answer["responses"].as_array().cloned().unwrap_or_default();
+            for (pos, &i) in pending.iter().enumerate() {
+                let endpoint = format!(
+                    "GET /{version}/{}",
+                    paths[i]
+                        .trim_start_matches('/')
+                        .split('?')
+                        .next()
+                        .unwrap_or("")
+                );
+                let sub = responses
+                    .iter()
+                    .find(|r| r["id"].as_str() == Some(&pos.to_string()));
+                let Some(sub) = sub else {
+                    again.push(i);
+                    continue;
+                };
+                let status = sub["status"].as_u64().unwrap_or(0) as u16;
+                match status {
+                    200..=299 => results[i] = Some(Ok(sub["body"].clone())),
+                    429 | 503 | 500 | 502 | 504 | 401 => {
+                        if status == 429 || status == 503 {
+                            throttled = true;
+                            self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                            let ra = sub["headers"]
+                                .as_object()
+                                .and_then(|h| {
+                                    h.iter()
+                                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                                })
+                                .and_then(|(_, v)| v.as_str())
+                                .and_then(parse_retry_after);
+                            wait = wait.max(ra.unwrap_or_default());
+                        }
+                        if status == 401 {
+                            if let Ok(t) = self.token(Api::Graph).await {
+                                self.invalidate(Api::Graph, &t).await;
+                            }
+                        }
+                        again.push(i);
+                        if tries >= self.opts.throttle_attempts {
+                            results[i] = Some(Err(if throttled {
+                                HttpError::Throttled {
+                                    endpoint,
+                                    attempts: tries,
+                                }
+                            } else {
+                                HttpError::Status {
+                                    endpoint,
+                                    status,
+                                    code: None,
+                                    message: "failed in every attempt".into(),
+                                }
+                            }));
+                        }
+                    }
+                    _ => {
+                        let (code, message) = error_of(Some(&sub["body"]));
+                        results[i] = Some(Err(if status == 403 {
+                            HttpError::Forbidden {
+                                api: Api::Graph.name(),
+                                endpoint,
+                                code,
+                                message,
+                            }
+                        } else {
+                            HttpError::Status {
+                                endpoint,
+                                status,
+                                code,
+                                message,
+                            }
+                        }));
+                    }
+                }
+            }
+            if tries >= self.opts.throttle_attempts {
+                break;
+            }
+            pending = again;
+            if !pending.is_empty() {
+                self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                let w = if wait.is_zero() {
+                    backoff(self.opts.backoff, tries)
+                } else {
+                    wait
+                };
+                tokio::time::sleep(w.min(self.opts.max_wait)).await;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(HttpError::Transport {
+                        endpoint: format!("POST /{version}/$batch"),
+                        cause: "no answer for a batched request".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Many collections at once: first pages through `$batch`, the rest by
+    /// following next links. `on_page(index, items)` for each page.
+    pub async fn batch_pages(
+        &self,
+        version: &str,
+        paths: &[String],
+        on_page: impl Fn(usize, Vec<Value>),
+    ) -> Vec<Result<usize, HttpError>> {
+        let firsts = self.graph_batch(version, paths).await;
+        let follows = firsts.into_iter().enumerate().map(|(i, first)| {
+            let on_page = &on_page;
+            async move {
+                let page = first?;
+                self.follow(Api::Graph, page, &mut |items| on_page(i, items))
+                    .await
+            }
+        });
+        futures::future::join_all(follows).await
+    }
+
+    /// An Azure Resource Graph query over some subscriptions, paged by
+    /// `$skipToken`.
+    pub async fn resource_graph(
+        &self,
+        subscriptions: &[String],
+        query: &str,
+        mut on_page: impl FnMut(Vec<Value>),
+    ) -> Result<usize, HttpError> {
+        let mut skip: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let mut options = json!({"$top": 1000, "resultFormat": "objectArray"});
+            if let Some(s) = &skip {
+                options["$skipToken"] = json!(s);
+            }
+            let body = json!({"subscriptions": subscriptions, "query": query, "options": options});
+            let mut page = self.send(&Outgoing::ResourceGraph { body: &body }).await?;
+            let items = match page.get_mut("data").map(Value::take) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            total += items.len();
+            on_page(items);
+            match page["$skipToken"].as_str() {
+                Some(s) if !s.is_empty() => skip = Some(s.to_string()),
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+/// The error for retries that ran out, with the last cause seen.
+fn exhausted(endpoint: &str, cause: String) -> HttpError {
+    match cause.strip_prefix(MALFORMED) {
+        Some(c) => HttpError::Malformed {
+            endpoint: endpoint.to_string(),
+            cause: c.to_string(),
+        },
+        None => HttpError::Transport {
+            endpoint: endpoint.to_string(),
+            cause,
+        },
+    }
+}
+
+const MALFORMED: &str = "malformed: ";
+
+fn describe(e: &reqwest::Error) -> String {
+    // reqwest's Display can include the URL; keep only the cause chain.
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "could not connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// `code` and `message` of a Graph/Defender/ARM error body.
+fn error_of(body: Option<&Value>) -> (Option<String>, String) {
+    let err = body.map(|b| &b["error"]);
+    let code = err.and_then(|e| e["code"].as_str()).map(String::from);
+    let message = err
+        .and_then(|e| e["message"].as_str())
+        .map(String::from)
+        .unwrap_or_else(|| "no error message".into());
+    (code, message)
+}
+
+fn next_link(page: &Value) -> Option<String> {
+    page["@odata.nextLink"]
+        .as_str()
+        .or_else(|| page["nextLink"].as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// `Retry-After`: whole or fractional seconds, or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    h.get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// Exponential backoff with jitter: base × 2^(try−1), ±50 %, capped at 30 s.
+fn backoff(base: Duration, tries: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << tries.saturating_sub(1).min(8));
+    let jitter = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(tries);
+        (h.finish() % 1000) as f64 / 1000.0
+    };
+    exp.mul_f64(0.5 + jitter).min(Duration::from_secs(30))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_can_be_expressed() {
+        let paths = vec!["/users/1".to_string(), "/groups/2/members".to_string()];
+        let body = json!({});
+        let all = [
+            Outgoing::Get {
+                api: Api::Graph,
+                url: "http://127.0.0.1/x",
+            },
+            Outgoing::GraphBatch {
+                version: "v1.0",
+                paths: &paths,
+            },
+            Outgoing::ResourceGraph { body: &body },
+            Outgoing::Token { api: Api::Arm },
+        ];
+        for o in &all {
+            let m = o.method();
+            assert!(m == reqwest::Method::GET || m == reqwest::Method::POST);
+            if m == reqwest::Method::POST {
+                assert!(!matches!(o, Outgoing::Get { .. }));
+            }
+        }
+        let b = Outgoing::batch_body(&paths);
+        let methods: Vec<&str> = b["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["method"].as_str())
+            .collect();
+        assert_eq!(methods, ["GET", "GET"]);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_fractions_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_retry_after(""), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
+        let d = parse_retry_after(&date).expect("date");
+        assert!(
+            d <= Duration::from_secs(5) && d >= Duration::from_secs(3),
+            "{d:?}"
+        );
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(5));
+        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let b = Duration::from_millis(100);
+        let first = backoff(b, 1);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(150));
+        let fourth = backoff(b, 4);
+        assert!(fourth >= Duration::from_millis(400) && fourth <= Duration::from_millis(1200));
+        assert!(backoff(b, 30) <= Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,203 @@
+//! Defender for Endpoint: machines, vulnerability findings per (machine,
+//! CVE), CVEs, logon users.
+
+use serde_json::{Map, Value, json};
+
+use super::{Batch, JoinHint, id_of, props, text};
+use crate::model::{EntityKind, Verb};
+
+pub fn vulnerability_key(machine_id: &str, cve_id: &str) -> String {
+    format!("{machine_id}|{cve_id}")
+}
+
+pub fn machine(v: &Value, tenant: &str, out: &mut Batch) {
+    let id = match id_of(v, "machine") {
+        Ok(id) => id,
+        Err(e) => return out.skip("machine", e),
+    };
+    let dns = text(v, "computerDnsName");
+    out.entity(
+        id,
+        EntityKind::DefenderMachine,
+        id,
+        dns.unwrap_or(id),
+        props(v),
+    );
+    out.rel(tenant, Verb::Has, id);
+    out.hints.push(JoinHint::Machine {
+        key: id.to_string(),
+        aad_device_id: text(v, "aadDeviceId").map(str::to_ascii_lowercase),
+        // The host name is the first label of the DNS name.
+        host: dns
+            .map(|d| d.split('.').next().unwrap_or(d).to_ascii_lowercase())
+            .unwrap_or_default(),
+    });
+}
+
+pub fn cve(v: &Value, out: &mut Batch) {
+    let id = match id_of(v, "vulnerability") {
+        Ok(id) => id,
+        Err(e) => return out.skip("vulnerability", e),
+    };
+    out.entity(
+        id,
+        EntityKind::Cve,
+        id,
+        text(v, "name").unwrap_or(id),
+        props(v),
+    );
+}
+
+/// One row of `machinesVulnerabilities`. Rows of the same (machine, CVE) for
+/// different products merge into one finding.
+pub fn machine_vulnerability(v: &Value, out: &mut Batch) {
+    let (Some(machine), Some(cve)) = (text(v, "machineId"), text(v, "cveId")) else {
+        return out.skip("machine vulnerability", "no machineId or cveId");
+    };
+    let key = vulnerability_key(machine, cve);
+    let mut p = Map::new();
+    for f in [
+        "cveId",
+        "machineId",
+        "severity",
+        "productName",
+        "productVendor",
+        "productVersion",
+        "fixingKbId",
+    ] {
+        if let Some(x) = v.get(f) {
+            p.insert(f.into(), x.clone());
+        }
+    }
+    if let Some(id) = v.get("id") {
+        p.insert("id".into(), id.clone());
+    }
+    let product = text(v, "productName").unwrap_or("");
+    let name = if product.is_empty() {
+        cve.to_string()
+    } else {
+        format!("{cve} in {product}")
+    };
+    out.entity(&key, EntityKind::DefenderVulnerability, &key, &name, p);
+    out.rel(machine, Verb::Identified, &key);
+    out.rel(&key, Verb::Is, cve);
+}
+
+pub fn logon_user(machine_id: &str, v: &Value, out: &mut Batch) {
+    let account = text(v, "accountName");
+    let domain = text(v, "accountDomain");
+    let key = match (text(v, "id"), account) {
+        (Some(id), _) => id.to_ascii_lowercase(),
+        (None, Some(a)) => format!(
+            "{}\\{}",
+            domain.unwrap_or("").to_ascii_lowercase(),
+            a.to_ascii_lowercase()
+        ),
+        (None, None) => {
+            return out.skip(
+                &format!("a logon user of machine {machine_id}"),
+                "no id or accountName",
+            );
+        }
+    };
+    let name = match (domain, account) {
+        (Some(d), Some(a)) => format!("{d}\\{a}"),
+        _ => key.clone(),
+    };
+    let mut p = props(v);
+    // Per-machine facts do not belong on a user seen on many machines.
+    for f in [
+        "mostPrevalentMachineId",
+        "leastPrevalentMachineId",
+        "firstSeen",
+        "lastSeen",
+        "logOnMachinesCount",
+    ] {
+        p.remove(f);
+    }
+    p.insert("id".into(), json!(key));
+    out.entity(&key, EntityKind::DefenderLogonUser, &key, &name, p);
+    out.rel(machine_id, Verb::Has, &key);
+    if let Some(a) = account {
+        out.hints.push(JoinHint::LogonUser {
+            key,
+            account: a.to_ascii_lowercase(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_give_join_facts_from_dns_names() {
+        let mut b = Batch::default();
+        machine(
+            &json!({"id": "m1", "computerDnsName": "LAPTOP-AB12.contoso.local", "aadDeviceId": "AAD-1", "riskScore": "High", "exposureLevel": "medium"}),
+            "t",
+            &mut b,
+        );
+        assert_eq!(
+            b.hints,
+            vec![JoinHint::Machine {
+                key: "m1".into(),
+                aad_device_id: Some("aad-1".into()),
+                host: "laptop-ab12".into()
+            }]
+        );
+        machine(
+            &json!({"id": "m2", "computerDnsName": null, "aadDeviceId": null}),
+            "t",
+            &mut b,
+        );
+        assert_eq!(&*b.entities[1].display_name, "m2");
+    }
+
+    #[test]
+    fn vulnerability_rows_become_findings_linked_to_machine_and_cve() {
+        let mut b = Batch::default();
+        machine_vulnerability(
+            &json!({"id": "m1-_-CVE-2024-1-_-google-_-chrome-_-1-_-", "cveId": "CVE-2024-1", "machineId": "m1", "productName": "chrome", "severity": "High", "fixingKbId": null}),
+            &mut b,
+        );
+        machine_vulnerability(&json!({"cveId": "CVE-2024-2"}), &mut b);
+        assert_eq!(b.entities.len(), 1);
+        assert_eq!(&*b.entities[0].key, "m1|CVE-2024-1");
+        let rels: Vec<String> = b.relationships.iter().map(|r| r.key()).collect();
+        assert_eq!(
+            rels,
+            ["m1|IDENTIFIED|m1|CVE-2024-1", "m1|CVE-2024-1|IS|CVE-2024-1"]
+        );
+        assert_eq!(b.skipped.len(), 1);
+    }
+
+    #[test]
+    fn logon_users_are_shared_across_machines() {
+        let mut b = Batch::default();
+        let u = json!({"id": "contoso\\ava.dubois", "accountName": "Ava.Dubois", "accountDomain": "CONTOSO", "mostPrevalentMachineId": "m1"});
+        logon_user("m1", &u, &mut b);
+        logon_user("m2", &u, &mut b);
+        assert_eq!(b.entities[0].key, b.entities[1].key);
+        assert_eq!(
+            b.entities[0].entity_prop_absent("mostPrevalentMachineId"),
+            true
+        );
+        assert_eq!(
+            b.hints[0],
+            JoinHint::LogonUser {
+                key: "contoso\\ava.dubois".into(),
+                account: "ava.dubois".into()
+            }
+        );
+    }
+
+    trait Absent {
+        fn entity_prop_absent(&self, f: &str) -> bool;
+    }
+    impl Absent for crate::model::Entity {
+        fn entity_prop_absent(&self, f: &str) -> bool {
+            self.prop(f).is_none()
+        }
+    }
+}

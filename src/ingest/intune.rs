@@ -1,0 +1,446 @@
+//! Intune: managed devices (typed by what they are), their agents,
+//! compliance policies and noncompliance findings, configurations, detected
+//! and managed apps.
+
+use serde_json::{Map, Value, json};
+
+use super::{Batch, JoinHint, id_of, lower, props, text};
+use crate::model::{EntityKind, Verb};
+
+/// The key of the Intune agent on a device.
+pub fn agent_key(device_id: &str) -> String {
+    format!("{device_id}|intune_host_agent")
+}
+
+/// The key of a noncompliance finding: `{deviceId}|{policyId}`.
+pub fn finding_key(device_id: &str, policy_id: &str) -> String {
+    format!("{device_id}|{policy_id}")
+}
+
+/// What a device is, from the v1.0 properties (`operatingSystem`, `model`):
+/// v1.0 has no chassis type, so the model name decides, as an administrator
+/// reading the device list would.
+pub fn device_kind(operating_system: &str, model: &str) -> EntityKind {
+    let os = operating_system.to_ascii_lowercase();
+    let m = model.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if m == "virtual machine" || has(&["vmware virtual", "kvm", "hvm domu", "virtualbox"]) {
+        return EntityKind::Server;
+    }
+    if os.contains("server") {
+        return EntityKind::Server;
+    }
+    match os.as_str() {
+        "ios" | "ipados" | "android" | "androidforwork" | "androidenterprise"
+        | "windows mobile" => {
+            if has(&["ipad", "tab", "tablet"]) {
+                EntityKind::UserEndpoint
+            } else {
+                EntityKind::Smartphone
+            }
+        }
+        "windows" | "macos" | "mac os x" | "linux" | "ubuntu" | "chrome os" | "chromeos" => {
+            if has(&[
+                "laptop",
+                "notebook",
+                "book",
+                "latitude",
+                "thinkpad",
+                "xps",
+                "elitebook",
+                "probook",
+                "zbook",
+                "surface pro",
+                "yoga",
+                "spectre",
+                "envy x360",
+            ]) {
+                EntityKind::Laptop
+            } else if has(&[
+                "workstation",
+                "precision",
+                "thinkstation",
+                "mac pro",
+                "mac studio",
+                " z4",
+                " z6",
+                " z8",
+            ]) || m.starts_with("z4")
+            {
+                EntityKind::Workstation
+            } else if has(&[
+                "desktop",
+                "optiplex",
+                "thinkcentre",
+                "elitedesk",
+                "prodesk",
+                "imac",
+                "mac mini",
+                "tower",
+                "all-in-one",
+            ]) {
+                EntityKind::Desktop
+            } else {
+                EntityKind::Computer
+            }
+        }
+        _ => EntityKind::UserEndpoint,
+    }
+}
+
+pub fn managed_device(v: &Value, out: &mut Batch) {
+    let id = match id_of(v, "managed device") {
+        Ok(id) => id,
+        Err(e) => return out.skip("managed device", e),
+    };
+    let name = text(v, "deviceName")
+        .or(text(v, "managedDeviceName"))
+        .unwrap_or(id);
+    let kind = device_kind(
+        text(v, "operatingSystem").unwrap_or(""),
+        text(v, "model").unwrap_or(""),
+    );
+    out.entity(id, kind, id, name, props(v));
+    let agent = agent_key(id);
+    let mut agent_props = Map::new();
+    for f in [
+        "managementAgent",
+        "complianceState",
+        "lastSyncDateTime",
+        "enrolledDateTime",
+        "deviceEnrollmentType",
+        "deviceRegistrationState",
+    ] {
+        if let Some(x) = v.get(f) {
+            agent_props.insert(f.to_string(), x.clone());
+        }
+    }
+    out.entity(
+        &agent,
+        EntityKind::IntuneHostAgent,
+        id,
+        &format!("Intune agent on {name}"),
+        agent_props,
+    );
+    out.rel(&agent, Verb::Manages, id);
+    if let Some(user) = text(v, "userId") {
+        out.rel(user, Verb::Owns, id);
+    }
+    out.hints.push(JoinHint::Device {
+        key: id.to_string(),
+        aad_device_id: text(v, "azureADDeviceId")
+            .filter(|s| *s != "00000000-0000-0000-0000-000000000000")
+            .map(str::to_ascii_lowercase),
+        host: name.to_ascii_lowercase(),
+    });
+}
+
+pub fn compliance_policy(v: &Value, out: &mut Batch) {
+    let id = match id_of(v, "compliance policy") {
+        Ok(id) => id,
+        Err(e) => return out.skip("compliance policy", e),
+    };
+    out.entity(
+        id,
+        EntityKind::IntuneCompliancePolicy,
+        id,
+        text(v, "displayName").unwrap_or(id),
+        props(v),
+    );
+}
+
+pub fn configuration(v: &Value, out: &mut Batch) {
+    let id = match id_of(v, "device configuration") {
+        Ok(id) => id,
+        Err(e) => return out.skip("device configuration", e),
+    };
+    out.entity(
+        id,
+        EntityKind::IntuneDeviceConfiguration,
+        id,
+        text(v, "displayName").unwrap_or(id),
+        props(v),
+    );
+}
+
+/// States that make a (device, policy) pair a finding. Both spellings of
+/// noncompliant (`nonCompliant` in policy reports, `noncompliant` in
+/// `complianceState`) compare equal after lower-casing.
+pub fn is_failing_state(state: &str) -> bool {
+    matches!(
+        state.to_ascii_lowercase().as_str(),
+        "noncompliant" | "error" | "conflict"
+    )
+}
+
+/// One row of a policy's or configuration's `deviceStatuses`. The device id
+/// is the last `_`-separated part of the row's `id`
+/// (`{userId}_{policyId}_{deviceId}`). Links the device's agent to the
+/// policy and returns (device id, state) for the caller to collect findings.
+pub fn device_status(
+    policy_id: &str,
+    policy_kind: EntityKind,
+    v: &Value,
+    out: &mut Batch,
+) -> Option<(String, String)> {
+    let row_id = match id_of(v, "device status") {
+        Ok(id) => id,
+        Err(e) => {
+            out.skip(&format!("a device status of {policy_id}"), e);
+            return None;
+        }
+    };
+    let Some((_, device_id)) = row_id.rsplit_once('_').filter(|(_, d)| !d.is_empty()) else {
+        out.skip(
+            &format!("device status {row_id} of {policy_id}"),
+            "its id names no device",
+        );
+        return None;
+    };
+    let state = lower(v, "status").unwrap_or_else(|| "unknown".into());
+    if state == "notapplicable" || state == "notassigned" {
+        return None;
+    }
+    debug_assert!(matches!(
+        policy_kind,
+        EntityKind::IntuneCompliancePolicy | EntityKind::IntuneDeviceConfiguration
+    ));
+    out.rel(&agent_key(device_id), Verb::Assigned, policy_id);
+    Some((device_id.to_string(), state))
+}
+
+/// A noncompliance finding for (device, policy) with the failing settings
+/// from the device's `deviceCompliancePolicyStates` entry for that policy
+/// (`None` when it could not be read).
+pub fn finding(
+    device_id: &str,
+    policy_id: &str,
+    state: &str,
+    status_row: &Value,
+    policy_state: Option<&Value>,
+    out: &mut Batch,
+) {
+    let key = finding_key(device_id, policy_id);
+    let failing: Vec<Value> = policy_state
+        .and_then(|p| p["settingStates"].as_array())
+        .map(|settings| {
+            settings
+                .iter()
+                .filter(|s| text(s, "state").is_some_and(is_failing_state))
+                .map(|s| {
+                    json!({
+                        "setting": s["setting"],
+                        "settingName": s["settingName"],
+                        "state": s["state"],
+                        "currentValue": s["currentValue"],
+                        "errorCode": s["errorCode"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: Vec<String> = failing
+        .iter()
+        .filter_map(|s| {
+            text(s, "settingName")
+                .or(text(s, "setting"))
+                .map(String::from)
+        })
+        .collect();
+    let policy_name = policy_state
+        .and_then(|p| text(p, "displayName"))
+        .unwrap_or(policy_id);
+    let device_name = text(status_row, "deviceDisplayName").unwrap_or(device_id);
+    let mut p = Map::new();
+    p.insert("deviceId".into(), json!(device_id));
+    p.insert("policyId".into(), json!(policy_id));
+    p.insert("state".into(), json!(state));
+    p.insert("failingSettings".into(), Value::Array(failing));
+    p.insert("failingSettingNames".into(), json!(names));
+    p.insert("settingsKnown".into(), json!(policy_state.is_some()));
+    for f in [
+        "deviceDisplayName",
+        "userPrincipalName",
+        "userName",
+        "lastReportedDateTime",
+        "complianceGracePeriodExpirationDateTime",
+    ] {
+        if let Some(x) = status_row.get(f) {
+            p.insert(f.into(), x.clone());
+        }
+    }
+    let name = format!("{policy_name} on {device_name}");
+    out.entity(&key, EntityKind::IntuneNoncomplianceFinding, &key, &name, p);
+    out.rel(device_id, Verb::Has, &key);
+    out.rel(policy_id, Verb::Identified, &key);
+}
+
+pub fn detected_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
+    let id = match id_of(v, "detected app") {
+        Ok(id) => id,
+        Err(e) => {
+            out.skip("detected app", e);
+            return None;
+        }
+    };
+    let name = text(v, "displayName").unwrap_or(id);
+    let label = match text(v, "version") {
+        Some(ver) => format!("{name} {ver}"),
+        None => name.to_string(),
+    };
+    out.entity(
+        id,
+        EntityKind::IntuneDetectedApplication,
+        id,
+        &label,
+        props(v),
+    );
+    Some((id.to_string(), name.to_string()))
+}
+
+/// A device listed under a detected app: the device INSTALLED the app.
+pub fn app_device(app_id: &str, v: &Value, out: &mut Batch) {
+    match id_of(v, "device of a detected app") {
+        Ok(d) => out.rel(d, Verb::Installed, app_id),
+        Err(e) => out.skip(&format!("a device of detected app {app_id}"), e),
+    }
+}
+
+pub fn mobile_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
+    let id = match id_of(v, "managed app") {
+        Ok(id) => id,
+        Err(e) => {
+            out.skip("managed app", e);
+            return None;
+        }
+    };
+    let name = text(v, "displayName").unwrap_or(id);
+    out.entity(id, EntityKind::IntuneManagedApplication, id, name, props(v));
+    Some((id.to_string(), name.to_string()))
+}
+
+/// A row of a managed app's install statuses: the device is ASSIGNED the app.
+pub fn mobile_app_status(app_id: &str, v: &Value, out: &mut Batch) {
+    match text(v, "deviceId") {
+        Some(d) => out.rel(d, Verb::Assigned, app_id),
+        None => out.skip(
+            &format!("an install status of managed app {app_id}"),
+            "no deviceId",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_typed_by_what_they_are() {
+        use EntityKind::*;
+        let cases = [
+            ("Windows", "Latitude 7440", Laptop),
+            ("Windows", "Surface Laptop 5", Laptop),
+            ("Windows", "HP EliteBook 840 G10 Notebook PC", Laptop),
+            ("Windows", "OptiPlex 7010", Desktop),
+            ("Windows", "HP EliteDesk 800 G9 Desktop Mini PC", Desktop),
+            ("Windows", "Precision 5860 Tower", Workstation),
+            ("Windows", "HP Z4 G5 Workstation", Workstation),
+            ("Windows", "Virtual Machine", Server),
+            ("Windows", "", Computer),
+            ("macOS", "MacBook Air (M2, 2022)", Laptop),
+            ("macOS", "iMac (24-inch, 2023)", Desktop),
+            ("macOS", "Mac Studio (2023)", Workstation),
+            ("iOS", "iPhone 15", Smartphone),
+            ("iOS", "iPad Air (5th generation)", UserEndpoint),
+            ("Android", "Galaxy Tab S9", UserEndpoint),
+            ("android", "SM-S911B", Smartphone),
+            ("Linux", "ThinkPad T14 Gen 4", Laptop),
+            ("Linux", "", Computer),
+            ("Windows Server", "PowerEdge R750", Server),
+            ("HoloLens", "HoloLens 2", UserEndpoint),
+            ("", "", UserEndpoint),
+        ];
+        for (os, model, kind) in cases {
+            assert_eq!(device_kind(os, model), kind, "{os} / {model}");
+        }
+    }
+
+    #[test]
+    fn a_device_brings_its_agent_its_owner_and_join_facts() {
+        let mut b = Batch::default();
+        managed_device(
+            &json!({"id": "d1", "deviceName": "LAPTOP-AB12", "operatingSystem": "Windows", "model": "Latitude 7440", "userId": "u1", "azureADDeviceId": "AAD-1", "complianceState": "noncompliant", "lastSyncDateTime": "0001-01-01T00:00:00Z", "someNewField": [1, 2]}),
+            &mut b,
+        );
+        assert_eq!(b.entities.len(), 2);
+        assert_eq!(b.entities[0].kind, EntityKind::Laptop);
+        assert_eq!(b.entities[1].kind, EntityKind::IntuneHostAgent);
+        let rels: Vec<String> = b.relationships.iter().map(|r| r.key()).collect();
+        assert_eq!(rels, ["d1|intune_host_agent|MANAGES|d1", "u1|OWNS|d1"]);
+        assert_eq!(
+            b.hints,
+            vec![JoinHint::Device {
+                key: "d1".into(),
+                aad_device_id: Some("aad-1".into()),
+                host: "laptop-ab12".into()
+            }]
+        );
+        // A device without a user owns nothing.
+        let mut b = Batch::default();
+        managed_device(
+            &json!({"id": "d2", "deviceName": "KIOSK", "userId": "", "azureADDeviceId": "00000000-0000-0000-0000-000000000000"}),
+            &mut b,
+        );
+        assert_eq!(b.relationships.len(), 1);
+        assert!(matches!(
+            &b.hints[0],
+            JoinHint::Device {
+                aad_device_id: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn device_statuses_name_the_device_in_their_id_and_findings_carry_failing_settings() {
+        let mut b = Batch::default();
+        let row = json!({"id": "u1_p1_d1", "status": "nonCompliant", "deviceDisplayName": "LAPTOP-AB12", "userPrincipalName": "ava@x"});
+        let got = device_status("p1", EntityKind::IntuneCompliancePolicy, &row, &mut b);
+        assert_eq!(got, Some(("d1".to_string(), "noncompliant".to_string())));
+        assert!(
+            is_failing_state("nonCompliant")
+                && is_failing_state("noncompliant")
+                && is_failing_state("Conflict")
+        );
+        assert!(!is_failing_state("compliant") && !is_failing_state("inGracePeriod"));
+        assert_eq!(
+            device_status(
+                "p1",
+                EntityKind::IntuneCompliancePolicy,
+                &json!({"id": "x_p1_d2", "status": "notApplicable"}),
+                &mut b
+            ),
+            None
+        );
+        let state = json!({"id": "p1", "displayName": "Windows baseline", "state": "nonCompliant", "settingStates": [
+            {"setting": "Windows10CompliancePolicy.BitLockerEnabled", "settingName": "Require BitLocker", "state": "nonCompliant", "currentValue": "false"},
+            {"setting": "Windows10CompliancePolicy.SecureBootEnabled", "settingName": "Secure Boot", "state": "compliant"},
+            {"setting": "Windows10CompliancePolicy.TpmRequired", "settingName": null, "state": "error"}
+        ]});
+        finding("d1", "p1", "noncompliant", &row, Some(&state), &mut b);
+        let f = b.entities.last().expect("finding");
+        assert_eq!(&*f.key, "d1|p1");
+        assert_eq!(&*f.display_name, "Windows baseline on LAPTOP-AB12");
+        assert_eq!(
+            f.prop("failingSettingNames"),
+            Some(json!([
+                "Require BitLocker",
+                "Windows10CompliancePolicy.TpmRequired"
+            ]))
+        );
+        let rels: Vec<String> = b.relationships.iter().map(|r| r.key()).collect();
+        assert!(rels.contains(&"d1|HAS|d1|p1".to_string()));
+        assert!(rels.contains(&"p1|IDENTIFIED|d1|p1".to_string()));
+        assert!(rels.contains(&"d1|intune_host_agent|ASSIGNED|p1".to_string()));
+    }
+}

@@ -1,0 +1,201 @@
+//! Where sources meet. A Defender machine MANAGES the Intune device whose
+//! `azureADDeviceId` equals the machine's `aadDeviceId` (falling back to the
+//! host name, case-insensitively), and a Defender logon user IS the Entra
+//! user whose UPN's local part is the account name. The two sides arrive
+//! from different tasks in any order, so the linker remembers both and
+//! answers with relationships as soon as a pair can be made.
+
+use std::collections::HashMap;
+
+use super::JoinHint;
+use crate::model::{RelRecord, Verb};
+
+#[derive(Debug, Default)]
+pub struct Linker {
+    device_by_aad: HashMap<String, String>,
+    device_by_host: HashMap<String, Vec<String>>,
+    /// Machines with an Entra device id that no device has shown yet.
+    waiting_by_aad: HashMap<String, Vec<String>>,
+    /// Machines not matched yet: key → host name.
+    unmatched: HashMap<String, String>,
+    user_by_local: HashMap<String, Vec<String>>,
+    logons_by_account: HashMap<String, Vec<String>>,
+}
+
+impl Linker {
+    /// Takes hints from a batch; returns the relationships that can be made
+    /// now. Matches by Entra device id and account name happen as soon as
+    /// both sides are known; host-name fallbacks wait for `finish`, when an
+    /// ambiguous or better match can no longer arrive.
+    pub fn add(&mut self, hints: &[JoinHint]) -> Vec<RelRecord> {
+        let mut out = Vec::new();
+        for h in hints {
+            match h {
+                JoinHint::Device {
+                    key,
+                    aad_device_id,
+                    host,
+                } => {
+                    if let Some(a) = aad_device_id {
+                        self.device_by_aad.insert(a.clone(), key.clone());
+                        for m in self.waiting_by_aad.remove(a).unwrap_or_default() {
+                            self.unmatched.remove(&m);
+                            out.push(RelRecord::new(m, Verb::Manages, key.as_str()));
+                        }
+                    }
+                    if !host.is_empty() {
+                        self.device_by_host
+                            .entry(host.clone())
+                            .or_default()
+                            .push(key.clone());
+                    }
+                }
+                JoinHint::Machine {
+                    key,
+                    aad_device_id,
+                    host,
+                } => {
+                    match aad_device_id
+                        .as_ref()
+                        .and_then(|a| self.device_by_aad.get(a))
+                    {
+                        Some(d) => {
+                            out.push(RelRecord::new(key.as_str(), Verb::Manages, d.as_str()))
+                        }
+                        None => {
+                            if let Some(a) = aad_device_id {
+                                self.waiting_by_aad
+                                    .entry(a.clone())
+                                    .or_default()
+                                    .push(key.clone());
+                            }
+                            self.unmatched.insert(key.clone(), host.clone());
+                        }
+                    }
+                }
+                JoinHint::User { key, upn_local } => {
+                    let users = self.user_by_local.entry(upn_local.clone()).or_default();
+                    users.push(key.clone());
+                    if users.len() == 1 {
+                        for l in self.logons_by_account.remove(upn_local).unwrap_or_default() {
+                            out.push(RelRecord::new(l, Verb::Is, key.as_str()));
+                        }
+                    }
+                }
+                JoinHint::LogonUser { key, account } => match self.user_by_local.get(account) {
+                    Some(users) if users.len() == 1 => {
+                        out.push(RelRecord::new(key.as_str(), Verb::Is, users[0].as_str()))
+                    }
+                    Some(_) => {}
+                    None => self
+                        .logons_by_account
+                        .entry(account.clone())
+                        .or_default()
+                        .push(key.clone()),
+                },
+            }
+        }
+        out
+    }
+
+    /// Everything has arrived: unmatched machines try the host name, which
+    /// must name exactly one device.
+    pub fn finish(&mut self) -> Vec<RelRecord> {
+        let mut out = Vec::new();
+        let mut machines: Vec<(String, String)> = self.unmatched.drain().collect();
+        machines.sort();
+        for (machine, host) in machines {
+            if let Some([device]) = self.device_by_host.get(&host).map(Vec::as_slice) {
+                out.push(RelRecord::new(machine, Verb::Manages, device.as_str()));
+            }
+        }
+        self.waiting_by_aad.clear();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(key: &str, aad: Option<&str>, host: &str) -> JoinHint {
+        JoinHint::Device {
+            key: key.into(),
+            aad_device_id: aad.map(String::from),
+            host: host.into(),
+        }
+    }
+    fn machine(key: &str, aad: Option<&str>, host: &str) -> JoinHint {
+        JoinHint::Machine {
+            key: key.into(),
+            aad_device_id: aad.map(String::from),
+            host: host.into(),
+        }
+    }
+
+    #[test]
+    fn machines_meet_devices_by_entra_id_in_either_order() {
+        let mut l = Linker::default();
+        assert!(l.add(&[machine("m1", Some("a1"), "laptop-1")]).is_empty());
+        let rels = l.add(&[device("d1", Some("a1"), "other-name")]);
+        assert_eq!(rels, vec![RelRecord::new("m1", Verb::Manages, "d1")]);
+        let rels = l.add(&[machine("m2", Some("a1"), "x")]);
+        assert_eq!(
+            rels.len(),
+            1,
+            "a device can be managed by a re-onboarded machine too"
+        );
+    }
+
+    #[test]
+    fn host_names_are_the_fallback() {
+        let mut l = Linker::default();
+        l.add(&[
+            device("d1", Some("a1"), "laptop-1"),
+            device("d2", None, "dup"),
+            device("d3", None, "dup"),
+        ]);
+        // Host names wait for the end: a better match may still arrive.
+        assert!(l.add(&[machine("m1", None, "laptop-1")]).is_empty());
+        assert!(l.add(&[machine("m2", Some("zz"), "laptop-1")]).is_empty());
+        // Ambiguous host names match nothing.
+        assert!(l.add(&[machine("m3", None, "dup")]).is_empty());
+        assert_eq!(
+            l.finish(),
+            vec![
+                RelRecord::new("m1", Verb::Manages, "d1"),
+                RelRecord::new("m2", Verb::Manages, "d1")
+            ]
+        );
+    }
+
+    #[test]
+    fn logon_users_meet_entra_users_by_account_name() {
+        let mut l = Linker::default();
+        assert!(
+            l.add(&[JoinHint::LogonUser {
+                key: "contoso\\ava".into(),
+                account: "ava".into()
+            }])
+            .is_empty()
+        );
+        let rels = l.add(&[
+            JoinHint::User {
+                key: "u1".into(),
+                upn_local: "ava".into(),
+            },
+            JoinHint::User {
+                key: "u2".into(),
+                upn_local: "bo".into(),
+            },
+        ]);
+        assert_eq!(rels, vec![RelRecord::new("contoso\\ava", Verb::Is, "u1")]);
+        assert!(
+            l.add(&[JoinHint::LogonUser {
+                key: "workgroup\\administrator".into(),
+                account: "administrator".into()
+            }])
+            .is_empty()
+        );
+    }
+}

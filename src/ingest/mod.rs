@@ -1,0 +1,163 @@
+//! Pure functions from the APIs' JSON to graph records, one file per API
+//! family. They tolerate what real tenants send — nulls, empty strings,
+//! unknown fields, missing optional objects, sentinel dates, mixed-case
+//! enum values — and skip a malformed record with a reason instead of
+//! failing the fetch.
+
+pub mod arm;
+pub mod defender;
+pub mod directory;
+pub mod intune;
+pub mod joins;
+
+use serde_json::{Map, Value};
+
+use crate::model::{Entity, EntityKind, RelRecord, Verb};
+
+/// Facts that let records from different sources meet (see `joins`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinHint {
+    /// An Intune device: its Entra device id and host name (lower case).
+    Device {
+        key: String,
+        aad_device_id: Option<String>,
+        host: String,
+    },
+    /// A Defender machine: the same facts from Defender's side.
+    Machine {
+        key: String,
+        aad_device_id: Option<String>,
+        host: String,
+    },
+    /// An Entra user: the local part of the UPN (lower case).
+    User { key: String, upn_local: String },
+    /// A Defender logon user: the account name (lower case).
+    LogonUser { key: String, account: String },
+}
+
+/// What ingest produced from some records.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub entities: Vec<Entity>,
+    pub relationships: Vec<RelRecord>,
+    pub hints: Vec<JoinHint>,
+    /// One line per skipped record: what and why.
+    pub skipped: Vec<String>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+            && self.relationships.is_empty()
+            && self.hints.is_empty()
+            && self.skipped.is_empty()
+    }
+
+    pub fn entity(
+        &mut self,
+        key: &str,
+        kind: EntityKind,
+        id: &str,
+        name: &str,
+        props: Map<String, Value>,
+    ) {
+        self.entities.push(Entity::new(key, kind, id, name, &props));
+    }
+
+    pub fn rel(&mut self, from: &str, verb: Verb, to: &str) {
+        self.relationships.push(RelRecord::new(from, verb, to));
+    }
+
+    pub fn skip(&mut self, what: &str, why: impl std::fmt::Display) {
+        self.skipped.push(format!("skipped {what}: {why}"));
+    }
+
+    pub fn extend(&mut self, other: Batch) {
+        self.entities.extend(other.entities);
+        self.relationships.extend(other.relationships);
+        self.hints.extend(other.hints);
+        self.skipped.extend(other.skipped);
+    }
+
+    pub fn take(&mut self) -> Batch {
+        std::mem::take(self)
+    }
+}
+
+/// A non-empty string field.
+pub fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field)?
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The record's `id`, or the reason it cannot be used.
+pub fn id_of<'a>(v: &'a Value, what: &str) -> Result<&'a str, String> {
+    if !v.is_object() {
+        return Err(format!("{what} is not a JSON object"));
+    }
+    text(v, "id").ok_or_else(|| format!("{what} has no id"))
+}
+
+/// The record's properties, without OData annotations.
+pub fn props(v: &Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| !k.starts_with("@odata.") || k.as_str() == "@odata.type")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        _ => Map::new(),
+    }
+}
+
+/// A date the API wrote, or None for null, empty and the sentinels Microsoft
+/// uses for "never" (`0001-01-01T00:00:00Z`) and "no end" (`9999-12-31…`).
+pub fn date(v: &Value, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let s = text(v, field)?;
+    if s.starts_with("0001-01-01") || s.starts_with("9999-12-31") {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// An enum value in lower case, so `nonCompliant`, `noncompliant` and
+/// `NonCompliant` compare equal.
+pub fn lower(v: &Value, field: &str) -> Option<String> {
+    text(v, field).map(str::to_ascii_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sentinel_and_bad_dates_are_none() {
+        let v = json!({"a": "0001-01-01T00:00:00Z", "b": "9999-12-31T23:59:59.9999999Z", "c": "2026-10-01T10:00:00Z", "d": "", "e": null, "f": "yesterday"});
+        assert!(date(&v, "a").is_none());
+        assert!(date(&v, "b").is_none());
+        assert!(date(&v, "c").is_some());
+        assert!(date(&v, "d").is_none() && date(&v, "e").is_none() && date(&v, "f").is_none());
+        assert!(date(&v, "missing").is_none());
+    }
+
+    #[test]
+    fn ids_and_text_tolerate_nulls_and_blanks() {
+        assert_eq!(id_of(&json!({"id": " x "}), "user"), Ok("x"));
+        assert!(id_of(&json!({"id": ""}), "user").is_err());
+        assert!(id_of(&json!({"id": null}), "user").is_err());
+        assert!(
+            id_of(&json!([1]), "user")
+                .expect_err("not an object")
+                .contains("not a JSON object")
+        );
+        assert_eq!(
+            lower(&json!({"s": "NonCompliant"}), "s").as_deref(),
+            Some("noncompliant")
+        );
+    }
+}
