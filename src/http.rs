@@ -205,6 +205,11 @@ impl Http {
         })
     }
 
+    /// The configured number of requests in flight for an API.
+    pub fn concurrency(&self, api: Api) -> usize {
+        self.opts.concurrency[api.index()].max(1)
+    }
+
     pub fn auth(&self) -> &Auth {
         &self.auth
     }

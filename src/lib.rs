@@ -5,7 +5,9 @@
 pub mod auth;
 pub mod endpoints;
 pub mod fake;
+pub mod fetch;
 pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod secret;
+pub mod sources;

@@ -123,6 +123,11 @@ impl TenantGraph {
         self.pending_count
     }
 
+    /// Relationships waiting for an end, in no particular order.
+    pub fn pending(&self) -> impl Iterator<Item = &RelRecord> {
+        self.pending.values().flatten()
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }

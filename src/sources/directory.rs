@@ -1,0 +1,154 @@
+//! Entra ID: organization, users, groups with their members, service
+//! principals. Members are read through `$batch`, 20 groups a request, as
+//! soon as each page of groups arrives.
+
+use crate::fetch::Ctx;
+use crate::ingest::{Batch, directory as ingest};
+
+pub async fn run(ctx: &Ctx) {
+    let org = async {
+        let r = ctx
+            .http
+            .get_pages(
+                crate::endpoints::Api::Graph,
+                "/v1.0/organization",
+                |items| {
+                    let mut b = Batch::default();
+                    for v in &items {
+                        ingest::organization(v, &mut b);
+                    }
+                    ctx.progress("organization", items.len(), false);
+                    ctx.send(b);
+                },
+            )
+            .await;
+        ctx.finish("organization", r);
+    };
+    let users = async {
+        let path = format!("/v1.0/users?$top=999&$select={}", ingest::USER_FIELDS);
+        let r = ctx
+            .http
+            .get_pages(crate::endpoints::Api::Graph, &path, |items| {
+                let mut b = Batch::default();
+                for v in &items {
+                    ingest::user(v, &ctx.tenant, &mut b);
+                }
+                ctx.progress("users", items.len(), false);
+                ctx.send(b);
+            })
+            .await;
+        ctx.finish("users", r);
+    };
+    let sps = async {
+        let r = ctx
+            .http
+            .get_pages(
+                crate::endpoints::Api::Graph,
+                "/v1.0/servicePrincipals?$top=999",
+                |items| {
+                    let mut b = Batch::default();
+                    for v in &items {
+                        ingest::service_principal(v, &ctx.tenant, &mut b);
+                    }
+                    ctx.progress("service principals", items.len(), false);
+                    ctx.send(b);
+                },
+            )
+            .await;
+        ctx.finish("service principals", r);
+    };
+    // Groups feed member requests through a channel so members of the first
+    // page are read while later pages of groups are still coming.
+    let (gtx, grx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    let groups = async move {
+        let r = ctx
+            .http
+            .get_pages(
+                crate::endpoints::Api::Graph,
+                "/v1.0/groups?$top=999",
+                |items| {
+                    let mut b = Batch::default();
+                    let mut ids = Vec::new();
+                    for v in &items {
+                        ingest::group(v, &ctx.tenant, &mut b);
+                        if let Some(id) = crate::ingest::text(v, "id") {
+                            ids.push(id.to_string());
+                        }
+                    }
+                    ctx.progress("groups", items.len(), false);
+                    ctx.send(b);
+                    let _ = gtx.send(ids);
+                },
+            )
+            .await;
+        ctx.finish("groups", r);
+    };
+    let members = async move {
+        let mut grx = grx;
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut failures = Vec::new();
+        loop {
+            use futures::StreamExt;
+            tokio::select! {
+                ids = grx.recv() => match ids {
+                    Some(ids) => {
+                        for chunk in ids.chunks(crate::http::MAX_BATCH) {
+                            running.push(members_of(ctx, chunk.to_vec()));
+                        }
+                    }
+                    None => break,
+                },
+                Some(r) = running.next(), if !running.is_empty() => {
+                    if let Err(e) = r { failures.push(e) }
+                }
+            }
+        }
+        use futures::StreamExt;
+        while let Some(r) = running.next().await {
+            if let Err(e) = r {
+                failures.push(e);
+            }
+        }
+        let count = failures.len();
+        match failures.into_iter().next() {
+            Some(first) if count > 0 => {
+                ctx.finish("group members", Err(first));
+                if count > 1 {
+                    ctx.warn(format!("group members: {count} groups could not be read"));
+                }
+            }
+            _ => ctx.finish("group members", Ok(0)),
+        }
+    };
+    tokio::join!(org, users, sps, groups, members);
+}
+
+/// Members of up to 20 groups: one `$batch`, then next links.
+async fn members_of(ctx: &Ctx, group_ids: Vec<String>) -> Result<(), crate::http::HttpError> {
+    let paths = super::per_item(&group_ids, |id| {
+        format!(
+            "/groups/{id}/members?$top=999&$select=id,displayName,userPrincipalName,mail,deviceId,appId"
+        )
+    });
+    let results = ctx
+        .http
+        .batch_pages("v1.0", &paths, |i, items| {
+            let mut b = Batch::default();
+            for v in &items {
+                ingest::member(&group_ids[i], v, &mut b);
+            }
+            ctx.progress("group members", items.len(), false);
+            ctx.send(b);
+        })
+        .await;
+    let mut first_err = None;
+    for r in results {
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
