@@ -3,7 +3,9 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod cmd;
 pub mod endpoints;
+pub mod export;
 pub mod fake;
 pub mod fetch;
 pub mod http;
@@ -11,3 +13,4 @@ pub mod ingest;
 pub mod model;
 pub mod secret;
 pub mod sources;
+pub mod store;

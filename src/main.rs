@@ -23,8 +23,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read the tenant into a new snapshot and print what was read.
+    Fetch(FetchArgs),
+    /// Write a snapshot, or the subgraph around chosen entities, as JSON.
+    Export(ExportArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// Which sources to read, comma-separated.
+    #[arg(long, default_value = "directory,intune,defender,arm")]
+    sources: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Keep this many snapshots (0 keeps all).
+    #[arg(long, default_value_t = 20)]
+    keep: usize,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A snapshot id, or a snapshot database file; the latest by default.
+    #[arg(long)]
+    snapshot: Option<String>,
+    /// The _key of an entity to start from (repeatable); everything when absent.
+    #[arg(long = "select", value_name = "KEY")]
+    select: Vec<String>,
+    /// Hops from the selected entities.
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Output format.
+    #[arg(long, default_value = "json", value_parser = ["json"])]
+    format: String,
+    /// Output file (written whole or not at all); standard output when absent.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -91,7 +127,10 @@ struct FakeTenantArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tenx::cmd::init_logging();
     let result = match cli.command {
+        Command::Fetch(args) => fetch(args),
+        Command::Export(args) => export(args),
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
     };
     match result {
@@ -101,6 +140,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let target = tenx::cmd::target_from_env()?;
+    let sources = tenx::fetch::Source::parse_list(&args.sources)?;
+    let args = tenx::cmd::fetch::FetchArgs {
+        sources,
+        json: args.json,
+        keep: args.keep,
+    };
+    runtime()?.block_on(tenx::cmd::fetch::run(target, args))
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    // A snapshot file needs no credentials; the profile's store does.
+    let is_file = args
+        .snapshot
+        .as_deref()
+        .is_some_and(|s| std::path::Path::new(s).is_file());
+    let store_name = match tenx::cmd::target_from_env() {
+        Ok(t) => t.store_name,
+        Err(_) if is_file => String::new(),
+        Err(e) => return Err(e),
+    };
+    tenx::cmd::export::run(
+        &store_name,
+        tenx::cmd::export::ExportArgs {
+            snapshot: args.snapshot,
+            select: args.select,
+            depth: args.depth,
+            output: args.output,
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

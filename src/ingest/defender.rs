@@ -179,10 +179,7 @@ mod tests {
         logon_user("m1", &u, &mut b);
         logon_user("m2", &u, &mut b);
         assert_eq!(b.entities[0].key, b.entities[1].key);
-        assert_eq!(
-            b.entities[0].entity_prop_absent("mostPrevalentMachineId"),
-            true
-        );
+        assert!(b.entities[0].prop("mostPrevalentMachineId").is_none());
         assert_eq!(
             b.hints[0],
             JoinHint::LogonUser {
@@ -190,14 +187,5 @@ mod tests {
                 account: "ava.dubois".into()
             }
         );
-    }
-
-    trait Absent {
-        fn entity_prop_absent(&self, f: &str) -> bool;
-    }
-    impl Absent for crate::model::Entity {
-        fn entity_prop_absent(&self, f: &str) -> bool {
-            self.prop(f).is_none()
-        }
     }
 }

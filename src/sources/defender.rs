@@ -36,8 +36,7 @@ pub async fn run(ctx: &Ctx) {
         let mut results = ids
             .map(|id| async move {
                 let path = format!("/api/machines/{id}/logonusers");
-                let r = ctx
-                    .http
+                ctx.http
                     .get_pages(Api::Defender, &path, |items| {
                         let mut b = Batch::default();
                         for v in &items {
@@ -46,8 +45,7 @@ pub async fn run(ctx: &Ctx) {
                         ctx.progress("logon users", items.len(), false);
                         ctx.send(b);
                     })
-                    .await;
-                r
+                    .await
             })
             .buffer_unordered(limit);
         while let Some(r) = results.next().await {

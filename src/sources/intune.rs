@@ -44,15 +44,13 @@ pub async fn run(ctx: &Ctx) {
     };
     let detected = detected_apps(ctx);
     let managed = managed_apps(ctx);
-    let (_, _, compliance, _, detected_names, managed_names) = tokio::join!(
+    let (_, _, _, detected_names, managed_names) = tokio::join!(
         devices,
         configurations(ctx),
         compliance(ctx),
-        async {},
         detected,
         managed
     );
-    let _ = compliance;
     // A managed app MANAGES the detected apps of the same name.
     let mut b = Batch::default();
     let mut by_name: HashMap<String, Vec<&String>> = HashMap::new();

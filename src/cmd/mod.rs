@@ -1,0 +1,92 @@
+//! The commands behind the CLI. `main.rs` parses; these do the work.
+
+pub mod export;
+pub mod fetch;
+
+use anyhow::{Context, bail};
+
+use crate::auth::Credentials;
+use crate::endpoints::{Cloud, Endpoints};
+use crate::secret::Secret;
+
+/// Whom to read and where to keep what was read.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub credentials: Credentials,
+    pub endpoints: Endpoints,
+    /// The snapshot database's name (a profile name, or one from the tenant).
+    pub store_name: String,
+}
+
+/// Credentials from `TENX_TENANT_ID`, `TENX_CLIENT_ID`, `TENX_CLIENT_SECRET`;
+/// endpoints from the public cloud with `TENX_*_URL` overrides.
+pub fn target_from_env() -> anyhow::Result<Target> {
+    let var = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let (tenant, client, secret) = (
+        var("TENX_TENANT_ID"),
+        var("TENX_CLIENT_ID"),
+        var("TENX_CLIENT_SECRET"),
+    );
+    let missing: Vec<&str> = [
+        ("TENX_TENANT_ID", tenant.is_none()),
+        ("TENX_CLIENT_ID", client.is_none()),
+        ("TENX_CLIENT_SECRET", secret.is_none()),
+    ]
+    .iter()
+    .filter(|(_, m)| *m)
+    .map(|(k, _)| *k)
+    .collect();
+    let (Some(tenant), Some(client_id), Some(secret)) = (tenant, client, secret) else {
+        bail!(
+            "no credentials: set {} (or use `tenx fake-tenant` for a simulated tenant)",
+            missing.join(", ")
+        );
+    };
+    let cloud = match var("TENX_CLOUD") {
+        Some(c) => Cloud::parse(&c)?,
+        None => Cloud::Public,
+    };
+    let endpoints = Endpoints::for_cloud(cloud)
+        .with_env_overrides()
+        .context("bad endpoint override")?;
+    Ok(Target {
+        store_name: format!("tenant-{}", tenant.to_ascii_lowercase()),
+        credentials: Credentials {
+            tenant,
+            client_id,
+            secret: Secret::new(secret),
+        },
+        endpoints,
+    })
+}
+
+/// Log lines go to `tenx.log` in the data directory, never to the screen.
+pub fn init_logging() {
+    let Ok(dir) = crate::store::data_dir() else {
+        return;
+    };
+    if crate::store::private_dir(&dir).is_err() {
+        return;
+    }
+    let path = dir.join("tenx.log");
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let Ok(file) = o.open(&path) else { return };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TENX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}

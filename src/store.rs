@@ -1,0 +1,460 @@
+//! Snapshots on disk: every fetch saved to a SQLite database per profile in
+//! the data directory, written in one transaction, readable with `sqlite3`
+//! (see the `relationship_view` view). Files are created 0600 and their
+//! folder 0700.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::fetch::{Source, SourceStatus};
+use crate::model::{Entity, EntityKind, TenantGraph, Verb};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    entity_count INTEGER NOT NULL,
+    relationship_count INTEGER NOT NULL,
+    elapsed_ms INTEGER NOT NULL,
+    metrics TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_status (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    errors TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    elapsed_ms INTEGER NOT NULL,
+    PRIMARY KEY (snapshot_id, source)
+);
+CREATE TABLE IF NOT EXISTS entities (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    eid INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    props TEXT NOT NULL,
+    PRIMARY KEY (snapshot_id, eid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS relationships (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    from_eid INTEGER NOT NULL,
+    verb TEXT NOT NULL,
+    to_eid INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relationships_by_snapshot ON relationships(snapshot_id);
+CREATE VIEW IF NOT EXISTS relationship_view AS
+    SELECT r.snapshot_id, f.key AS from_key, f.type AS from_type, r.verb, t.key AS to_key, t.type AS to_type
+    FROM relationships r
+    JOIN entities f ON f.snapshot_id = r.snapshot_id AND f.eid = r.from_eid
+    JOIN entities t ON t.snapshot_id = r.snapshot_id AND t.eid = r.to_eid;
+";
+
+/// What a snapshot is, without its graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub created_at: String,
+    pub tenant_id: String,
+    pub label: String,
+    pub entity_count: usize,
+    pub relationship_count: usize,
+    pub elapsed_ms: u64,
+    pub metrics: serde_json::Value,
+    pub sources: BTreeMap<Source, SourceStatus>,
+}
+
+/// The data directory: `TENX_DATA_DIR`, else the platform's (e.g.
+/// `~/.local/share/tenx`).
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(d) = std::env::var("TENX_DATA_DIR") {
+        if !d.trim().is_empty() {
+            return Ok(PathBuf::from(d));
+        }
+    }
+    directories::ProjectDirs::from("", "", "tenx")
+        .map(|p| p.data_dir().to_path_buf())
+        .context("cannot find a home directory for the data; set TENX_DATA_DIR")
+}
+
+/// A file name for a profile's database: letters, digits, `-`, `_`, `.`.
+pub fn db_name(profile: &str) -> String {
+    let clean: String = profile
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}.sqlite", clean.trim_start_matches('.'))
+}
+
+/// Creates a private folder (0700) if it does not exist.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// The database of a profile in the data directory.
+    pub fn for_profile(profile: &str) -> anyhow::Result<Store> {
+        let dir = data_dir()?;
+        private_dir(&dir)?;
+        Store::open(&dir.join(db_name(profile)))
+    }
+
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        if !path.exists() {
+            // Create it 0600 before SQLite does; its journals inherit the mode.
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            o.open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the snapshot database {}", path.display()))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .and_then(|_| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .with_context(|| format!("{} is not a tenx snapshot database", path.display()))?;
+        let version: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .unwrap_or(None)
+            .and_then(|v| v.parse().ok());
+        match version {
+            Some(v) if v > SCHEMA_VERSION => bail!(
+                "{} was written by a newer tenx (schema {v}); upgrade tenx",
+                path.display()
+            ),
+            _ => {
+                conn.execute_batch(SCHEMA).with_context(|| {
+                    format!("{} is not a tenx snapshot database", path.display())
+                })?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Saves a graph and the sources' statuses as a new snapshot, in one
+    /// transaction: all of it or nothing.
+    pub fn save(
+        &mut self,
+        tenant_id: &str,
+        label: &str,
+        graph: &TenantGraph,
+        statuses: &BTreeMap<Source, SourceStatus>,
+        elapsed_ms: u64,
+        metrics: &serde_json::Value,
+    ) -> anyhow::Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO snapshots (created_at, tenant_id, label, entity_count, relationship_count, elapsed_ms, metrics) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                tenant_id,
+                label,
+                graph.entity_count() as i64,
+                graph.relationship_count() as i64,
+                elapsed_ms as i64,
+                metrics.to_string()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st = tx.prepare("INSERT INTO source_status (snapshot_id, source, outcome, errors, counts, elapsed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for (source, s) in statuses {
+                st.execute(params![
+                    id,
+                    source.name(),
+                    serde_json::to_string(&s.outcome)?.trim_matches('"'),
+                    serde_json::to_string(&s.errors)?,
+                    serde_json::to_string(&s.counts)?,
+                    s.elapsed_ms as i64
+                ])?;
+            }
+            let mut ent = tx.prepare("INSERT INTO entities (snapshot_id, eid, key, type, id, display_name, props) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            for (eid, e) in graph.entities() {
+                ent.execute(params![
+                    id,
+                    eid as i64,
+                    &*e.key,
+                    e.kind.type_name(),
+                    &*e.id,
+                    &*e.display_name,
+                    &*e.props
+                ])?;
+            }
+            let mut rel = tx.prepare("INSERT INTO relationships (snapshot_id, from_eid, verb, to_eid) VALUES (?1, ?2, ?3, ?4)")?;
+            for (f, v, t) in graph.relationships() {
+                rel.execute(params![id, f as i64, v.class(), t as i64])?;
+            }
+        }
+        tx.commit().context("cannot save the snapshot")?;
+        Ok(id)
+    }
+
+    pub fn list(&self) -> anyhow::Result<Vec<SnapshotInfo>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM snapshots ORDER BY id DESC")?;
+        let ids: Vec<i64> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        ids.into_iter().map(|id| self.info(id)).collect()
+    }
+
+    pub fn latest_id(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(id) FROM snapshots", [], |r| r.get(0))?)
+    }
+
+    pub fn info(&self, id: i64) -> anyhow::Result<SnapshotInfo> {
+        let mut info = self
+            .conn
+            .query_row(
+                "SELECT id, created_at, tenant_id, label, entity_count, relationship_count, elapsed_ms, metrics FROM snapshots WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(SnapshotInfo {
+                        id: r.get(0)?,
+                        created_at: r.get(1)?,
+                        tenant_id: r.get(2)?,
+                        label: r.get(3)?,
+                        entity_count: r.get::<_, i64>(4)? as usize,
+                        relationship_count: r.get::<_, i64>(5)? as usize,
+                        elapsed_ms: r.get::<_, i64>(6)? as u64,
+                        metrics: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                        sources: BTreeMap::new(),
+                    })
+                },
+            )
+            .optional()?
+            .with_context(|| format!("no snapshot {id} in {}", self.path.display()))?;
+        let mut st = self.conn.prepare("SELECT source, outcome, errors, counts, elapsed_ms FROM source_status WHERE snapshot_id = ?1")?;
+        let rows = st.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (source, outcome, errors, counts, elapsed) = row?;
+            let Ok(source) = Source::parse(&source) else {
+                continue;
+            };
+            info.sources.insert(
+                source,
+                SourceStatus {
+                    source,
+                    outcome: serde_json::from_str(&format!("\"{outcome}\""))
+                        .unwrap_or(crate::fetch::Outcome::Failed),
+                    errors: serde_json::from_str(&errors).unwrap_or_default(),
+                    counts: serde_json::from_str(&counts).unwrap_or_default(),
+                    elapsed_ms: elapsed as u64,
+                },
+            );
+        }
+        Ok(info)
+    }
+
+    /// Loads a snapshot back into the graph it was saved from.
+    pub fn load(&self, id: i64) -> anyhow::Result<(SnapshotInfo, TenantGraph)> {
+        let info = self.info(id)?;
+        let mut g = TenantGraph::new();
+        let mut st = self.conn.prepare("SELECT eid, key, type, id, display_name, props FROM entities WHERE snapshot_id = ?1 ORDER BY eid")?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            let eid: i64 = r.get(0)?;
+            let ty: String = r.get(2)?;
+            let kind = EntityKind::from_type_name(&ty)
+                .with_context(|| format!("snapshot {id}: unknown entity type '{ty}'"))?;
+            let e = Entity {
+                key: r.get::<_, String>(1)?.into(),
+                kind,
+                id: r.get::<_, String>(3)?.into(),
+                display_name: r.get::<_, String>(4)?.into(),
+                props: r.get::<_, String>(5)?.into(),
+            };
+            let got = g.upsert(e);
+            if got as i64 != eid {
+                bail!("snapshot {id} is damaged: entity ids are not contiguous at {eid}");
+            }
+        }
+        let mut st = self.conn.prepare("SELECT from_eid, verb, to_eid FROM relationships WHERE snapshot_id = ?1 ORDER BY rowid")?;
+        let mut rows = st.query(params![id])?;
+        let n = g.entity_count() as i64;
+        while let Some(r) = rows.next()? {
+            let (f, v, t): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let verb = Verb::from_class(&v)
+                .with_context(|| format!("snapshot {id}: unknown verb '{v}'"))?;
+            if !(0..n).contains(&f) || !(0..n).contains(&t) {
+                bail!("snapshot {id} is damaged: a relationship names a missing entity");
+            }
+            g.link(f as u32, verb, t as u32);
+        }
+        Ok((info, g))
+    }
+
+    /// Deletes all but the newest `keep` snapshots.
+    pub fn prune(&mut self, keep: usize) -> anyhow::Result<usize> {
+        let tx = self.conn.transaction()?;
+        let cutoff: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM snapshots ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                params![keep as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut removed = 0;
+        if let Some(c) = cutoff {
+            for table in ["relationships", "entities", "source_status"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE snapshot_id <= ?1"),
+                    params![c],
+                )?;
+            }
+            removed = tx.execute("DELETE FROM snapshots WHERE id <= ?1", params![c])?;
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RelRecord;
+    use serde_json::json;
+
+    fn graph() -> TenantGraph {
+        let mut g = TenantGraph::new();
+        let p = json!({"a": "Åsa", "n": null})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        g.upsert(Entity::new("u1", EntityKind::AzureUser, "u1", "Åsa", &p));
+        g.upsert(Entity::new("g1", EntityKind::AzureUserGroup, "g1", "G", &p));
+        g.relate(RelRecord::new("g1", Verb::Has, "u1"));
+        g.relate(RelRecord::new("g1", Verb::Has, "missing"));
+        g
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tenx-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        private_dir(&d).expect("dir");
+        d
+    }
+
+    #[test]
+    fn a_saved_snapshot_loads_back_identical_and_private() {
+        let dir = tmp("roundtrip");
+        let path = dir.join(db_name("demo"));
+        let mut s = Store::open(&path).expect("open");
+        let g = graph();
+        let mut statuses = BTreeMap::new();
+        statuses.insert(
+            Source::Directory,
+            SourceStatus {
+                source: Source::Directory,
+                outcome: crate::fetch::Outcome::Complete,
+                errors: vec![],
+                counts: BTreeMap::from([("users".into(), 1)]),
+                elapsed_ms: 5,
+            },
+        );
+        let id = s
+            .save("t1", "test", &g, &statuses, 12, &json!({"graph": 3}))
+            .expect("save");
+        assert_eq!(s.latest_id().expect("latest"), Some(id));
+        let (info, back) = s.load(id).expect("load");
+        assert_eq!(info.entity_count, 2);
+        assert_eq!(info.sources[&Source::Directory].counts["users"], 1);
+        let ents: Vec<_> = back.entities().map(|(i, e)| (i, e.clone())).collect();
+        let orig: Vec<_> = g.entities().map(|(i, e)| (i, e.clone())).collect();
+        assert_eq!(ents, orig);
+        assert_eq!(
+            back.relationships().collect::<Vec<_>>(),
+            g.relationships().collect::<Vec<_>>()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        s.save("t1", "second", &g, &statuses, 1, &json!({}))
+            .expect("save");
+        s.save("t1", "third", &g, &statuses, 1, &json!({}))
+            .expect("save");
+        assert_eq!(s.prune(2).expect("prune"), 1);
+        assert_eq!(s.list().expect("list").len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_with_its_name() {
+        let dir = tmp("garbage");
+        let path = dir.join("x.sqlite");
+        std::fs::write(&path, b"this is not sqlite at all, not even close............................................................").expect("write");
+        let err = Store::open(&path).err().expect("refused");
+        assert!(format!("{err:#}").contains("x.sqlite"), "{err:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
