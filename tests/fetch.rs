@@ -113,3 +113,188 @@ async fn a_fetch_matches_the_manifest_at_several_sizes_and_seeds() {
         s.stop().await;
     }
 }
+
+fn faults(spec: &str) -> ServerOptions {
+    ServerOptions {
+        faults: Faults::parse(spec).expect("faults"),
+        ..Default::default()
+    }
+}
+
+/// Every entity key and relationship key of a graph, for comparing two fetches.
+fn fingerprint(
+    b: &GraphBuilder,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    let g = &b.graph;
+    let e = g
+        .entities()
+        .map(|(_, e)| format!("{}:{}", e.kind, e.key))
+        .collect();
+    let r = g
+        .relationships()
+        .map(|(f, v, t)| format!("{}|{}|{}", g.entity(f).key, v, g.entity(t).key))
+        .collect();
+    (e, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_unavailability_still_give_the_identical_graph() {
+    let clean = start(400, 11, ServerOptions::default()).await;
+    let reference = fetch(&clean, quick()).await;
+    clean.stop().await;
+    let s = start(400, 11, faults("429=0.10,503=0.05,retry-after=0.02")).await;
+    let b = fetch(&s, quick()).await;
+    for st in b.statuses.values() {
+        assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    }
+    let m = b.metrics.expect("metrics");
+    assert!(m.throttled > 10, "the faults were exercised: {m:?}");
+    assert_eq!(fingerprint(&b), fingerprint(&reference));
+    assert_matches_manifest(&b, &Manifest::of(&s.tenant));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_source_fails_alone_with_the_permission_to_grant() {
+    let s = start(200, 12, faults("forbid=defender")).await;
+    let b = fetch(&s, quick()).await;
+    let d = &b.statuses[&Source::Defender];
+    assert_eq!(d.outcome, Outcome::Failed);
+    let text = d.errors.join("\n");
+    assert!(
+        text.contains("Machine.Read.All") && text.contains("admin consent"),
+        "{text}"
+    );
+    assert!(
+        text.contains("GET /api/machines"),
+        "names the endpoint: {text}"
+    );
+    for src in [Source::Directory, Source::Intune, Source::Arm] {
+        assert_eq!(b.statuses[&src].outcome, Outcome::Complete, "{src:?}");
+    }
+    let m = Manifest::of(&s.tenant);
+    let counts = b.graph.entity_counts();
+    for ty in [
+        "azure_user",
+        "azure_user_group",
+        "intune_host_agent",
+        "intune_noncompliance_finding",
+        "azure_subscription",
+        "azure_vm",
+    ] {
+        assert_eq!(counts.get(ty), m.entities.get(ty), "{ty}");
+    }
+    assert!(!counts.contains_key("microsoft_defender_machine"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_page_names_its_endpoint_and_loses_nothing_else() {
+    let s = start(
+        200,
+        13,
+        faults("malformed-at=/graph/v1.0/servicePrincipals"),
+    )
+    .await;
+    let b = fetch(&s, quick()).await;
+    let dir = &b.statuses[&Source::Directory];
+    assert_eq!(dir.outcome, Outcome::Partial);
+    let text = dir.errors.join("\n");
+    assert!(
+        text.contains("GET /v1.0/servicePrincipals") && text.contains("not valid JSON"),
+        "{text}"
+    );
+    let m = Manifest::of(&s.tenant);
+    let counts = b.graph.entity_counts();
+    for (ty, n) in &m.entities {
+        if ty != "azure_service_principal" {
+            assert_eq!(counts.get(ty), Some(n), "{ty}");
+        }
+    }
+    let rels = b.graph.relationship_counts();
+    for (ty, n) in &m.relationships {
+        if !ty.contains("azure_service_principal") {
+            assert_eq!(rels.get(ty), Some(n), "{ty}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_expire_mid_fetch_are_renewed() {
+    let mut opts = faults("expire=1");
+    opts.latency = std::time::Duration::from_millis(15);
+    let s = start(600, 14, opts).await;
+    let b = fetch(&s, quick()).await;
+    assert!(
+        b.elapsed.expect("elapsed") > std::time::Duration::from_millis(1100),
+        "the fetch outlived a token"
+    );
+    for st in b.statuses.values() {
+        assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    }
+    assert!(b.metrics.expect("metrics").token > 3, "tokens were renewed");
+    assert_matches_manifest(&b, &Manifest::of(&s.tenant));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_log_shows_only_reads() {
+    let log = std::env::temp_dir().join(format!("tenx-reqlog-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let s = start(
+        150,
+        15,
+        ServerOptions {
+            request_log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    fetch(&s, quick()).await;
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut posts = 0;
+    for line in text.lines() {
+        let (method, rest) = line.split_once(' ').expect("METHOD PATH STATUS");
+        let path = rest
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("");
+        match method {
+            "GET" => {}
+            "POST" => {
+                posts += 1;
+                let allowed = path.ends_with("/oauth2/v2.0/token")
+                    || path == "/graph/v1.0/$batch"
+                    || path == "/graph/beta/$batch"
+                    || path == "/arm/providers/Microsoft.ResourceGraph/resources";
+                assert!(allowed, "POST to {path}");
+            }
+            other => panic!("method {other} sent: {line}"),
+        }
+    }
+    assert!(posts > 0 && text.lines().count() > 50);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_fails_every_source_with_guidance() {
+    let s = start(30, 16, ServerOptions::default()).await;
+    let http = http_for(&s, &s.tenant.secret_id, quick());
+    let b = fetch_all(http, &Source::ALL, |_| {}).await;
+    for st in b.statuses.values() {
+        assert_eq!(st.outcome, Outcome::Failed);
+        let text = st.errors.join("\n");
+        assert!(
+            text.contains("AADSTS7000215") && text.contains("Value, not its Secret ID"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&s.tenant.secret_id),
+            "the secret never appears"
+        );
+    }
+    assert_eq!(b.graph.entity_count(), 0);
+}

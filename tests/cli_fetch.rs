@@ -1,0 +1,181 @@
+//! The `tenx` binary: fetch into a snapshot, export a subgraph, exit codes.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tenx-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
+    c.args(args)
+        .env("TENX_DATA_DIR", data)
+        .env_remove("TENX_PROFILE");
+    for (k, v) in s.env() {
+        c.env(k, v);
+    }
+    if let Some(sec) = secret {
+        c.env("TENX_CLIENT_SECRET", sec);
+    }
+    c.output().expect("tenx runs")
+}
+
+fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) -> RunningTenant {
+    let t = FakeTenant::generate(FakeParams {
+        users,
+        seed,
+        ..Default::default()
+    });
+    let opts = ServerOptions {
+        faults: Faults::parse(faults).expect("faults"),
+        ..Default::default()
+    };
+    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
+        .expect("server")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
+#[test]
+fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
+    let rt = runtime();
+    let s = start(&rt, 250, 21, "");
+    let data = tempdir("fetch");
+    let out = tenx(&s, &data, None, &["fetch", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let m = Manifest::of(&s.tenant);
+    let entities: HashMap<String, usize> =
+        serde_json::from_value(v["entities"].clone()).expect("counts");
+    for (ty, n) in &m.entities {
+        assert_eq!(entities.get(ty), Some(n), "{ty}");
+    }
+    assert!(v["snapshot"]["id"].as_i64().is_some());
+
+    // The whole snapshot, then the neighbourhood of one user at depth 2.
+    let all_path = data.join("all.json");
+    let out = tenx(
+        &s,
+        &data,
+        None,
+        &["export", "-o", all_path.to_str().expect("path")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Value =
+        serde_json::from_slice(&std::fs::read(&all_path).expect("export")).expect("json");
+    let user = s.tenant.users[3].id.clone();
+    let out = tenx(
+        &s,
+        &data,
+        None,
+        &["export", "--select", &user, "--depth", "2"],
+    );
+    assert!(out.status.success());
+    let sub: Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    // Breadth-first search over the full export's relationships, written
+    // independently of tenx's own selection code.
+    let mut adj: HashMap<&str, Vec<&str>> = HashMap::new();
+    for r in all["relationships"].as_array().expect("rels") {
+        let (f, t) = (
+            r["_fromEntityKey"].as_str().expect("from"),
+            r["_toEntityKey"].as_str().expect("to"),
+        );
+        adj.entry(f).or_default().push(t);
+        adj.entry(t).or_default().push(f);
+    }
+    let mut seen = BTreeSet::from([user.as_str()]);
+    let mut q = VecDeque::from([(user.as_str(), 0)]);
+    while let Some((k, d)) = q.pop_front() {
+        if d == 2 {
+            continue;
+        }
+        for n in adj.get(k).into_iter().flatten() {
+            if seen.insert(n) {
+                q.push_back((n, d + 1));
+            }
+        }
+    }
+    let got: BTreeSet<&str> = sub["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|e| e["_key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(got, seen);
+    assert!(got.len() > 3);
+    for r in sub["relationships"].as_array().expect("rels") {
+        assert!(
+            got.contains(r["_fromEntityKey"].as_str().expect("from"))
+                && got.contains(r["_toEntityKey"].as_str().expect("to"))
+        );
+    }
+    // No secret in anything written.
+    let secret = &s.tenant.client_secret;
+    for entry in std::fs::read_dir(&data).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn exit_codes_tell_complete_partial_and_nothing() {
+    let rt = runtime();
+    let s = start(&rt, 40, 22, "forbid=defender");
+    let data = tempdir("codes");
+    let out = tenx(&s, &data, None, &["fetch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("defender   FAILED") && text.contains("Machine.Read.All"),
+        "{text}"
+    );
+    let out = tenx(&s, &data, Some("wrong-secret"), &["fetch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("AADSTS7000215") && !text.contains("wrong-secret"),
+        "{text}"
+    );
+    let out = tenx(&s, &data, None, &["fetch", "--sources", "arm,teams"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown source 'teams'"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
+        .arg("fetch")
+        .env_remove("TENX_TENANT_ID")
+        .env_remove("TENX_CLIENT_ID")
+        .env_remove("TENX_CLIENT_SECRET")
+        .env("TENX_DATA_DIR", &data)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no credentials: set TENX_TENANT_ID, TENX_CLIENT_ID, TENX_CLIENT_SECRET")
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
