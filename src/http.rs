@@ -40,7 +40,7 @@ pub struct HttpOptions {
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
-            concurrency: [16, 48, 12],
+            concurrency: [24, 128, 12],
             throttle_attempts: 10,
             error_attempts: 5,
             backoff: Duration::from_millis(250),
@@ -484,7 +484,9 @@ impl Http {
         self.follow(api, page, &mut on_page).await
     }
 
-    /// Hands a page's items over and follows its next links.
+    /// Hands a page's items over and follows its next links. The next page
+    /// is requested before this page's items are handed over, so ingest
+    /// overlaps the network round trip instead of adding to it.
     async fn follow(
         &self,
         api: Api,
@@ -499,16 +501,19 @@ impl Http {
                 _ => Vec::new(),
             };
             total += items.len();
-            on_page(items);
             let Some(next) = next else {
+                on_page(items);
                 return Ok(total);
             };
             if !self.same_origin(api, &next) {
+                on_page(items);
                 return Err(HttpError::ForeignLink {
                     endpoint: format!("GET {}", next.split('?').next().unwrap_or("")),
                 });
             }
-            page = self.send(&Outgoing::Get { api, url: &next }).await?;
+            let out = Outgoing::Get { api, url: &next };
+            let (fetched, ()) = futures::join!(self.send(&out), async { on_page(items) });
+            page = fetched?;
         }
     }
 

@@ -26,6 +26,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(std::io::stderr().is_terminal() && !args.json);
     tracing::info!(sources = ?args.sources, "fetch started");
     let b = fetch_all(http, &args.sources, |ev| progress.see(ev)).await;
+    let fetch_cpu = cpu_ms();
     progress.clear();
     let any = b.statuses.values().any(|s| s.outcome != Outcome::Failed);
     let all = b.statuses.values().all(|s| s.outcome == Outcome::Complete);
@@ -61,6 +62,8 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
             "sources": b.statuses,
             "requests": b.metrics,
             "elapsedMs": b.elapsed.map(|e| e.as_millis() as u64),
+            "peakRssBytes": peak_rss_bytes(),
+            "cpuMs": fetch_cpu,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -206,4 +209,22 @@ impl Progress {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
     }
+}
+
+/// The process's peak resident memory (Linux; None elsewhere).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU time this process used so far, user and system (Linux; None elsewhere).
+pub fn cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10)
 }

@@ -7,7 +7,9 @@
 //! end never appears (a role assignment for a deleted principal) stays
 //! pending: it is not part of the graph and is not exported.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde_json::{Map, Value};
 
@@ -90,13 +92,13 @@ pub struct Edge {
 #[derive(Debug, Default, Clone)]
 pub struct TenantGraph {
     entities: Vec<Entity>,
-    by_key: HashMap<Box<str>, EntityId>,
+    by_key: FxHashMap<Box<str>, EntityId>,
     by_kind: Vec<Vec<EntityId>>,
     out: Vec<Vec<Edge>>,
     inc: Vec<Vec<Edge>>,
-    edges: HashSet<(EntityId, Verb, EntityId)>,
+    edges: FxHashSet<(EntityId, Verb, EntityId)>,
     /// Relationships waiting for the entity whose key they are filed under.
-    pending: HashMap<Box<str>, Vec<RelRecord>>,
+    pending: FxHashMap<Box<str>, Vec<RelRecord>>,
     pending_count: usize,
     /// Bumped on every change, so views know when to rebuild.
     generation: u64,
