@@ -28,12 +28,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fetch a built-in simulated tenant through the real pipeline (no credentials needed).
+    Demo(DemoArgs),
     /// Read the tenant into a new snapshot and print what was read.
     Fetch(FetchArgs),
     /// Write a snapshot, or the subgraph around chosen entities, as JSON.
     Export(ExportArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Users in the simulated tenant; everything else scales with it.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated network latency per request, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    latency_ms: u64,
 }
 
 #[derive(Args)]
@@ -134,6 +148,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tenx::cmd::init_logging();
     let result = match cli.command {
+        Command::Demo(a) => runtime().and_then(|rt| {
+            rt.block_on(tenx::cmd::demo::run(tenx::cmd::demo::DemoArgs {
+                users: a.users,
+                seed: a.seed,
+                latency_ms: a.latency_ms,
+            }))
+        }),
         Command::Fetch(args) => fetch(args),
         Command::Export(args) => export(args),
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),

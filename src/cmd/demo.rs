@@ -1,0 +1,68 @@
+//! `tenx demo`: the simulated tenant started in-process on loopback and the
+//! real fetch run against it. No credentials, nothing leaves the machine.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::auth::Credentials;
+use crate::endpoints::{Cloud, Endpoints, parse_base};
+use crate::fake::{FakeParams, FakeTenant, ServerOptions, serve};
+use crate::fetch::Source;
+use crate::secret::Secret;
+
+use super::Target;
+use super::fetch::FetchArgs;
+
+pub struct DemoArgs {
+    pub users: usize,
+    pub seed: u64,
+    pub latency_ms: u64,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let tenant = FakeTenant::generate(FakeParams {
+        users: args.users,
+        seed: args.seed,
+        ..Default::default()
+    });
+    let options = ServerOptions {
+        latency: Duration::from_millis(args.latency_ms),
+        ..Default::default()
+    };
+    let running = serve(tenant, "127.0.0.1:0".parse()?, options).await?;
+    let base = running.base_url();
+    let mut endpoints = Endpoints::for_cloud(Cloud::Public);
+    endpoints.login = parse_base("demo login", &format!("{base}/login"))?;
+    endpoints.graph = parse_base("demo graph", &format!("{base}/graph"))?;
+    endpoints.defender = parse_base("demo defender", &format!("{base}/defender"))?;
+    endpoints.arm = parse_base("demo arm", &format!("{base}/arm"))?;
+    let t = &running.tenant;
+    eprintln!(
+        "tenx demo: {} ({} users, {} devices, {} Defender machines, {} Azure resources) simulated on {base}",
+        t.org_name,
+        t.users.len(),
+        t.devices.len(),
+        t.machines.len(),
+        t.resources.len()
+    );
+    let target = Target {
+        credentials: Credentials {
+            tenant: t.tenant_id.clone(),
+            client_id: t.client_id.clone(),
+            secret: Secret::new(t.client_secret.clone()),
+        },
+        endpoints,
+        store_name: "demo".into(),
+    };
+    let code = super::fetch::run(
+        target,
+        FetchArgs {
+            sources: Source::ALL.to_vec(),
+            json: false,
+            keep: 5,
+        },
+    )
+    .await;
+    running.stop().await;
+    code
+}
