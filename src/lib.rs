@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cmd;
+pub mod config;
 pub mod endpoints;
 pub mod export;
 pub mod fake;
@@ -12,5 +13,6 @@ pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod secret;
+pub mod secrets;
 pub mod sources;
 pub mod store;

@@ -22,6 +22,9 @@ use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, ServerOptions, Thrott
     about = "A fast, read-only terminal explorer for Microsoft tenants"
 )]
 struct Cli {
+    /// The profile to use (see `tenx profiles`); the only one when there is one.
+    #[arg(long, global = true, env = "TENX_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,12 +33,45 @@ struct Cli {
 enum Command {
     /// Fetch a built-in simulated tenant through the real pipeline (no credentials needed).
     Demo(DemoArgs),
+    /// Connect to a tenant: check the app's sign-in and permissions, save a profile, keep the secret in the OS keyring.
+    Login(LoginArgs),
+    /// Remove a profile and its secret from the keyring.
+    Logout,
+    /// List profiles (never their secrets).
+    Profiles,
     /// Read the tenant into a new snapshot and print what was read.
     Fetch(FetchArgs),
     /// Write a snapshot, or the subgraph around chosen entities, as JSON.
     Export(ExportArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// Directory (tenant) ID or a verified domain.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Application (client) ID of the app registration.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// public (default), usgov, china, or custom (with the URLs below).
+    #[arg(long)]
+    cloud: Option<String>,
+    /// Sources to read, comma-separated (default: all four).
+    #[arg(long)]
+    sources: Option<String>,
+    /// Read the client secret from standard input instead of a hidden prompt.
+    #[arg(long)]
+    secret_stdin: bool,
+    #[arg(long, value_name = "URL")]
+    login_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    graph_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    defender_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    arm_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -52,9 +88,9 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct FetchArgs {
-    /// Which sources to read, comma-separated.
-    #[arg(long, default_value = "directory,intune,defender,arm")]
-    sources: String,
+    /// Which sources to read, comma-separated (default: the profile's, or all).
+    #[arg(long)]
+    sources: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -147,7 +183,27 @@ struct FakeTenantArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tenx::cmd::init_logging();
+    let profile = cli.profile.clone();
     let result = match cli.command {
+        Command::Login(a) => runtime().and_then(|rt| {
+            let args = tenx::cmd::login::LoginArgs {
+                profile: profile.clone(),
+                tenant: a.tenant,
+                client_id: a.client_id,
+                cloud: a.cloud,
+                sources: a.sources,
+                secret_stdin: a.secret_stdin,
+                endpoints: tenx::config::EndpointOverrides {
+                    login: a.login_url,
+                    graph: a.graph_url,
+                    defender: a.defender_url,
+                    arm: a.arm_url,
+                },
+            };
+            rt.block_on(tenx::cmd::login::login(args, &tenx::secrets::OsKeyring))
+        }),
+        Command::Logout => tenx::cmd::login::logout(profile.as_deref(), &tenx::secrets::OsKeyring),
+        Command::Profiles => tenx::cmd::login::profiles(&tenx::secrets::OsKeyring),
         Command::Demo(a) => runtime().and_then(|rt| {
             rt.block_on(tenx::cmd::demo::run(tenx::cmd::demo::DemoArgs {
                 users: a.users,
@@ -155,8 +211,8 @@ fn main() -> ExitCode {
                 latency_ms: a.latency_ms,
             }))
         }),
-        Command::Fetch(args) => fetch(args),
-        Command::Export(args) => export(args),
+        Command::Fetch(args) => fetch(profile.as_deref(), args),
+        Command::Export(args) => export(profile.as_deref(), args),
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
     };
     match result {
@@ -168,9 +224,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let target = tenx::cmd::target_from_env()?;
-    let sources = tenx::fetch::Source::parse_list(&args.sources)?;
+fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let (target, profile_sources) = tenx::cmd::resolve_target(profile)?;
+    let sources = match (&args.sources, profile_sources) {
+        (Some(s), _) => tenx::fetch::Source::parse_list(s)?,
+        (None, Some(p)) => p,
+        (None, None) => tenx::fetch::Source::ALL.to_vec(),
+    };
     let args = tenx::cmd::fetch::FetchArgs {
         sources,
         json: args.json,
@@ -179,14 +239,14 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(tenx::cmd::fetch::run(target, args))
 }
 
-fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    // A snapshot file needs no credentials; the profile's store does.
+fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    // A snapshot file needs no profile; a snapshot id is one of the profile's.
     let is_file = args
         .snapshot
         .as_deref()
         .is_some_and(|s| std::path::Path::new(s).is_file());
-    let store_name = match tenx::cmd::target_from_env() {
-        Ok(t) => t.store_name,
+    let store_name = match tenx::cmd::resolve_store_name(profile) {
+        Ok(n) => n,
         Err(_) if is_file => String::new(),
         Err(e) => return Err(e),
     };

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod export;
 pub mod fetch;
+pub mod login;
 
 use anyhow::{Context, bail};
 
@@ -17,6 +18,50 @@ pub struct Target {
     pub endpoints: Endpoints,
     /// The snapshot database's name (a profile name, or one from the tenant).
     pub store_name: String,
+}
+
+/// The target of a command: the named profile; else credentials from the
+/// environment when `TENX_TENANT_ID` is set; else the only profile.
+/// A profile's secret comes from `TENX_CLIENT_SECRET` or the OS keyring.
+pub fn resolve_target(
+    profile: Option<&str>,
+) -> anyhow::Result<(Target, Option<Vec<crate::fetch::Source>>)> {
+    let env_tenant = std::env::var("TENX_TENANT_ID")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let env_profile = std::env::var("TENX_PROFILE")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    if profile.is_none() && env_profile.is_none() && env_tenant.is_some() {
+        return Ok((target_from_env()?, None));
+    }
+    let p = crate::config::resolve(profile)?;
+    let secret = crate::secrets::resolve(&crate::secrets::OsKeyring, &p.name)?;
+    let target = Target {
+        credentials: Credentials {
+            tenant: p.tenant.clone(),
+            client_id: p.client_id.clone(),
+            secret,
+        },
+        endpoints: p.endpoints()?,
+        store_name: p.name.clone(),
+    };
+    Ok((target, Some(p.sources)))
+}
+
+/// The snapshot store of a profile (or of the environment's tenant), without
+/// touching the secret.
+pub fn resolve_store_name(profile: Option<&str>) -> anyhow::Result<String> {
+    let env_tenant = std::env::var("TENX_TENANT_ID")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let env_profile = std::env::var("TENX_PROFILE")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    if let (None, None, Some(t)) = (profile, &env_profile, &env_tenant) {
+        return Ok(format!("tenant-{}", t.to_ascii_lowercase()));
+    }
+    Ok(crate::config::resolve(profile)?.name)
 }
 
 /// Credentials from `TENX_TENANT_ID`, `TENX_CLIENT_ID`, `TENX_CLIENT_SECRET`;
