@@ -18,6 +18,7 @@ fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> 
     let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
     c.args(args)
         .env("TENX_DATA_DIR", data)
+        .env("TENX_CONFIG_DIR", data.join("config"))
         .env_remove("TENX_PROFILE");
     for (k, v) in s.env() {
         c.env(k, v);
@@ -169,13 +170,16 @@ fn exit_codes_tell_complete_partial_and_nothing() {
         .env_remove("TENX_TENANT_ID")
         .env_remove("TENX_CLIENT_ID")
         .env_remove("TENX_CLIENT_SECRET")
+        .env_remove("TENX_PROFILE")
         .env("TENX_DATA_DIR", &data)
+        .env("TENX_CONFIG_DIR", data.join("empty-config"))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("no credentials: set TENX_TENANT_ID, TENX_CLIENT_ID, TENX_CLIENT_SECRET")
+        err.contains("no profile yet: run `tenx login` (or set TENX_TENANT_ID, TENX_CLIENT_ID and TENX_CLIENT_SECRET)"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(&data);
 }
