@@ -16,3 +16,4 @@ pub mod secret;
 pub mod secrets;
 pub mod sources;
 pub mod store;
+pub mod tui;

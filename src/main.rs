@@ -26,12 +26,12 @@ struct Cli {
     #[arg(long, global = true, env = "TENX_PROFILE")]
     profile: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch a built-in simulated tenant through the real pipeline (no credentials needed).
+    /// The explorer on a built-in simulated tenant, read through the real pipeline (no credentials needed).
     Demo(DemoArgs),
     /// Connect to a tenant: check the app's sign-in and permissions, save a profile, keep the secret in the OS keyring.
     Login(LoginArgs),
@@ -84,6 +84,9 @@ struct DemoArgs {
     /// Simulated network latency per request, in milliseconds.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
+    /// Print the fetch report instead of opening the explorer.
+    #[arg(long)]
+    headless: bool,
 }
 
 #[derive(Args)]
@@ -184,7 +187,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tenx::cmd::init_logging();
     let profile = cli.profile.clone();
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        let result = runtime().and_then(|rt| rt.block_on(tenx::cmd::explore(profile.as_deref())));
+        return match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("tenx: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let result = match command {
         Command::Login(a) => runtime().and_then(|rt| {
             let args = tenx::cmd::login::LoginArgs {
                 profile: profile.clone(),
@@ -209,6 +222,7 @@ fn main() -> ExitCode {
                 users: a.users,
                 seed: a.seed,
                 latency_ms: a.latency_ms,
+                headless: a.headless,
             }))
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),

@@ -17,6 +17,8 @@ pub struct DemoArgs {
     pub users: usize,
     pub seed: u64,
     pub latency_ms: u64,
+    /// Print the fetch report instead of opening the explorer.
+    pub headless: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -37,6 +39,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     endpoints.defender = parse_base("demo defender", &format!("{base}/defender"))?;
     endpoints.arm = parse_base("demo arm", &format!("{base}/arm"))?;
     let t = &running.tenant;
+    if !args.headless {
+        let title = format!("tenx demo · {}", t.org_name);
+        let http = std::sync::Arc::new(crate::http::Http::new(
+            std::sync::Arc::new(crate::auth::Auth::new(
+                Credentials {
+                    tenant: t.tenant_id.clone(),
+                    client_id: t.client_id.clone(),
+                    secret: Secret::new(t.client_secret.clone()),
+                },
+                endpoints,
+            )),
+            crate::http::HttpOptions::default(),
+        )?);
+        let plan = crate::tui::FetchPlan {
+            http,
+            sources: Source::ALL.to_vec(),
+            store_name: "demo".into(),
+            tenant_hint: t.tenant_id.clone(),
+        };
+        let app = crate::tui::app::App::new(title, chrono::Utc::now());
+        let r = crate::tui::run(app, Some(plan), false, true).await;
+        running.stop().await;
+        return r.map(|()| ExitCode::SUCCESS);
+    }
     eprintln!(
         "tenx demo: {} ({} users, {} devices, {} Defender machines, {} Azure resources) simulated on {base}",
         t.org_name,

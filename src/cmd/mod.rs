@@ -111,6 +111,34 @@ pub fn target_from_env() -> anyhow::Result<Target> {
     })
 }
 
+/// `tenx [--profile NAME]`: the explorer on the profile's latest snapshot,
+/// refreshed in the background.
+pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::ExitCode> {
+    let (target, sources) = resolve_target(profile)?;
+    let sources = sources.unwrap_or_else(|| crate::fetch::Source::ALL.to_vec());
+    let title = format!("tenx · {}", target.store_name);
+    let tenant_hint = target.credentials.tenant.clone();
+    let store_name = target.store_name.clone();
+    let http = std::sync::Arc::new(crate::http::Http::new(
+        std::sync::Arc::new(crate::auth::Auth::new(target.credentials, target.endpoints)),
+        crate::http::HttpOptions::default(),
+    )?);
+    let plan = crate::tui::FetchPlan {
+        http,
+        sources,
+        store_name,
+        tenant_hint,
+    };
+    crate::tui::run(
+        crate::tui::app::App::new(title, chrono::Utc::now()),
+        Some(plan),
+        true,
+        true,
+    )
+    .await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Log lines go to `tenx.log` in the data directory, never to the screen.
 pub fn init_logging() {
     let Ok(dir) = crate::store::data_dir() else {

@@ -1,0 +1,628 @@
+//! The explorer's state and the one place it changes: `App::update(Action)`.
+//! Background work (fetch, snapshot load/save) reports through `on_fetch`
+//! and friends, called by the event loop between frames; nothing else
+//! touches this state.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use tui_tree_widget::TreeState;
+
+use crate::fetch::{FetchEvent, GraphBuilder, Outcome, Source};
+use crate::model::{EntityId, TenantGraph};
+
+use super::tree::{Builder, Node, RelGroup, TreeIndex, rel_groups};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Enter,
+    FocusNext,
+    FocusPrev,
+    Back,
+    Forward,
+    Refresh,
+    ToggleHelp,
+    Escape,
+    Quit,
+    /// Mouse wheel over the pane under (column, row).
+    ScrollUp(u16, u16),
+    ScrollDown(u16, u16),
+    /// Mouse click at (column, row).
+    Click(u16, u16),
+    /// Jump to an entity (from the relations pane, search, triage…).
+    Jump(EntityId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Focus {
+    #[default]
+    Tree,
+    Details,
+    Relations,
+}
+
+/// What the status bar shows for a source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceProgress {
+    pub collection: String,
+    pub count: usize,
+    pub done: bool,
+    pub outcome: Option<Outcome>,
+    pub error: Option<String>,
+}
+
+/// A row of the relations pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelRow {
+    Header(String),
+    Entity(EntityId),
+    More(usize),
+}
+
+/// Members listed per relationship group in the pane; the tree has them all.
+pub const PANE_GROUP_LIMIT: usize = 50;
+
+/// Screen areas from the last layout, for mouse hits and paging.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub tree: ratatui::layout::Rect,
+    pub details: ratatui::layout::Rect,
+    pub relations: ratatui::layout::Rect,
+}
+
+pub struct App {
+    pub data: GraphBuilder,
+    pub index: TreeIndex,
+    pub tree: TreeState<Node>,
+    pub focus: Focus,
+    pub details_scroll: u16,
+    pub rel_cursor: usize,
+    history: Vec<EntityId>,
+    history_pos: usize,
+    pub help: bool,
+    /// The message line: text, and whether it is an error.
+    pub message: Option<(String, bool)>,
+    pub progress: BTreeMap<Source, SourceProgress>,
+    pub fetching: bool,
+    /// A refresh's graph while it fills; swapped in when complete.
+    pub incoming: Option<GraphBuilder>,
+    pub title: String,
+    /// When the data on screen was read from the tenant.
+    pub data_time: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// The time zone dates are shown in (the machine's; fixed in tests).
+    pub tz: chrono::FixedOffset,
+    pub quit: bool,
+    /// Set by `Refresh`; the event loop starts a fetch and clears it.
+    pub refresh_requested: bool,
+    pub spinner: usize,
+    pub areas: Areas,
+    pub loading: Option<String>,
+}
+
+impl App {
+    pub fn new(title: impl Into<String>, now: DateTime<Utc>) -> App {
+        let mut tree = TreeState::default();
+        tree.open(vec![Node::Root]);
+        tree.select(vec![Node::Root]);
+        App {
+            data: GraphBuilder::new(),
+            index: TreeIndex::new(),
+            tree,
+            focus: Focus::Tree,
+            details_scroll: 0,
+            rel_cursor: 0,
+            history: Vec::new(),
+            history_pos: 0,
+            help: false,
+            message: None,
+            progress: BTreeMap::new(),
+            fetching: false,
+            incoming: None,
+            title: title.into(),
+            data_time: None,
+            now,
+            tz: *chrono::Local::now().offset(),
+            quit: false,
+            refresh_requested: false,
+            spinner: 0,
+            areas: Areas::default(),
+            loading: None,
+        }
+    }
+
+    pub fn graph(&self) -> &TenantGraph {
+        &self.data.graph
+    }
+
+    /// The tenant's name for the tree's root.
+    pub fn root_label(&self) -> String {
+        let g = self.graph();
+        match g.of_kind(crate::model::EntityKind::AzureAccount).first() {
+            Some(&a) => format!(
+                "{} ({} entities)",
+                g.entity(a).display_name,
+                g.entity_count()
+            ),
+            None if g.entity_count() > 0 => format!("Tenant ({} entities)", g.entity_count()),
+            None => "Tenant".into(),
+        }
+    }
+
+    /// The tree's items for the current state (what is rendered).
+    pub fn items(&self) -> Vec<tui_tree_widget::TreeItem<'static, Node>> {
+        Builder {
+            g: self.graph(),
+            index: &self.index,
+            opened: self.tree.opened(),
+            root_label: self.root_label(),
+        }
+        .build()
+    }
+
+    /// Identifiers of the visible rows, top to bottom.
+    pub fn visible(&self) -> Vec<Vec<Node>> {
+        let items = self.items();
+        self.tree
+            .flatten(&items)
+            .into_iter()
+            .map(|f| f.identifier)
+            .collect()
+    }
+
+    /// The entity under the tree's cursor, if the cursor is on one.
+    pub fn selected_entity(&self) -> Option<EntityId> {
+        match self.tree.selected().last() {
+            Some(Node::Entity(e)) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// Rows of the relations pane for the selected entity.
+    pub fn rel_rows(&self) -> Vec<RelRow> {
+        let Some(id) = self.selected_entity() else {
+            return vec![];
+        };
+        let mut rows = Vec::new();
+        for g in rel_groups(self.graph(), id) {
+            rows.push(RelRow::Header(g.label()));
+            rows.extend(
+                g.members
+                    .iter()
+                    .take(PANE_GROUP_LIMIT)
+                    .map(|&m| RelRow::Entity(m)),
+            );
+            if g.members.len() > PANE_GROUP_LIMIT {
+                rows.push(RelRow::More(g.members.len() - PANE_GROUP_LIMIT));
+            }
+        }
+        rows
+    }
+
+    pub fn rel_groups(&self) -> Vec<RelGroup> {
+        self.selected_entity()
+            .map(|id| rel_groups(self.graph(), id))
+            .unwrap_or_default()
+    }
+
+    pub fn history(&self) -> (&[EntityId], usize) {
+        (&self.history, self.history_pos)
+    }
+
+    fn set_message(&mut self, text: impl Into<String>, error: bool) {
+        self.message = Some((text.into(), error));
+    }
+
+    fn page(&self, area: ratatui::layout::Rect) -> usize {
+        (area.height.saturating_sub(2) as usize).max(1)
+    }
+
+    /// Moves the tree cursor by `delta` visible rows (clamped).
+    fn move_tree(&mut self, delta: isize) {
+        let rows = self.visible();
+        if rows.is_empty() {
+            return;
+        }
+        let cur = rows
+            .iter()
+            .position(|r| r.as_slice() == self.tree.selected())
+            .unwrap_or(0) as isize;
+        let next = (cur + delta).clamp(0, rows.len() as isize - 1) as usize;
+        self.select(rows[next].clone());
+    }
+
+    fn select(&mut self, path: Vec<Node>) {
+        if self.tree.select(path) {
+            self.details_scroll = 0;
+            self.rel_cursor = 0;
+        }
+    }
+
+    fn has_children(&self, path: &[Node]) -> bool {
+        let items = self.items();
+        let mut level: &[tui_tree_widget::TreeItem<'static, Node>] = &items;
+        let mut found = None;
+        for n in path {
+            let Some(i) = level.iter().find(|i| i.identifier() == n) else {
+                return false;
+            };
+            level = i.children();
+            found = Some(i);
+        }
+        found.is_some_and(|i| !i.children().is_empty())
+    }
+
+    pub fn update(&mut self, action: Action) {
+        if self.help {
+            if matches!(action, Action::ToggleHelp | Action::Escape | Action::Quit) {
+                self.help = false;
+            }
+            return;
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::ToggleHelp => self.help = true,
+            Action::Escape => self.message = None,
+            Action::Refresh => {
+                if self.fetching {
+                    self.set_message("a fetch is already running", false);
+                } else {
+                    self.refresh_requested = true;
+                }
+            }
+            Action::FocusNext => {
+                self.focus = match self.focus {
+                    Focus::Tree => Focus::Details,
+                    Focus::Details => Focus::Relations,
+                    Focus::Relations => Focus::Tree,
+                }
+            }
+            Action::FocusPrev => {
+                self.focus = match self.focus {
+                    Focus::Tree => Focus::Relations,
+                    Focus::Details => Focus::Tree,
+                    Focus::Relations => Focus::Details,
+                }
+            }
+            Action::Back => self.history_step(-1),
+            Action::Forward => self.history_step(1),
+            Action::Jump(id) => self.jump(id),
+            Action::ScrollUp(x, y) | Action::ScrollDown(x, y) => {
+                let down = matches!(action, Action::ScrollDown(..));
+                let pane = self.pane_at(x, y);
+                let saved = self.focus;
+                if let Some(p) = pane {
+                    self.focus = p;
+                    for _ in 0..3 {
+                        self.update(if down { Action::Down } else { Action::Up });
+                    }
+                    self.focus = saved;
+                }
+            }
+            Action::Click(x, y) => self.click(x, y),
+            nav => match self.focus {
+                Focus::Tree => self.tree_nav(nav),
+                Focus::Details => self.details_nav(nav),
+                Focus::Relations => self.relations_nav(nav),
+            },
+        }
+    }
+
+    fn pane_at(&self, x: u16, y: u16) -> Option<Focus> {
+        let p = ratatui::layout::Position { x, y };
+        if self.areas.tree.contains(p) {
+            Some(Focus::Tree)
+        } else if self.areas.details.contains(p) {
+            Some(Focus::Details)
+        } else if self.areas.relations.contains(p) {
+            Some(Focus::Relations)
+        } else {
+            None
+        }
+    }
+
+    fn click(&mut self, x: u16, y: u16) {
+        match self.pane_at(x, y) {
+            Some(Focus::Tree) => {
+                self.focus = Focus::Tree;
+                // Rows start one below the border; the widget keeps the offset.
+                let row = y.saturating_sub(self.areas.tree.y + 1) as usize + self.tree.get_offset();
+                let rows = self.visible();
+                if let Some(path) = rows.get(row).cloned() {
+                    if path.as_slice() == self.tree.selected() {
+                        self.tree.toggle(path);
+                    } else {
+                        self.select(path);
+                    }
+                }
+            }
+            Some(Focus::Relations) => {
+                self.focus = Focus::Relations;
+                let row = y.saturating_sub(self.areas.relations.y + 1) as usize;
+                let offset = self
+                    .rel_cursor
+                    .saturating_sub(self.page(self.areas.relations).saturating_sub(1));
+                let idx = offset + row;
+                if idx < self.rel_rows().len() {
+                    self.rel_cursor = idx;
+                }
+            }
+            Some(Focus::Details) => self.focus = Focus::Details,
+            None => {}
+        }
+    }
+
+    fn tree_nav(&mut self, action: Action) {
+        match action {
+            Action::Up => self.move_tree(-1),
+            Action::Down => self.move_tree(1),
+            Action::PageUp => self.move_tree(-(self.page(self.areas.tree) as isize)),
+            Action::PageDown => self.move_tree(self.page(self.areas.tree) as isize),
+            Action::Home => self.move_tree(isize::MIN / 2),
+            Action::End => self.move_tree(isize::MAX / 2),
+            Action::Right => {
+                let sel = self.tree.selected().to_vec();
+                if self.has_children(&sel) {
+                    if !self.tree.opened().contains(&sel) {
+                        self.tree.open(sel);
+                    } else {
+                        self.move_tree(1);
+                    }
+                }
+            }
+            Action::Left => {
+                let sel = self.tree.selected().to_vec();
+                if self.tree.opened().contains(&sel) {
+                    self.tree.close(&sel);
+                } else if sel.len() > 1 {
+                    self.select(sel[..sel.len() - 1].to_vec());
+                }
+            }
+            Action::Enter => {
+                let sel = self.tree.selected().to_vec();
+                if self.has_children(&sel) {
+                    self.tree.toggle(sel);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn details_nav(&mut self, action: Action) {
+        let page = self.page(self.areas.details) as u16;
+        self.details_scroll = match action {
+            Action::Up => self.details_scroll.saturating_sub(1),
+            Action::Down => self.details_scroll.saturating_add(1),
+            Action::PageUp => self.details_scroll.saturating_sub(page),
+            Action::PageDown => self.details_scroll.saturating_add(page),
+            Action::Home => 0,
+            Action::End => u16::MAX / 2,
+            _ => self.details_scroll,
+        };
+    }
+
+    fn relations_nav(&mut self, action: Action) {
+        let rows = self.rel_rows();
+        if rows.is_empty() {
+            return;
+        }
+        let last = rows.len() - 1;
+        let page = self.page(self.areas.relations);
+        self.rel_cursor = match action {
+            Action::Up => self.rel_cursor.saturating_sub(1),
+            Action::Down => (self.rel_cursor + 1).min(last),
+            Action::PageUp => self.rel_cursor.saturating_sub(page),
+            Action::PageDown => (self.rel_cursor + page).min(last),
+            Action::Home => 0,
+            Action::End => last,
+            Action::Enter | Action::Right => {
+                match rows.get(self.rel_cursor) {
+                    Some(RelRow::Entity(id)) => self.jump(*id),
+                    Some(RelRow::More(n)) => self.set_message(
+                        format!(
+                            "{n} more: open the relationship group in the tree to see them all"
+                        ),
+                        false,
+                    ),
+                    _ => {}
+                }
+                return;
+            }
+            _ => self.rel_cursor,
+        }
+        .min(last);
+    }
+
+    /// Moves the cursor to an entity, opening the tree down to it; the move
+    /// enters the jump history.
+    pub fn jump(&mut self, target: EntityId) {
+        if let Some(cur) = self.selected_entity() {
+            if self.history.is_empty() {
+                self.history.push(cur);
+                self.history_pos = 0;
+            } else if self.history.get(self.history_pos) != Some(&cur) {
+                self.history.truncate(self.history_pos + 1);
+                self.history.push(cur);
+                self.history_pos = self.history.len() - 1;
+            }
+        }
+        if self.reveal(target) {
+            self.history.truncate(self.history_pos + 1);
+            if self.history.last() != Some(&target) {
+                self.history.push(target);
+            }
+            self.history_pos = self.history.len() - 1;
+            self.focus = Focus::Tree;
+        }
+    }
+
+    fn history_step(&mut self, delta: isize) {
+        let next = self.history_pos as isize + delta;
+        if next < 0 || next as usize >= self.history.len() {
+            self.set_message(
+                if delta < 0 {
+                    "no earlier entity in the jump history"
+                } else {
+                    "no later entity in the jump history"
+                },
+                false,
+            );
+            return;
+        }
+        self.history_pos = next as usize;
+        let target = self.history[self.history_pos];
+        self.reveal(target);
+    }
+
+    /// Opens the tree down to an entity's place and selects it.
+    pub fn reveal(&mut self, id: EntityId) -> bool {
+        let g = &self.data.graph;
+        let Some(path) = self.index.path_to(g, id) else {
+            let name = g
+                .get(id)
+                .map(|e| e.display_name.to_string())
+                .unwrap_or_default();
+            self.set_message(format!("{name} has no place in the tree"), true);
+            return false;
+        };
+        for i in 1..path.len() {
+            self.tree.open(path[..i].to_vec());
+        }
+        self.select(path);
+        let name = self.graph().entity(id).display_name.to_string();
+        self.set_message(format!("→ {name}"), false);
+        true
+    }
+
+    // ---- background work ----------------------------------------------
+
+    /// A fetch is starting. With data on screen it fills a second graph that
+    /// replaces the first when complete; without, the tree fills live.
+    pub fn start_fetch(&mut self, sources: &[Source]) {
+        self.fetching = true;
+        self.progress = sources
+            .iter()
+            .map(|s| (*s, SourceProgress::default()))
+            .collect();
+        if self.graph().entity_count() > 0 {
+            self.incoming = Some(GraphBuilder::new());
+            self.set_message("refreshing from the tenant…", false);
+        }
+    }
+
+    /// Applies one fetch event; returns true when the fetch is done.
+    pub fn on_fetch(&mut self, ev: FetchEvent) -> bool {
+        match &ev {
+            FetchEvent::Progress {
+                source,
+                collection,
+                count,
+                done,
+            } => {
+                let p = self.progress.entry(*source).or_default();
+                p.collection = collection.to_string();
+                p.count = p.count.max(*count);
+                if *done {
+                    p.collection.clear();
+                }
+                return false;
+            }
+            FetchEvent::SourceDone { source, status } => {
+                let p = self.progress.entry(*source).or_default();
+                p.done = true;
+                p.outcome = Some(status.outcome.clone());
+                p.count = status.counts.values().sum();
+                if let Some(first) = status.errors.first() {
+                    p.error = Some(first.clone());
+                    self.set_message(format!("{}: {first}", source.name()), true);
+                }
+            }
+            _ => {}
+        }
+        let done = matches!(ev, FetchEvent::Done { .. });
+        match self.incoming.as_mut() {
+            Some(b) => {
+                b.apply(ev);
+            }
+            None => {
+                self.data.apply(ev);
+            }
+        }
+        if done {
+            self.fetching = false;
+            self.data_time = Some(self.now);
+            if let Some(fresh) = self.incoming.take() {
+                self.swap_in(fresh);
+            }
+            self.index.update(&self.data.graph);
+            self.index.sort_all(&self.data.graph);
+            let failed: Vec<&str> = self
+                .progress
+                .iter()
+                .filter(|(_, p)| p.error.is_some())
+                .map(|(s, _)| s.name())
+                .collect();
+            if failed.is_empty() {
+                self.set_message(
+                    format!(
+                        "read {} entities and {} relationships",
+                        self.graph().entity_count(),
+                        self.graph().relationship_count()
+                    ),
+                    false,
+                );
+            }
+        }
+        done
+    }
+
+    /// Files newly arrived entities into the tree (once per frame).
+    pub fn sync(&mut self) {
+        self.index.update(&self.data.graph);
+    }
+
+    /// Replaces the graph, keeping the cursor on the same entity by key.
+    fn swap_in(&mut self, fresh: GraphBuilder) {
+        let keep = self
+            .selected_entity()
+            .map(|id| self.graph().entity(id).key.to_string());
+        self.data = fresh;
+        self.index = TreeIndex::new();
+        self.index.update(&self.data.graph);
+        self.index.sort_all(&self.data.graph);
+        let opened_top = self.tree.opened().contains(&vec![Node::Root]);
+        self.tree = TreeState::default();
+        if opened_top {
+            self.tree.open(vec![Node::Root]);
+        }
+        self.tree.select(vec![Node::Root]);
+        self.history.clear();
+        self.history_pos = 0;
+        if let Some(id) = keep.and_then(|k| self.graph().id_of(&k)) {
+            self.reveal(id);
+        }
+    }
+
+    /// A snapshot loaded from disk becomes the data on screen.
+    pub fn load_snapshot(
+        &mut self,
+        graph: TenantGraph,
+        created: Option<DateTime<Utc>>,
+        statuses: BTreeMap<Source, crate::fetch::SourceStatus>,
+    ) {
+        let mut b = GraphBuilder::new();
+        b.graph = graph;
+        b.statuses = statuses;
+        self.swap_in(b);
+        self.data_time = created;
+        self.loading = None;
+    }
+}

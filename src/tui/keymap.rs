@@ -1,0 +1,59 @@
+//! Keys → actions, and the help overlay generated from the same table.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::Action;
+
+/// (keys as shown in help, what it does, the action)
+pub const BINDINGS: &[(&str, &str, Action)] = &[
+    ("↑ k", "move up", Action::Up),
+    ("↓ j", "move down", Action::Down),
+    ("← h", "close node / go to parent", Action::Left),
+    ("→ l", "open node", Action::Right),
+    ("PgUp PgDn", "page up / down", Action::PageUp),
+    ("Home End", "first / last", Action::Home),
+    (
+        "Enter",
+        "open node; in relations: jump to entity",
+        Action::Enter,
+    ),
+    (
+        "Tab",
+        "next pane (tree, details, relations)",
+        Action::FocusNext,
+    ),
+    ("Backspace [", "back in jump history", Action::Back),
+    ("]", "forward in jump history", Action::Forward),
+    ("r", "refresh from the tenant", Action::Refresh),
+    ("?", "this help", Action::ToggleHelp),
+    ("q Ctrl-C", "quit", Action::Quit),
+];
+
+pub fn action_for(key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return match key.code {
+            KeyCode::Char('c') => Some(Action::Quit),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Left | KeyCode::Char('h') => Action::Left,
+        KeyCode::Right | KeyCode::Char('l') => Action::Right,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Home | KeyCode::Char('g') => Action::Home,
+        KeyCode::End | KeyCode::Char('G') => Action::End,
+        KeyCode::Enter => Action::Enter,
+        KeyCode::Tab => Action::FocusNext,
+        KeyCode::BackTab => Action::FocusPrev,
+        KeyCode::Backspace | KeyCode::Char('[') => Action::Back,
+        KeyCode::Char(']') => Action::Forward,
+        KeyCode::Char('r') => Action::Refresh,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Esc => Action::Escape,
+        KeyCode::Char('q') => Action::Quit,
+        _ => return None,
+    })
+}

@@ -1,0 +1,272 @@
+//! The explorer: terminal setup and restore, and the event loop —
+//! `tokio::select!` over terminal events, fetch events and a frame tick.
+//! Batches from the fetch are applied between frames; a frame is drawn only
+//! when something changed, at most about 60 times a second.
+
+pub mod app;
+pub mod details;
+pub mod keymap;
+pub mod theme;
+pub mod tree;
+pub mod view;
+
+use std::io::Stdout;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, MouseEventKind,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use crate::fetch::{FetchEvent, Source};
+use crate::http::Http;
+use crate::store::Store;
+
+use app::{Action, App};
+
+/// How the explorer reads the tenant when asked to.
+pub struct FetchPlan {
+    pub http: Arc<Http>,
+    pub sources: Vec<Source>,
+    pub store_name: String,
+    pub tenant_hint: String,
+}
+
+/// Restores the terminal when dropped, whatever ends the program.
+struct TerminalGuard;
+
+fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+fn setup() -> anyhow::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the explorer needs a terminal; use `tenx fetch` and `tenx export` in scripts"
+        );
+    }
+    enable_raw_mode()?;
+    let guard = TerminalGuard;
+    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    // A panic restores the terminal before its message is printed.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+    let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    Ok((guard, terminal))
+}
+
+fn mouse_action(m: crossterm::event::MouseEvent) -> Option<Action> {
+    match m.kind {
+        MouseEventKind::ScrollUp => Some(Action::ScrollUp(m.column, m.row)),
+        MouseEventKind::ScrollDown => Some(Action::ScrollDown(m.column, m.row)),
+        MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+            Some(Action::Click(m.column, m.row))
+        }
+        _ => None,
+    }
+}
+
+/// Runs the explorer until the person quits. `snapshot` loads the latest
+/// snapshot off the UI task; `fetch_now` starts reading the tenant at once.
+pub async fn run(
+    mut app: App,
+    plan: Option<FetchPlan>,
+    load_snapshot: bool,
+    fetch_now: bool,
+) -> anyhow::Result<()> {
+    let (_guard, mut terminal) = setup()?;
+    let mut events = EventStream::new();
+    let mut fetch_rx: Option<tokio::sync::mpsc::UnboundedReceiver<FetchEvent>> = None;
+    let (bg_tx, mut bg_rx) = tokio::sync::mpsc::unbounded_channel::<Background>();
+    if let (true, Some(p)) = (load_snapshot, &plan) {
+        app.loading = Some("loading the latest snapshot…".into());
+        let name = p.store_name.clone();
+        let tx = bg_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = Store::for_profile(&name).and_then(|s| match s.latest_id()? {
+                Some(id) => s.load(id).map(Some),
+                None => Ok(None),
+            });
+            let _ = tx.send(Background::Loaded(result.map_err(|e| format!("{e:#}"))));
+        });
+    }
+    if fetch_now {
+        app.refresh_requested = true;
+    }
+    let mut term = signal_term();
+    let mut tick = tokio::time::interval(Duration::from_millis(16));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let mut last_spin = Instant::now();
+    loop {
+        if app.refresh_requested {
+            app.refresh_requested = false;
+            match &plan {
+                Some(p) => {
+                    app.start_fetch(&p.sources);
+                    fetch_rx = Some(crate::fetch::spawn(p.http.clone(), &p.sources));
+                }
+                None => app.update(Action::Escape),
+            }
+            dirty = true;
+        }
+        if dirty {
+            app.sync();
+            app.now = chrono::Utc::now();
+            terminal.draw(|f| view::draw(f, &mut app))?;
+            dirty = false;
+        }
+        if app.quit {
+            break;
+        }
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
+                    if let Some(a) = keymap::action_for(k) { app.update(a); dirty = true; }
+                }
+                Some(Ok(Event::Mouse(m))) => {
+                    if let Some(a) = mouse_action(m) { app.update(a); dirty = true; }
+                }
+                Some(Ok(Event::Resize(..))) => dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(ev) = recv(&mut fetch_rx) => {
+                // Apply everything waiting, within a frame's budget.
+                let start = Instant::now();
+                let mut done = app.on_fetch(ev);
+                while !done && start.elapsed() < Duration::from_millis(8) {
+                    match fetch_rx.as_mut().map(|r| r.try_recv()) {
+                        Some(Ok(ev)) => done = app.on_fetch(ev),
+                        _ => break,
+                    }
+                }
+                if done {
+                    fetch_rx = None;
+                    if let Some(p) = &plan {
+                        save_snapshot(&app, p, bg_tx.clone());
+                    }
+                }
+                dirty = true;
+            }
+            Some(bg) = bg_rx.recv() => {
+                match bg {
+                    Background::Loaded(Ok(Some((info, graph)))) => {
+                        let created = chrono::DateTime::parse_from_rfc3339(&info.created_at).ok().map(|d| d.with_timezone(&chrono::Utc));
+                        if !app.fetching || app.incoming.is_some() {
+                            app.load_snapshot(graph, created, info.sources);
+                        }
+                    }
+                    Background::Loaded(Ok(None)) => app.loading = None,
+                    Background::Loaded(Err(e)) => { app.loading = None; app.message = Some((format!("cannot load the snapshot: {e}"), true)); }
+                    Background::Saved(Ok(id)) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
+                    Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
+                }
+                dirty = true;
+            }
+            _ = term.recv() => app.quit = true,
+            _ = tick.tick() => {
+                if app.fetching && last_spin.elapsed() >= Duration::from_millis(100) {
+                    app.spinner = app.spinner.wrapping_add(1);
+                    last_spin = Instant::now();
+                    dirty = true;
+                }
+            }
+        }
+    }
+    drop(terminal);
+    Ok(())
+}
+
+enum Background {
+    Loaded(Result<Option<(crate::store::SnapshotInfo, crate::model::TenantGraph)>, String>),
+    Saved(Result<i64, String>),
+}
+
+async fn recv(
+    rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<FetchEvent>>,
+) -> Option<FetchEvent> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Saves what the fetch read, off the UI task.
+fn save_snapshot(app: &App, plan: &FetchPlan, tx: tokio::sync::mpsc::UnboundedSender<Background>) {
+    if app
+        .data
+        .statuses
+        .values()
+        .all(|s| s.outcome == crate::fetch::Outcome::Failed)
+    {
+        return;
+    }
+    let graph = app.data.graph.clone();
+    let statuses = app.data.statuses.clone();
+    let elapsed = app.data.elapsed.map(|e| e.as_millis() as u64).unwrap_or(0);
+    let metrics = serde_json::to_value(app.data.metrics.unwrap_or_default()).unwrap_or_default();
+    let name = plan.store_name.clone();
+    let tenant = graph
+        .of_kind(crate::model::EntityKind::AzureAccount)
+        .first()
+        .map(|&i| graph.entity(i).key.to_string())
+        .unwrap_or_else(|| plan.tenant_hint.clone());
+    tokio::task::spawn_blocking(move || {
+        let r = Store::for_profile(&name).and_then(|mut s| {
+            let id = s.save(&tenant, "explorer", &graph, &statuses, elapsed, &metrics)?;
+            s.prune(20)?;
+            Ok(id)
+        });
+        let _ = tx.send(Background::Saved(r.map_err(|e| format!("{e:#}"))));
+    });
+}
+
+/// SIGTERM ends the explorer like `q` does (and restores the terminal).
+struct Term(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Term {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.0.as_mut() {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn signal_term() -> Term {
+    #[cfg(unix)]
+    {
+        Term(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
+    }
+    #[cfg(not(unix))]
+    {
+        Term()
+    }
+}

@@ -1,0 +1,263 @@
+//! Drawing: everything on screen comes from `App`. The only thing written
+//! back is the tree widget's scroll cache and the pane areas for mouse hits.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
+use tui_tree_widget::Tree;
+
+use super::app::{App, Areas, Focus, RelRow};
+use super::{details, keymap, theme, tree};
+use crate::fetch::Outcome;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+fn pane<'a>(title: &'a str, focused: bool) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(
+            format!(" {title} "),
+            if focused {
+                theme::focused_border().add_modifier(ratatui::style::Modifier::BOLD)
+            } else {
+                theme::border()
+            },
+        ))
+        .border_style(if focused {
+            theme::focused_border()
+        } else {
+            theme::border()
+        })
+}
+
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let area = f.area();
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(42), Constraint::Percentage(58)])
+        .split(rows[0]);
+    let right = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Percentage(55), Constraint::Percentage(45)])
+        .split(cols[1]);
+    app.areas = Areas {
+        tree: cols[0],
+        details: right[0],
+        relations: right[1],
+    };
+
+    draw_tree(f, app, cols[0]);
+    draw_details(f, app, right[0]);
+    draw_relations(f, app, right[1]);
+    draw_message(f, app, rows[1]);
+    draw_status(f, app, rows[2]);
+    if app.help {
+        draw_help(f, area);
+    }
+}
+
+fn draw_tree(f: &mut Frame, app: &mut App, area: Rect) {
+    let items = app.items();
+    let focused = app.focus == Focus::Tree;
+    let title = if app.loading.is_some() {
+        "Tenant (loading…)"
+    } else {
+        "Tenant"
+    };
+    match Tree::new(&items) {
+        Ok(t) => {
+            let t = t
+                .block(pane(title, focused))
+                .highlight_style(theme::highlight())
+                .highlight_symbol("");
+            f.render_stateful_widget(t, area, &mut app.tree);
+        }
+        Err(e) => f.render_widget(
+            Paragraph::new(format!("cannot draw the tree: {e}")).block(pane(title, focused)),
+            area,
+        ),
+    }
+}
+
+fn draw_details(f: &mut Frame, app: &App, area: Rect) {
+    let focused = app.focus == Focus::Details;
+    let lines: Vec<Line> = match (app.selected_entity(), &app.loading) {
+        (Some(id), _) => details::lines(app.graph(), id, app.now, app.tz),
+        (None, Some(msg)) => vec![Line::from(Span::styled(msg.clone(), theme::dim()))],
+        (None, None) => summary(app),
+    };
+    let max = lines
+        .len()
+        .saturating_sub(area.height.saturating_sub(2) as usize) as u16;
+    let p = Paragraph::new(lines)
+        .block(pane("Details", focused))
+        .wrap(Wrap { trim: false })
+        .scroll((app.details_scroll.min(max), 0));
+    f.render_widget(p, area);
+}
+
+/// What the details pane shows when the cursor is not on an entity.
+fn summary(app: &App) -> Vec<Line<'static>> {
+    let g = app.graph();
+    let mut out = vec![Line::from(Span::styled(app.root_label(), theme::title()))];
+    if g.entity_count() == 0 {
+        out.push(Line::from(Span::styled(
+            if app.fetching {
+                "Reading the tenant…"
+            } else {
+                "No data yet. Press r to read the tenant."
+            },
+            theme::dim(),
+        )));
+        return out;
+    }
+    out.push(Line::from(Span::styled(
+        format!("{} relationships", g.relationship_count()),
+        theme::dim(),
+    )));
+    out.push(Line::from(""));
+    for (ty, n) in g.entity_counts() {
+        let label = crate::model::EntityKind::from_type_name(&ty)
+            .map(|k| k.plural().to_string())
+            .unwrap_or(ty);
+        out.push(Line::from(vec![
+            Span::styled(format!("{n:>9}  "), theme::count()),
+            Span::raw(label),
+        ]));
+    }
+    out.push(Line::from(""));
+    out.push(Line::from(Span::styled(
+        "→ or Enter opens a node · Tab switches panes · ? help",
+        theme::dim(),
+    )));
+    out
+}
+
+fn draw_relations(f: &mut Frame, app: &App, area: Rect) {
+    let focused = app.focus == Focus::Relations;
+    let rows = app.rel_rows();
+    let g = app.graph();
+    let items: Vec<ListItem> = if rows.is_empty() {
+        vec![ListItem::new(Line::from(Span::styled(
+            if app.selected_entity().is_some() {
+                "no relationships"
+            } else {
+                "select an entity to see its relationships"
+            },
+            theme::dim(),
+        )))]
+    } else {
+        rows.iter()
+            .map(|r| match r {
+                RelRow::Header(h) => {
+                    ListItem::new(Line::from(Span::styled(h.clone(), theme::relation())))
+                }
+                RelRow::Entity(id) => {
+                    let mut line = tree::entity_line(g, *id);
+                    line.spans.insert(0, Span::raw("  "));
+                    ListItem::new(line)
+                }
+                RelRow::More(n) => ListItem::new(Line::from(Span::styled(
+                    format!("  … {n} more (open the group in the tree)"),
+                    theme::dim(),
+                ))),
+            })
+            .collect()
+    };
+    let mut state = ListState::default();
+    if focused && !rows.is_empty() {
+        state.select(Some(app.rel_cursor.min(rows.len() - 1)));
+    }
+    let list = List::new(items)
+        .block(pane("Relationships", focused))
+        .highlight_style(theme::highlight());
+    f.render_stateful_widget(list, area, &mut state);
+}
+
+fn draw_message(f: &mut Frame, app: &App, area: Rect) {
+    let line = match &app.message {
+        Some((m, true)) => Line::from(Span::styled(m.clone(), theme::error())),
+        Some((m, false)) => Line::from(Span::raw(m.clone())),
+        None => Line::from(Span::styled("? help · q quit", theme::dim())),
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_status(f: &mut Frame, app: &App, area: Rect) {
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", app.title),
+            theme::title().add_modifier(ratatui::style::Modifier::REVERSED),
+        ),
+        Span::raw(" "),
+    ];
+    for (source, p) in &app.progress {
+        let (mark, style) = match (&p.outcome, p.done) {
+            (Some(Outcome::Complete), _) => ("✓".to_string(), theme::ok()),
+            (Some(Outcome::Partial), _) => ("!".to_string(), theme::error()),
+            (Some(Outcome::Failed), _) => ("✗".to_string(), theme::error()),
+            (None, _) if app.fetching => (
+                SPINNER[app.spinner % SPINNER.len()].to_string(),
+                theme::key(),
+            ),
+            _ => ("·".to_string(), theme::dim()),
+        };
+        spans.push(Span::styled(format!("{} {mark} ", source.name()), style));
+        let detail = if p.error.is_some() && p.done {
+            String::new()
+        } else if !p.collection.is_empty() && !p.done {
+            format!("{} {} ", p.collection, p.count)
+        } else {
+            format!("{} ", p.count)
+        };
+        spans.push(Span::styled(detail, theme::dim()));
+    }
+    let age = match (app.fetching, app.data_time) {
+        (true, _) => "reading…".to_string(),
+        (false, Some(t)) => format!("data {}", details::age(t, app.now)),
+        (false, None) => "no data".to_string(),
+    };
+    let left: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let pad = (area.width as usize).saturating_sub(left + age.chars().count() + 1);
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans.push(Span::styled(age, theme::dim()));
+    f.render_widget(Paragraph::new(Line::from(spans)).style(Style::new()), area);
+}
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let w = 64.min(area.width.saturating_sub(2));
+    let h = (keymap::BINDINGS.len() as u16 + 6).min(area.height.saturating_sub(2));
+    let r = Rect {
+        x: area.x + (area.width.saturating_sub(w)) / 2,
+        y: area.y + (area.height.saturating_sub(h)) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines = vec![
+        Line::from(Span::styled("Keys", theme::category())),
+        Line::from(""),
+    ];
+    for (keys, what, _) in keymap::BINDINGS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{keys:<14}"), theme::key()),
+            Span::raw(*what),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "Mouse: wheel scrolls, click selects · ? or Esc closes",
+        theme::dim(),
+    )));
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(pane("Help", true)), r);
+}
