@@ -316,7 +316,9 @@ async fn run_source(
         Source::Defender => crate::sources::defender::run(&ctx).await,
         Source::Arm => crate::sources::arm::run(&ctx).await,
     }
-    let errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    // Collections end in any order; sorted, the same failure reads the same.
+    let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    errors.sort();
     let counts = ctx.counts.lock().map(|c| c.clone()).unwrap_or_default();
     let total = ctx.collections.load(std::sync::atomic::Ordering::Relaxed);
     let outcome = if errors.is_empty() {

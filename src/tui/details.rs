@@ -11,6 +11,9 @@ use crate::model::{EntityId, EntityKind, TenantGraph};
 
 use super::theme;
 
+/// Width of the label column.
+const LABEL: usize = 27;
+
 /// The fields shown first, per kind.
 fn important(kind: EntityKind) -> &'static [&'static str] {
     use EntityKind as K;
@@ -242,8 +245,10 @@ fn field_line(
     tz: FixedOffset,
     style: Style,
 ) -> Line<'static> {
+    // Labels are cut to fit the column, so a value never runs into them.
+    let label: String = humanize(name).chars().take(LABEL - 1).collect();
     Line::from(vec![
-        Span::styled(format!("{:<24}", humanize(name)), style),
+        Span::styled(format!("{label:<LABEL$}"), style),
         Span::raw(format_value(v, now, tz)),
     ])
 }
@@ -270,7 +275,7 @@ pub fn lines(
             theme::dim(),
         )),
         Line::from(vec![
-            Span::styled(format!("{:<27}", "Key"), theme::key()),
+            Span::styled(format!("{:<LABEL$}", "Key"), theme::key()),
             Span::raw(e.key.to_string()),
         ]),
     ];

@@ -107,7 +107,7 @@ pub async fn run(
         let tx = bg_tx.clone();
         tokio::task::spawn_blocking(move || {
             let result = Store::for_profile(&name).and_then(|s| match s.latest_id()? {
-                Some(id) => s.load(id).map(Some),
+                Some(id) => s.load(id).map(|l| Some(Box::new(l))),
                 None => Ok(None),
             });
             let _ = tx.send(Background::Loaded(result.map_err(|e| format!("{e:#}"))));
@@ -175,7 +175,8 @@ pub async fn run(
             }
             Some(bg) = bg_rx.recv() => {
                 match bg {
-                    Background::Loaded(Ok(Some((info, graph)))) => {
+                    Background::Loaded(Ok(Some(loaded))) => {
+                        let (info, graph) = *loaded;
                         let created = chrono::DateTime::parse_from_rfc3339(&info.created_at).ok().map(|d| d.with_timezone(&chrono::Utc));
                         if !app.fetching || app.incoming.is_some() {
                             app.load_snapshot(graph, created, info.sources);
@@ -203,7 +204,7 @@ pub async fn run(
 }
 
 enum Background {
-    Loaded(Result<Option<(crate::store::SnapshotInfo, crate::model::TenantGraph)>, String>),
+    Loaded(Result<Option<Box<(crate::store::SnapshotInfo, crate::model::TenantGraph)>>, String>),
     Saved(Result<i64, String>),
 }
 

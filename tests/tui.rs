@@ -1,0 +1,285 @@
+//! The explorer without a terminal: screens rendered to ratatui's
+//! TestBackend and compared with insta snapshots, and state driven by
+//! actions, on a small fixed-seed simulated tenant fetched for real.
+
+use std::sync::Arc;
+
+use chrono::{FixedOffset, TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tenx::auth::{Auth, Credentials};
+use tenx::endpoints::{Cloud, Endpoints, parse_base};
+use tenx::fake::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
+use tenx::fetch::Source;
+use tenx::http::{Http, HttpOptions};
+use tenx::secret::Secret;
+use tenx::tui::app::{Action, App, Focus, RelRow};
+use tenx::tui::tree::Node;
+use tenx::tui::view;
+
+async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
+    let t = FakeTenant::generate(FakeParams {
+        users,
+        seed,
+        ..Default::default()
+    });
+    let opts = ServerOptions {
+        faults: Faults::parse(faults).expect("faults"),
+        ..Default::default()
+    };
+    serve(t, "127.0.0.1:0".parse().expect("addr"), opts)
+        .await
+        .expect("server")
+}
+
+fn http_for(s: &RunningTenant) -> Arc<Http> {
+    let b = s.base_url();
+    let mut e = Endpoints::for_cloud(Cloud::Public);
+    e.login = parse_base("l", &format!("{b}/login")).expect("url");
+    e.graph = parse_base("g", &format!("{b}/graph")).expect("url");
+    e.defender = parse_base("d", &format!("{b}/defender")).expect("url");
+    e.arm = parse_base("a", &format!("{b}/arm")).expect("url");
+    let c = Credentials {
+        tenant: s.tenant.tenant_id.clone(),
+        client_id: s.tenant.client_id.clone(),
+        secret: Secret::new(s.tenant.client_secret.clone()),
+    };
+    Arc::new(
+        Http::new(
+            Arc::new(Auth::new(c, e)),
+            HttpOptions {
+                backoff: std::time::Duration::from_millis(5),
+                ..Default::default()
+            },
+        )
+        .expect("http"),
+    )
+}
+
+fn new_app() -> App {
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+        .single()
+        .expect("date");
+    let mut app = App::new("tenx test", now);
+    app.tz = FixedOffset::east_opt(0).expect("utc");
+    app
+}
+
+/// An app that has read the whole simulated tenant.
+async fn fetched(s: &RunningTenant) -> App {
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    let mut rx = tenx::fetch::spawn(http_for(s), &Source::ALL);
+    while let Some(ev) = rx.recv().await {
+        if app.on_fetch(ev) {
+            break;
+        }
+    }
+    app.sync();
+    app
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| view::draw(f, app)).expect("draw");
+    t.backend().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screens() {
+    // Loading: nothing read yet, every source on its way.
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    insta::assert_snapshot!("loading", screen(&mut app, 100, 24));
+
+    let s = start(40, 5, "").await;
+    let mut app = fetched(&s).await;
+    insta::assert_snapshot!("overview", screen(&mut app, 120, 40));
+
+    // The Users node open.
+    app.update(Action::Down);
+    app.update(Action::Right);
+    insta::assert_snapshot!("users_open", screen(&mut app, 120, 40));
+
+    // An entity with its relationships, at the smallest supported size.
+    let user = app.graph().id_of(&s.tenant.users[0].id).expect("user");
+    app.update(Action::Jump(user));
+    insta::assert_snapshot!("entity_relationships", screen(&mut app, 120, 40));
+    insta::assert_snapshot!("entity_80x24", screen(&mut app, 80, 24));
+
+    app.update(Action::ToggleHelp);
+    insta::assert_snapshot!("help", screen(&mut app, 120, 40));
+    s.stop().await;
+
+    // A source that failed, in red in the status bar and the message line.
+    let s = start(40, 5, "forbid=defender").await;
+    let mut app = fetched(&s).await;
+    let text = screen(&mut app, 120, 40);
+    assert!(text.contains("defender ✗"), "{text}");
+    insta::assert_snapshot!("source_failed", text);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jumping_through_a_relationship_and_back() {
+    let s = start(60, 6, "").await;
+    let mut app = fetched(&s).await;
+    let t = &s.tenant;
+    // A user who owns a device.
+    let owner = t
+        .devices
+        .iter()
+        .find_map(|d| d.user)
+        .expect("an owned device");
+    let user = app
+        .graph()
+        .id_of(&t.users[owner as usize].id)
+        .expect("user");
+    app.update(Action::Jump(user));
+    assert_eq!(app.selected_entity(), Some(user));
+
+    app.update(Action::FocusNext);
+    app.update(Action::FocusNext);
+    assert_eq!(app.focus, Focus::Relations);
+    let rows = app.rel_rows();
+    let target_row = rows
+        .iter()
+        .position(|r| matches!(r, RelRow::Entity(e) if app.graph().entity(*e).kind.is_device()))
+        .expect("a device row");
+    for _ in 0..target_row {
+        app.update(Action::Down);
+    }
+    let RelRow::Entity(device) = rows[target_row] else {
+        unreachable!()
+    };
+    app.update(Action::Enter);
+    assert_eq!(
+        app.selected_entity(),
+        Some(device),
+        "Enter jumps to the related entity"
+    );
+    assert_eq!(app.focus, Focus::Tree);
+
+    // The device is revealed: every ancestor open, the row visible.
+    let path = app.tree.selected().to_vec();
+    assert_eq!(path.last(), Some(&Node::Entity(device)));
+    for i in 1..path.len() {
+        assert!(
+            app.tree.opened().contains(&path[..i].to_vec()),
+            "ancestor {i} is open"
+        );
+    }
+    assert!(app.visible().contains(&path));
+
+    app.update(Action::Back);
+    assert_eq!(
+        app.selected_entity(),
+        Some(user),
+        "back returns to the user"
+    );
+    app.update(Action::Back);
+    assert!(
+        app.message
+            .as_ref()
+            .is_some_and(|m| m.0.contains("no earlier entity"))
+    );
+    app.update(Action::Forward);
+    assert_eq!(
+        app.selected_entity(),
+        Some(device),
+        "forward goes to the device again"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_arriving_while_a_node_is_open() {
+    let s = start(2500, 7, "").await;
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    // Apply events until some users are in, then open Users.
+    let users_list = loop {
+        let ev = rx.recv().await.expect("event");
+        assert!(
+            !app.on_fetch(ev),
+            "the fetch should not end before users arrive"
+        );
+        app.sync();
+        if app
+            .graph()
+            .of_kind(tenx::model::EntityKind::AzureUser)
+            .len()
+            >= 100
+        {
+            break app.index.top[0];
+        }
+    };
+    app.update(Action::Down);
+    app.update(Action::Right);
+    let open_path = vec![Node::Root, Node::List(users_list)];
+    assert!(app.tree.opened().contains(&open_path));
+    assert_eq!(app.tree.selected(), open_path.as_slice());
+    let before = app.index.lists[users_list as usize].members.len();
+    while let Some(ev) = rx.recv().await {
+        if app.on_fetch(ev) {
+            break;
+        }
+        app.sync();
+    }
+    app.sync();
+    assert!(
+        app.tree.opened().contains(&open_path),
+        "the node stays open"
+    );
+    assert_eq!(
+        app.tree.selected(),
+        open_path.as_slice(),
+        "the cursor stays put"
+    );
+    assert_eq!(app.index.lists[users_list as usize].members.len(), 2500);
+    assert!(
+        before < 2500,
+        "users arrived while the node was open ({before} before)"
+    );
+    // The open node's rows follow: 2,500 users now show as five chunks.
+    let rows = app.visible();
+    let chunks = rows
+        .iter()
+        .filter(|r| {
+            r.len() == 3 && r[1] == Node::List(users_list) && matches!(r[2], Node::Chunk(..))
+        })
+        .count();
+    assert_eq!(chunks, 5);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_lists_open_in_chunks_and_keys_move_the_cursor() {
+    let s = start(1200, 8, "").await;
+    let mut app = fetched(&s).await;
+    app.update(Action::Down);
+    app.update(Action::Right);
+    let rows = app.visible();
+    // 1,200 users: three chunks, no row per user until a chunk opens.
+    let chunks: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.last(), Some(Node::Chunk(..))))
+        .collect();
+    assert_eq!(chunks.len(), 3);
+    assert!(rows.len() < 40);
+    app.update(Action::Down);
+    app.update(Action::Enter);
+    assert_eq!(app.visible().len(), rows.len() + 500);
+    app.update(Action::End);
+    assert_eq!(
+        app.tree.selected(),
+        app.visible().last().map(Vec::as_slice).unwrap_or_default()
+    );
+    app.update(Action::Home);
+    assert_eq!(app.tree.selected(), &[Node::Root]);
+    app.update(Action::Quit);
+    assert!(app.quit);
+    s.stop().await;
+}
