@@ -178,12 +178,16 @@ async fn jumping_through_a_relationship_and_back() {
         Some(user),
         "back returns to the user"
     );
+    // The walk began on the tenant (the root), where the cursor started.
+    app.update(Action::Back);
+    assert_eq!(app.tree.selected(), &[Node::Root]);
     app.update(Action::Back);
     assert!(
         app.message
             .as_ref()
             .is_some_and(|m| m.0.contains("no earlier entity"))
     );
+    app.update(Action::Forward);
     app.update(Action::Forward);
     assert_eq!(
         app.selected_entity(),

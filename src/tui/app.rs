@@ -182,6 +182,12 @@ impl App {
     pub fn selected_entity(&self) -> Option<EntityId> {
         match self.tree.selected().last() {
             Some(Node::Entity(e)) => Some(*e),
+            // The root stands for the tenant itself.
+            Some(Node::Root) => self
+                .graph()
+                .of_kind(crate::model::EntityKind::AzureAccount)
+                .first()
+                .copied(),
             _ => None,
         }
     }
@@ -495,6 +501,9 @@ impl App {
         };
         for i in 1..path.len() {
             self.tree.open(path[..i].to_vec());
+        }
+        if path.len() == 1 {
+            self.tree.open(path.clone());
         }
         self.select(path);
         let name = self.graph().entity(id).display_name.to_string();

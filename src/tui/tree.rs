@@ -290,6 +290,12 @@ impl TreeIndex {
     /// The path to an entity in the tree: its canonical list, then the chunk
     /// holding it. Sorts that list first so the position is stable.
     pub fn path_to(&mut self, g: &TenantGraph, id: EntityId) -> Option<Vec<Node>> {
+        // The tenant is the root.
+        if g.get(id)
+            .is_some_and(|e| e.kind == EntityKind::AzureAccount)
+        {
+            return Some(vec![Node::Root]);
+        }
         let list = *self.home.get(&id)?;
         self.sort(g, list);
         let pos = self.lists[list as usize]

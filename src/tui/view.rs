@@ -91,7 +91,15 @@ fn draw_tree(f: &mut Frame, app: &mut App, area: Rect) {
 
 fn draw_details(f: &mut Frame, app: &App, area: Rect) {
     let focused = app.focus == Focus::Details;
+    let on_root = app.tree.selected() == [tree::Node::Root];
     let lines: Vec<Line> = match (app.selected_entity(), &app.loading) {
+        // On the tenant: what was read, then the tenant's own details.
+        (Some(id), _) if on_root => {
+            let mut l = summary(app);
+            l.push(Line::from(""));
+            l.extend(details::lines(app.graph(), id, app.now, app.tz));
+            l
+        }
         (Some(id), _) => details::lines(app.graph(), id, app.now, app.tz),
         (None, Some(msg)) => vec![Line::from(Span::styled(msg.clone(), theme::dim()))],
         (None, None) => summary(app),
@@ -126,10 +134,21 @@ fn summary(app: &App) -> Vec<Line<'static>> {
         theme::dim(),
     )));
     out.push(Line::from(""));
-    for (ty, n) in g.entity_counts() {
-        let label = crate::model::EntityKind::from_type_name(&ty)
-            .map(|k| k.plural().to_string())
-            .unwrap_or(ty);
+    // Sorted by what a person reads, not by `_type`.
+    let mut counts: Vec<(String, usize)> = g
+        .entity_counts()
+        .into_iter()
+        .map(|(ty, n)| {
+            (
+                crate::model::EntityKind::from_type_name(&ty)
+                    .map(|k| k.plural().to_string())
+                    .unwrap_or(ty),
+                n,
+            )
+        })
+        .collect();
+    counts.sort();
+    for (label, n) in counts {
         out.push(Line::from(vec![
             Span::styled(format!("{n:>9}  "), theme::count()),
             Span::raw(label),
