@@ -11,7 +11,7 @@ use tui_tree_widget::TreeState;
 use crate::fetch::{FetchEvent, GraphBuilder, Outcome, Source};
 use crate::model::{EntityId, TenantGraph};
 
-use super::tree::{Builder, Node, RelGroup, TreeIndex, rel_groups};
+use super::tree::{Builder, Node, RelCache, RelGroup, TreeIndex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -106,6 +106,7 @@ pub struct App {
     pub spinner: usize,
     pub areas: Areas,
     pub loading: Option<String>,
+    rels: RelCache,
 }
 
 impl App {
@@ -136,6 +137,7 @@ impl App {
             spinner: 0,
             areas: Areas::default(),
             loading: None,
+            rels: RelCache::default(),
         }
     }
 
@@ -164,6 +166,7 @@ impl App {
             index: &self.index,
             opened: self.tree.opened(),
             root_label: self.root_label(),
+            rels: &self.rels,
         }
         .build()
     }
@@ -198,7 +201,7 @@ impl App {
             return vec![];
         };
         let mut rows = Vec::new();
-        for g in rel_groups(self.graph(), id) {
+        for g in self.rels.get(self.graph(), id).iter() {
             rows.push(RelRow::Header(g.label()));
             rows.extend(
                 g.members
@@ -215,7 +218,7 @@ impl App {
 
     pub fn rel_groups(&self) -> Vec<RelGroup> {
         self.selected_entity()
-            .map(|id| rel_groups(self.graph(), id))
+            .map(|id| self.rels.get(self.graph(), id).to_vec())
             .unwrap_or_default()
     }
 

@@ -436,6 +436,29 @@ pub fn rel_groups(g: &TenantGraph, id: EntityId) -> Vec<RelGroup> {
     groups
 }
 
+/// Relationship groups per entity, computed once per graph generation: the
+/// tree and the relations pane both ask every frame.
+#[derive(Debug, Default)]
+pub struct RelCache {
+    generation: std::cell::Cell<u64>,
+    map: std::cell::RefCell<HashMap<EntityId, std::rc::Rc<Vec<RelGroup>>>>,
+}
+
+impl RelCache {
+    pub fn get(&self, g: &TenantGraph, id: EntityId) -> std::rc::Rc<Vec<RelGroup>> {
+        if self.generation.get() != g.generation() {
+            self.map.borrow_mut().clear();
+            self.generation.set(g.generation());
+        }
+        if let Some(r) = self.map.borrow().get(&id) {
+            return r.clone();
+        }
+        let r = std::rc::Rc::new(rel_groups(g, id));
+        self.map.borrow_mut().insert(id, r.clone());
+        r
+    }
+}
+
 /// How an entity appears as a row: kind, name.
 pub fn entity_line(g: &TenantGraph, id: EntityId) -> Line<'static> {
     let e = g.entity(id);
@@ -466,6 +489,7 @@ pub struct Builder<'a> {
     pub index: &'a TreeIndex,
     pub opened: &'a std::collections::HashSet<Vec<Node>>,
     pub root_label: String,
+    pub rels: &'a RelCache,
 }
 
 impl Builder<'_> {
@@ -554,7 +578,8 @@ impl Builder<'_> {
         let children = if !has_rels {
             vec![]
         } else if self.opened.contains(&path) {
-            rel_groups(self.g, id)
+            self.rels
+                .get(self.g, id)
                 .iter()
                 .enumerate()
                 .map(|(i, grp)| self.rel_item(&path, id, i as u16, grp))
