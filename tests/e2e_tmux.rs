@@ -191,3 +191,96 @@ fn ctrl_c_quits_while_the_fetch_runs() {
     s.wait_exit(Duration::from_secs(20));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn pane_pid(s: &Session) -> Option<u32> {
+    let out = Command::new("tmux")
+        .args(["list-panes", "-t", &s.name, "-F", "#{pane_pid}"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[test]
+fn sigterm_ends_the_explorer() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tenx-e2e-t-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // `exec` makes the pane's process tenx itself, so the signal reaches it.
+    let cmd = format!("exec env {}", demo_command(&dir));
+    let s = Session::start(&format!("tenx-e2e-t-{}", std::process::id()), &cmd);
+    s.wait_for("Tenant", Duration::from_secs(60));
+    let pid = pane_pid(&s).expect("pane pid");
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    s.wait_exit(Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let tenant = tenx::fake::FakeTenant::generate(tenx::fake::FakeParams {
+        users: 120,
+        seed: 9,
+        ..Default::default()
+    });
+    let opts = tenx::fake::ServerOptions {
+        latency: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let server = rt
+        .block_on(tenx::fake::serve(
+            tenant,
+            "127.0.0.1:0".parse().expect("addr"),
+            opts,
+        ))
+        .expect("server");
+    let dir = std::env::temp_dir().join(format!("tenx-e2e-p-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let env: Vec<String> = server
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let prefix = format!(
+        "env TENX_DATA_DIR={d}/data TENX_CONFIG_DIR={d}/config {}",
+        env.join(" "),
+        d = dir.display()
+    );
+    // A first, headless fetch leaves a snapshot.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{prefix} {} fetch", env!("CARGO_BIN_EXE_tenx")))
+        .output()
+        .expect("fetch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The explorer shows it long before a refresh at 400 ms a request ends.
+    let s = Session::start(
+        &format!("tenx-e2e-p-{}", std::process::id()),
+        &format!("exec {prefix} {}", env!("CARGO_BIN_EXE_tenx")),
+    );
+    let screen = s.wait_for("Users  120", Duration::from_secs(5));
+    assert!(
+        screen.contains("reading…"),
+        "the refresh runs in the background:\n{screen}"
+    );
+    s.keys(&["q"]);
+    s.wait_exit(Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&dir);
+    rt.block_on(server.stop());
+}

@@ -287,3 +287,29 @@ async fn big_lists_open_in_chunks_and_keys_move_the_cursor() {
     assert!(app.quit);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mouse_selects_opens_and_scrolls() {
+    let s = start(40, 10, "").await;
+    let mut app = fetched(&s).await;
+    screen(&mut app, 120, 40);
+    let tree = app.areas.tree;
+    // The third visible row is the second category (Groups): click selects it...
+    app.update(Action::Click(tree.x + 4, tree.y + 3));
+    let groups = app.visible()[2].clone();
+    assert_eq!(app.tree.selected(), groups.as_slice());
+    // ...and a second click opens it.
+    app.update(Action::Click(tree.x + 4, tree.y + 3));
+    assert!(app.tree.opened().contains(&groups));
+    app.update(Action::ScrollDown(tree.x + 4, tree.y + 5));
+    assert_eq!(
+        app.tree.selected(),
+        app.visible()[5].as_slice(),
+        "the wheel moves three rows"
+    );
+    // A click in the relations pane focuses it.
+    let rel = app.areas.relations;
+    app.update(Action::Click(rel.x + 2, rel.y + 1));
+    assert_eq!(app.focus, Focus::Relations);
+    s.stop().await;
+}
