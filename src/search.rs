@@ -303,6 +303,9 @@ pub struct Results {
     matched: Arc<Vec<(u32, u32)>>,
 }
 
+/// A match: its score and where the item is (segment, position).
+type Scored = (u32, (u32, u32));
+
 fn pattern(text: &str) -> Pattern {
     Pattern::new(
         text,
@@ -352,7 +355,7 @@ pub fn search(
         .clamp(1, 8);
     let per = candidates.len().div_ceil(threads).max(1);
     let filter = q.kind.as_deref();
-    let parts: Vec<Option<Vec<(u32, (u32, u32))>>> = std::thread::scope(|sc| {
+    let parts: Vec<Option<Vec<Scored>>> = std::thread::scope(|sc| {
         let handles: Vec<_> = candidates
             .chunks(per)
             .map(|chunk| {
@@ -381,7 +384,7 @@ pub fn search(
             .map(|h| h.join().ok().flatten())
             .collect()
     });
-    let mut all: Vec<(u32, (u32, u32))> = Vec::new();
+    let mut all: Vec<Scored> = Vec::new();
     for p in parts {
         all.extend(p?);
     }
