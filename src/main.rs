@@ -43,6 +43,8 @@ enum Command {
     Fetch(FetchArgs),
     /// Write a snapshot, or the subgraph around chosen entities, as JSON.
     Export(ExportArgs),
+    /// Fuzzy-search the latest snapshot, as the explorer's `/` does.
+    Search(SearchArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
 }
@@ -100,6 +102,24 @@ struct FetchArgs {
     /// Keep this many snapshots (0 keeps all).
     #[arg(long, default_value_t = 20)]
     keep: usize,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for; `user:ava` narrows to a kind.
+    query: String,
+    /// Only this kind: user, group, sp, dev, finding, cve, machine, policy, app, sub, rg, res, role.
+    #[arg(long)]
+    kind: Option<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// A snapshot id, or a snapshot database file; the latest by default.
+    #[arg(long)]
+    snapshot: Option<String>,
 }
 
 #[derive(Args)]
@@ -227,6 +247,29 @@ fn main() -> ExitCode {
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
         Command::Export(args) => export(profile.as_deref(), args),
+        Command::Search(a) => {
+            let is_file = a
+                .snapshot
+                .as_deref()
+                .is_some_and(|s| std::path::Path::new(s).is_file());
+            match tenx::cmd::resolve_store_name(profile.as_deref()) {
+                Ok(n) => Ok(n),
+                Err(_) if is_file => Ok(String::new()),
+                Err(e) => Err(e),
+            }
+            .and_then(|store| {
+                tenx::cmd::search::run(
+                    &store,
+                    tenx::cmd::search::SearchArgs {
+                        query: a.query,
+                        kind: a.kind,
+                        limit: a.limit,
+                        json: a.json,
+                        snapshot: a.snapshot,
+                    },
+                )
+            })
+        }
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
     };
     match result {

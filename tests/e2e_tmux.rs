@@ -162,6 +162,33 @@ fn browse_jump_back_help_and_quit_in_a_real_terminal() {
     s.keys(&["BSpace"]);
     s.wait_for(&format!("→ {user}"), t);
 
+    // Search: type part of a name, Enter, and the entity is selected.
+    let first = user
+        .split_whitespace()
+        .next()
+        .expect("first name")
+        .to_string();
+    s.keys(&["/"]);
+    s.wait_for("type a name", t);
+    s.keys(&["-l", &format!("user:{user}")]);
+    s.wait_for("1 match in users", t);
+    s.keys(&["Enter"]);
+    let start = Instant::now();
+    let screen = loop {
+        let sc = s.screen();
+        if !sc.contains("┌ Search") {
+            break sc;
+        }
+        assert!(start.elapsed() < t, "the search did not close:\n{sc}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        screen.contains(&format!("→ {user}"))
+            && screen.contains(&format!("[user] {first}"))
+            && screen.contains("User principal name"),
+        "{screen}"
+    );
+
     // Help overlay, generated from the keymap.
     s.keys(&["?"]);
     s.wait_for("forward in jump history", t);

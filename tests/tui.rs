@@ -313,3 +313,118 @@ async fn the_mouse_selects_opens_and_scrolls() {
     assert_eq!(app.focus, Focus::Relations);
     s.stop().await;
 }
+
+/// Types text into the open search and runs the job as the event loop would.
+fn type_search(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Char(c));
+        if let Some(job) = app.take_search_job() {
+            let (generation, results) = job.run();
+            app.on_search_results(generation, results);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_jumps_and_reveals() {
+    let s = start(200, 11, "").await;
+    let mut app = fetched(&s).await;
+    let t = &s.tenant;
+    let user = &t.users[17];
+    let upn_local = user.upn.split('@').next().expect("local part").to_string();
+    let target = app.graph().id_of(&user.id).expect("user");
+
+    // Esc leaves the selection as it was.
+    let before = app.tree.selected().to_vec();
+    app.update(Action::OpenSearch);
+    type_search(&mut app, &upn_local);
+    app.update(Action::Escape);
+    assert!(app.search.is_none());
+    assert_eq!(app.tree.selected(), before.as_slice());
+
+    // The UPN finds the user first; Enter jumps, reveals and records history.
+    app.update(Action::OpenSearch);
+    type_search(&mut app, &format!("user:{upn_local}"));
+    let ui = app.search.as_ref().expect("open");
+    let r = ui.results.as_ref().expect("results");
+    assert_eq!(
+        r.hits.first().map(|h| h.id),
+        Some(target),
+        "{:?}",
+        r.hits
+            .iter()
+            .take(3)
+            .map(|h| app.graph().entity(h.id).display_name.to_string())
+            .collect::<Vec<_>>()
+    );
+    let text = screen(&mut app, 120, 40);
+    assert!(text.contains("Search") && text.contains("match"), "{text}");
+    app.update(Action::Enter);
+    assert!(app.search.is_none());
+    assert_eq!(app.selected_entity(), Some(target));
+    let path = app.tree.selected().to_vec();
+    for i in 1..path.len() {
+        assert!(app.tree.opened().contains(&path[..i].to_vec()));
+    }
+    app.update(Action::Back);
+    assert_eq!(
+        app.tree.selected(),
+        &[Node::Root],
+        "the jump entered the history"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_overlay() {
+    let s = start(40, 5, "").await;
+    let mut app = fetched(&s).await;
+    app.update(Action::OpenSearch);
+    type_search(&mut app, "ai");
+    insta::assert_snapshot!("search_overlay", screen(&mut app, 120, 40));
+    // Tab cycles the kind filter.
+    app.update(Action::CycleKind);
+    if let Some(job) = app.take_search_job() {
+        let (g, r) = job.run();
+        app.on_search_results(g, r);
+    }
+    let text = screen(&mut app, 120, 40);
+    assert!(text.contains("in users"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_results_follow_a_running_fetch() {
+    let s = start(300, 12, "").await;
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    app.update(Action::OpenSearch);
+    let machine = s.tenant.machines[0].host.clone();
+    type_search(&mut app, &format!("machine:{machine}"));
+    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    while let Some(ev) = rx.recv().await {
+        let done = app.on_fetch(ev);
+        app.sync();
+        if let Some(job) = app.take_search_job() {
+            let (g, r) = job.run();
+            app.on_search_results(g, r);
+        }
+        if done {
+            break;
+        }
+    }
+    let r = app
+        .search
+        .as_ref()
+        .and_then(|s| s.results.clone())
+        .expect("results");
+    assert!(
+        r.total >= 1,
+        "the machine became findable while the search was open"
+    );
+    assert_eq!(
+        app.graph().entity(r.hits[0].id).display_name.to_string(),
+        machine
+    );
+    s.stop().await;
+}

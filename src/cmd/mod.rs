@@ -4,6 +4,7 @@ pub mod demo;
 pub mod export;
 pub mod fetch;
 pub mod login;
+pub mod search;
 
 use anyhow::{Context, bail};
 

@@ -39,6 +39,54 @@ pub enum Action {
     Click(u16, u16),
     /// Jump to an entity (from the relations pane, search, triage…).
     Jump(EntityId),
+    /// Open the search overlay.
+    OpenSearch,
+    /// A character typed into the search.
+    Char(char),
+    /// Delete the last character of the search.
+    DeleteChar,
+    /// Next kind filter in the search.
+    CycleKind,
+}
+
+/// The search overlay's state.
+#[derive(Debug, Clone, Default)]
+pub struct SearchUi {
+    pub input: String,
+    /// Index into `search::KIND_FILTERS` chosen with Tab.
+    pub kind: Option<usize>,
+    pub results: Option<crate::search::Results>,
+    pub cursor: usize,
+    /// The generation of the newest search asked for.
+    pub generation: u64,
+    /// Whether results for the newest input are still on their way.
+    pub pending: bool,
+}
+
+/// A search to run off the UI task.
+pub struct SearchJob {
+    index: crate::search::SearchIndex,
+    query: crate::search::Query,
+    previous: Option<crate::search::Results>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub generation: u64,
+}
+
+/// Rows of search results shown.
+pub const SEARCH_LIMIT: usize = 200;
+
+impl SearchJob {
+    pub fn run(self) -> (u64, Option<crate::search::Results>) {
+        let r = crate::search::search(
+            &self.index,
+            &self.query,
+            SEARCH_LIMIT,
+            self.previous.as_ref(),
+            &self.cancel,
+            self.generation,
+        );
+        (self.generation, r)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,6 +155,10 @@ pub struct App {
     pub areas: Areas,
     pub loading: Option<String>,
     rels: RelCache,
+    pub search: Option<SearchUi>,
+    pub search_index: crate::search::SearchIndex,
+    search_cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    search_job: Option<SearchJob>,
 }
 
 impl App {
@@ -138,6 +190,10 @@ impl App {
             areas: Areas::default(),
             loading: None,
             rels: RelCache::default(),
+            search: None,
+            search_index: crate::search::SearchIndex::new(),
+            search_cancel: Default::default(),
+            search_job: None,
         }
     }
 
@@ -270,6 +326,10 @@ impl App {
     }
 
     pub fn update(&mut self, action: Action) {
+        if self.search.is_some() {
+            self.search_update(action);
+            return;
+        }
         if self.help {
             if matches!(action, Action::ToggleHelp | Action::Escape | Action::Quit) {
                 self.help = false;
@@ -304,6 +364,11 @@ impl App {
             Action::Back => self.history_step(-1),
             Action::Forward => self.history_step(1),
             Action::Jump(id) => self.jump(id),
+            Action::OpenSearch => {
+                self.search = Some(SearchUi::default());
+                self.request_search(false);
+            }
+            Action::Char(_) | Action::DeleteChar | Action::CycleKind => {}
             Action::ScrollUp(x, y) | Action::ScrollDown(x, y) => {
                 let down = matches!(action, Action::ScrollDown(..));
                 let pane = self.pane_at(x, y);
@@ -448,6 +513,107 @@ impl App {
             _ => self.rel_cursor,
         }
         .min(last);
+    }
+
+    fn search_update(&mut self, action: Action) {
+        let page = self.page(self.areas.tree).max(1);
+        let Some(ui) = self.search.as_mut() else {
+            return;
+        };
+        let shown = ui.results.as_ref().map(|r| r.hits.len()).unwrap_or(0);
+        match action {
+            Action::Escape => self.search = None,
+            Action::Quit => self.quit = true,
+            Action::Char(c) => {
+                ui.input.push(c);
+                self.request_search(true);
+            }
+            Action::DeleteChar => {
+                ui.input.pop();
+                self.request_search(false);
+            }
+            Action::CycleKind => {
+                ui.kind = match ui.kind {
+                    None => Some(0),
+                    Some(k) if k + 1 < crate::search::KIND_FILTERS.len() => Some(k + 1),
+                    Some(_) => None,
+                };
+                self.request_search(false);
+            }
+            Action::Up => ui.cursor = ui.cursor.saturating_sub(1),
+            Action::Down => ui.cursor = (ui.cursor + 1).min(shown.saturating_sub(1)),
+            Action::PageUp => ui.cursor = ui.cursor.saturating_sub(page),
+            Action::PageDown => ui.cursor = (ui.cursor + page).min(shown.saturating_sub(1)),
+            Action::Home => ui.cursor = 0,
+            Action::End => ui.cursor = shown.saturating_sub(1),
+            Action::Enter => {
+                let hit = ui
+                    .results
+                    .as_ref()
+                    .and_then(|r| r.hits.get(ui.cursor))
+                    .map(|h| h.id);
+                if let Some(id) = hit {
+                    self.search = None;
+                    self.jump(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The query the overlay's input and kind filter make.
+    pub fn search_query(&self) -> Option<crate::search::Query> {
+        let ui = self.search.as_ref()?;
+        let chosen = ui.kind.map(|k| crate::search::KIND_FILTERS[k].0);
+        Some(crate::search::Query::parse(&ui.input, chosen))
+    }
+
+    /// Asks for a search of the current input; `narrow` when the input only
+    /// grew, so the previous matches are the only candidates. A newer request
+    /// cancels an older one still running.
+    fn request_search(&mut self, narrow: bool) {
+        let Some(query) = self.search_query() else {
+            return;
+        };
+        let Some(ui) = self.search.as_mut() else {
+            return;
+        };
+        ui.generation += 1;
+        ui.pending = true;
+        ui.cursor = 0;
+        self.search_cancel
+            .store(ui.generation, std::sync::atomic::Ordering::Relaxed);
+        if query.text.is_empty() {
+            ui.results = None;
+            ui.pending = false;
+            self.search_job = None;
+            return;
+        }
+        let previous = if narrow { ui.results.clone() } else { None };
+        self.search_job = Some(SearchJob {
+            index: self.search_index.clone(),
+            query,
+            previous,
+            cancel: self.search_cancel.clone(),
+            generation: ui.generation,
+        });
+    }
+
+    /// The search to start, if one was asked for (the event loop runs it on
+    /// a blocking thread; tests run it in place).
+    pub fn take_search_job(&mut self) -> Option<SearchJob> {
+        self.search_job.take()
+    }
+
+    /// Results of a search; those of an outdated input are dropped.
+    pub fn on_search_results(&mut self, generation: u64, results: Option<crate::search::Results>) {
+        if let (Some(ui), Some(r)) = (self.search.as_mut(), results) {
+            if ui.generation == generation {
+                ui.cursor = ui.cursor.min(r.hits.len().saturating_sub(1));
+                ui.results = Some(r);
+                ui.pending = false;
+            }
+        }
     }
 
     /// Moves the cursor to an entity, opening the tree down to it; the move
@@ -596,9 +762,20 @@ impl App {
         done
     }
 
-    /// Files newly arrived entities into the tree (once per frame).
+    /// Files newly arrived entities into the tree and the search index
+    /// (once per frame); an open search runs again over the grown index.
     pub fn sync(&mut self) {
         self.index.update(&self.data.graph);
+        let before = self.search_index.len();
+        self.search_index.update(&self.data.graph);
+        if self.search_index.len() != before
+            && self
+                .search
+                .as_ref()
+                .is_some_and(|s| !s.pending && !s.input.is_empty())
+        {
+            self.request_search(false);
+        }
     }
 
     /// Replaces the graph, keeping the cursor on the same entity by key.
@@ -610,6 +787,7 @@ impl App {
         self.index = TreeIndex::new();
         self.index.update(&self.data.graph);
         self.index.sort_all(&self.data.graph);
+        self.search_index = crate::search::SearchIndex::build(&self.data.graph);
         let opened_top = self.tree.opened().contains(&vec![Node::Root]);
         self.tree = TreeState::default();
         if opened_top {

@@ -24,10 +24,38 @@ pub const BINDINGS: &[(&str, &str, Action)] = &[
     ),
     ("Backspace [", "back in jump history", Action::Back),
     ("]", "forward in jump history", Action::Forward),
+    (
+        "/",
+        "search every entity (Tab filters by kind)",
+        Action::OpenSearch,
+    ),
     ("r", "refresh from the tenant", Action::Refresh),
     ("?", "this help", Action::ToggleHelp),
     ("q Ctrl-C", "quit", Action::Quit),
 ];
+
+/// Keys while the search overlay is open: text goes into the query.
+pub fn search_action_for(key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return match key.code {
+            KeyCode::Char('c') => Some(Action::Quit),
+            KeyCode::Char('u') => Some(Action::DeleteChar),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Char(c) => Action::Char(c),
+        KeyCode::Backspace => Action::DeleteChar,
+        KeyCode::Tab => Action::CycleKind,
+        KeyCode::Up => Action::Up,
+        KeyCode::Down => Action::Down,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Enter => Action::Enter,
+        KeyCode::Esc => Action::Escape,
+        _ => return None,
+    })
+}
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
@@ -52,6 +80,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char(']') => Action::Forward,
         KeyCode::Char('r') => Action::Refresh,
         KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('/') => Action::OpenSearch,
         KeyCode::Esc => Action::Escape,
         KeyCode::Char('q') => Action::Quit,
         _ => return None,

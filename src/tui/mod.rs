@@ -133,6 +133,13 @@ pub async fn run(
             }
             dirty = true;
         }
+        if let Some(job) = app.take_search_job() {
+            let tx = bg_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let (generation, results) = job.run();
+                let _ = tx.send(Background::Searched(generation, results));
+            });
+        }
         if dirty {
             app.sync();
             app.now = chrono::Utc::now();
@@ -145,7 +152,8 @@ pub async fn run(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
-                    if let Some(a) = keymap::action_for(k) { app.update(a); dirty = true; }
+                    let action = if app.search.is_some() { keymap::search_action_for(k) } else { keymap::action_for(k) };
+                    if let Some(a) = action { app.update(a); dirty = true; }
                 }
                 Some(Ok(Event::Mouse(m))) => {
                     if let Some(a) = mouse_action(m) { app.update(a); dirty = true; }
@@ -186,6 +194,7 @@ pub async fn run(
                     Background::Loaded(Err(e)) => { app.loading = None; app.message = Some((format!("cannot load the snapshot: {e}"), true)); }
                     Background::Saved(Ok(id)) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
                     Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
+                    Background::Searched(generation, results) => app.on_search_results(generation, results),
                 }
                 dirty = true;
             }
@@ -206,6 +215,7 @@ pub async fn run(
 enum Background {
     Loaded(Result<Option<Box<(crate::store::SnapshotInfo, crate::model::TenantGraph)>>, String>),
     Saved(Result<i64, String>),
+    Searched(u64, Option<crate::search::Results>),
 }
 
 async fn recv(

@@ -28,6 +28,12 @@ pub fn error() -> Style {
 pub fn ok() -> Style {
     Style::new().fg(Color::Green)
 }
+/// Characters a search matched.
+pub fn matched() -> Style {
+    Style::new()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+}
 pub fn highlight() -> Style {
     Style::new().add_modifier(Modifier::REVERSED)
 }

@@ -61,9 +61,115 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     draw_relations(f, app, right[1]);
     draw_message(f, app, rows[1]);
     draw_status(f, app, rows[2]);
+    if app.search.is_some() {
+        draw_search(f, app, area);
+    }
     if app.help {
         draw_help(f, area);
     }
+}
+
+fn draw_search(f: &mut Frame, app: &App, area: Rect) {
+    let Some(ui) = &app.search else { return };
+    let w = (area.width * 9 / 10).max(40).min(area.width);
+    let h = (area.height * 8 / 10).max(8).min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, r);
+    // The kind the query filters by: a typed prefix, else the Tab choice.
+    let kind = app
+        .search_query()
+        .and_then(|q| q.kind)
+        .and_then(|k| {
+            crate::search::KIND_FILTERS
+                .iter()
+                .find(|(f, _)| *f == k)
+                .map(|(_, d)| *d)
+        })
+        .unwrap_or("everything");
+    let block = pane("Search", true);
+    let inner = block.inner(r);
+    f.render_widget(block, r);
+    let parts = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .split(inner);
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("> ", theme::key()),
+            Span::raw(ui.input.clone()),
+            Span::styled("▏", theme::key()),
+        ])),
+        parts[0],
+    );
+    let status = match (&ui.results, ui.pending, ui.input.is_empty()) {
+        (_, _, true) => format!("in {kind} · type a name, UPN, device, serial, CVE, resource…"),
+        (Some(r), false, _) => format!(
+            "{} match{} in {kind}",
+            r.total,
+            if r.total == 1 { "" } else { "es" }
+        ),
+        (Some(r), true, _) => format!(
+            "{} match{} in {kind} · searching…",
+            r.total,
+            if r.total == 1 { "" } else { "es" }
+        ),
+        (None, _, _) => format!("searching {kind}…"),
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(Span::styled(status, theme::dim()))),
+        parts[1],
+    );
+    let g = app.graph();
+    let items: Vec<ListItem> = ui
+        .results
+        .as_ref()
+        .map(|r| {
+            r.hits
+                .iter()
+                .map(|h| {
+                    let e = g.entity(h.id);
+                    let mut spans = vec![Span::styled(
+                        format!("{:<10}", theme::kind_icon(e.kind)),
+                        theme::kind_style(e.kind),
+                    )];
+                    for (text, hit) in
+                        crate::search::split_highlight(&e.display_name, &h.name_indices)
+                    {
+                        spans.push(if hit {
+                            Span::styled(text, theme::matched())
+                        } else {
+                            Span::raw(text)
+                        });
+                    }
+                    let second = crate::search::secondary(g, h.id);
+                    if !second.is_empty() {
+                        spans.push(Span::styled(format!("   {second}"), theme::dim()));
+                    }
+                    ListItem::new(Line::from(spans))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut state = ListState::default();
+    if !items.is_empty() {
+        state.select(Some(ui.cursor));
+    }
+    f.render_stateful_widget(
+        List::new(items).highlight_style(theme::highlight()),
+        parts[2],
+        &mut state,
+    );
+    f.render_widget(Paragraph::new(Line::from(Span::styled("↑↓ choose · Enter jump · Tab kind filter · Esc close · prefixes: user: group: dev: finding: cve: rg: res: …", theme::dim()))), parts[3]);
 }
 
 fn draw_tree(f: &mut Frame, app: &mut App, area: Rect) {
