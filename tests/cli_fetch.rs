@@ -183,3 +183,48 @@ fn exit_codes_tell_complete_partial_and_nothing() {
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn search_finds_entities_in_the_latest_snapshot() {
+    let rt = runtime();
+    let s = start(&rt, 120, 23, "");
+    let data = tempdir("search");
+    let out = tenx(&s, &data, None, &["fetch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = &s.tenant.users[5];
+    let local = user.upn.split('@').next().expect("local");
+    let out = tenx(
+        &s,
+        &data,
+        None,
+        &["search", &format!("user:{local}"), "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["results"][0]["_key"], user.id.as_str());
+    assert_eq!(v["results"][0]["_type"], "azure_user");
+    let serial = &s.tenant.devices[3].serial;
+    let out = tenx(
+        &s,
+        &data,
+        None,
+        &["search", serial, "--kind", "dev", "--limit", "1"],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.tenant.devices[3].id));
+    let out = tenx(&s, &data, None, &["search", "qqqqzzzzxxxx"]);
+    assert_eq!(out.status.code(), Some(2), "no match is exit 2");
+    let out = tenx(&s, &data, None, &["search", "x", "--kind", "printer"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind printer: unknown kind"));
+    let _ = std::fs::remove_dir_all(&data);
+}
