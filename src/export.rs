@@ -147,6 +147,336 @@ pub fn relationship_json(g: &TenantGraph, from: EntityId, verb: Verb, to: Entity
     })
 }
 
+/// The forms an export can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Json,
+    Jsonl,
+    Dot,
+    Mermaid,
+    Csv,
+    Graphml,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Json,
+        Format::Jsonl,
+        Format::Dot,
+        Format::Mermaid,
+        Format::Csv,
+        Format::Graphml,
+    ];
+
+    pub fn parse(s: &str) -> anyhow::Result<Format> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "json" => Format::Json,
+            "jsonl" | "ndjson" => Format::Jsonl,
+            "dot" | "graphviz" => Format::Dot,
+            "mermaid" | "mmd" => Format::Mermaid,
+            "csv" => Format::Csv,
+            "graphml" => Format::Graphml,
+            other => {
+                anyhow::bail!("unknown format '{other}' (json, jsonl, dot, mermaid, csv, graphml)")
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+            Format::Dot => "dot",
+            Format::Mermaid => "mermaid",
+            Format::Csv => "csv",
+            Format::Graphml => "graphml",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Mermaid => "mmd",
+            f => f.name(),
+        }
+    }
+}
+
+/// Writes a selection in a format to `path`. CSV writes two files beside
+/// it, `<name>-entities.csv` and `<name>-relationships.csv`; returns the
+/// files written.
+pub fn write_file(
+    g: &TenantGraph,
+    sel: &Selection,
+    with_properties: bool,
+    format: Format,
+    path: &Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    match format {
+        Format::Csv => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "export".into());
+            let stem = stem
+                .trim_end_matches("-entities")
+                .trim_end_matches("-relationships")
+                .to_string();
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let ents = dir.join(format!("{stem}-entities.csv"));
+            let rels = dir.join(format!("{stem}-relationships.csv"));
+            write_atomic(&ents, |w| write_csv_entities(g, sel, with_properties, w))?;
+            write_atomic(&rels, |w| write_csv_relationships(g, sel, w))?;
+            Ok(vec![ents, rels])
+        }
+        f => {
+            write_atomic(path, |w| match f {
+                Format::Json => write_json(g, sel, with_properties, w),
+                Format::Jsonl => write_jsonl(g, sel, with_properties, w),
+                Format::Dot => write_dot(g, sel, w),
+                Format::Mermaid => write_mermaid(g, sel, w),
+                Format::Graphml => write_graphml(g, sel, with_properties, w),
+                Format::Csv => Ok(()),
+            })?;
+            Ok(vec![path.to_path_buf()])
+        }
+    }
+}
+
+/// One record per line, `"record": "entity"` or `"relationship"`.
+pub fn write_jsonl(
+    g: &TenantGraph,
+    sel: &Selection,
+    with_properties: bool,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    for &id in &sel.entities {
+        let mut v = entity_json(g, id, with_properties);
+        v["record"] = json!("entity");
+        serde_json::to_writer(&mut *w, &v)?;
+        w.write_all(b"\n")?;
+    }
+    for &(f, v, t) in &sel.relationships {
+        let mut r = relationship_json(g, f, v, t);
+        r["record"] = json!("relationship");
+        serde_json::to_writer(&mut *w, &r)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Shape and colour per class family, shared by the Graphviz writer.
+fn dot_style(kind: crate::model::EntityKind) -> (&'static str, &'static str) {
+    let class = kind.classes()[0];
+    match class {
+        "User" | "UserGroup" => ("ellipse", "#c6e5b3"),
+        "Device" | "Host" => ("box", "#b3cde3"),
+        "HostAgent" => ("component", "#decbe4"),
+        "Finding" | "Vulnerability" => ("octagon", "#fbb4ae"),
+        "Configuration" | "ControlPolicy" | "AccessPolicy" | "AccessRole" => ("note", "#fed9a6"),
+        "Account" | "Group" => ("folder", "#e5d8bd"),
+        "Application" | "Service" => ("cds", "#ffffcc"),
+        _ => ("box", "#f2f2f2"),
+    }
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Graphviz: nodes labelled with name and type, shaped and coloured by
+/// class, edges labelled by verb. Renders with `dot -Tsvg`.
+pub fn write_dot(g: &TenantGraph, sel: &Selection, w: &mut impl Write) -> std::io::Result<()> {
+    writeln!(w, "digraph tenx {{")?;
+    writeln!(w, "  rankdir=LR;")?;
+    writeln!(
+        w,
+        "  node [style=filled, fontname=\"Helvetica\", fontsize=10];"
+    )?;
+    writeln!(w, "  edge [fontname=\"Helvetica\", fontsize=9];")?;
+    for &id in &sel.entities {
+        let e = g.entity(id);
+        let (shape, color) = dot_style(e.kind);
+        writeln!(
+            w,
+            "  n{id} [label=\"{}\\n{}\", shape={shape}, fillcolor=\"{color}\", tooltip=\"{}\"];",
+            dot_escape(&e.display_name),
+            e.kind.type_name(),
+            dot_escape(&e.key)
+        )?;
+    }
+    for &(f, v, t) in &sel.relationships {
+        writeln!(w, "  n{f} -> n{t} [label=\"{}\"];", v.class())?;
+    }
+    writeln!(w, "}}")
+}
+
+fn mermaid_escape(s: &str) -> String {
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+/// A Mermaid flowchart: renders in Markdown viewers that support Mermaid.
+pub fn write_mermaid(g: &TenantGraph, sel: &Selection, w: &mut impl Write) -> std::io::Result<()> {
+    writeln!(w, "flowchart LR")?;
+    for &id in &sel.entities {
+        let e = g.entity(id);
+        writeln!(
+            w,
+            "  n{id}[\"{}<br/><small>{}</small>\"]",
+            mermaid_escape(&e.display_name),
+            e.kind.type_name()
+        )?;
+    }
+    for &(f, v, t) in &sel.relationships {
+        writeln!(w, "  n{f} -->|{}| n{t}", v.class())?;
+    }
+    Ok(())
+}
+
+/// Entities as CSV (RFC 4180): the data model's fields, then the source
+/// properties as one JSON column.
+pub fn write_csv_entities(
+    g: &TenantGraph,
+    sel: &Selection,
+    with_properties: bool,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut c = csv::Writer::from_writer(w);
+    let mut header = vec!["_key", "_type", "_class", "displayName", "id"];
+    if with_properties {
+        header.push("properties");
+    }
+    c.write_record(&header)?;
+    for &id in &sel.entities {
+        let e = g.entity(id);
+        let mut row = vec![
+            e.key.to_string(),
+            e.kind.type_name().to_string(),
+            e.kind.classes().join(";"),
+            e.display_name.to_string(),
+            e.id.to_string(),
+        ];
+        if with_properties {
+            let v = entity_json(g, id, true);
+            let mut props = v.as_object().cloned().unwrap_or_default();
+            for f in ["_key", "_type", "_class", "displayName", "id"] {
+                props.remove(f);
+            }
+            row.push(serde_json::to_string(&props).unwrap_or_default());
+        }
+        c.write_record(&row)?;
+    }
+    c.flush()
+}
+
+pub fn write_csv_relationships(
+    g: &TenantGraph,
+    sel: &Selection,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut c = csv::Writer::from_writer(w);
+    c.write_record(["_key", "_type", "_class", "_fromEntityKey", "_toEntityKey"])?;
+    for &(f, v, t) in &sel.relationships {
+        let r = relationship_json(g, f, v, t);
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        c.write_record([
+            s("_key"),
+            s("_type"),
+            s("_class"),
+            s("_fromEntityKey"),
+            s("_toEntityKey"),
+        ])?;
+    }
+    c.flush()
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// GraphML, for Gephi, yEd and Neo4j's import.
+pub fn write_graphml(
+    g: &TenantGraph,
+    sel: &Selection,
+    with_properties: bool,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        w,
+        r#"<graphml xmlns="http://graphml.graphdrawing.org/xmlns" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">"#
+    )?;
+    for (id, what, name) in [
+        ("d0", "node", "label"),
+        ("d1", "node", "_key"),
+        ("d2", "node", "_type"),
+        ("d3", "node", "_class"),
+        ("d4", "node", "properties"),
+        ("d5", "edge", "label"),
+        ("d6", "edge", "_type"),
+    ] {
+        writeln!(
+            w,
+            r#"  <key id="{id}" for="{what}" attr.name="{name}" attr.type="string"/>"#
+        )?;
+    }
+    writeln!(w, r#"  <graph id="tenx" edgedefault="directed">"#)?;
+    for &id in &sel.entities {
+        let e = g.entity(id);
+        writeln!(w, r#"    <node id="n{id}">"#)?;
+        writeln!(
+            w,
+            r#"      <data key="d0">{}</data>"#,
+            xml_escape(&e.display_name)
+        )?;
+        writeln!(w, r#"      <data key="d1">{}</data>"#, xml_escape(&e.key))?;
+        writeln!(w, r#"      <data key="d2">{}</data>"#, e.kind.type_name())?;
+        writeln!(
+            w,
+            r#"      <data key="d3">{}</data>"#,
+            e.kind.classes().join(";")
+        )?;
+        if with_properties {
+            let v = entity_json(g, id, true);
+            writeln!(
+                w,
+                r#"      <data key="d4">{}</data>"#,
+                xml_escape(&v.to_string())
+            )?;
+        }
+        writeln!(w, "    </node>")?;
+    }
+    for (i, &(f, v, t)) in sel.relationships.iter().enumerate() {
+        let ty = relationship_type(g.entity(f).kind, v, g.entity(t).kind);
+        writeln!(
+            w,
+            r#"    <edge id="e{i}" source="n{f}" target="n{t}"><data key="d5">{}</data><data key="d6">{ty}</data></edge>"#,
+            v.class()
+        )?;
+    }
+    writeln!(w, "  </graph>")?;
+    writeln!(w, "</graphml>")
+}
+
 /// Writes `{"entities": [...], "relationships": [...]}`, streamed.
 pub fn write_json(
     g: &TenantGraph,

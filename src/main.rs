@@ -127,15 +127,30 @@ struct ExportArgs {
     /// A snapshot id, or a snapshot database file; the latest by default.
     #[arg(long)]
     snapshot: Option<String>,
-    /// The _key of an entity to start from (repeatable); everything when absent.
+    /// The _key of an entity to start from (repeatable); everything when neither this nor --query is given.
     #[arg(long = "select", value_name = "KEY")]
     select: Vec<String>,
-    /// Hops from the selected entities.
+    /// Start from the best fuzzy-search match of TEXT (repeatable), as in the explorer's search.
+    #[arg(long = "query", value_name = "TEXT")]
+    query: Vec<String>,
+    /// With --query: start from every match, not only the best.
+    #[arg(long)]
+    all_matches: bool,
+    /// Hops from the selected entities (0–3 is typical).
     #[arg(long, default_value_t = 1)]
     depth: usize,
-    /// Output format.
-    #[arg(long, default_value = "json", value_parser = ["json"])]
+    /// Relationship verbs to follow, comma-separated (default: all).
+    #[arg(long, value_name = "VERBS")]
+    follow: Option<String>,
+    /// Follow relationships out, in or both ways.
+    #[arg(long, default_value = "both")]
+    direction: String,
+    /// json, jsonl, dot, mermaid, csv (two files), graphml.
+    #[arg(long, default_value = "json")]
     format: String,
+    /// Leave out source properties.
+    #[arg(long)]
+    no_properties: bool,
     /// Output file (written whole or not at all); standard output when absent.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
@@ -312,7 +327,16 @@ fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
         tenx::cmd::export::ExportArgs {
             snapshot: args.snapshot,
             select: args.select,
+            query: args.query,
+            all_matches: args.all_matches,
             depth: args.depth,
+            follow: match &args.follow {
+                Some(v) => tenx::cmd::export::parse_verbs(v)?,
+                None => vec![],
+            },
+            direction: tenx::export::Direction::parse(&args.direction)?,
+            format: tenx::export::Format::parse(&args.format)?,
+            properties: !args.no_properties,
             output: args.output,
         },
     )?;

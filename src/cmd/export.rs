@@ -6,16 +6,39 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::export::{Direction, Selection, write_atomic, write_json};
+use crate::export::{Direction, Format, Selection, write_file, write_json};
 use crate::model::TenantGraph;
+use crate::model::Verb;
 use crate::store::Store;
 
 pub struct ExportArgs {
     /// A snapshot id in the store, or a snapshot database file.
     pub snapshot: Option<String>,
     pub select: Vec<String>,
+    /// Fuzzy queries; each selects its best match (all with `all_matches`).
+    pub query: Vec<String>,
+    pub all_matches: bool,
     pub depth: usize,
+    /// Verbs to follow (all when empty).
+    pub follow: Vec<Verb>,
+    pub direction: Direction,
+    pub format: Format,
+    pub properties: bool,
     pub output: Option<PathBuf>,
+}
+
+/// `HAS,OWNS` → verbs.
+pub fn parse_verbs(s: &str) -> anyhow::Result<Vec<Verb>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            Verb::from_class(v).with_context(|| {
+                let all: Vec<&str> = Verb::ALL.iter().map(|v| v.class()).collect();
+                format!("--follow: unknown verb '{v}' ({})", all.join(", "))
+            })
+        })
+        .collect()
 }
 
 /// Opens the snapshot the arguments name: an id in the profile's store, or
@@ -48,37 +71,65 @@ pub fn open_snapshot(
 
 pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
     let (_, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
-    let sel = if args.select.is_empty() {
+    let mut seeds = Vec::new();
+    for key in &args.select {
+        match graph
+            .id_of(key)
+            .or_else(|| graph.id_of(&key.to_ascii_lowercase()))
+        {
+            Some(id) => seeds.push(id),
+            None => bail!("--select {key}: no entity has this _key in the snapshot"),
+        }
+    }
+    if !args.query.is_empty() {
+        let index = crate::search::SearchIndex::build(&graph);
+        for q in &args.query {
+            let r = crate::search::search_once(
+                &index,
+                &crate::search::Query::parse(q, None),
+                if args.all_matches { usize::MAX } else { 1 },
+            );
+            if r.hits.is_empty() {
+                bail!("--query {q}: nothing matches");
+            }
+            seeds.extend(r.hits.iter().map(|h| h.id));
+        }
+    }
+    let sel = if seeds.is_empty() {
         Selection::all(&graph)
     } else {
-        let mut seeds = Vec::new();
-        for key in &args.select {
-            match graph
-                .id_of(key)
-                .or_else(|| graph.id_of(&key.to_ascii_lowercase()))
-            {
-                Some(id) => seeds.push(id),
-                None => bail!("--select {key}: no entity has this _key in the snapshot"),
-            }
-        }
-        Selection::around(&graph, &seeds, args.depth, None, Direction::Both)
+        let verbs = (!args.follow.is_empty()).then_some(args.follow.as_slice());
+        Selection::around(&graph, &seeds, args.depth, verbs, args.direction)
     };
     match &args.output {
-        Some(path) => write_atomic(path, |w| write_json(&graph, &sel, true, w))?,
+        Some(path) => {
+            let files = write_file(&graph, &sel, args.properties, args.format, path)?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            eprintln!(
+                "wrote {} entities and {} relationships to {}",
+                sel.entities.len(),
+                sel.relationships.len(),
+                names.join(" and ")
+            );
+        }
+        None if args.format == Format::Csv => {
+            bail!("--format csv writes two files: name them with -o FILE")
+        }
         None => {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
-            write_json(&graph, &sel, true, &mut w)?;
+            match args.format {
+                Format::Json => write_json(&graph, &sel, args.properties, &mut w)?,
+                Format::Jsonl => crate::export::write_jsonl(&graph, &sel, args.properties, &mut w)?,
+                Format::Dot => crate::export::write_dot(&graph, &sel, &mut w)?,
+                Format::Mermaid => crate::export::write_mermaid(&graph, &sel, &mut w)?,
+                Format::Graphml => {
+                    crate::export::write_graphml(&graph, &sel, args.properties, &mut w)?
+                }
+                Format::Csv => {}
+            }
             w.flush()?;
         }
-    }
-    if let Some(p) = &args.output {
-        eprintln!(
-            "wrote {} entities and {} relationships to {}",
-            sel.entities.len(),
-            sel.relationships.len(),
-            p.display()
-        );
     }
     Ok(())
 }
