@@ -99,6 +99,33 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// A standalone copy of just the selected part, so it can be written on
+    /// another thread while the full graph stays where it is.
+    pub fn extract(&self, g: &TenantGraph) -> (TenantGraph, Selection) {
+        let mut out = TenantGraph::new();
+        let mut map = std::collections::HashMap::new();
+        for &id in &self.entities {
+            map.insert(id, out.upsert(g.entity(id).clone()));
+        }
+        let mut rels = Vec::new();
+        for &(f, v, t) in &self.relationships {
+            if let (Some(&nf), Some(&nt)) = (map.get(&f), map.get(&t)) {
+                out.link(nf, v, nt);
+                rels.push((nf, v, nt));
+            }
+        }
+        let entities = (0..out.entity_count() as EntityId).collect();
+        (
+            out,
+            Selection {
+                entities,
+                relationships: rels,
+            },
+        )
+    }
+}
+
 /// Source properties that must never leave tenx, whatever an API returns.
 fn is_sensitive(field: &str) -> bool {
     let f = field.to_ascii_lowercase();

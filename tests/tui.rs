@@ -428,3 +428,78 @@ async fn search_results_follow_a_running_fetch() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_then_export_writes_the_file() {
+    let s = start(40, 5, "").await;
+    let mut app = fetched(&s).await;
+    let t = &s.tenant;
+    let a = app.graph().id_of(&t.users[0].id).expect("user");
+    let b = app.graph().id_of(&t.users[1].id).expect("user");
+    app.update(Action::Jump(a));
+    app.update(Action::ToggleMark);
+    app.update(Action::Jump(b));
+    app.update(Action::ToggleMark);
+    assert_eq!(app.marks.len(), 2);
+    let text = screen(&mut app, 120, 40);
+    assert!(
+        text.contains("● 2 marked") && text.contains("● [user]"),
+        "marks show in the tree and status bar:\n{text}"
+    );
+
+    app.update(Action::OpenExport);
+    let ui = app.export.as_ref().expect("dialog");
+    assert_eq!(ui.seeds.len(), 2);
+    insta::assert_snapshot!("export_dialog", screen(&mut app, 120, 40));
+    // Depth 0: just the two users.
+    app.update(Action::Left);
+    assert_eq!(app.export.as_ref().map(|u| u.preview), Some((2, 0)));
+    // Format → csv, then name the file.
+    for _ in 0..4 {
+        app.update(Action::Down);
+    }
+    for _ in 0..4 {
+        app.update(Action::Right);
+    }
+    assert_eq!(
+        app.export.as_ref().map(|u| u.format),
+        Some(tenx::export::Format::Csv)
+    );
+    app.update(Action::Down);
+    let dir = std::env::temp_dir().join(format!("tenx-ui-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let len = app
+        .export
+        .as_ref()
+        .map(|u| u.path.chars().count())
+        .unwrap_or(0);
+    for _ in 0..len {
+        app.update(Action::DeleteChar);
+    }
+    for c in dir.join("two-users.csv").display().to_string().chars() {
+        app.update(Action::Char(c));
+    }
+    app.update(Action::Enter);
+    assert!(app.export.is_none(), "the dialog closes");
+    let job = app.take_export_job().expect("an export job");
+    let result = job.run();
+    app.on_export_written(result);
+    assert!(
+        app.message
+            .as_ref()
+            .is_some_and(|m| m.0.contains("wrote 2 entities and 0 relationships")),
+        "{:?}",
+        app.message
+    );
+    let mut rd = csv::Reader::from_path(dir.join("two-users-entities.csv")).expect("csv");
+    let keys: Vec<String> = rd
+        .records()
+        .map(|r| r.expect("row")[0].to_string())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&t.users[0].id) && keys.contains(&t.users[1].id));
+    app.update(Action::ClearMarks);
+    assert!(app.marks.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+    s.stop().await;
+}

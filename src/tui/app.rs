@@ -47,6 +47,70 @@ pub enum Action {
     DeleteChar,
     /// Next kind filter in the search.
     CycleKind,
+    /// Mark or unmark the entity under the cursor (tree, relations, search).
+    ToggleMark,
+    /// Clear every mark.
+    ClearMarks,
+    /// Open the export dialog for the marked entities (or the selection).
+    OpenExport,
+}
+
+/// The fields of the export dialog, top to bottom.
+pub const EXPORT_FIELDS: [&str; 6] = [
+    "Depth",
+    "Follow",
+    "Direction",
+    "Properties",
+    "Format",
+    "File",
+];
+
+/// The export dialog's state.
+#[derive(Debug, Clone)]
+pub struct ExportUi {
+    pub seeds: Vec<EntityId>,
+    pub depth: usize,
+    /// Every verb, and whether it is followed.
+    pub verbs: Vec<(crate::model::Verb, bool)>,
+    pub verb_cursor: usize,
+    pub direction: crate::export::Direction,
+    pub properties: bool,
+    pub format: crate::export::Format,
+    pub path: String,
+    pub field: usize,
+    /// Entities and relationships the export will hold.
+    pub preview: (usize, usize),
+}
+
+/// An export to write off the UI task.
+pub struct ExportJob {
+    pub graph: TenantGraph,
+    pub selection: crate::export::Selection,
+    pub properties: bool,
+    pub format: crate::export::Format,
+    pub path: std::path::PathBuf,
+}
+
+impl ExportJob {
+    pub fn run(self) -> Result<String, String> {
+        crate::export::write_file(
+            &self.graph,
+            &self.selection,
+            self.properties,
+            self.format,
+            &self.path,
+        )
+        .map(|files| {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!(
+                "wrote {} entities and {} relationships to {}",
+                self.selection.entities.len(),
+                self.selection.relationships.len(),
+                names.join(" and ")
+            )
+        })
+        .map_err(|e| format!("{e:#}"))
+    }
 }
 
 /// The search overlay's state.
@@ -61,6 +125,8 @@ pub struct SearchUi {
     pub generation: u64,
     /// Whether results for the newest input are still on their way.
     pub pending: bool,
+    /// The arrows moved into the results: Space marks the row.
+    pub in_results: bool,
 }
 
 /// A search to run off the UI task.
@@ -159,6 +225,11 @@ pub struct App {
     pub search_index: crate::search::SearchIndex,
     search_cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
     search_job: Option<SearchJob>,
+    /// Marked entities, by key so marks survive a refresh.
+    pub marks: std::collections::BTreeSet<String>,
+    pub marked_ids: std::collections::HashSet<EntityId>,
+    pub export: Option<ExportUi>,
+    export_job: Option<ExportJob>,
 }
 
 impl App {
@@ -194,6 +265,10 @@ impl App {
             search_index: crate::search::SearchIndex::new(),
             search_cancel: Default::default(),
             search_job: None,
+            marks: Default::default(),
+            marked_ids: Default::default(),
+            export: None,
+            export_job: None,
         }
     }
 
@@ -223,6 +298,7 @@ impl App {
             opened: self.tree.opened(),
             root_label: self.root_label(),
             rels: &self.rels,
+            marked: &self.marked_ids,
         }
         .build()
     }
@@ -326,6 +402,10 @@ impl App {
     }
 
     pub fn update(&mut self, action: Action) {
+        if self.export.is_some() {
+            self.export_update(action);
+            return;
+        }
         if self.search.is_some() {
             self.search_update(action);
             return;
@@ -369,6 +449,29 @@ impl App {
                 self.request_search(false);
             }
             Action::Char(_) | Action::DeleteChar | Action::CycleKind => {}
+            Action::ToggleMark => {
+                let target = match self.focus {
+                    Focus::Relations => match self.rel_rows().get(self.rel_cursor) {
+                        Some(RelRow::Entity(id)) => Some(*id),
+                        _ => None,
+                    },
+                    _ => self.selected_entity(),
+                };
+                match target {
+                    Some(id) => self.toggle_mark(id),
+                    None => self.set_message("put the cursor on an entity to mark it", false),
+                }
+            }
+            Action::ClearMarks => {
+                let n = self.marks.len();
+                self.marks.clear();
+                self.marked_ids.clear();
+                self.set_message(
+                    format!("cleared {n} mark{}", if n == 1 { "" } else { "s" }),
+                    false,
+                );
+            }
+            Action::OpenExport => self.open_export(),
             Action::ScrollUp(x, y) | Action::ScrollDown(x, y) => {
                 let down = matches!(action, Action::ScrollDown(..));
                 let pane = self.pane_at(x, y);
@@ -526,6 +629,7 @@ impl App {
             Action::Quit => self.quit = true,
             Action::Char(c) => {
                 ui.input.push(c);
+                ui.in_results = false;
                 self.request_search(true);
             }
             Action::DeleteChar => {
@@ -540,10 +644,19 @@ impl App {
                 };
                 self.request_search(false);
             }
-            Action::Up => ui.cursor = ui.cursor.saturating_sub(1),
-            Action::Down => ui.cursor = (ui.cursor + 1).min(shown.saturating_sub(1)),
+            Action::Up => {
+                ui.in_results = ui.cursor > 0;
+                ui.cursor = ui.cursor.saturating_sub(1);
+            }
+            Action::Down => {
+                ui.in_results = true;
+                ui.cursor = (ui.cursor + 1).min(shown.saturating_sub(1));
+            }
             Action::PageUp => ui.cursor = ui.cursor.saturating_sub(page),
-            Action::PageDown => ui.cursor = (ui.cursor + page).min(shown.saturating_sub(1)),
+            Action::PageDown => {
+                ui.in_results = true;
+                ui.cursor = (ui.cursor + page).min(shown.saturating_sub(1));
+            }
             Action::Home => ui.cursor = 0,
             Action::End => ui.cursor = shown.saturating_sub(1),
             Action::Enter => {
@@ -558,6 +671,194 @@ impl App {
                 }
             }
             _ => {}
+        }
+    }
+
+    pub fn toggle_mark(&mut self, id: EntityId) {
+        let key = self.graph().entity(id).key.to_string();
+        let name = self.graph().entity(id).display_name.to_string();
+        if self.marks.remove(&key) {
+            self.marked_ids.remove(&id);
+            self.set_message(
+                format!("unmarked {name} ({} marked)", self.marks.len()),
+                false,
+            );
+        } else {
+            self.marks.insert(key);
+            self.marked_ids.insert(id);
+            self.set_message(
+                format!("marked {name} ({} marked)", self.marks.len()),
+                false,
+            );
+        }
+    }
+
+    fn open_export(&mut self) {
+        let seeds: Vec<EntityId> = if self.marked_ids.is_empty() {
+            self.selected_entity().into_iter().collect()
+        } else {
+            let mut v: Vec<EntityId> = self.marked_ids.iter().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        if seeds.is_empty() {
+            self.set_message(
+                "mark entities with Space (or put the cursor on one) to export",
+                false,
+            );
+            return;
+        }
+        let tenant: String = self
+            .graph()
+            .of_kind(crate::model::EntityKind::AzureAccount)
+            .first()
+            .map(|&a| self.graph().entity(a).display_name.to_string())
+            .unwrap_or_else(|| "tenant".into())
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let stamp = self.now.format("%Y%m%d-%H%M");
+        let mut ui = ExportUi {
+            seeds,
+            depth: 1,
+            verbs: crate::model::Verb::ALL.iter().map(|v| (*v, true)).collect(),
+            verb_cursor: 0,
+            direction: crate::export::Direction::Both,
+            properties: true,
+            format: crate::export::Format::Json,
+            path: format!("{tenant}-{stamp}.json"),
+            field: 0,
+            preview: (0, 0),
+        };
+        ui.preview = self.preview(&ui);
+        self.export = Some(ui);
+    }
+
+    fn selection_for(&self, ui: &ExportUi) -> crate::export::Selection {
+        let verbs: Vec<crate::model::Verb> = ui
+            .verbs
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(v, _)| *v)
+            .collect();
+        crate::export::Selection::around(
+            self.graph(),
+            &ui.seeds,
+            ui.depth,
+            Some(&verbs),
+            ui.direction,
+        )
+    }
+
+    fn preview(&self, ui: &ExportUi) -> (usize, usize) {
+        let s = self.selection_for(ui);
+        (s.entities.len(), s.relationships.len())
+    }
+
+    fn export_update(&mut self, action: Action) {
+        use crate::export::{Direction, Format};
+        let Some(mut ui) = self.export.take() else {
+            return;
+        };
+        let mut changed = false;
+        match (action, EXPORT_FIELDS[ui.field]) {
+            (Action::Escape, _) => return,
+            (Action::Quit, _) => {
+                self.quit = true;
+                return;
+            }
+            (Action::Up, _) => ui.field = ui.field.saturating_sub(1),
+            (Action::Down | Action::CycleKind, _) => {
+                ui.field = (ui.field + 1).min(EXPORT_FIELDS.len() - 1)
+            }
+            (Action::Left, "Depth") => {
+                ui.depth = ui.depth.saturating_sub(1);
+                changed = true;
+            }
+            (Action::Right, "Depth") => {
+                ui.depth = (ui.depth + 1).min(3);
+                changed = true;
+            }
+            (Action::Left, "Follow") => ui.verb_cursor = ui.verb_cursor.saturating_sub(1),
+            (Action::Right, "Follow") => {
+                ui.verb_cursor = (ui.verb_cursor + 1).min(ui.verbs.len() - 1)
+            }
+            (Action::Char(' '), "Follow") => {
+                ui.verbs[ui.verb_cursor].1 = !ui.verbs[ui.verb_cursor].1;
+                changed = true;
+            }
+            (Action::Left | Action::Right | Action::Char(' '), "Direction") => {
+                let forward = !matches!(action, Action::Left);
+                ui.direction = match (ui.direction, forward) {
+                    (Direction::Both, true) | (Direction::In, false) => Direction::Out,
+                    (Direction::Out, true) | (Direction::Both, false) => Direction::In,
+                    _ => Direction::Both,
+                };
+                changed = true;
+            }
+            (Action::Left | Action::Right | Action::Char(' '), "Properties") => {
+                ui.properties = !ui.properties
+            }
+            (Action::Left | Action::Right | Action::Char(' '), "Format") => {
+                let i = Format::ALL
+                    .iter()
+                    .position(|f| *f == ui.format)
+                    .unwrap_or(0);
+                let n = Format::ALL.len();
+                let next = if matches!(action, Action::Left) {
+                    (i + n - 1) % n
+                } else {
+                    (i + 1) % n
+                };
+                let old_ext = ui.format.extension();
+                ui.format = Format::ALL[next];
+                if let Some(stem) = ui.path.strip_suffix(&format!(".{old_ext}")) {
+                    ui.path = format!("{stem}.{}", ui.format.extension());
+                }
+            }
+            (Action::Char(c), "File") => ui.path.push(c),
+            (Action::DeleteChar, "File") => {
+                ui.path.pop();
+            }
+            (Action::Enter, _) => {
+                if ui.path.trim().is_empty() {
+                    self.set_message("name the file to write", true);
+                } else {
+                    let (graph, selection) = self.selection_for(&ui).extract(self.graph());
+                    self.export_job = Some(ExportJob {
+                        graph,
+                        selection,
+                        properties: ui.properties,
+                        format: ui.format,
+                        path: std::path::PathBuf::from(ui.path.trim()),
+                    });
+                    self.set_message(format!("writing {}…", ui.path.trim()), false);
+                    return;
+                }
+            }
+            _ => {}
+        }
+        if changed {
+            ui.preview = self.preview(&ui);
+        }
+        self.export = Some(ui);
+    }
+
+    /// The export to write, if one was confirmed.
+    pub fn take_export_job(&mut self) -> Option<ExportJob> {
+        self.export_job.take()
+    }
+
+    pub fn on_export_written(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(m) => self.set_message(m, false),
+            Err(e) => self.set_message(format!("export failed: {e}"), true),
         }
     }
 
@@ -788,6 +1089,11 @@ impl App {
         self.index.update(&self.data.graph);
         self.index.sort_all(&self.data.graph);
         self.search_index = crate::search::SearchIndex::build(&self.data.graph);
+        self.marked_ids = self
+            .marks
+            .iter()
+            .filter_map(|k| self.data.graph.id_of(k))
+            .collect();
         let opened_top = self.tree.opened().contains(&vec![Node::Root]);
         self.tree = TreeState::default();
         if opened_top {

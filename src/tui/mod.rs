@@ -133,6 +133,12 @@ pub async fn run(
             }
             dirty = true;
         }
+        if let Some(job) = app.take_export_job() {
+            let tx = bg_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(Background::Exported(job.run()));
+            });
+        }
         if let Some(job) = app.take_search_job() {
             let tx = bg_tx.clone();
             tokio::task::spawn_blocking(move || {
@@ -152,7 +158,8 @@ pub async fn run(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
-                    let action = if app.search.is_some() { keymap::search_action_for(k) } else { keymap::action_for(k) };
+                    let text_entry = app.search.is_some() || app.export.is_some();
+                    let action = if text_entry { keymap::search_action_for(k) } else { keymap::action_for(k) };
                     if let Some(a) = action { app.update(a); dirty = true; }
                 }
                 Some(Ok(Event::Mouse(m))) => {
@@ -195,6 +202,7 @@ pub async fn run(
                     Background::Saved(Ok(id)) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
                     Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
                     Background::Searched(generation, results) => app.on_search_results(generation, results),
+                    Background::Exported(result) => app.on_export_written(result),
                 }
                 dirty = true;
             }
@@ -216,6 +224,7 @@ enum Background {
     Loaded(Result<Option<Box<(crate::store::SnapshotInfo, crate::model::TenantGraph)>>, String>),
     Saved(Result<i64, String>),
     Searched(u64, Option<crate::search::Results>),
+    Exported(Result<String, String>),
 }
 
 async fn recv(

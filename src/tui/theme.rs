@@ -28,6 +28,11 @@ pub fn error() -> Style {
 pub fn ok() -> Style {
     Style::new().fg(Color::Green)
 }
+/// The mark on a marked entity.
+pub fn marked() -> Style {
+    Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD)
+}
+
 /// Characters a search matched.
 pub fn matched() -> Style {
     Style::new()

@@ -490,6 +490,7 @@ pub struct Builder<'a> {
     pub opened: &'a std::collections::HashSet<Vec<Node>>,
     pub root_label: String,
     pub rels: &'a RelCache,
+    pub marked: &'a std::collections::HashSet<EntityId>,
 }
 
 impl Builder<'_> {
@@ -587,7 +588,11 @@ impl Builder<'_> {
         } else {
             vec![placeholder()]
         };
-        item(Node::Entity(id), entity_line(self.g, id), children)
+        let mut line = entity_line(self.g, id);
+        if self.marked.contains(&id) {
+            line.spans.insert(0, Span::styled("● ", theme::marked()));
+        }
+        item(Node::Entity(id), line, children)
     }
 
     fn rel_item(

@@ -64,6 +64,9 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     if app.search.is_some() {
         draw_search(f, app, area);
     }
+    if app.export.is_some() {
+        draw_export(f, app, area);
+    }
     if app.help {
         draw_help(f, area);
     }
@@ -169,7 +172,7 @@ fn draw_search(f: &mut Frame, app: &App, area: Rect) {
         parts[2],
         &mut state,
     );
-    f.render_widget(Paragraph::new(Line::from(Span::styled("↑↓ choose · Enter jump · Tab kind filter · Esc close · prefixes: user: group: dev: finding: cve: rg: res: …", theme::dim()))), parts[3]);
+    f.render_widget(Paragraph::new(Line::from(Span::styled("↑↓ choose · Space mark · Enter jump · Tab kind filter · Esc close · prefixes: user: group: dev: cve: rg: res: …", theme::dim()))), parts[3]);
 }
 
 fn draw_tree(f: &mut Frame, app: &mut App, area: Rect) {
@@ -347,6 +350,12 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         };
         spans.push(Span::styled(detail, theme::dim()));
     }
+    if !app.marks.is_empty() {
+        spans.push(Span::styled(
+            format!("● {} marked ", app.marks.len()),
+            theme::marked(),
+        ));
+    }
     let age = match (app.fetching, app.data_time) {
         (true, _) => "reading…".to_string(),
         (false, Some(t)) => format!("data {}", details::age(t, app.now)),
@@ -357,6 +366,112 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
     spans.push(Span::raw(" ".repeat(pad)));
     spans.push(Span::styled(age, theme::dim()));
     f.render_widget(Paragraph::new(Line::from(spans)).style(Style::new()), area);
+}
+
+fn draw_export(f: &mut Frame, app: &App, area: Rect) {
+    use super::app::EXPORT_FIELDS;
+    let Some(ui) = &app.export else { return };
+    let w = 76.min(area.width);
+    let h = 14.min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, r);
+    let g = app.graph();
+    let seeds = match ui.seeds.as_slice() {
+        [one] => g.entity(*one).display_name.to_string(),
+        many => format!("{} marked entities", many.len()),
+    };
+    let verbs: Vec<Span> = ui
+        .verbs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (v, on))| {
+            let style = if *on { theme::key() } else { theme::dim() };
+            let style = if i == ui.verb_cursor && EXPORT_FIELDS[ui.field] == "Follow" {
+                style.add_modifier(ratatui::style::Modifier::REVERSED)
+            } else {
+                style
+            };
+            [
+                Span::styled(
+                    if *on {
+                        format!("{v}")
+                    } else {
+                        v.lower().to_string()
+                    },
+                    style,
+                ),
+                Span::raw(" "),
+            ]
+        })
+        .collect();
+    let value = |name: &str| -> Vec<Span<'static>> {
+        match name {
+            "Depth" => vec![Span::raw(format!("‹ {} ›  hops from the seeds", ui.depth))],
+            "Direction" => vec![Span::raw(format!(
+                "‹ {} ›",
+                match ui.direction {
+                    crate::export::Direction::Out => "outgoing",
+                    crate::export::Direction::In => "incoming",
+                    crate::export::Direction::Both => "both ways",
+                }
+            ))],
+            "Properties" => vec![Span::raw(if ui.properties {
+                "‹ included ›"
+            } else {
+                "‹ left out ›"
+            })],
+            "Format" => vec![Span::raw(format!("‹ {} ›", ui.format.name()))],
+            "File" => vec![Span::raw(ui.path.clone()), Span::styled("▏", theme::key())],
+            _ => vec![],
+        }
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("Seeds      ", theme::dim()),
+            Span::raw(seeds),
+        ]),
+        Line::from(""),
+    ];
+    for (i, name) in EXPORT_FIELDS.iter().enumerate() {
+        let label = Span::styled(
+            format!("{name:<11}"),
+            if i == ui.field {
+                theme::highlight()
+            } else {
+                theme::key()
+            },
+        );
+        let mut spans = vec![label];
+        if *name == "Follow" {
+            spans.extend(verbs.clone());
+        } else {
+            spans.extend(value(name));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{} entities and {} relationships will be written",
+            ui.preview.0, ui.preview.1
+        ),
+        theme::title(),
+    )));
+    lines.push(Line::from(Span::styled(
+        "↑↓ field · ←→ change · Space toggle a verb · Enter write · Esc cancel",
+        theme::dim(),
+    )));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(pane("Export", true))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
