@@ -17,4 +17,5 @@ pub mod secret;
 pub mod secrets;
 pub mod sources;
 pub mod store;
+pub mod triage;
 pub mod tui;

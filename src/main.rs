@@ -45,6 +45,8 @@ enum Command {
     Export(ExportArgs),
     /// Fuzzy-search the latest snapshot, as the explorer's `/` does.
     Search(SearchArgs),
+    /// Noncompliant devices with their triage status: a report, or `set` to record a status.
+    Triage(TriageArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
 }
@@ -102,6 +104,39 @@ struct FetchArgs {
     /// Keep this many snapshots (0 keeps all).
     #[arg(long, default_value_t = 20)]
     keep: usize,
+}
+
+#[derive(Args)]
+struct TriageArgs {
+    #[command(subcommand)]
+    action: Option<TriageAction>,
+    /// table, csv, md or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write to this file (whole or not at all) instead of standard output.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Group rows by policy, setting, owner or platform.
+    #[arg(long)]
+    group_by: Option<String>,
+    /// A snapshot id, or a snapshot database file; the latest by default.
+    #[arg(long)]
+    snapshot: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TriageAction {
+    /// Record a device's triage status (and note).
+    Set {
+        /// The device's key or exact name.
+        device: String,
+        /// new, investigating, waiting-for-check-in, accepted-risk or resolved.
+        #[arg(long)]
+        status: String,
+        /// A free-text note (kept when not given).
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -262,6 +297,41 @@ fn main() -> ExitCode {
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
         Command::Export(args) => export(profile.as_deref(), args),
+        Command::Triage(a) => (|| {
+            let is_file = a
+                .snapshot
+                .as_deref()
+                .is_some_and(|s| std::path::Path::new(s).is_file());
+            let store = match tenx::cmd::resolve_store_name(profile.as_deref()) {
+                Ok(n) => n,
+                Err(_) if is_file => String::new(),
+                Err(e) => return Err(e),
+            };
+            match a.action {
+                Some(TriageAction::Set {
+                    device,
+                    status,
+                    note,
+                }) => tenx::cmd::triage::set(
+                    &store,
+                    &device,
+                    tenx::triage::Status::parse(&status)?,
+                    note.as_deref(),
+                ),
+                None => tenx::cmd::triage::run(
+                    &store,
+                    tenx::cmd::triage::ReportArgs {
+                        format: tenx::cmd::triage::ReportFormat::parse(&a.format)?,
+                        output: a.output,
+                        group_by: match &a.group_by {
+                            Some(g) => tenx::triage::GroupBy::parse(g)?,
+                            None => tenx::triage::GroupBy::None,
+                        },
+                        snapshot: a.snapshot,
+                    },
+                ),
+            }
+        })(),
         Command::Search(a) => {
             let is_file = a
                 .snapshot

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS relationships (
     to_eid INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS relationships_by_snapshot ON relationships(snapshot_id);
+CREATE TABLE IF NOT EXISTS triage (
+    device_key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    note TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE VIEW IF NOT EXISTS relationship_view AS
     SELECT r.snapshot_id, f.key AS from_key, f.type AS from_type, r.verb, t.key AS to_key, t.type AS to_type
     FROM relationships r
@@ -343,6 +349,75 @@ impl Store {
             g.link(f as u32, verb, t as u32);
         }
         Ok((info, g))
+    }
+
+    /// Every device's triage status and note, by device key. They belong to
+    /// the profile, not to a snapshot: they carry over from fetch to fetch.
+    pub fn triage_notes(
+        &self,
+    ) -> anyhow::Result<std::collections::HashMap<String, crate::triage::Note>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT device_key, status, note, updated_at FROM triage")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (key, status, note, updated_at) = row?;
+            let status = crate::triage::Status::parse(&status).unwrap_or_default();
+            out.insert(
+                key,
+                crate::triage::Note {
+                    status,
+                    note,
+                    updated_at,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn set_triage(
+        &mut self,
+        device_key: &str,
+        status: crate::triage::Status,
+        note: &str,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO triage (device_key, status, note, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(device_key) DO UPDATE SET status = excluded.status, note = excluded.note, updated_at = excluded.updated_at",
+            params![device_key, status.label(), note, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+        )?;
+        Ok(())
+    }
+
+    /// Device keys with an open finding in a snapshot, read without loading it.
+    pub fn failing_devices(&self, id: i64) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT props FROM entities WHERE snapshot_id = ?1 AND type = 'intune_noncompliance_finding'")?;
+        let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
+        let mut out = std::collections::HashSet::new();
+        for p in rows {
+            let v: serde_json::Value = serde_json::from_str(&p?).unwrap_or_default();
+            if let Some(d) = v["deviceId"].as_str() {
+                out.insert(d.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshot before this one, if any.
+    pub fn previous_id(&self, id: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(id) FROM snapshots WHERE id < ?1",
+            params![id],
+            |r| r.get(0),
+        )?)
     }
 
     /// Deletes all but the newest `keep` snapshots.

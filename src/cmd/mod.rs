@@ -5,6 +5,7 @@ pub mod export;
 pub mod fetch;
 pub mod login;
 pub mod search;
+pub mod triage;
 
 use anyhow::{Context, bail};
 

@@ -1,0 +1,362 @@
+//! `tenx triage`: the noncompliant devices of the latest snapshot with their
+//! triage status and note, as a table, CSV, Markdown or JSON; and
+//! `tenx triage set` to record a status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::store::Store;
+use crate::triage::{GroupBy, Row, Status, Summary, group, rows, summary};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Markdown,
+    Json,
+}
+
+impl ReportFormat {
+    pub fn parse(s: &str) -> anyhow::Result<ReportFormat> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "table" => ReportFormat::Table,
+            "csv" => ReportFormat::Csv,
+            "md" | "markdown" => ReportFormat::Markdown,
+            "json" => ReportFormat::Json,
+            other => bail!("unknown format '{other}' (table, csv, md, json)"),
+        })
+    }
+}
+
+pub struct ReportArgs {
+    pub format: ReportFormat,
+    pub output: Option<PathBuf>,
+    pub group_by: GroupBy,
+    pub snapshot: Option<String>,
+}
+
+fn open(store_name: &str, snapshot: Option<&str>) -> anyhow::Result<(Store, i64)> {
+    let store = match snapshot {
+        Some(s) if Path::new(s).is_file() => Store::open(Path::new(s))?,
+        _ => Store::for_profile(store_name)?,
+    };
+    let id = match snapshot.filter(|s| !Path::new(s).is_file()) {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("--snapshot '{s}' is neither a snapshot id nor a file"))?,
+        None => store.latest_id()?.with_context(|| {
+            format!(
+                "no snapshot in {} yet; run `tenx fetch` first",
+                store.path().display()
+            )
+        })?,
+    };
+    Ok((store, id))
+}
+
+/// The rows and summary of a snapshot, with the profile's triage notes.
+pub fn load(
+    store_name: &str,
+    snapshot: Option<&str>,
+) -> anyhow::Result<(Vec<Row>, Summary, String)> {
+    let (store, id) = open(store_name, snapshot)?;
+    let (info, graph) = store.load(id)?;
+    let notes = store.triage_notes()?;
+    let when = chrono::DateTime::parse_from_rfc3339(&info.created_at)
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc));
+    let r = rows(&graph, &notes, when);
+    let previous = match store.previous_id(id)? {
+        Some(p) => Some(store.failing_devices(p)?),
+        None => None,
+    };
+    let s = summary(&graph, &r, previous.as_ref());
+    let tenant = graph
+        .of_kind(crate::model::EntityKind::AzureAccount)
+        .first()
+        .map(|&a| graph.entity(a).display_name.to_string())
+        .unwrap_or_default();
+    Ok((
+        r,
+        s,
+        format!("{tenant} · snapshot {id} of {}", info.created_at),
+    ))
+}
+
+fn cves(r: &Row) -> String {
+    if r.risk_score.is_none() && r.cves == [0; 4] {
+        return String::new();
+    }
+    format!(
+        "{}C {}H {}M {}L",
+        r.cves[0], r.cves[1], r.cves[2], r.cves[3]
+    )
+}
+
+fn state(r: &Row) -> String {
+    let mut s = r.state.clone();
+    if r.reopened {
+        s.push_str(" (reopened)");
+    }
+    s
+}
+
+fn last(r: &Row) -> String {
+    r.last_check_in
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "never".into())
+}
+
+pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (rows, summary, title) = load(store_name, args.snapshot.as_deref())?;
+    let mut buf: Vec<u8> = Vec::new();
+    match args.format {
+        ReportFormat::Json => {
+            let groups: Vec<serde_json::Value> = group(&rows, args.group_by)
+                .into_iter()
+                .map(|(label, idx)| serde_json::json!({"group": label, "devices": idx.len(), "keys": idx.iter().map(|&i| rows[i].key.clone()).collect::<Vec<_>>()}))
+                .collect();
+            serde_json::to_writer_pretty(
+                &mut buf,
+                &serde_json::json!({"title": title, "summary": summary, "groupBy": args.group_by.label(), "groups": groups, "devices": rows}),
+            )?;
+            buf.push(b'\n');
+        }
+        ReportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut buf);
+            w.write_record([
+                "group",
+                "device",
+                "key",
+                "platform",
+                "osVersion",
+                "owner",
+                "ownerUpn",
+                "complianceState",
+                "gracePeriod",
+                "reopened",
+                "failingPolicies",
+                "failingSettings",
+                "lastCheckIn",
+                "riskScore",
+                "exposureLevel",
+                "criticalCves",
+                "highCves",
+                "mediumCves",
+                "lowCves",
+                "status",
+                "note",
+            ])?;
+            for (label, idx) in group(&rows, args.group_by) {
+                for i in idx {
+                    let r = &rows[i];
+                    w.write_record([
+                        label.clone(),
+                        r.name.clone(),
+                        r.key.clone(),
+                        r.platform.clone(),
+                        r.os_version.clone(),
+                        r.owner.clone(),
+                        r.owner_upn.clone(),
+                        r.state.clone(),
+                        r.grace_period.to_string(),
+                        r.reopened.to_string(),
+                        r.policies.join("; "),
+                        r.settings.join("; "),
+                        r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                        r.risk_score.clone().unwrap_or_default(),
+                        r.exposure_level.clone().unwrap_or_default(),
+                        r.cves[0].to_string(),
+                        r.cves[1].to_string(),
+                        r.cves[2].to_string(),
+                        r.cves[3].to_string(),
+                        r.status.label().to_string(),
+                        r.note.clone(),
+                    ])?;
+                }
+            }
+            w.flush()?;
+        }
+        ReportFormat::Markdown => {
+            writeln!(buf, "# Noncompliant devices\n\n{title}\n")?;
+            writeln!(
+                buf,
+                "**{}** of {} devices are noncompliant.",
+                summary.noncompliant, summary.devices
+            )?;
+            if let (Some(n), Some(f)) = (summary.new_since_previous, summary.fixed_since_previous) {
+                writeln!(
+                    buf,
+                    "Since the previous snapshot: {n} started failing, {f} were fixed."
+                )?;
+            }
+            writeln!(
+                buf,
+                "\n## Failing policies\n\n| policy | devices |\n| --- | ---: |"
+            )?;
+            for (p, n) in &summary.by_policy {
+                writeln!(buf, "| {} | {n} |", md(p))?;
+            }
+            writeln!(
+                buf,
+                "\n## Failing settings\n\n| setting | devices |\n| --- | ---: |"
+            )?;
+            for (p, n) in &summary.by_setting {
+                writeln!(buf, "| {} | {n} |", md(p))?;
+            }
+            for (label, idx) in group(&rows, args.group_by) {
+                if args.group_by == GroupBy::None {
+                    writeln!(buf, "\n## Devices\n")?;
+                } else {
+                    writeln!(
+                        buf,
+                        "\n## {} ({} device{})\n",
+                        md(&label),
+                        idx.len(),
+                        if idx.len() == 1 { "" } else { "s" }
+                    )?;
+                }
+                writeln!(
+                    buf,
+                    "| device | platform | owner | state | failing settings | last check-in | Defender | status | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+                )?;
+                for i in idx {
+                    let r = &rows[i];
+                    let owner = if r.owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{} ({})", r.owner, r.owner_upn)
+                    };
+                    let defender = r
+                        .risk_score
+                        .as_ref()
+                        .map(|s| format!("risk {s}, {}", cves(r)))
+                        .unwrap_or_default();
+                    writeln!(
+                        buf,
+                        "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |",
+                        md(&r.name),
+                        md(&r.platform),
+                        md(&r.os_version),
+                        md(&owner),
+                        md(&state(r)),
+                        md(&r.settings.join(", ")),
+                        last(r),
+                        md(&defender),
+                        r.status.label(),
+                        md(&r.note)
+                    )?;
+                }
+            }
+        }
+        ReportFormat::Table => {
+            writeln!(
+                buf,
+                "{title}\n{} of {} devices noncompliant\n",
+                summary.noncompliant, summary.devices
+            )?;
+            for (label, idx) in group(&rows, args.group_by) {
+                if args.group_by != GroupBy::None {
+                    writeln!(buf, "== {label} ({})", idx.len())?;
+                }
+                writeln!(
+                    buf,
+                    "{:<18} {:<16} {:<26} {:<22} {:<40} {:<16} {:<22} STATUS",
+                    "DEVICE",
+                    "PLATFORM",
+                    "OWNER",
+                    "STATE",
+                    "FAILING SETTINGS",
+                    "LAST CHECK-IN",
+                    "DEFENDER"
+                )?;
+                for i in idx {
+                    let r = &rows[i];
+                    let defender = r
+                        .risk_score
+                        .as_ref()
+                        .map(|s| format!("{s} {}", cves(r)))
+                        .unwrap_or_default();
+                    writeln!(
+                        buf,
+                        "{:<18} {:<16} {:<26} {:<22} {:<40} {:<16} {:<22} {}",
+                        cut(&r.name, 18),
+                        cut(&format!("{} {}", r.platform, r.os_version), 16),
+                        cut(&r.owner, 26),
+                        cut(&state(r), 22),
+                        cut(&r.settings.join(", "), 40),
+                        last(r),
+                        cut(&defender, 22),
+                        r.status.label()
+                    )?;
+                }
+            }
+        }
+    }
+    match &args.output {
+        Some(p) => {
+            crate::export::write_atomic(p, |w| w.write_all(&buf))?;
+            eprintln!("wrote {} devices to {}", rows.len(), p.display());
+        }
+        None => std::io::stdout().write_all(&buf)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// Text in a Markdown table cell.
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `tenx triage set DEVICE --status S [--note TEXT]`: DEVICE is a device key
+/// or its exact name.
+pub fn set(
+    store_name: &str,
+    device: &str,
+    status: Status,
+    note: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let (mut store, id) = open(store_name, None)?;
+    let (_, graph) = store.load(id)?;
+    let key = match graph.id_of(device) {
+        Some(i) if graph.entity(i).kind.is_device() => device.to_string(),
+        _ => {
+            let matches: Vec<&str> = graph
+                .entities()
+                .filter(|(_, e)| e.kind.is_device() && e.display_name.eq_ignore_ascii_case(device))
+                .map(|(_, e)| &*e.key)
+                .collect();
+            match matches.as_slice() {
+                [one] => one.to_string(),
+                [] => bail!("no device '{device}' in the latest snapshot"),
+                many => bail!(
+                    "'{device}' names {} devices; use a key: {}",
+                    many.len(),
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let note = match note {
+        Some(n) => n.to_string(),
+        None => store
+            .triage_notes()?
+            .get(&key)
+            .map(|n| n.note.clone())
+            .unwrap_or_default(),
+    };
+    store.set_triage(&key, status, &note)?;
+    println!("{key}: {}", status.label());
+    Ok(ExitCode::SUCCESS)
+}

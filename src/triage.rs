@@ -1,0 +1,380 @@
+//! Noncompliant devices for triage: one row per device with an open
+//! noncompliance finding (noncompliant, error, conflict; grace-period devices
+//! marked), with its owner, failing policies and settings, last check-in and
+//! the exposure Defender sees. Pure functions of the graph; the person's
+//! triage status and note per device come from the snapshot store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EntityId, EntityKind, TenantGraph, Verb};
+
+/// Where a person is with a device.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    #[default]
+    New,
+    Investigating,
+    WaitingForCheckIn,
+    AcceptedRisk,
+    Resolved,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Investigating,
+        Status::WaitingForCheckIn,
+        Status::AcceptedRisk,
+        Status::Resolved,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Investigating => "investigating",
+            Status::WaitingForCheckIn => "waiting for check-in",
+            Status::AcceptedRisk => "accepted risk",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> anyhow::Result<Status> {
+        let n = s.to_ascii_lowercase().replace(['_', ' '], "-");
+        Status::ALL
+            .iter()
+            .copied()
+            .find(|st| st.label().replace(' ', "-") == n || (n == "waiting" && *st == Status::WaitingForCheckIn) || (n == "accepted" && *st == Status::AcceptedRisk))
+            .ok_or_else(|| anyhow::anyhow!("unknown status '{s}' (new, investigating, waiting-for-check-in, accepted-risk, resolved)"))
+    }
+
+    pub fn next(self) -> Status {
+        let i = Status::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Status::ALL[(i + 1) % Status::ALL.len()]
+    }
+}
+
+/// What a person recorded about a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Note {
+    pub status: Status,
+    pub note: String,
+    /// When it was last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One device to triage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    #[serde(skip)]
+    pub device: EntityId,
+    pub key: String,
+    pub name: String,
+    pub platform: String,
+    pub os_version: String,
+    pub owner: String,
+    pub owner_upn: String,
+    /// `complianceState` as the API wrote it.
+    pub state: String,
+    pub grace_period: bool,
+    pub policies: Vec<String>,
+    pub settings: Vec<String>,
+    pub last_check_in: Option<DateTime<Utc>>,
+    pub risk_score: Option<String>,
+    pub exposure_level: Option<String>,
+    /// Open CVEs on the device's Defender machine: critical, high, medium, low.
+    pub cves: [usize; 4],
+    /// The person's status and note (new when none).
+    pub status: Status,
+    pub note: String,
+    /// Marked resolved, but still noncompliant in a newer snapshot.
+    pub reopened: bool,
+    /// Was triaged, and is compliant now.
+    pub compliant_now: bool,
+}
+
+fn prop_str(g: &TenantGraph, id: EntityId, f: &str) -> String {
+    g.entity(id)
+        .prop(f)
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// The rows: every device with an open finding, plus devices a person
+/// triaged that are compliant now. `notes` by device key; `snapshot_time`
+/// is when the data was read (a resolved note older than it, on a device
+/// still failing, is reopened).
+pub fn rows(
+    g: &TenantGraph,
+    notes: &HashMap<String, Note>,
+    snapshot_time: Option<DateTime<Utc>>,
+) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for &f in g.of_kind(EntityKind::IntuneNoncomplianceFinding) {
+        let Some(device) = g
+            .incoming(f)
+            .iter()
+            .find(|e| e.verb == Verb::Has && g.entity(e.other).kind.is_device())
+            .map(|e| e.other)
+        else {
+            continue;
+        };
+        if seen.insert(device) {
+            out.push(row(g, device, notes, snapshot_time, false));
+        }
+    }
+    // Triaged devices that are compliant now.
+    for (key, n) in notes {
+        if let Some(id) = g.id_of(key) {
+            if g.entity(id).kind.is_device() && !seen.contains(&id) && n.status != Status::Resolved
+            {
+                out.push(row(g, id, notes, snapshot_time, true));
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.name
+            .to_lowercase()
+            .cmp(&b.name.to_lowercase())
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    out
+}
+
+fn row(
+    g: &TenantGraph,
+    device: EntityId,
+    notes: &HashMap<String, Note>,
+    snapshot_time: Option<DateTime<Utc>>,
+    compliant_now: bool,
+) -> Row {
+    let e = g.entity(device);
+    let mut policies = Vec::new();
+    let mut settings = Vec::new();
+    for edge in g.outgoing(device).iter().filter(|x| x.verb == Verb::Has) {
+        let f = g.entity(edge.other);
+        if f.kind != EntityKind::IntuneNoncomplianceFinding {
+            continue;
+        }
+        let policy = g
+            .incoming(edge.other)
+            .iter()
+            .find(|x| x.verb == Verb::Identified)
+            .map(|x| g.entity(x.other).display_name.to_string());
+        policies.push(policy.unwrap_or_else(|| prop_str(g, edge.other, "policyId")));
+        if let Some(names) = f
+            .prop("failingSettingNames")
+            .and_then(|v| v.as_array().cloned())
+        {
+            settings.extend(names.iter().filter_map(|n| n.as_str().map(String::from)));
+        }
+    }
+    policies.sort();
+    policies.dedup();
+    settings.sort();
+    settings.dedup();
+    let owner = g
+        .incoming(device)
+        .iter()
+        .find(|x| x.verb == Verb::Owns)
+        .map(|x| x.other);
+    let machine = g
+        .incoming(device)
+        .iter()
+        .find(|x| x.verb == Verb::Manages && g.entity(x.other).kind == EntityKind::DefenderMachine)
+        .map(|x| x.other);
+    let mut cves = [0usize; 4];
+    if let Some(m) = machine {
+        for v in g.outgoing(m).iter().filter(|x| x.verb == Verb::Identified) {
+            let sev = prop_str(g, v.other, "severity").to_ascii_lowercase();
+            let i = match sev.as_str() {
+                "critical" => 0,
+                "high" => 1,
+                "medium" => 2,
+                _ => 3,
+            };
+            cves[i] += 1;
+        }
+    }
+    let state = prop_str(g, device, "complianceState");
+    let last = crate::ingest::date(
+        &serde_json::Value::Object(e.properties()),
+        "lastSyncDateTime",
+    );
+    let note = notes.get(&*e.key).cloned().unwrap_or_default();
+    let updated = DateTime::parse_from_rfc3339(&note.updated_at)
+        .ok()
+        .map(|d| d.with_timezone(&Utc));
+    let reopened = !compliant_now
+        && note.status == Status::Resolved
+        && match (updated, snapshot_time) {
+            (Some(u), Some(s)) => s > u,
+            _ => false,
+        };
+    Row {
+        device,
+        key: e.key.to_string(),
+        name: e.display_name.to_string(),
+        platform: prop_str(g, device, "operatingSystem"),
+        os_version: prop_str(g, device, "osVersion"),
+        owner: owner
+            .map(|o| g.entity(o).display_name.to_string())
+            .unwrap_or_default(),
+        owner_upn: owner
+            .map(|o| prop_str(g, o, "userPrincipalName"))
+            .unwrap_or_default(),
+        grace_period: state.eq_ignore_ascii_case("inGracePeriod"),
+        state: if compliant_now {
+            "compliant".into()
+        } else {
+            state
+        },
+        policies,
+        settings,
+        last_check_in: last,
+        risk_score: machine
+            .map(|m| prop_str(g, m, "riskScore"))
+            .filter(|s| !s.is_empty()),
+        exposure_level: machine
+            .map(|m| prop_str(g, m, "exposureLevel"))
+            .filter(|s| !s.is_empty()),
+        cves,
+        status: note.status,
+        note: note.note,
+        reopened,
+        compliant_now,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    #[default]
+    None,
+    Policy,
+    Setting,
+    Owner,
+    Platform,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> anyhow::Result<GroupBy> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "none" => GroupBy::None,
+            "policy" => GroupBy::Policy,
+            "setting" => GroupBy::Setting,
+            "owner" => GroupBy::Owner,
+            "platform" => GroupBy::Platform,
+            other => anyhow::bail!("unknown grouping '{other}' (policy, setting, owner, platform)"),
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupBy::None => "none",
+            GroupBy::Policy => "policy",
+            GroupBy::Setting => "setting",
+            GroupBy::Owner => "owner",
+            GroupBy::Platform => "platform",
+        }
+    }
+
+    pub fn next(self) -> GroupBy {
+        match self {
+            GroupBy::None => GroupBy::Policy,
+            GroupBy::Policy => GroupBy::Setting,
+            GroupBy::Setting => GroupBy::Owner,
+            GroupBy::Owner => GroupBy::Platform,
+            GroupBy::Platform => GroupBy::None,
+        }
+    }
+}
+
+/// Rows grouped: (group label, row indexes), largest group first. A device
+/// failing two policies is in both policy groups.
+pub fn group(rows: &[Row], by: GroupBy) -> Vec<(String, Vec<usize>)> {
+    let mut map: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let keys: Vec<String> = match by {
+            GroupBy::None => vec![String::new()],
+            GroupBy::Policy => r.policies.clone(),
+            GroupBy::Setting => r.settings.clone(),
+            GroupBy::Owner => vec![if r.owner.is_empty() {
+                "(no owner)".into()
+            } else {
+                format!("{} <{}>", r.owner, r.owner_upn)
+            }],
+            GroupBy::Platform => vec![if r.platform.is_empty() {
+                "(unknown)".into()
+            } else {
+                r.platform.clone()
+            }],
+        };
+        let keys = if keys.is_empty() {
+            vec!["(none recorded)".to_string()]
+        } else {
+            keys
+        };
+        for k in keys {
+            map.entry(k).or_default().push(i);
+        }
+    }
+    let mut groups: Vec<(String, Vec<usize>)> = map.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    groups
+}
+
+/// The picture at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub noncompliant: usize,
+    pub devices: usize,
+    pub by_policy: Vec<(String, usize)>,
+    pub by_setting: Vec<(String, usize)>,
+    /// Against the previous snapshot: devices that started and stopped failing.
+    pub new_since_previous: Option<usize>,
+    pub fixed_since_previous: Option<usize>,
+}
+
+pub fn summary(g: &TenantGraph, rows: &[Row], previous: Option<&HashSet<String>>) -> Summary {
+    let failing: Vec<&Row> = rows.iter().filter(|r| !r.compliant_now).collect();
+    let devices = EntityKind::ALL
+        .iter()
+        .filter(|k| k.is_device())
+        .map(|k| g.of_kind(*k).len())
+        .sum();
+    let count = |f: &dyn Fn(&Row) -> Vec<String>| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &failing {
+            for k in f(r) {
+                *m.entry(k).or_default() += 1;
+            }
+        }
+        let mut v: Vec<(String, usize)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    };
+    let now: HashSet<&str> = failing.iter().map(|r| r.key.as_str()).collect();
+    Summary {
+        noncompliant: failing.len(),
+        devices,
+        by_policy: count(&|r| r.policies.clone()),
+        by_setting: count(&|r| r.settings.clone()),
+        new_since_previous: previous.map(|p| now.iter().filter(|k| !p.contains(**k)).count()),
+        fixed_since_previous: previous
+            .map(|p| p.iter().filter(|k| !now.contains(k.as_str())).count()),
+    }
+}
+
+/// Device keys with an open finding, for comparing snapshots.
+pub fn failing_keys(g: &TenantGraph) -> HashSet<String> {
+    rows(g, &HashMap::new(), None)
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
+}
