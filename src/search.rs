@@ -76,6 +76,9 @@ struct Item {
     off: u32,
     len: u32,
     wide: bool,
+    /// Breaks ties between equal matches the same way every run (arrival
+    /// order varies): a hash of the entity's key.
+    tie: u64,
 }
 
 /// A batch of indexed entities. Haystacks live back to back in two arenas
@@ -222,6 +225,12 @@ impl SearchIndex {
                 seg.ascii.extend_from_slice(hay.as_bytes());
                 (off, hay.len())
             };
+            let tie = {
+                use std::hash::{Hash, Hasher};
+                let mut h = rustc_hash::FxHasher::default();
+                e.key.hash(&mut h);
+                h.finish()
+            };
             seg.items.push(Item {
                 id,
                 kind: e.kind,
@@ -229,6 +238,7 @@ impl SearchIndex {
                 off: off as u32,
                 len: len as u32,
                 wide,
+                tie,
             });
         }
         seg.items.shrink_to_fit();
@@ -393,9 +403,11 @@ pub fn search(
     }
     let total = all.len();
     let matched: Vec<(u32, u32)> = all.iter().map(|(_, at)| *at).collect();
-    // Best first; ties go to the shorter name, then the name itself.
-    let key =
-        |&(score, at): &(u32, (u32, u32))| (std::cmp::Reverse(score), index.at(at).1.name_len, at);
+    // Best first; ties go to the shorter name, then a stable order by key.
+    let key = |&(score, at): &Scored| {
+        let it = index.at(at).1;
+        (std::cmp::Reverse(score), it.name_len, it.tie)
+    };
     let take = limit.min(all.len());
     if take > 0 && take < all.len() {
         all.select_nth_unstable_by_key(take - 1, key);
@@ -447,7 +459,7 @@ fn one_char(
     };
     let (ab, bb) = (a as u32 as u8, b as u32 as u8);
     let mut matched = Vec::new();
-    let mut ranked: Vec<(u8, u32, (u32, u32))> = Vec::new();
+    let mut ranked: Vec<(u8, u32, u64, (u32, u32))> = Vec::new();
     for (si, seg) in index.segments.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) != generation {
             return None;
@@ -475,7 +487,7 @@ fn one_char(
             if any {
                 let at = (si as u32, i as u32);
                 matched.push(at);
-                ranked.push((u8::from(!first), it.name_len, at));
+                ranked.push((u8::from(!first), it.name_len, it.tie, at));
             }
         }
     }
@@ -488,7 +500,7 @@ fn one_char(
     ranked.sort_unstable();
     let hits = ranked
         .into_iter()
-        .map(|(not_first, _, at)| {
+        .map(|(not_first, _, _, at)| {
             let (seg, it) = index.at(at);
             let pos = seg.hay(it).chars().position(|x| x == a || x == b);
             let name_indices = pos

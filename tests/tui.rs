@@ -503,3 +503,76 @@ async fn mark_then_export_writes_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_triage_view() {
+    use tenx::tui::app::TriageLine;
+    let s = start(60, 5, "").await;
+    let mut app = fetched(&s).await;
+    let want = tenx::fake::Manifest::of(&s.tenant)
+        .noncompliant_devices
+        .len();
+    app.update(Action::ToggleTriage);
+    let devices = app
+        .triage_lines()
+        .iter()
+        .filter(|l| matches!(l, TriageLine::Device(_)))
+        .count();
+    assert_eq!(devices, want, "one row per device with an open finding");
+    insta::assert_snapshot!("triage", screen(&mut app, 120, 40));
+
+    // A status and a note, saved (the loop writes them to the store).
+    app.update(Action::SetStatus(tenx::triage::Status::Investigating));
+    app.update(Action::EditNote);
+    for c in "asked the owner".chars() {
+        app.update(Action::Char(c));
+    }
+    app.update(Action::Enter);
+    let saves = app.take_triage_saves();
+    assert_eq!(saves.len(), 2);
+    assert_eq!(saves[1].status, tenx::triage::Status::Investigating);
+    assert_eq!(saves[1].note, "asked the owner");
+
+    // Grouped by policy: a header per policy.
+    app.update(Action::GroupNext);
+    let lines = app.triage_lines();
+    assert!(matches!(lines[0], TriageLine::Group(..)));
+    // Filtering narrows the rows.
+    app.update(Action::GroupNext);
+    app.update(Action::GroupNext);
+    app.update(Action::GroupNext);
+    app.update(Action::GroupNext);
+    assert!(
+        app.triage_lines()
+            .iter()
+            .all(|l| matches!(l, TriageLine::Device(_)))
+    );
+    let first = app
+        .triage
+        .as_ref()
+        .map(|t| t.rows[0].name.clone())
+        .expect("a row");
+    app.update(Action::Filter);
+    for c in first.chars() {
+        app.update(Action::Char(c));
+    }
+    app.update(Action::Enter);
+    assert!(app.triage_lines().len() < devices);
+
+    // Enter opens the device in the explorer; Backspace comes back.
+    let TriageLine::Device(i) = app.triage_lines()[0] else {
+        panic!("a device row")
+    };
+    let device = app.triage.as_ref().map(|t| t.rows[i].device).expect("row");
+    app.update(Action::Enter);
+    assert!(app.triage.is_none());
+    assert_eq!(app.selected_entity(), Some(device));
+    app.update(Action::Back);
+    assert!(app.triage.is_some(), "back to the triage view");
+    assert_eq!(
+        app.triage.as_ref().map(|t| t.filter.clone()),
+        Some(first),
+        "with its filter kept"
+    );
+    s.stop().await;
+}

@@ -53,6 +53,69 @@ pub enum Action {
     ClearMarks,
     /// Open the export dialog for the marked entities (or the selection).
     OpenExport,
+    /// Open or close the triage view.
+    ToggleTriage,
+    /// In triage: the next sort column (and reverse with `reverse`).
+    SortNext,
+    SortReverse,
+    /// In triage: the next grouping.
+    GroupNext,
+    /// In triage: set the status of the device under the cursor.
+    SetStatus(crate::triage::Status),
+    /// In triage: edit the note of the device under the cursor.
+    EditNote,
+    /// In triage: type to filter.
+    Filter,
+}
+
+/// Columns of the triage table (the sort keys).
+pub const TRIAGE_COLUMNS: [&str; 9] = [
+    "Device",
+    "Platform",
+    "Owner",
+    "State",
+    "Failing policies",
+    "Failing settings",
+    "Last check-in",
+    "Defender",
+    "Status",
+];
+
+/// Profile data the triage view needs from the store.
+#[derive(Debug, Clone, Default)]
+pub struct TriageData {
+    pub notes: std::collections::HashMap<String, crate::triage::Note>,
+    /// Devices failing in the snapshot before the data on screen.
+    pub previous_failing: Option<std::collections::HashSet<String>>,
+}
+
+/// The triage view's state.
+#[derive(Debug, Clone, Default)]
+pub struct TriageUi {
+    pub rows: Vec<crate::triage::Row>,
+    pub summary: Option<crate::triage::Summary>,
+    pub filter: String,
+    pub filtering: bool,
+    /// The note being edited, if any.
+    pub note: Option<String>,
+    pub sort: usize,
+    pub descending: bool,
+    pub group: crate::triage::GroupBy,
+    pub cursor: usize,
+}
+
+/// A triage status to save off the UI task.
+pub struct TriageSave {
+    pub key: String,
+    pub status: crate::triage::Status,
+    pub note: String,
+}
+
+/// A line of the triage table: a group header or a device row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriageLine {
+    Group(String, usize),
+    Device(usize),
 }
 
 /// The fields of the export dialog, top to bottom.
@@ -230,6 +293,13 @@ pub struct App {
     pub marked_ids: std::collections::HashSet<EntityId>,
     pub export: Option<ExportUi>,
     export_job: Option<ExportJob>,
+    pub triage: Option<TriageUi>,
+    pub triage_data: TriageData,
+    triage_saves: Vec<TriageSave>,
+    /// A jump from the triage view: Back returns to it.
+    from_triage: bool,
+    /// The triage view's sort, grouping and filter, kept while it is closed.
+    triage_last: Option<TriageUi>,
 }
 
 impl App {
@@ -269,6 +339,11 @@ impl App {
             marked_ids: Default::default(),
             export: None,
             export_job: None,
+            triage: None,
+            triage_data: TriageData::default(),
+            triage_saves: Vec::new(),
+            from_triage: false,
+            triage_last: None,
         }
     }
 
@@ -410,6 +485,10 @@ impl App {
             self.search_update(action);
             return;
         }
+        if self.triage.is_some() && !self.help {
+            self.triage_update(action);
+            return;
+        }
         if self.help {
             if matches!(action, Action::ToggleHelp | Action::Escape | Action::Quit) {
                 self.help = false;
@@ -472,6 +551,7 @@ impl App {
                 );
             }
             Action::OpenExport => self.open_export(),
+            Action::ToggleTriage => self.open_triage(),
             Action::ScrollUp(x, y) | Action::ScrollDown(x, y) => {
                 let down = matches!(action, Action::ScrollDown(..));
                 let pane = self.pane_at(x, y);
@@ -862,6 +942,223 @@ impl App {
         }
     }
 
+    /// Opens the triage view on the data on screen.
+    pub fn open_triage(&mut self) {
+        let rows = crate::triage::rows(self.graph(), &self.triage_data.notes, self.data_time);
+        let summary = crate::triage::summary(
+            self.graph(),
+            &rows,
+            self.triage_data.previous_failing.as_ref(),
+        );
+        let keep = self
+            .triage
+            .take()
+            .or_else(|| self.triage_last.take())
+            .unwrap_or_default();
+        self.triage = Some(TriageUi {
+            rows,
+            summary: Some(summary),
+            note: None,
+            filtering: false,
+            cursor: 0,
+            ..keep
+        });
+    }
+
+    /// The rows shown, in order: filtered, sorted, grouped.
+    pub fn triage_lines(&self) -> Vec<TriageLine> {
+        let Some(ui) = &self.triage else {
+            return vec![];
+        };
+        let pat = nucleo_matcher::pattern::Pattern::new(
+            &ui.filter,
+            nucleo_matcher::pattern::CaseMatching::Smart,
+            nucleo_matcher::pattern::Normalization::Smart,
+            nucleo_matcher::pattern::AtomKind::Fuzzy,
+        );
+        let mut m = nucleo_matcher::Matcher::new(nucleo_matcher::Config::DEFAULT);
+        let mut buf = Vec::new();
+        let mut idx: Vec<usize> = (0..ui.rows.len())
+            .filter(|&i| {
+                if ui.filter.is_empty() {
+                    return true;
+                }
+                let r = &ui.rows[i];
+                let hay = format!(
+                    "{} {} {} {} {} {}",
+                    r.name,
+                    r.owner,
+                    r.owner_upn,
+                    r.platform,
+                    r.policies.join(" "),
+                    r.settings.join(" ")
+                );
+                pat.score(nucleo_matcher::Utf32Str::new(&hay, &mut buf), &mut m)
+                    .is_some()
+            })
+            .collect();
+        let key = |r: &crate::triage::Row| -> String {
+            match ui.sort {
+                0 => r.name.to_lowercase(),
+                1 => format!("{} {}", r.platform, r.os_version).to_lowercase(),
+                2 => r.owner.to_lowercase(),
+                3 => r.state.to_lowercase(),
+                4 => r.policies.join(",").to_lowercase(),
+                5 => {
+                    format!("{:04}", 999 - r.settings.len().min(999))
+                        + &r.settings.join(",").to_lowercase()
+                }
+                6 => r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                7 => format!(
+                    "{:06}",
+                    999_999
+                        - (r.cves[0] * 1000 + r.cves[1] * 100 + r.cves[2] * 10 + r.cves[3])
+                            .min(999_999)
+                ),
+                _ => format!("{:?}", r.status),
+            }
+        };
+        idx.sort_by_cached_key(|&i| (key(&ui.rows[i]), ui.rows[i].key.clone()));
+        if ui.descending {
+            idx.reverse();
+        }
+        if ui.group == crate::triage::GroupBy::None {
+            return idx.into_iter().map(TriageLine::Device).collect();
+        }
+        let subset: Vec<crate::triage::Row> = idx.iter().map(|&i| ui.rows[i].clone()).collect();
+        let mut out = Vec::new();
+        for (label, members) in crate::triage::group(&subset, ui.group) {
+            out.push(TriageLine::Group(label, members.len()));
+            out.extend(members.into_iter().map(|j| TriageLine::Device(idx[j])));
+        }
+        out
+    }
+
+    fn triage_row_at_cursor(&self) -> Option<usize> {
+        let ui = self.triage.as_ref()?;
+        match self.triage_lines().get(ui.cursor) {
+            Some(TriageLine::Device(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn triage_update(&mut self, action: Action) {
+        let lines = self.triage_lines().len();
+        let page = self.page(self.areas.tree).max(1);
+        let row = self.triage_row_at_cursor();
+        let Some(ui) = self.triage.as_mut() else {
+            return;
+        };
+        // Text entry: the note being edited, or the filter.
+        if let Some(note) = ui.note.as_mut() {
+            match action {
+                Action::Char(c) => note.push(c),
+                Action::DeleteChar => {
+                    note.pop();
+                }
+                Action::Escape => ui.note = None,
+                Action::Enter => {
+                    let text = ui.note.take().unwrap_or_default();
+                    if let Some(i) = row {
+                        let status = ui.rows[i].status;
+                        self.save_triage(i, status, text);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if ui.filtering {
+            match action {
+                Action::Char(c) => ui.filter.push(c),
+                Action::DeleteChar => {
+                    ui.filter.pop();
+                }
+                Action::Escape | Action::Enter | Action::Down | Action::Up => ui.filtering = false,
+                _ => {}
+            }
+            ui.cursor = 0;
+            return;
+        }
+        match action {
+            Action::ToggleTriage | Action::Escape => self.triage_last = self.triage.take(),
+            Action::Quit => self.quit = true,
+            Action::Up => ui.cursor = ui.cursor.saturating_sub(1),
+            Action::Down => ui.cursor = (ui.cursor + 1).min(lines.saturating_sub(1)),
+            Action::PageUp => ui.cursor = ui.cursor.saturating_sub(page),
+            Action::PageDown => ui.cursor = (ui.cursor + page).min(lines.saturating_sub(1)),
+            Action::Home => ui.cursor = 0,
+            Action::End => ui.cursor = lines.saturating_sub(1),
+            Action::SortNext => ui.sort = (ui.sort + 1) % TRIAGE_COLUMNS.len(),
+            Action::SortReverse => ui.descending = !ui.descending,
+            Action::GroupNext => {
+                ui.group = ui.group.next();
+                ui.cursor = 0;
+            }
+            Action::Filter | Action::OpenSearch => ui.filtering = true,
+            Action::EditNote => {
+                if let Some(i) = row {
+                    ui.note = Some(ui.rows[i].note.clone());
+                }
+            }
+            Action::SetStatus(st) => {
+                if let Some(i) = row {
+                    let note = ui.rows[i].note.clone();
+                    self.save_triage(i, st, note);
+                }
+            }
+            Action::ToggleMark => {
+                if let Some(i) = row {
+                    let id = ui.rows[i].device;
+                    self.toggle_mark(id);
+                }
+            }
+            Action::Enter => {
+                if let Some(i) = row {
+                    let id = ui.rows[i].device;
+                    self.triage_last = self.triage.take();
+                    self.history.clear();
+                    self.history_pos = 0;
+                    self.from_triage = true;
+                    if self.reveal(id) {
+                        self.history = vec![id];
+                        self.history_pos = 0;
+                    }
+                }
+            }
+            Action::OpenExport => self.open_export(),
+            Action::ToggleHelp => self.help = true,
+            _ => {}
+        }
+    }
+
+    fn save_triage(&mut self, row: usize, status: crate::triage::Status, note: String) {
+        let Some(ui) = self.triage.as_mut() else {
+            return;
+        };
+        let r = &mut ui.rows[row];
+        r.status = status;
+        r.note = note.clone();
+        r.reopened = false;
+        let key = r.key.clone();
+        let name = r.name.clone();
+        self.triage_data.notes.insert(
+            key.clone(),
+            crate::triage::Note {
+                status,
+                note: note.clone(),
+                updated_at: chrono::Utc::now().to_rfc3339(),
+            },
+        );
+        self.triage_saves.push(TriageSave { key, status, note });
+        self.set_message(format!("{name}: {}", status.label()), false);
+    }
+
+    /// Triage statuses to write to the store (the event loop does, off the UI task).
+    pub fn take_triage_saves(&mut self) -> Vec<TriageSave> {
+        std::mem::take(&mut self.triage_saves)
+    }
+
     /// The query the overlay's input and kind filter make.
     pub fn search_query(&self) -> Option<crate::search::Query> {
         let ui = self.search.as_ref()?;
@@ -941,6 +1238,12 @@ impl App {
     }
 
     fn history_step(&mut self, delta: isize) {
+        if delta < 0 && self.from_triage && self.history_pos == 0 {
+            // The walk began in the triage view: Back returns there.
+            self.from_triage = false;
+            self.open_triage();
+            return;
+        }
         let next = self.history_pos as isize + delta;
         if next < 0 || next as usize >= self.history.len() {
             self.set_message(

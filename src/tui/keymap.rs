@@ -40,6 +40,11 @@ pub const BINDINGS: &[(&str, &str, Action)] = &[
         "export the marked entities (or the selection)",
         Action::OpenExport,
     ),
+    (
+        "t",
+        "triage view: noncompliant devices",
+        Action::ToggleTriage,
+    ),
     ("r", "refresh from the tenant", Action::Refresh),
     ("?", "this help", Action::ToggleHelp),
     ("q Ctrl-C", "quit", Action::Quit),
@@ -97,8 +102,49 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char(' ') => Action::ToggleMark,
         KeyCode::Char('c') => Action::ClearMarks,
         KeyCode::Char('x') => Action::OpenExport,
+        KeyCode::Char('t') => Action::ToggleTriage,
         KeyCode::Esc => Action::Escape,
         KeyCode::Char('q') => Action::Quit,
         _ => return None,
+    })
+}
+
+/// Keys in the triage view (status keys 1–5, sort, group, filter, note).
+pub const TRIAGE_BINDINGS: &[(&str, &str)] = &[
+    ("↑↓ PgUp PgDn", "move"),
+    (
+        "Enter",
+        "open the device in the explorer (Backspace returns)",
+    ),
+    (
+        "1–5",
+        "status: new, investigating, waiting for check-in, accepted risk, resolved",
+    ),
+    ("n", "edit the note"),
+    ("s / S", "sort by the next column / reverse"),
+    ("g", "group by policy, setting, owner, platform"),
+    ("f or /", "filter by typing"),
+    ("Space", "mark the device (for export)"),
+    ("t Esc", "back to the tree"),
+];
+
+pub fn triage_action_for(key: KeyEvent) -> Option<Action> {
+    use crate::triage::Status;
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return (key.code == KeyCode::Char('c')).then_some(Action::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Char('1') => Action::SetStatus(Status::New),
+        KeyCode::Char('2') => Action::SetStatus(Status::Investigating),
+        KeyCode::Char('3') => Action::SetStatus(Status::WaitingForCheckIn),
+        KeyCode::Char('4') => Action::SetStatus(Status::AcceptedRisk),
+        KeyCode::Char('5') => Action::SetStatus(Status::Resolved),
+        KeyCode::Char('n') => Action::EditNote,
+        KeyCode::Char('s') => Action::SortNext,
+        KeyCode::Char('S') => Action::SortReverse,
+        KeyCode::Char('g') => Action::GroupNext,
+        KeyCode::Char('f') | KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char('t') => Action::ToggleTriage,
+        _ => return action_for(key),
     })
 }

@@ -116,6 +116,33 @@ pub async fn run(
     if fetch_now {
         app.refresh_requested = true;
     }
+    // Triage statuses and the previous snapshot's failing devices.
+    if let Some(p) = &plan {
+        let name = p.store_name.clone();
+        let tx = bg_tx.clone();
+        let from_snapshot = load_snapshot;
+        tokio::task::spawn_blocking(move || {
+            let r = Store::for_profile(&name).and_then(|s| {
+                let notes = s.triage_notes()?;
+                let latest = s.latest_id()?;
+                // On a loaded snapshot, "previous" is the one before it; on a
+                // fresh fetch, it is the newest one on disk.
+                let prev = match (latest, from_snapshot) {
+                    (Some(l), true) => s.previous_id(l)?,
+                    (l, _) => l,
+                };
+                let previous_failing = match prev {
+                    Some(id) => Some(s.failing_devices(id)?),
+                    None => None,
+                };
+                Ok(app::TriageData {
+                    notes,
+                    previous_failing,
+                })
+            });
+            let _ = tx.send(Background::Triage(r.map_err(|e| format!("{e:#}"))));
+        });
+    }
     let mut term = signal_term();
     let mut tick = tokio::time::interval(Duration::from_millis(16));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -132,6 +159,21 @@ pub async fn run(
                 None => app.update(Action::Escape),
             }
             dirty = true;
+        }
+        for save in app.take_triage_saves() {
+            if let Some(p) = &plan {
+                let name = p.store_name.clone();
+                let tx = bg_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let r = Store::for_profile(&name)
+                        .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
+                    if let Err(e) = r {
+                        let _ = tx.send(Background::Saved(Err(format!(
+                            "cannot save the triage status: {e:#}"
+                        ))));
+                    }
+                });
+            }
         }
         if let Some(job) = app.take_export_job() {
             let tx = bg_tx.clone();
@@ -158,8 +200,14 @@ pub async fn run(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
-                    let text_entry = app.search.is_some() || app.export.is_some();
-                    let action = if text_entry { keymap::search_action_for(k) } else { keymap::action_for(k) };
+                    let text_entry = app.search.is_some() || app.export.is_some() || app.triage.as_ref().is_some_and(|t| t.filtering || t.note.is_some());
+                    let action = if text_entry {
+                        keymap::search_action_for(k)
+                    } else if app.triage.is_some() {
+                        keymap::triage_action_for(k)
+                    } else {
+                        keymap::action_for(k)
+                    };
                     if let Some(a) = action { app.update(a); dirty = true; }
                 }
                 Some(Ok(Event::Mouse(m))) => {
@@ -203,6 +251,8 @@ pub async fn run(
                     Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
                     Background::Searched(generation, results) => app.on_search_results(generation, results),
                     Background::Exported(result) => app.on_export_written(result),
+                    Background::Triage(Ok(data)) => app.triage_data = data,
+                    Background::Triage(Err(e)) => app.message = Some((format!("cannot read triage statuses: {e}"), true)),
                 }
                 dirty = true;
             }
@@ -225,6 +275,7 @@ enum Background {
     Saved(Result<i64, String>),
     Searched(u64, Option<crate::search::Results>),
     Exported(Result<String, String>),
+    Triage(Result<app::TriageData, String>),
 }
 
 async fn recv(

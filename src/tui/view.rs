@@ -56,9 +56,18 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         relations: right[1],
     };
 
-    draw_tree(f, app, cols[0]);
-    draw_details(f, app, right[0]);
-    draw_relations(f, app, right[1]);
+    if app.triage.is_some() {
+        app.areas = Areas {
+            tree: rows[0],
+            details: Rect::default(),
+            relations: Rect::default(),
+        };
+        draw_triage(f, app, rows[0]);
+    } else {
+        draw_tree(f, app, cols[0]);
+        draw_details(f, app, right[0]);
+        draw_relations(f, app, right[1]);
+    }
     draw_message(f, app, rows[1]);
     draw_status(f, app, rows[2]);
     if app.search.is_some() {
@@ -472,6 +481,206 @@ fn draw_export(f: &mut Frame, app: &App, area: Rect) {
             .wrap(Wrap { trim: false }),
         r,
     );
+}
+
+/// A bar of `n` out of `max` in `width` cells.
+fn bar(n: usize, max: usize, width: usize) -> String {
+    let filled = if max == 0 {
+        0
+    } else {
+        (n * width).div_ceil(max).min(width)
+    };
+    format!("{}{}", "█".repeat(filled), " ".repeat(width - filled))
+}
+
+fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
+    use super::app::{TRIAGE_COLUMNS, TriageLine};
+    use ratatui::widgets::{Cell, Row, Table, TableState};
+    let Some(ui) = &app.triage else { return };
+    let parts = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(9), Constraint::Min(3)])
+        .split(area);
+    // The picture at a glance.
+    let head = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([
+            Constraint::Percentage(30),
+            Constraint::Percentage(35),
+            Constraint::Percentage(35),
+        ])
+        .split(parts[0]);
+    let mut left = vec![];
+    if let Some(s) = &ui.summary {
+        left.push(Line::from(vec![
+            Span::styled(format!("{}", s.noncompliant), theme::error()),
+            Span::raw(format!(" of {} devices noncompliant", s.devices)),
+        ]));
+        let pct = if s.devices == 0 {
+            0.0
+        } else {
+            s.noncompliant as f64 * 100.0 / s.devices as f64
+        };
+        left.push(Line::from(Span::styled(
+            format!("{pct:.1} % of the fleet"),
+            theme::dim(),
+        )));
+        left.push(Line::from(""));
+        match (s.new_since_previous, s.fixed_since_previous) {
+            (Some(n), Some(x)) => {
+                left.push(Line::from("Since the previous snapshot:"));
+                left.push(Line::from(vec![
+                    Span::styled(format!("  +{n}"), theme::error()),
+                    Span::raw(" started failing"),
+                ]));
+                left.push(Line::from(vec![
+                    Span::styled(format!("  −{x}"), theme::ok()),
+                    Span::raw(" fixed"),
+                ]));
+            }
+            _ => left.push(Line::from(Span::styled(
+                "no previous snapshot",
+                theme::dim(),
+            ))),
+        }
+    }
+    f.render_widget(Paragraph::new(left).block(pane("Triage", true)), head[0]);
+    let mut chart = |title: &'static str, data: &[(String, usize)], r: Rect| {
+        let max = data.first().map(|d| d.1).unwrap_or(0);
+        let label_w = (r.width as usize).saturating_sub(16).clamp(8, 40);
+        let lines: Vec<Line> = data
+            .iter()
+            .take(r.height.saturating_sub(2) as usize)
+            .map(|(label, n)| {
+                let l: String = label.chars().take(label_w).collect();
+                Line::from(vec![
+                    Span::raw(format!("{l:<label_w$} ")),
+                    Span::styled(bar(*n, max, 8), theme::relation()),
+                    Span::styled(format!(" {n}"), theme::count()),
+                ])
+            })
+            .collect();
+        f.render_widget(Paragraph::new(lines).block(pane(title, false)), r);
+    };
+    if let Some(s) = &ui.summary {
+        chart("Devices per failing policy", &s.by_policy, head[1]);
+        chart("Devices per failing setting", &s.by_setting, head[2]);
+    }
+    // The table.
+    let lines = app.triage_lines();
+    let header = Row::new(TRIAGE_COLUMNS.iter().enumerate().map(|(i, c)| {
+        let mark = if i == ui.sort {
+            if ui.descending { " ▼" } else { " ▲" }
+        } else {
+            ""
+        };
+        Cell::from(format!("{c}{mark}"))
+    }))
+    .style(theme::key());
+    let rows: Vec<Row> = lines
+        .iter()
+        .map(|l| match l {
+            // The label goes in the wide columns; the first says how many.
+            TriageLine::Group(label, n) => Row::new(vec![
+                Cell::from(Span::styled(
+                    format!("▸ {n} device{}", if *n == 1 { "" } else { "s" }),
+                    theme::category(),
+                )),
+                Cell::from(""),
+                Cell::from(""),
+                Cell::from(""),
+                Cell::from(Span::styled(label.clone(), theme::category())),
+            ]),
+            TriageLine::Device(i) => {
+                let r = &ui.rows[*i];
+                let mark = if app.marked_ids.contains(&r.device) {
+                    "● "
+                } else {
+                    ""
+                };
+                let mut state = r.state.clone();
+                if r.grace_period {
+                    state.push_str(" ⏳");
+                }
+                if r.reopened {
+                    state.push_str(" (reopened)");
+                }
+                let state_style = if r.compliant_now {
+                    theme::ok()
+                } else if r.reopened {
+                    theme::error()
+                } else {
+                    Style::new()
+                };
+                let last = r
+                    .last_check_in
+                    .map(|d| details::age(d, app.now))
+                    .unwrap_or_else(|| "never".into());
+                let defender = match &r.risk_score {
+                    Some(risk) => format!("{risk} · {}C {}H {}M", r.cves[0], r.cves[1], r.cves[2]),
+                    None => "—".into(),
+                };
+                Row::new(vec![
+                    Cell::from(format!("{mark}{}", r.name)),
+                    Cell::from(format!("{} {}", r.platform, r.os_version)),
+                    Cell::from(if r.owner.is_empty() {
+                        "—".to_string()
+                    } else {
+                        r.owner.clone()
+                    }),
+                    Cell::from(Span::styled(state, state_style)),
+                    Cell::from(r.policies.join(", ")),
+                    Cell::from(r.settings.join(", ")),
+                    Cell::from(last),
+                    Cell::from(defender),
+                    Cell::from(if r.note.is_empty() {
+                        r.status.label().to_string()
+                    } else {
+                        format!("{} ✎", r.status.label())
+                    }),
+                ])
+            }
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(11),
+        Constraint::Length(14),
+        Constraint::Length(13),
+        Constraint::Fill(2),
+        Constraint::Fill(3),
+        Constraint::Length(11),
+        Constraint::Length(11),
+        Constraint::Length(11),
+    ];
+    let title = match (&ui.note, ui.filtering, ui.filter.is_empty()) {
+        (Some(n), _, _) => format!("Note: {n}▏  (Enter saves, Esc cancels)"),
+        (None, true, _) => format!("Filter: {}▏", ui.filter),
+        (None, false, false) => format!(
+            "{} shown · filter \"{}\" · group by {}",
+            lines
+                .iter()
+                .filter(|l| matches!(l, TriageLine::Device(_)))
+                .count(),
+            ui.filter,
+            ui.group.label()
+        ),
+        (None, false, true) => format!(
+            "{} devices · group by {} · 1–5 status · n note · s/S sort · g group · f filter · Enter open",
+            ui.rows.len(),
+            ui.group.label()
+        ),
+    };
+    let mut state = TableState::default();
+    if !lines.is_empty() {
+        state.select(Some(ui.cursor.min(lines.len() - 1)));
+    }
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(pane(&title, true))
+        .row_highlight_style(theme::highlight())
+        .column_spacing(1);
+    f.render_stateful_widget(table, parts[1], &mut state);
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
