@@ -378,3 +378,78 @@ pub fn failing_keys(g: &TenantGraph) -> HashSet<String> {
         .map(|r| r.key)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Entity, RelRecord};
+    use serde_json::json;
+
+    fn device(g: &mut TenantGraph, key: &str, state: &str) {
+        let p = json!({"complianceState": state, "operatingSystem": "Windows"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        g.upsert(Entity::new(key, EntityKind::Laptop, key, key, &p));
+    }
+
+    #[test]
+    fn triaged_devices_that_became_compliant_show_as_such_and_resolved_ones_drop_out() {
+        let mut g = TenantGraph::new();
+        device(&mut g, "d1", "noncompliant");
+        device(&mut g, "d2", "compliant");
+        device(&mut g, "d3", "compliant");
+        let f = json!({"policyId": "p", "failingSettingNames": ["Require BitLocker"]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        g.upsert(Entity::new(
+            "d1|p",
+            EntityKind::IntuneNoncomplianceFinding,
+            "d1|p",
+            "P on d1",
+            &f,
+        ));
+        g.relate(RelRecord::new("d1", Verb::Has, "d1|p"));
+        let mut notes = HashMap::new();
+        notes.insert(
+            "d2".to_string(),
+            Note {
+                status: Status::Investigating,
+                note: "fixed?".into(),
+                updated_at: String::new(),
+            },
+        );
+        notes.insert(
+            "d3".to_string(),
+            Note {
+                status: Status::Resolved,
+                note: String::new(),
+                updated_at: String::new(),
+            },
+        );
+        let r = rows(&g, &notes, None);
+        let keys: Vec<(&str, bool)> = r
+            .iter()
+            .map(|x| (x.key.as_str(), x.compliant_now))
+            .collect();
+        assert_eq!(keys, [("d1", false), ("d2", true)]);
+        assert_eq!(r[0].settings, ["Require BitLocker"]);
+        assert_eq!(r[1].state, "compliant");
+        let s = summary(&g, &r, Some(&HashSet::from(["d9".to_string()])));
+        assert_eq!(
+            (
+                s.noncompliant,
+                s.devices,
+                s.new_since_previous,
+                s.fixed_since_previous
+            ),
+            (1, 3, Some(1), Some(1))
+        );
+        assert_eq!(
+            Status::parse("Waiting for check-in").expect("status"),
+            Status::WaitingForCheckIn
+        );
+        assert_eq!(Status::Resolved.next(), Status::New);
+    }
+}
