@@ -298,3 +298,42 @@ async fn a_wrong_secret_fails_every_source_with_guidance() {
     }
     assert_eq!(b.graph.entity_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_fetch_loads_back_as_the_identical_graph() {
+    let s = start(250, 17, ServerOptions::default()).await;
+    let b = fetch(&s, quick()).await;
+    let dir = std::env::temp_dir().join(format!("tenx-roundtrip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut store = tenx::store::Store::open(&dir.join("t.sqlite")).expect("store");
+    let id = store
+        .save(
+            &s.tenant.tenant_id,
+            "test",
+            &b.graph,
+            &b.statuses,
+            1,
+            &serde_json::json!({}),
+        )
+        .expect("save");
+    let (info, g) = store.load(id).expect("load");
+    assert_eq!(info.sources, b.statuses);
+    let props_of = |g: &tenx::model::TenantGraph| {
+        g.entities()
+            .map(|(i, e)| (i, e.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        props_of(&g),
+        props_of(&b.graph),
+        "entities, ids and properties"
+    );
+    let mut a: Vec<_> = g.relationships().collect();
+    let mut c: Vec<_> = b.graph.relationships().collect();
+    a.sort();
+    c.sort();
+    assert_eq!(a, c, "relationships");
+    let _ = std::fs::remove_dir_all(&dir);
+    s.stop().await;
+}

@@ -301,7 +301,14 @@ fn draw_relations(f: &mut Frame, app: &App, area: Rect) {
                 }
                 RelRow::Entity(id) => {
                     let mut line = tree::entity_line(g, *id);
-                    line.spans.insert(0, Span::raw("  "));
+                    line.spans.insert(
+                        0,
+                        if app.marked_ids.contains(id) {
+                            Span::styled("● ", theme::marked())
+                        } else {
+                            Span::raw("  ")
+                        },
+                    );
                     ListItem::new(line)
                 }
                 RelRow::More(n) => ListItem::new(Line::from(Span::styled(
