@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tenx::auth::{Auth, Credentials};
-use tenx::endpoints::{Cloud, Endpoints, parse_base};
+use tenx::auth::Auth;
 use tenx::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use tenx::fetch::Source;
 use tenx::http::{Http, HttpOptions};
-use tenx::secret::Secret;
 use tenx::tui::app::{Action, App};
 use tenx::tui::view;
 
@@ -44,19 +42,14 @@ async fn fetched(users: usize) -> App {
     )
     .await
     .expect("server");
-    let b = s.base_url();
-    let mut e = Endpoints::for_cloud(Cloud::Public);
-    e.login = parse_base("l", &format!("{b}/login")).expect("url");
-    e.graph = parse_base("g", &format!("{b}/graph")).expect("url");
-    e.defender = parse_base("d", &format!("{b}/defender")).expect("url");
-    e.arm = parse_base("a", &format!("{b}/arm")).expect("url");
-    let c = Credentials {
-        tenant: s.tenant.tenant_id.clone(),
-        client_id: s.tenant.client_id.clone(),
-        secret: Secret::new(s.tenant.client_secret.clone()),
-    };
-    let http =
-        Arc::new(Http::new(Arc::new(Auth::new(c, e)), HttpOptions::default()).expect("http"));
+    let endpoints = s.endpoints().expect("endpoints");
+    let http = Arc::new(
+        Http::new(
+            Arc::new(Auth::new(s.credentials(), endpoints)),
+            HttpOptions::default(),
+        )
+        .expect("http"),
+    );
     let mut app = App::new("bench", chrono::Utc::now());
     app.start_fetch(&Source::ALL);
     let mut rx = tenx::fetch::spawn(http, &Source::ALL);

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use tenx::auth::{Auth, Credentials};
-use tenx::endpoints::{Cloud, Endpoints, parse_base};
 use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
 use tenx::fetch::{GraphBuilder, Outcome, Source, fetch_all};
 use tenx::http::{Http, HttpOptions};
@@ -21,18 +20,17 @@ async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant
 }
 
 fn http_for(s: &RunningTenant, secret: &str, opts: HttpOptions) -> Arc<Http> {
-    let b = s.base_url();
-    let mut e = Endpoints::for_cloud(Cloud::Public);
-    e.login = parse_base("login", &format!("{b}/login")).expect("url");
-    e.graph = parse_base("graph", &format!("{b}/graph")).expect("url");
-    e.defender = parse_base("defender", &format!("{b}/defender")).expect("url");
-    e.arm = parse_base("arm", &format!("{b}/arm")).expect("url");
     let creds = Credentials {
-        tenant: s.tenant.tenant_id.clone(),
-        client_id: s.tenant.client_id.clone(),
         secret: Secret::new(secret),
+        ..s.credentials()
     };
-    Arc::new(Http::new(Arc::new(Auth::new(creds, e)), opts).expect("http"))
+    Arc::new(
+        Http::new(
+            Arc::new(Auth::new(creds, s.endpoints().expect("endpoints"))),
+            opts,
+        )
+        .expect("http"),
+    )
 }
 
 fn quick() -> HttpOptions {

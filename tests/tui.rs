@@ -7,12 +7,10 @@ use std::sync::Arc;
 use chrono::{FixedOffset, TimeZone, Utc};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tenx::auth::{Auth, Credentials};
-use tenx::endpoints::{Cloud, Endpoints, parse_base};
+use tenx::auth::Auth;
 use tenx::fake::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
 use tenx::fetch::Source;
 use tenx::http::{Http, HttpOptions};
-use tenx::secret::Secret;
 use tenx::tui::app::{Action, App, Focus, RelRow};
 use tenx::tui::tree::Node;
 use tenx::tui::view;
@@ -33,24 +31,17 @@ async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
 }
 
 fn http_for(s: &RunningTenant) -> Arc<Http> {
-    let b = s.base_url();
-    let mut e = Endpoints::for_cloud(Cloud::Public);
-    e.login = parse_base("l", &format!("{b}/login")).expect("url");
-    e.graph = parse_base("g", &format!("{b}/graph")).expect("url");
-    e.defender = parse_base("d", &format!("{b}/defender")).expect("url");
-    e.arm = parse_base("a", &format!("{b}/arm")).expect("url");
-    let c = Credentials {
-        tenant: s.tenant.tenant_id.clone(),
-        client_id: s.tenant.client_id.clone(),
-        secret: Secret::new(s.tenant.client_secret.clone()),
+    let opts = HttpOptions {
+        backoff: std::time::Duration::from_millis(5),
+        ..Default::default()
     };
     Arc::new(
         Http::new(
-            Arc::new(Auth::new(c, e)),
-            HttpOptions {
-                backoff: std::time::Duration::from_millis(5),
-                ..Default::default()
-            },
+            Arc::new(Auth::new(
+                s.credentials(),
+                s.endpoints().expect("endpoints"),
+            )),
+            opts,
         )
         .expect("http"),
     )

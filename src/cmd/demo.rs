@@ -4,11 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::auth::Credentials;
-use crate::endpoints::{Cloud, Endpoints, parse_base};
 use crate::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use crate::fetch::Source;
-use crate::secret::Secret;
 
 use super::Target;
 use super::fetch::FetchArgs;
@@ -33,23 +30,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let running = serve(tenant, "127.0.0.1:0".parse()?, options).await?;
     let base = running.base_url();
-    let mut endpoints = Endpoints::for_cloud(Cloud::Public);
-    endpoints.login = parse_base("demo login", &format!("{base}/login"))?;
-    endpoints.graph = parse_base("demo graph", &format!("{base}/graph"))?;
-    endpoints.defender = parse_base("demo defender", &format!("{base}/defender"))?;
-    endpoints.arm = parse_base("demo arm", &format!("{base}/arm"))?;
+    let endpoints = running.endpoints()?;
     let t = &running.tenant;
     if !args.headless {
         let title = format!("tenx demo · {}", t.org_name);
         let http = std::sync::Arc::new(crate::http::Http::new(
-            std::sync::Arc::new(crate::auth::Auth::new(
-                Credentials {
-                    tenant: t.tenant_id.clone(),
-                    client_id: t.client_id.clone(),
-                    secret: Secret::new(t.client_secret.clone()),
-                },
-                endpoints,
-            )),
+            std::sync::Arc::new(crate::auth::Auth::new(running.credentials(), endpoints)),
             crate::http::HttpOptions::default(),
         )?);
         let plan = crate::tui::FetchPlan {
@@ -72,11 +58,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         t.resources.len()
     );
     let target = Target {
-        credentials: Credentials {
-            tenant: t.tenant_id.clone(),
-            client_id: t.client_id.clone(),
-            secret: Secret::new(t.client_secret.clone()),
-        },
+        credentials: running.credentials(),
         endpoints,
         store_name: "demo".into(),
     };

@@ -63,6 +63,27 @@ impl RunningTenant {
         ]
     }
 
+    /// Endpoints that point a client at this simulated tenant.
+    pub fn endpoints(&self) -> anyhow::Result<crate::endpoints::Endpoints> {
+        use crate::endpoints::{Cloud, Endpoints, parse_base};
+        let b = self.base_url();
+        let mut e = Endpoints::for_cloud(Cloud::Public);
+        e.login = parse_base("simulated login", &format!("{b}/login"))?;
+        e.graph = parse_base("simulated graph", &format!("{b}/graph"))?;
+        e.defender = parse_base("simulated defender", &format!("{b}/defender"))?;
+        e.arm = parse_base("simulated arm", &format!("{b}/arm"))?;
+        Ok(e)
+    }
+
+    /// The app registration's credentials in this simulated tenant.
+    pub fn credentials(&self) -> crate::auth::Credentials {
+        crate::auth::Credentials {
+            tenant: self.tenant.tenant_id.clone(),
+            client_id: self.tenant.client_id.clone(),
+            secret: crate::secret::Secret::new(self.tenant.client_secret.clone()),
+        }
+    }
+
     /// Requests served so far (batch sub-requests included).
     pub fn request_count(&self) -> u64 {
         self.sim.counter.lock().map(|c| *c).unwrap_or(0)
