@@ -567,3 +567,44 @@ async fn the_triage_view() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_arriving_during_a_live_fetch_shows_at_once_and_the_fetch_replaces_it() {
+    let s = start(60, 13, "").await;
+    let snapshot = fetched(&s).await;
+    let users = snapshot
+        .graph()
+        .of_kind(tenx::model::EntityKind::AzureUser)
+        .len();
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    // The fetch has begun filling the screen when the snapshot arrives.
+    let first = rx.recv().await.expect("an event");
+    app.on_fetch(first);
+    app.load_snapshot(snapshot.graph().clone(), None, Default::default());
+    app.sync();
+    assert_eq!(
+        app.graph()
+            .of_kind(tenx::model::EntityKind::AzureUser)
+            .len(),
+        users,
+        "the snapshot shows at once"
+    );
+    assert!(
+        app.incoming.is_some(),
+        "the fetch goes on into a second graph"
+    );
+    while let Some(ev) = rx.recv().await {
+        if app.on_fetch(ev) {
+            break;
+        }
+    }
+    assert!(app.incoming.is_none());
+    assert_eq!(
+        app.graph().entity_count(),
+        snapshot.graph().entity_count(),
+        "the fresh graph replaced the snapshot"
+    );
+    s.stop().await;
+}

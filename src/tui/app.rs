@@ -1410,13 +1410,19 @@ impl App {
         }
     }
 
-    /// A snapshot loaded from disk becomes the data on screen.
+    /// A snapshot loaded from disk becomes the data on screen. A fetch that
+    /// was filling the screen live goes on filling a second graph, which
+    /// replaces the snapshot when complete.
     pub fn load_snapshot(
         &mut self,
         graph: TenantGraph,
         created: Option<DateTime<Utc>>,
         statuses: BTreeMap<Source, crate::fetch::SourceStatus>,
     ) {
+        if self.fetching && self.incoming.is_none() {
+            let live = std::mem::replace(&mut self.data, GraphBuilder::new());
+            self.incoming = Some(live);
+        }
         let mut b = GraphBuilder::new();
         b.graph = graph;
         b.statuses = statuses;

@@ -241,9 +241,7 @@ pub async fn run(
                     Background::Loaded(Ok(Some(loaded))) => {
                         let (info, graph) = *loaded;
                         let created = chrono::DateTime::parse_from_rfc3339(&info.created_at).ok().map(|d| d.with_timezone(&chrono::Utc));
-                        if !app.fetching || app.incoming.is_some() {
-                            app.load_snapshot(graph, created, info.sources);
-                        }
+                        app.load_snapshot(graph, created, info.sources);
                     }
                     Background::Loaded(Ok(None)) => app.loading = None,
                     Background::Loaded(Err(e)) => { app.loading = None; app.message = Some((format!("cannot load the snapshot: {e}"), true)); }
