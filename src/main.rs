@@ -359,11 +359,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tenx: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Output piped into a program that stopped reading (`tenx triage | head`)
+/// is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
