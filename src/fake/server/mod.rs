@@ -1,0 +1,711 @@
+//! The simulated tenant over loopback HTTP: one port, four services under
+//! path prefixes that stand where the real hosts stand (`/login`, `/graph`,
+//! `/defender`, `/arm`).
+//!
+//! Requests go through one dispatcher (`Sim::dispatch`) so that Graph
+//! `$batch` runs its inner requests through exactly the same checks, faults
+//! and throttling as top-level ones. Each service's paths live in a module
+//! of their own; this one holds the dispatcher and what all services share.
+
+mod arm;
+mod defender;
+mod graph;
+mod login;
+mod paging;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use paging::{decode_skiptoken, encode_query, encode_skiptoken};
+
+use super::knobs::{Faults, RetryAfter, Service, SourceName, Throttle, ThrottleSpec};
+use super::render;
+use super::rng::Rng;
+use super::tenant::FakeTenant;
+use super::token;
+
+/// Knobs of a running simulated tenant.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub latency: Duration,
+    pub throttle: Option<ThrottleSpec>,
+    pub faults: Faults,
+    pub request_log: Option<std::path::PathBuf>,
+    /// Answer the right secret with "expired" (AADSTS7000222).
+    pub secret_expired: bool,
+}
+
+/// A simulated tenant serving on a loopback port.
+pub struct RunningTenant {
+    pub addr: SocketAddr,
+    pub tenant: Arc<FakeTenant>,
+    sim: Arc<Sim>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningTenant {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `KEY=value` settings a client needs, one per line.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let b = self.base_url();
+        vec![
+            ("TENX_TENANT_ID", self.tenant.tenant_id.clone()),
+            ("TENX_CLIENT_ID", self.tenant.client_id.clone()),
+            ("TENX_CLIENT_SECRET", self.tenant.client_secret.clone()),
+            ("TENX_LOGIN_URL", format!("{b}/login")),
+            ("TENX_GRAPH_URL", format!("{b}/graph")),
+            ("TENX_DEFENDER_URL", format!("{b}/defender")),
+            ("TENX_ARM_URL", format!("{b}/arm")),
+        ]
+    }
+
+    /// Endpoints that point a client at this simulated tenant.
+    pub fn endpoints(&self) -> anyhow::Result<crate::endpoints::Endpoints> {
+        use crate::endpoints::{Cloud, Endpoints, parse_base};
+        let b = self.base_url();
+        let mut e = Endpoints::for_cloud(Cloud::Public);
+        e.login = parse_base("simulated login", &format!("{b}/login"))?;
+        e.graph = parse_base("simulated graph", &format!("{b}/graph"))?;
+        e.defender = parse_base("simulated defender", &format!("{b}/defender"))?;
+        e.arm = parse_base("simulated arm", &format!("{b}/arm"))?;
+        Ok(e)
+    }
+
+    /// The app registration's credentials in this simulated tenant.
+    pub fn credentials(&self) -> crate::auth::Credentials {
+        crate::auth::Credentials {
+            tenant: self.tenant.tenant_id.clone(),
+            client_id: self.tenant.client_id.clone(),
+            secret: crate::secret::Secret::new(self.tenant.client_secret.clone()),
+        }
+    }
+
+    /// Requests served so far (batch sub-requests included).
+    pub fn request_count(&self) -> u64 {
+        self.sim.counter.lock().map(|c| *c).unwrap_or(0)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningTenant {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `addr` (use port 0 for a free one) and serves until stopped.
+pub async fn serve(
+    tenant: FakeTenant,
+    addr: SocketAddr,
+    options: ServerOptions,
+) -> anyhow::Result<RunningTenant> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let tenant = Arc::new(tenant);
+    let log = match &options.request_log {
+        Some(p) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open request log {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let sim = Arc::new(Sim::new(
+        tenant.clone(),
+        format!("http://{addr}"),
+        options,
+        log,
+    ));
+    let app = axum::Router::new().fallback(handle).with_state(sim.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(RunningTenant {
+        addr,
+        tenant,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let raw_query = req.uri().query().unwrap_or("").to_string();
+    let headers = req.headers().clone();
+    let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => Bytes::new(),
+    };
+    if !sim.options.latency.is_zero() {
+        tokio::time::sleep(sim.options.latency).await;
+    }
+    let reply = sim.dispatch(&method, &path, &raw_query, &headers, &body, false);
+    sim.log(&method, &path, &raw_query, reply.status);
+    reply.into_response()
+}
+
+/// An answer before it becomes HTTP (batch sub-requests stay in this form).
+struct Reply {
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: ReplyBody,
+}
+
+enum ReplyBody {
+    Json(Value),
+    /// Bytes sent as they are (the malformed-JSON fault).
+    Raw(String),
+    /// Headers, then the connection breaks.
+    Drop,
+}
+
+impl Reply {
+    fn json(status: StatusCode, v: Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![],
+            body: ReplyBody::Json(v),
+        }
+    }
+    fn ok(v: Value) -> Reply {
+        Reply::json(StatusCode::OK, v)
+    }
+    fn header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let body = match self.body {
+            ReplyBody::Json(v) => Body::from(v.to_string()),
+            ReplyBody::Raw(s) => Body::from(s),
+            ReplyBody::Drop => Body::from_stream(futures::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated dropped connection",
+                ))
+            })),
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Query parameters, decoded; OData names are matched case-insensitively.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: &str) -> Query {
+        Query(
+            url::form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Precomputed lookups so that every request is an index, not a scan.
+struct Index {
+    groups: HashMap<String, usize>,
+    devices: HashMap<String, usize>,
+    policies: HashMap<String, usize>,
+    configs: HashMap<String, usize>,
+    detected: HashMap<String, usize>,
+    mobile: HashMap<String, usize>,
+    machines: HashMap<String, usize>,
+    subs: HashMap<String, usize>,
+    /// (device, status) per compliance policy.
+    policy_devices: Vec<Vec<(u32, &'static str)>>,
+    config_devices: Vec<Vec<(u32, &'static str)>>,
+    rgs_of_sub: Vec<Vec<usize>>,
+    resources_of_sub: Vec<Vec<usize>>,
+    resources_of_rg: HashMap<(usize, String), Vec<usize>>,
+    /// Every (machine, cve) pair, for the bulk listing.
+    machine_vulns: Vec<(u32, u32)>,
+    /// CVEs exposed on at least one machine, with how many.
+    exposed_cves: Vec<(u32, usize)>,
+}
+
+impl Index {
+    fn new(t: &FakeTenant) -> Index {
+        let ids = |it: &mut dyn Iterator<Item = String>| -> HashMap<String, usize> {
+            it.enumerate()
+                .map(|(i, id)| (id.to_lowercase(), i))
+                .collect()
+        };
+        let mut policy_devices = vec![Vec::new(); t.compliance_policies.len()];
+        let mut config_devices = vec![Vec::new(); t.configurations.len()];
+        for (di, d) in t.devices.iter().enumerate() {
+            for s in &d.policy_states {
+                policy_devices[s.policy as usize].push((di as u32, s.status.as_str()));
+            }
+            for (c, st) in &d.config_states {
+                config_devices[*c as usize].push((di as u32, *st));
+            }
+        }
+        let mut rgs_of_sub = vec![Vec::new(); t.subscriptions.len()];
+        for (i, g) in t.resource_groups.iter().enumerate() {
+            rgs_of_sub[g.sub as usize].push(i);
+        }
+        let mut resources_of_sub = vec![Vec::new(); t.subscriptions.len()];
+        let mut resources_of_rg: HashMap<(usize, String), Vec<usize>> = HashMap::new();
+        for (i, r) in t.resources.iter().enumerate() {
+            resources_of_sub[r.sub as usize].push(i);
+            resources_of_rg
+                .entry((
+                    r.sub as usize,
+                    t.resource_groups[r.rg as usize].name.to_lowercase(),
+                ))
+                .or_default()
+                .push(i);
+        }
+        let mut machine_vulns = Vec::new();
+        let mut exposure = vec![0usize; t.cves.len()];
+        for (mi, m) in t.machines.iter().enumerate() {
+            for &c in &m.vulns {
+                machine_vulns.push((mi as u32, c));
+                exposure[c as usize] += 1;
+            }
+        }
+        Index {
+            groups: ids(&mut t.groups.iter().map(|g| g.id.clone())),
+            devices: ids(&mut t.devices.iter().map(|d| d.id.clone())),
+            policies: ids(&mut t.compliance_policies.iter().map(|p| p.id.clone())),
+            configs: ids(&mut t.configurations.iter().map(|c| c.id.clone())),
+            detected: ids(&mut t.detected_apps.iter().map(|a| a.id.clone())),
+            mobile: ids(&mut t.mobile_apps.iter().map(|a| a.id.clone())),
+            machines: ids(&mut t.machines.iter().map(|m| m.id.clone())),
+            subs: ids(&mut t.subscriptions.iter().map(|s| s.id.clone())),
+            policy_devices,
+            config_devices,
+            rgs_of_sub,
+            resources_of_sub,
+            resources_of_rg,
+            machine_vulns,
+            exposed_cves: exposure
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| (c as u32, *n))
+                .collect(),
+        }
+    }
+}
+
+struct Sim {
+    t: Arc<FakeTenant>,
+    ix: Index,
+    base: String,
+    options: ServerOptions,
+    key: u64,
+    /// The app's service principal object id (the token's `oid`).
+    app_oid: String,
+    rng: Mutex<Rng>,
+    throttle: Mutex<Throttle>,
+    counter: Mutex<u64>,
+    log: Option<Mutex<std::fs::File>>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn request_id(rng: &mut Rng) -> String {
+    rng.guid()
+}
+
+impl Sim {
+    fn new(
+        t: Arc<FakeTenant>,
+        base: String,
+        options: ServerOptions,
+        log: Option<Mutex<std::fs::File>>,
+    ) -> Sim {
+        let mut rng = Rng::new(t.params.seed ^ 0xFA17);
+        Sim {
+            ix: Index::new(&t),
+            key: rng.next_u64(),
+            app_oid: rng.guid(),
+            rng: Mutex::new(rng),
+            t,
+            base,
+            options,
+            throttle: Mutex::new(Throttle::default()),
+            counter: Mutex::new(0),
+            log,
+        }
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        p > 0.0 && self.rng.lock().map(|mut r| r.chance(p)).unwrap_or(false)
+    }
+
+    fn log(&self, method: &Method, path: &str, query: &str, status: StatusCode) {
+        if let Some(log) = &self.log {
+            if let Ok(mut f) = log.lock() {
+                let q = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                let _ = writeln!(f, "{method} {path}{q} {}", status.as_u16());
+            }
+        }
+    }
+
+    fn dispatch(
+        &self,
+        method: &Method,
+        path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        in_batch: bool,
+    ) -> Reply {
+        if let Ok(mut c) = self.counter.lock() {
+            *c += 1;
+        }
+        let (svc, rest) = if let Some(r) = path.strip_prefix("/login/") {
+            (Service::Login, r)
+        } else if let Some(r) = path.strip_prefix("/graph") {
+            (Service::Graph, r)
+        } else if let Some(r) = path.strip_prefix("/defender") {
+            (Service::Defender, r)
+        } else if let Some(r) = path.strip_prefix("/arm") {
+            (Service::Arm, r)
+        } else {
+            return Reply::json(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"code": "NotFound", "message": format!("No service at '{path}'. This simulated tenant serves /login, /graph, /defender and /arm.")}}),
+            );
+        };
+        let query = Query::parse(raw_query);
+        if svc == Service::Login {
+            return self.token_endpoint(method, rest, headers, body);
+        }
+        // Only reads exist here: GET, Graph $batch and Resource Graph queries.
+        let read_post = (svc == Service::Graph && rest.ends_with("/$batch") && !in_batch)
+            || (svc == Service::Arm
+                && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"));
+        if !(method == Method::GET || (method == Method::POST && read_post)) {
+            return self.error(
+                svc,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            );
+        }
+        let claims = match self.authenticate(svc, headers) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let app = claims["appid"].as_str().unwrap_or("").to_string();
+        if let Some(spec) = &self.options.throttle {
+            let verdict = self.throttle.lock().map(|mut t| t.admit(spec, &app, svc));
+            if let Ok(Err(wait)) = verdict {
+                return self.throttled(svc, Some(wait));
+            }
+        }
+        let f = &self.options.faults;
+        if !in_batch && self.roll(f.rate_drop) {
+            return Reply {
+                status: StatusCode::OK,
+                headers: vec![],
+                body: ReplyBody::Drop,
+            };
+        }
+        if self.roll(f.rate_429) {
+            return self.throttled(svc, None);
+        }
+        if self.roll(f.rate_503) {
+            return self.with_retry_after(
+                self.error(
+                    svc,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry.",
+                ),
+                None,
+            );
+        }
+        if self.roll(f.rate_500) {
+            return self.error(
+                svc,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "An internal server error occurred.",
+            );
+        }
+        let roles: Vec<String> = claims["roles"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reply = match svc {
+            Service::Graph => self.graph(method, rest, &query, body, &roles, headers),
+            Service::Defender => self.defender(rest, &query, &roles),
+            Service::Arm => self.arm(method, rest, &query, body),
+            Service::Login => unreachable_reply(),
+        };
+        if reply.status == StatusCode::OK && matches!(reply.body, ReplyBody::Json(_)) {
+            let first_page = !raw_query.to_ascii_lowercase().contains("skiptoken")
+                && !raw_query.contains("$skip=");
+            let targeted =
+                f.malformed_at.iter().any(|p| path.starts_with(p.as_str())) && first_page;
+            if targeted || self.roll(f.rate_malformed) {
+                if let ReplyBody::Json(v) = &reply.body {
+                    let s = v.to_string();
+                    let cut = s.len() / 2;
+                    let cut = (0..=cut)
+                        .rev()
+                        .find(|&i| s.is_char_boundary(i))
+                        .unwrap_or(0);
+                    return Reply {
+                        status: reply.status,
+                        headers: reply.headers,
+                        body: ReplyBody::Raw(s[..cut].to_string()),
+                    };
+                }
+            }
+        }
+        reply
+    }
+
+    fn error(&self, svc: Service, status: StatusCode, code: &str, message: &str) -> Reply {
+        let rid = self
+            .rng
+            .lock()
+            .map(|mut r| request_id(&mut r))
+            .unwrap_or_default();
+        let body = match svc {
+            Service::Graph => {
+                json!({"error": {"code": code, "message": message, "innerError": {"date": render::ts(now_unix()), "request-id": rid, "client-request-id": rid}}})
+            }
+            Service::Defender => {
+                json!({"error": {"code": code, "message": message, "target": rid}})
+            }
+            _ => json!({"error": {"code": code, "message": message}}),
+        };
+        Reply::json(status, body).header("request-id", rid)
+    }
+
+    fn with_retry_after(&self, reply: Reply, wait: Option<Duration>) -> Reply {
+        match (&self.options.faults.retry_after, wait) {
+            (_, Some(w)) => reply.header(
+                "Retry-After",
+                format!("{}", w.as_secs_f64().ceil().max(1.0) as u64),
+            ),
+            (RetryAfter::Seconds(s), None) => {
+                let v = if s.fract() == 0.0 {
+                    format!("{}", *s as u64)
+                } else {
+                    format!("{s}")
+                };
+                reply.header("Retry-After", v)
+            }
+            (RetryAfter::None, None) => reply,
+            (RetryAfter::HttpDate(secs), None) => reply.header(
+                "Retry-After",
+                httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(*secs)),
+            ),
+        }
+    }
+
+    fn throttled(&self, svc: Service, wait: Option<Duration>) -> Reply {
+        let (code, msg) = match svc {
+            Service::Graph => (
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            ),
+            Service::Defender => (
+                "TooManyRequests",
+                "API calls quota exceeded! Maximum allowed calls per minute have been reached.",
+            ),
+            _ => (
+                "TooManyRequests",
+                "The request is being throttled as the limit has been reached for operation type - Read.",
+            ),
+        };
+        let mut r = self.error(svc, StatusCode::TOO_MANY_REQUESTS, code, msg);
+        if svc == Service::Arm {
+            r = r.header("x-ms-ratelimit-remaining-subscription-reads", "0".into());
+        }
+        self.with_retry_after(r, wait)
+    }
+
+    // ---- identity platform ------------------------------------------------
+
+    fn authenticate(&self, svc: Service, headers: &HeaderMap) -> Result<Value, Reply> {
+        let unauthorized = |code: &str, msg: &str| {
+            let mut r = self.error(svc, StatusCode::UNAUTHORIZED, code, msg);
+            r = r.header(
+                "WWW-Authenticate",
+                format!("Bearer realm=\"\", error=\"invalid_token\", error_description=\"{msg}\""),
+            );
+            r
+        };
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(tok) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+        else {
+            return Err(match svc {
+                Service::Arm => unauthorized(
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                ),
+                _ => unauthorized("InvalidAuthenticationToken", "Access token is empty."),
+            });
+        };
+        let Some(claims) = token::verify(self.key, tok.trim()) else {
+            return Err(match svc {
+                Service::Arm => {
+                    unauthorized("InvalidAuthenticationToken", "The access token is invalid.")
+                }
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    "IDX14100: JWT is not well formed.",
+                ),
+            });
+        };
+        let expected = match svc {
+            Service::Graph => token::AUD_GRAPH,
+            Service::Defender => token::AUD_DEFENDER,
+            _ => token::AUD_ARM,
+        };
+        let aud = claims["aud"].as_str().unwrap_or("");
+        if aud.trim_end_matches('/') != expected {
+            return Err(match svc {
+                Service::Arm => unauthorized(
+                    "InvalidAuthenticationTokenAudience",
+                    &format!(
+                        "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{expected}', '{expected}/'."
+                    ),
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    &format!(
+                        "Invalid audience '{aud}'. The token was issued for another resource."
+                    ),
+                ),
+            });
+        }
+        let iat = claims["iat"].as_i64().unwrap_or(0);
+        let exp = claims["exp"].as_i64().unwrap_or(0);
+        let now = now_unix();
+        // `expire=S` makes a token stop working S seconds after it was issued,
+        // although it still claims an hour (a revoked or clock-skewed token).
+        let now_f = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let expired = now >= exp
+            || self
+                .options
+                .faults
+                .expire_after
+                .is_some_and(|d| now_f >= iat as f64 + d.as_secs_f64().max(1.0));
+        if expired {
+            return Err(match svc {
+                Service::Arm => unauthorized(
+                    "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.",
+                ),
+                _ => unauthorized(
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.",
+                ),
+            });
+        }
+        Ok(claims)
+    }
+
+    // ---- paging -----------------------------------------------------------
+
+    // ---- Graph ------------------------------------------------------------
+
+    // ---- Defender -----------------------------------------------------------
+
+    // ---- ARM ----------------------------------------------------------------
+}
+
+fn unreachable_reply() -> Reply {
+    Reply::json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": {"code": "InternalServerError", "message": "no handler"}}),
+    )
+}
+
+/// The application permissions a source needs.
+pub fn source_roles(s: SourceName) -> &'static [&'static str] {
+    match s {
+        SourceName::Directory => &["Directory.Read.All", "Organization.Read.All"],
+        SourceName::Intune => &[
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementConfiguration.Read.All",
+            "DeviceManagementApps.Read.All",
+        ],
+        SourceName::Defender => token::DEFENDER_ROLES,
+        SourceName::Arm => &[],
+    }
+}
