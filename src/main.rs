@@ -298,15 +298,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch(profile.as_deref(), args),
         Command::Export(args) => export(profile.as_deref(), args),
         Command::Triage(a) => (|| {
-            let is_file = a
-                .snapshot
-                .as_deref()
-                .is_some_and(|s| std::path::Path::new(s).is_file());
-            let store = match tenx::cmd::resolve_store_name(profile.as_deref()) {
-                Ok(n) => n,
-                Err(_) if is_file => String::new(),
-                Err(e) => return Err(e),
-            };
+            let store = tenx::cmd::store_for(profile.as_deref(), a.snapshot.as_deref())?;
             match a.action {
                 Some(TriageAction::Set {
                     device,
@@ -332,16 +324,7 @@ fn main() -> ExitCode {
                 ),
             }
         })(),
-        Command::Search(a) => {
-            let is_file = a
-                .snapshot
-                .as_deref()
-                .is_some_and(|s| std::path::Path::new(s).is_file());
-            match tenx::cmd::resolve_store_name(profile.as_deref()) {
-                Ok(n) => Ok(n),
-                Err(_) if is_file => Ok(String::new()),
-                Err(e) => Err(e),
-            }
+        Command::Search(a) => tenx::cmd::store_for(profile.as_deref(), a.snapshot.as_deref())
             .and_then(|store| {
                 tenx::cmd::search::run(
                     &store,
@@ -353,8 +336,7 @@ fn main() -> ExitCode {
                         snapshot: a.snapshot,
                     },
                 )
-            })
-        }
+            }),
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
     };
     match result {
@@ -392,16 +374,7 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    // A snapshot file needs no profile; a snapshot id is one of the profile's.
-    let is_file = args
-        .snapshot
-        .as_deref()
-        .is_some_and(|s| std::path::Path::new(s).is_file());
-    let store_name = match tenx::cmd::resolve_store_name(profile) {
-        Ok(n) => n,
-        Err(_) if is_file => String::new(),
-        Err(e) => return Err(e),
-    };
+    let store_name = tenx::cmd::store_for(profile, args.snapshot.as_deref())?;
     tenx::cmd::export::run(
         &store_name,
         tenx::cmd::export::ExportArgs {

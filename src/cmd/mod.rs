@@ -28,13 +28,7 @@ pub struct Target {
 pub fn resolve_target(
     profile: Option<&str>,
 ) -> anyhow::Result<(Target, Option<Vec<crate::fetch::Source>>)> {
-    let env_tenant = std::env::var("TENX_TENANT_ID")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let env_profile = std::env::var("TENX_PROFILE")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if profile.is_none() && env_profile.is_none() && env_tenant.is_some() {
+    if profile.is_none() && env("TENX_PROFILE").is_none() && env("TENX_TENANT_ID").is_some() {
         return Ok((target_from_env()?, None));
     }
     let p = crate::config::resolve(profile)?;
@@ -54,27 +48,35 @@ pub fn resolve_target(
 /// The snapshot store of a profile (or of the environment's tenant), without
 /// touching the secret.
 pub fn resolve_store_name(profile: Option<&str>) -> anyhow::Result<String> {
-    let env_tenant = std::env::var("TENX_TENANT_ID")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let env_profile = std::env::var("TENX_PROFILE")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if let (None, None, Some(t)) = (profile, &env_profile, &env_tenant) {
+    if let (None, None, Some(t)) = (profile, env("TENX_PROFILE"), env("TENX_TENANT_ID")) {
         return Ok(format!("tenant-{}", t.to_ascii_lowercase()));
     }
     Ok(crate::config::resolve(profile)?.name)
 }
 
+/// The store for commands that read snapshots: the profile's, or none when
+/// `--snapshot` names a database file (which needs no profile).
+pub fn store_for(profile: Option<&str>, snapshot: Option<&str>) -> anyhow::Result<String> {
+    let is_file = snapshot.is_some_and(|s| std::path::Path::new(s).is_file());
+    match resolve_store_name(profile) {
+        Ok(n) => Ok(n),
+        Err(_) if is_file => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A non-blank environment variable.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// Credentials from `TENX_TENANT_ID`, `TENX_CLIENT_ID`, `TENX_CLIENT_SECRET`;
 /// endpoints from the public cloud with `TENX_*_URL` overrides.
 pub fn target_from_env() -> anyhow::Result<Target> {
-    let var = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let var = env;
     let (tenant, client, secret) = (
         var("TENX_TENANT_ID"),
         var("TENX_CLIENT_ID"),
