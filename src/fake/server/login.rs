@@ -171,6 +171,8 @@ impl Sim {
             now_unix(),
         );
         let mut claims = claims;
+        // `iat` is whole seconds; the expiry fault needs the exact moment.
+        claims["tenx_issued_ms"] = json!(now_ms());
         if aud == token::AUD_ARM {
             if let Some(o) = claims.as_object_mut() {
                 o.remove("roles");

@@ -357,6 +357,13 @@ struct Sim {
     log: Option<Mutex<std::fs::File>>,
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -650,21 +657,19 @@ impl Sim {
                 ),
             });
         }
-        let iat = claims["iat"].as_i64().unwrap_or(0);
+        let issued_ms = claims["tenx_issued_ms"]
+            .as_u64()
+            .unwrap_or(claims["iat"].as_u64().unwrap_or(0) * 1000);
         let exp = claims["exp"].as_i64().unwrap_or(0);
         let now = now_unix();
         // `expire=S` makes a token stop working S seconds after it was issued,
         // although it still claims an hour (a revoked or clock-skewed token).
-        let now_f = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         let expired = now >= exp
             || self
                 .options
                 .faults
                 .expire_after
-                .is_some_and(|d| now_f >= iat as f64 + d.as_secs_f64().max(1.0));
+                .is_some_and(|d| now_ms() >= issued_ms + d.as_millis() as u64);
         if expired {
             return Err(match svc {
                 Service::Arm => unauthorized(
