@@ -48,6 +48,23 @@ impl Entity {
         }
     }
 
+    /// An entity whose properties are already a compact JSON object.
+    pub fn with_props_json(
+        key: impl Into<Box<str>>,
+        kind: EntityKind,
+        id: impl Into<Box<str>>,
+        display_name: impl Into<Box<str>>,
+        props: String,
+    ) -> Entity {
+        Entity {
+            key: key.into(),
+            kind,
+            id: id.into(),
+            display_name: display_name.into(),
+            props: props.into(),
+        }
+    }
+
     /// The source properties as a JSON object (empty when unreadable).
     pub fn properties(&self) -> Map<String, Value> {
         serde_json::from_str(&self.props).unwrap_or_default()
@@ -82,6 +99,8 @@ impl RelRecord {
     }
 }
 
+type PendingSet = indexmap::IndexSet<RelRecord, rustc_hash::FxBuildHasher>;
+
 /// One end of an adjacency list entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Edge {
@@ -97,8 +116,10 @@ pub struct TenantGraph {
     out: Vec<Vec<Edge>>,
     inc: Vec<Vec<Edge>>,
     edges: FxHashSet<(EntityId, Verb, EntityId)>,
-    /// Relationships waiting for the entity whose key they are filed under.
-    pending: FxHashMap<Box<str>, Vec<RelRecord>>,
+    /// Relationships waiting for the entity whose key they are filed under,
+    /// in arrival order. A set: thousands can wait on one key (every machine
+    /// on a tenant whose organization has not arrived yet).
+    pending: FxHashMap<Box<str>, PendingSet>,
     pending_count: usize,
     /// Bumped on every change, so views know when to rebuild.
     generation: u64,
@@ -264,9 +285,7 @@ impl TenantGraph {
     }
 
     fn pend(&mut self, key: Box<str>, rel: RelRecord) {
-        let list = self.pending.entry(key).or_default();
-        if !list.contains(&rel) {
-            list.push(rel);
+        if self.pending.entry(key).or_default().insert(rel) {
             self.pending_count += 1;
         }
     }
@@ -369,6 +388,31 @@ mod tests {
         g.upsert(ent("d1", EntityKind::UserEndpoint, "", json!({})));
         assert_eq!(g.entity(id).kind, EntityKind::Laptop);
         assert_eq!(&*g.entity(id).display_name, "LAPTOP-1");
+    }
+
+    #[test]
+    fn many_relationships_waiting_on_one_key_keep_their_order_and_no_duplicates() {
+        // Every machine of a tenant waits on the tenant's account when the
+        // organization has not arrived (or was not fetched at all).
+        let mut g = TenantGraph::new();
+        let n = 20_000;
+        for round in 0..2 {
+            for i in 0..n {
+                let m = format!("m{i}");
+                if round == 0 {
+                    g.upsert(ent(&m, EntityKind::DefenderMachine, &m, json!({})));
+                }
+                assert!(!g.relate(RelRecord::new("tenant", Verb::Has, m.as_str())));
+            }
+        }
+        assert_eq!(g.pending_count(), n, "the second round was all duplicates");
+        let waiting: Vec<&str> = g.pending().map(|r| &*r.to).take(3).collect();
+        assert_eq!(waiting, ["m0", "m1", "m2"], "arrival order");
+        let t = g.upsert(ent("tenant", EntityKind::AzureAccount, "T", json!({})));
+        assert_eq!(g.pending_count(), 0);
+        assert_eq!(g.relationship_count(), n);
+        assert_eq!(g.outgoing(t).len(), n);
+        assert_eq!(g.outgoing(t)[0].other, 0, "linked in arrival order");
     }
 
     #[test]
