@@ -495,11 +495,7 @@ impl Http {
     ) -> Result<usize, HttpError> {
         let mut total = 0;
         loop {
-            let next = next_link(&page);
-            let items = match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(a)) => a,
-                _ => Vec::new(),
-            };
+            let Page { items, next } = Page::from_value(std::mem::take(&mut page));
             total += items.len();
             let Some(next) = next else {
                 on_page(items);
@@ -572,7 +568,11 @@ impl Http {
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
             let mut throttled = false;
-            let responses = answer["responses"].as_array().cloned().unwrap_or_default();
+            let mut answer = answer;
+            let mut responses = match answer.get_mut("responses").map(Value::take) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
             for (pos, &i) in pending.iter().enumerate() {
                 let endpoint = format!(
                     "GET /{version}/{}",
@@ -582,16 +582,17 @@ impl Http {
                         .next()
                         .unwrap_or("")
                 );
+                let id = pos.to_string();
                 let sub = responses
-                    .iter()
-                    .find(|r| r["id"].as_str() == Some(&pos.to_string()));
+                    .iter_mut()
+                    .find(|r| r["id"].as_str() == Some(id.as_str()));
                 let Some(sub) = sub else {
                     again.push(i);
                     continue;
                 };
                 let status = sub["status"].as_u64().unwrap_or(0) as u16;
                 match status {
-                    200..=299 => results[i] = Some(Ok(sub["body"].clone())),
+                    200..=299 => results[i] = Some(Ok(sub["body"].take())),
                     429 | 503 | 500 | 502 | 504 | 401 => {
                         if status == 429 || status == 503 {
                             throttled = true;
@@ -769,6 +770,30 @@ fn error_of(body: Option<&Value>) -> (Option<String>, String) {
         .map(String::from)
         .unwrap_or_else(|| "no error message".into());
     (code, message)
+}
+
+/// A collection page's records and its next link.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
+impl Page {
+    /// Takes a parsed page apart (`value` and `@odata.nextLink`/`nextLink`).
+    pub fn from_value(mut page: Value) -> Page {
+        let next = next_link(&page);
+        let items = match page.get_mut("value").map(Value::take) {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        Page { items, next }
+    }
+}
+
+/// A collection page from its bytes.
+pub fn page_items(bytes: &[u8]) -> Result<Page, serde_json::Error> {
+    serde_json::from_slice(bytes).map(Page::from_value)
 }
 
 fn next_link(page: &Value) -> Option<String> {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Batch, id_of, props, text};
+use super::{Batch, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 /// ARM ids are case-insensitive; keys are their lower-case form.
@@ -38,12 +38,12 @@ pub fn subscription(v: &Value, tenant: &str, out: &mut Batch) {
         Err(e) => return out.skip("subscription", e),
     };
     let key = arm_key(id);
-    out.entity(
+    out.record(
         &key,
         EntityKind::AzureSubscription,
         id,
         text(v, "displayName").unwrap_or(id),
-        props(v),
+        v,
     );
     out.rel(tenant, Verb::Has, &key);
 }
@@ -54,12 +54,12 @@ pub fn resource_group(v: &Value, out: &mut Batch) {
         Err(e) => return out.skip("resource group", e),
     };
     let key = arm_key(id);
-    out.entity(
+    out.record(
         &key,
         EntityKind::AzureResourceGroup,
         id,
         text(v, "name").unwrap_or(id),
-        props(v),
+        v,
     );
     match subscription_of(id) {
         Some(sub) => out.rel(&sub, Verb::Has, &key),
@@ -87,7 +87,7 @@ pub fn resource(v: &Value, out: &mut Batch) {
     let ty = text(v, "type").unwrap_or("");
     let kind = EntityKind::for_arm_type(ty);
     let key = arm_key(id);
-    out.entity(&key, kind, id, text(v, "name").unwrap_or(id), props(v));
+    out.record(&key, kind, id, text(v, "name").unwrap_or(id), v);
     if let Some(rg) = resource_group_of(id) {
         out.rel(&rg, Verb::Has, &key);
     }
@@ -127,12 +127,12 @@ pub fn resource(v: &Value, out: &mut Batch) {
             for s in p["subnets"].as_array().into_iter().flatten() {
                 let Some(sid) = text(s, "id") else { continue };
                 let skey = arm_key(sid);
-                out.entity(
+                out.record(
                     &skey,
                     EntityKind::AzureSubnet,
                     sid,
                     text(s, "name").unwrap_or(sid),
-                    props(s),
+                    s,
                 );
                 out.rel(&key, Verb::Contains, &skey);
                 if let Some(nsg) = text(&s["properties"]["networkSecurityGroup"], "id") {
@@ -161,7 +161,7 @@ pub fn role_definition(v: &Value, out: &mut Batch) {
     let name = text(&v["properties"], "roleName")
         .or(text(v, "name"))
         .unwrap_or(id);
-    out.entity(&key, EntityKind::AzureRoleDefinition, id, name, props(v));
+    out.record(&key, EntityKind::AzureRoleDefinition, id, name, v);
 }
 
 /// A role assignment: ALLOWS its scope, ASSIGNED its principal (whose key is
@@ -181,7 +181,7 @@ pub fn role_assignment(v: &Value, out: &mut Batch) {
         .filter(|s| !s.is_empty())
         .unwrap_or("/");
     let name = format!("{principal_type} at {scope_name}");
-    out.entity(&key, EntityKind::AzureRoleAssignment, id, &name, props(v));
+    out.record(&key, EntityKind::AzureRoleAssignment, id, &name, v);
     if let Some(s) = scope {
         out.rel(&key, Verb::Allows, &arm_key(s));
     }

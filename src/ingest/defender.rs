@@ -16,13 +16,7 @@ pub fn machine(v: &Value, tenant: &str, out: &mut Batch) {
         Err(e) => return out.skip("machine", e),
     };
     let dns = text(v, "computerDnsName");
-    out.entity(
-        id,
-        EntityKind::DefenderMachine,
-        id,
-        dns.unwrap_or(id),
-        props(v),
-    );
+    out.record(id, EntityKind::DefenderMachine, id, dns.unwrap_or(id), v);
     out.rel(tenant, Verb::Has, id);
     out.hints.push(JoinHint::Machine {
         key: id.to_string(),
@@ -39,13 +33,7 @@ pub fn cve(v: &Value, out: &mut Batch) {
         Ok(id) => id,
         Err(e) => return out.skip("vulnerability", e),
     };
-    out.entity(
-        id,
-        EntityKind::Cve,
-        id,
-        text(v, "name").unwrap_or(id),
-        props(v),
-    );
+    out.record(id, EntityKind::Cve, id, text(v, "name").unwrap_or(id), v);
 }
 
 /// One row of `machinesVulnerabilities`. Rows of the same (machine, CVE) for

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Batch, JoinHint, id_of, props, text};
+use super::{Batch, JoinHint, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 /// `$select` for `/users`: what the explorer, search and triage show.
@@ -14,7 +14,7 @@ pub fn organization(v: &Value, out: &mut Batch) {
         Err(e) => return out.skip("organization", e),
     };
     let name = text(v, "displayName").unwrap_or(id);
-    out.entity(id, EntityKind::AzureAccount, id, name, props(v));
+    out.record(id, EntityKind::AzureAccount, id, name, v);
 }
 
 pub fn user(v: &Value, tenant: &str, out: &mut Batch) {
@@ -24,7 +24,7 @@ pub fn user(v: &Value, tenant: &str, out: &mut Batch) {
     };
     let upn = text(v, "userPrincipalName");
     let name = text(v, "displayName").or(upn).unwrap_or(id);
-    out.entity(id, EntityKind::AzureUser, id, name, props(v));
+    out.record(id, EntityKind::AzureUser, id, name, v);
     out.rel(tenant, Verb::Has, id);
     if let Some(upn) = upn {
         let local = upn.split('@').next().unwrap_or(upn).to_ascii_lowercase();
@@ -43,7 +43,7 @@ pub fn group(v: &Value, tenant: &str, out: &mut Batch) {
     let name = text(v, "displayName")
         .or(text(v, "mailNickname"))
         .unwrap_or(id);
-    out.entity(id, EntityKind::AzureUserGroup, id, name, props(v));
+    out.record(id, EntityKind::AzureUserGroup, id, name, v);
     out.rel(tenant, Verb::Has, id);
 }
 
@@ -55,7 +55,7 @@ pub fn service_principal(v: &Value, tenant: &str, out: &mut Batch) {
     let name = text(v, "displayName")
         .or(text(v, "appDisplayName"))
         .unwrap_or(id);
-    out.entity(id, EntityKind::AzureServicePrincipal, id, name, props(v));
+    out.record(id, EntityKind::AzureServicePrincipal, id, name, v);
     out.rel(tenant, Verb::Has, id);
 }
 
@@ -72,7 +72,7 @@ pub fn member(group_id: &str, v: &Value, out: &mut Batch) {
         "microsoft.graph.user" | "microsoft.graph.group" | "microsoft.graph.serviceprincipal" => {}
         _ => {
             let name = text(v, "displayName").or(text(v, "mail")).unwrap_or(id);
-            out.entity(id, EntityKind::AzureGroupMember, id, name, props(v));
+            out.record(id, EntityKind::AzureGroupMember, id, name, v);
         }
     }
     out.rel(group_id, Verb::Has, id);

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Batch, JoinHint, id_of, lower, props, text};
+use super::{Batch, JoinHint, id_of, lower, text};
 use crate::model::{EntityKind, Verb};
 
 /// The key of the Intune agent on a device.
@@ -100,7 +100,7 @@ pub fn managed_device(v: &Value, out: &mut Batch) {
         text(v, "operatingSystem").unwrap_or(""),
         text(v, "model").unwrap_or(""),
     );
-    out.entity(id, kind, id, name, props(v));
+    out.record(id, kind, id, name, v);
     let agent = agent_key(id);
     let mut agent_props = Map::new();
     for f in [
@@ -140,12 +140,12 @@ pub fn compliance_policy(v: &Value, out: &mut Batch) {
         Ok(id) => id,
         Err(e) => return out.skip("compliance policy", e),
     };
-    out.entity(
+    out.record(
         id,
         EntityKind::IntuneCompliancePolicy,
         id,
         text(v, "displayName").unwrap_or(id),
-        props(v),
+        v,
     );
 }
 
@@ -154,12 +154,12 @@ pub fn configuration(v: &Value, out: &mut Batch) {
         Ok(id) => id,
         Err(e) => return out.skip("device configuration", e),
     };
-    out.entity(
+    out.record(
         id,
         EntityKind::IntuneDeviceConfiguration,
         id,
         text(v, "displayName").unwrap_or(id),
-        props(v),
+        v,
     );
 }
 
@@ -288,13 +288,7 @@ pub fn detected_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
         Some(ver) => format!("{name} {ver}"),
         None => name.to_string(),
     };
-    out.entity(
-        id,
-        EntityKind::IntuneDetectedApplication,
-        id,
-        &label,
-        props(v),
-    );
+    out.record(id, EntityKind::IntuneDetectedApplication, id, &label, v);
     Some((id.to_string(), name.to_string()))
 }
 
@@ -315,7 +309,7 @@ pub fn mobile_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
         }
     };
     let name = text(v, "displayName").unwrap_or(id);
-    out.entity(id, EntityKind::IntuneManagedApplication, id, name, props(v));
+    out.record(id, EntityKind::IntuneManagedApplication, id, name, v);
     Some((id.to_string(), name.to_string()))
 }
 

@@ -64,6 +64,13 @@ impl Batch {
         self.entities.push(Entity::new(key, kind, id, name, &props));
     }
 
+    /// An entity whose properties are the record's own (see `props`),
+    /// written straight from the record rather than copied first.
+    pub fn record(&mut self, key: &str, kind: EntityKind, id: &str, name: &str, v: &Value) {
+        self.entities
+            .push(Entity::with_props_json(key, kind, id, name, props_json(v)));
+    }
+
     pub fn rel(&mut self, from: &str, verb: Verb, to: &str) {
         self.relationships.push(RelRecord::new(from, verb, to));
     }
@@ -105,11 +112,30 @@ pub fn props(v: &Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m
             .iter()
-            .filter(|(k, _)| !k.starts_with("@odata.") || k.as_str() == "@odata.type")
+            .filter(|(k, _)| is_property(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         _ => Map::new(),
     }
+}
+
+/// `props(v)` as compact JSON, without copying the record first.
+pub fn props_json(v: &Value) -> String {
+    struct Annotated<'a>(&'a Map<String, Value>);
+    impl serde::Serialize for Annotated<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().filter(|(k, _)| is_property(k)))
+        }
+    }
+    match v {
+        Value::Object(m) => serde_json::to_string(&Annotated(m)).unwrap_or_else(|_| "{}".into()),
+        _ => "{}".into(),
+    }
+}
+
+/// Not an OData annotation (`@odata.type` is kept: it says what a record is).
+fn is_property(k: &str) -> bool {
+    !k.starts_with("@odata.") || k == "@odata.type"
 }
 
 /// A date the API wrote, or None for null, empty and the sentinels Microsoft
@@ -143,6 +169,25 @@ mod tests {
         assert!(date(&v, "c").is_some());
         assert!(date(&v, "d").is_none() && date(&v, "e").is_none() && date(&v, "f").is_none());
         assert!(date(&v, "missing").is_none());
+    }
+
+    #[test]
+    fn props_json_is_the_record_without_annotations() {
+        let v = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+            "@odata.etag": "W/\"1\"",
+            "@odata.type": "#microsoft.graph.user",
+            "id": "u1",
+            "displayName": "Zoë \"Z\" O'Brien\n",
+            "nested": {"@odata.type": "#x", "n": [1, null, true]},
+            "empty": null
+        });
+        let text = props_json(&v);
+        let back: Map<String, Value> = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back, props(&v));
+        assert!(!text.contains("odata.context") && !text.contains("odata.etag"));
+        assert!(text.contains("#microsoft.graph.user") && text.contains("#x"));
+        assert_eq!(props_json(&json!([1, 2])), "{}");
     }
 
     #[test]
