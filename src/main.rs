@@ -248,6 +248,11 @@ struct FakeTenantArgs {
     /// Append "METHOD PATH STATUS" for every request to this file.
     #[arg(long)]
     request_log: Option<PathBuf>,
+    /// Answer a repeated request with the bytes of its first answer, so a
+    /// benchmark's measured fetch does not share the cores with rendering
+    /// the simulated records (ignored with --faults or --throttle).
+    #[arg(long)]
+    cache_responses: bool,
     /// Write the ground truth (counts per entity and relationship _type) to this file.
     #[arg(long)]
     manifest: Option<PathBuf>,
@@ -422,6 +427,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         faults,
         request_log: args.request_log.clone(),
         secret_expired: args.secret_expired,
+        cache_responses: args.cache_responses,
     };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
     let running = tenx::fake::serve(tenant, addr, options).await?;

@@ -752,6 +752,58 @@ async fn the_request_log_records_method_path_and_status() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[tokio::test]
+async fn cached_answers_are_the_same_bytes_and_faults_turn_the_cache_off() {
+    let plain = start(300, 4, ServerOptions::default()).await;
+    let cached = start(
+        300,
+        4,
+        ServerOptions {
+            cache_responses: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let path = "/graph/v1.0/deviceManagement/managedDevices?$top=100";
+    let (_, _, want) = get(
+        &format!("{}{path}", plain.base_url()),
+        &token(&plain, GRAPH).await,
+    )
+    .await;
+    let tok = token(&cached, GRAPH).await;
+    let first = get(&format!("{}{path}", cached.base_url()), &tok).await;
+    let again = get(&format!("{}{path}", cached.base_url()), &tok).await;
+    assert_eq!(first.0, 200);
+    // Next links name the server they came from; the rest is the same.
+    let want = want.replace(&plain.base_url(), &cached.base_url());
+    assert_eq!(first.2, want);
+    assert_eq!(again.2, want);
+    // Still authenticated: a cached answer is not a way around the token.
+    let (status, _, _) = get(&format!("{}{path}", cached.base_url()), "not-a-token").await;
+    assert_eq!(status, 401);
+    // With faults, answers stay random: nothing is served from the cache.
+    let faulty = start(
+        300,
+        4,
+        ServerOptions {
+            cache_responses: true,
+            faults: Faults::parse("429=0.5").expect("faults"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let tok = token(&faulty, GRAPH).await;
+    let mut statuses = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        statuses.insert(get(&format!("{}{path}", faulty.base_url()), &tok).await.0);
+    }
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        [200, 429],
+        "both kinds of answer keep coming"
+    );
+}
+
 fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "tenx-test-{}-{:?}",

@@ -60,7 +60,7 @@ impl SourceName {
 /// | `missing-role=ROLE` | the app lacks one application permission (e.g. `Machine.Read.All`) |
 /// | `expire=S` | tokens stop working S seconds after they were issued (they still claim an hour) |
 /// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date) |
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     pub rate_429: f64,
     pub rate_503: f64,

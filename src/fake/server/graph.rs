@@ -350,6 +350,8 @@ impl Sim {
             let body = match sub.body {
                 ReplyBody::Json(v) => v,
                 ReplyBody::Raw(s) => json!(s),
+                // Sub-requests are never cached (only whole answers are).
+                ReplyBody::Cached(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
                 ReplyBody::Drop => json!(null),
             };
             responses

@@ -42,6 +42,12 @@ pub struct ServerOptions {
     pub request_log: Option<std::path::PathBuf>,
     /// Answer the right secret with "expired" (AADSTS7000222).
     pub secret_expired: bool,
+    /// Keep every successful answer and send the same bytes when the same
+    /// request comes again (off when faults or throttling are on, whose
+    /// answers must stay random). Benchmarks use it so that a measured
+    /// fetch pays for its own work, not for rendering the simulated
+    /// records on the same cores.
+    pub cache_responses: bool,
 }
 
 /// A simulated tenant serving on a loopback port.
@@ -185,6 +191,8 @@ struct Reply {
 
 enum ReplyBody {
     Json(Value),
+    /// A serialised answer from the response cache.
+    Cached(Bytes),
     /// Bytes sent as they are (the malformed-JSON fault).
     Raw(String),
     /// Headers, then the connection breaks.
@@ -212,6 +220,7 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let body = match self.body {
             ReplyBody::Json(v) => Body::from(v.to_string()),
+            ReplyBody::Cached(b) => Body::from(b),
             ReplyBody::Raw(s) => Body::from(s),
             ReplyBody::Drop => Body::from_stream(futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(
@@ -355,6 +364,8 @@ struct Sim {
     throttle: Mutex<Throttle>,
     counter: Mutex<u64>,
     log: Option<Mutex<std::fs::File>>,
+    /// See `ServerOptions::cache_responses`: request → answer body.
+    cache: Option<Mutex<HashMap<Vec<u8>, Bytes>>>,
 }
 
 fn now_ms() -> u64 {
@@ -383,7 +394,10 @@ impl Sim {
         log: Option<Mutex<std::fs::File>>,
     ) -> Sim {
         let mut rng = Rng::new(t.params.seed ^ 0xFA17);
+        let random = options.throttle.is_some() || options.faults != Faults::default();
+        let cache = (options.cache_responses && !random).then(|| Mutex::new(HashMap::new()));
         Sim {
+            cache,
             ix: Index::new(&t),
             key: rng.next_u64(),
             app_oid: rng.guid(),
@@ -505,12 +519,39 @@ impl Sim {
                     .collect()
             })
             .unwrap_or_default();
+        let cache_key = self.cache.as_ref().filter(|_| !in_batch).map(|_| {
+            let mut k = format!("{method} {path}?{raw_query}\n{}\n", roles.join(",")).into_bytes();
+            k.extend_from_slice(body);
+            k
+        });
+        if let (Some(cache), Some(k)) = (&self.cache, &cache_key) {
+            if let Some(hit) = cache.lock().ok().and_then(|c| c.get(k).cloned()) {
+                return Reply {
+                    status: StatusCode::OK,
+                    headers: vec![],
+                    body: ReplyBody::Cached(hit),
+                };
+            }
+        }
         let reply = match svc {
             Service::Graph => self.graph(method, rest, &query, body, &roles, headers),
             Service::Defender => self.defender(rest, &query, &roles),
             Service::Arm => self.arm(method, rest, &query, body),
             Service::Login => unreachable_reply(),
         };
+        if let (Some(cache), Some(k)) = (&self.cache, cache_key) {
+            if let (StatusCode::OK, ReplyBody::Json(v)) = (reply.status, &reply.body) {
+                let bytes = Bytes::from(v.to_string());
+                if let Ok(mut c) = cache.lock() {
+                    c.insert(k, bytes.clone());
+                }
+                return Reply {
+                    status: reply.status,
+                    headers: reply.headers,
+                    body: ReplyBody::Cached(bytes),
+                };
+            }
+        }
         if reply.status == StatusCode::OK && matches!(reply.body, ReplyBody::Json(_)) {
             let first_page = !raw_query.to_ascii_lowercase().contains("skiptoken")
                 && !raw_query.contains("$skip=");
