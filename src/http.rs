@@ -24,7 +24,10 @@ use crate::endpoints::{Api, join};
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Requests in flight per API (Graph, Defender, ARM). A Graph `$batch`
-    /// counts once.
+    /// counts once. Defender's is high because its logon users are one
+    /// request per machine with no `$batch`: 512 in flight read 100,000
+    /// machines' in about 3 s at 20 ms. A service that wants fewer says so
+    /// with 429 and `Retry-After`, which every request then honours.
     pub concurrency: [usize; 3],
     /// Attempts for a throttled (429/503) request.
     pub throttle_attempts: u32,
@@ -40,7 +43,7 @@ pub struct HttpOptions {
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
-            concurrency: [24, 128, 12],
+            concurrency: [24, 512, 12],
             throttle_attempts: 10,
             error_attempts: 5,
             backoff: Duration::from_millis(250),
