@@ -181,18 +181,21 @@ fn run(users: usize) {
         })
         .collect();
     let data = std::env::temp_dir().join(format!("tenx-bench-{}", std::process::id()));
-    let fetch = || {
+    let warm_data = data.with_extension("warm");
+    let fetch = |dir: &std::path::Path| {
         Command::new(exe)
             .args(["fetch", "--json", "--keep", "1"])
             .envs(env.iter().cloned())
-            .env("TENX_DATA_DIR", &data)
+            .env("TENX_DATA_DIR", dir)
             .output()
             .expect("fetch runs")
     };
     // A first fetch fills the simulated tenant's response cache: the
     // measured one then shares the cores with answering requests only, as
-    // a client of the real services would.
-    let warm = fetch();
+    // a client of the real services would. It saves elsewhere, so the
+    // measured save starts from an empty database as a first fetch does.
+    let warm = fetch(&warm_data);
+    let _ = std::fs::remove_dir_all(&warm_data);
     assert!(
         warm.status.success(),
         "warm-up fetch failed: {}",
@@ -200,7 +203,7 @@ fn run(users: usize) {
     );
     let server_cpu_before = proc_cpu_ms(server.id());
     let start = Instant::now();
-    let out = fetch();
+    let out = fetch(&data);
     let wall = start.elapsed();
     let server_cpu = proc_cpu_ms(server.id())
         .zip(server_cpu_before)
@@ -233,6 +236,20 @@ fn run(users: usize) {
         total_requests, requests["batched"]
     );
     println!("  peak memory      {:>8.0} MiB", peak);
+    let sources: Vec<String> = v["sources"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, s)| {
+                    format!(
+                        "{k} {:.2} s",
+                        s["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("  sources done at  {}", sources.join(", "));
     let client_cpu = v["cpuMs"].as_u64();
     if let (Some(c), Some(s)) = (client_cpu, server_cpu) {
         println!(
