@@ -192,7 +192,9 @@ impl Http {
     pub fn new(auth: Arc<Auth>, opts: HttpOptions) -> anyhow::Result<Http> {
         let client = reqwest::Client::builder()
             .timeout(opts.timeout)
-            .pool_max_idle_per_host(256)
+            // Keep a connection for every request that may be in flight:
+            // fewer, and each round of per-machine requests reconnects.
+            .pool_max_idle_per_host(opts.concurrency.iter().sum::<usize>().max(1))
             .user_agent(concat!("tenx/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Http {
