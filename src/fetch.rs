@@ -123,6 +123,15 @@ pub struct SourceStatus {
     pub elapsed_ms: u64,
 }
 
+/// Records gathered before a `Batch` event goes out. Per-item collections
+/// (a machine's logon users, a group's members) answer a few records per
+/// request; an event per request woke the graph's owner tens of thousands of
+/// times.
+const BATCH_RECORDS: usize = 2_000;
+
+/// Progress of a collection is reported at most this often (and when done).
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
 /// The state a source task shares with the sources' helpers.
 pub struct Ctx {
     pub http: Arc<Http>,
@@ -130,11 +139,36 @@ pub struct Ctx {
     pub tenant: String,
     tx: UnboundedSender<FetchEvent>,
     counts: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// When each collection's progress was last reported.
+    reported: std::sync::Mutex<BTreeMap<&'static str, Instant>>,
     errors: std::sync::Mutex<Vec<String>>,
     collections: std::sync::atomic::AtomicUsize,
+    /// Records not yet sent (see `BATCH_RECORDS`).
+    gathered: std::sync::Mutex<Batch>,
 }
 
 impl Ctx {
+    fn new(
+        http: Arc<Http>,
+        source: Source,
+        tenant: String,
+        tx: UnboundedSender<FetchEvent>,
+    ) -> Ctx {
+        Ctx {
+            http,
+            source,
+            tenant,
+            tx,
+            counts: Default::default(),
+            reported: Default::default(),
+            errors: Default::default(),
+            collections: Default::default(),
+            gathered: Default::default(),
+        }
+    }
+
+    /// Hands records to the graph: skipped-record warnings at once, the
+    /// records themselves gathered into batches of `BATCH_RECORDS`.
     pub fn send(&self, mut batch: Batch) {
         for s in batch.skipped.drain(..) {
             let _ = self.tx.send(FetchEvent::Warning {
@@ -142,15 +176,44 @@ impl Ctx {
                 message: s,
             });
         }
-        if !batch.is_empty() {
-            let _ = self.tx.send(FetchEvent::Batch {
-                source: self.source,
-                batch,
-            });
+        if batch.is_empty() {
+            return;
+        }
+        let full = match self.gathered.lock() {
+            Ok(mut g) => {
+                g.extend(batch);
+                let records = g.entities.len() + g.relationships.len() + g.hints.len();
+                (records >= BATCH_RECORDS).then(|| g.take())
+            }
+            // A poisoned lock: send this batch on its own rather than lose it.
+            Err(_) => Some(batch),
+        };
+        if let Some(batch) = full {
+            self.emit(batch);
         }
     }
 
-    /// Counts items of a collection and reports progress.
+    /// Sends whatever has been gathered.
+    pub fn flush(&self) {
+        let rest = self
+            .gathered
+            .lock()
+            .map(|mut g| g.take())
+            .unwrap_or_default();
+        if !rest.is_empty() {
+            self.emit(rest);
+        }
+    }
+
+    fn emit(&self, batch: Batch) {
+        let _ = self.tx.send(FetchEvent::Batch {
+            source: self.source,
+            batch,
+        });
+    }
+
+    /// Counts items of a collection and reports progress (at most every
+    /// `PROGRESS_EVERY`, and always when the collection is done).
     pub fn progress(&self, collection: &'static str, added: usize, done: bool) {
         let count = {
             let Ok(mut c) = self.counts.lock() else {
@@ -160,6 +223,21 @@ impl Ctx {
             *n += added;
             *n
         };
+        if !done {
+            let now = Instant::now();
+            let Ok(mut r) = self.reported.lock() else {
+                return;
+            };
+            match r.get(collection) {
+                Some(last) if now.duration_since(*last) < PROGRESS_EVERY => return,
+                _ => {
+                    r.insert(collection, now);
+                }
+            }
+        } else {
+            // Records counted as done are in the graph's hands first.
+            self.flush();
+        }
         let _ = self.tx.send(FetchEvent::Progress {
             source: self.source,
             collection,
@@ -301,21 +379,14 @@ async fn run_source(
     let tenant = crate::auth::claims_of(token.value.expose())
         .and_then(|c| c["tid"].as_str().map(String::from))
         .unwrap_or_else(|| http.auth().credentials.tenant.clone());
-    let ctx = Ctx {
-        http,
-        source,
-        tenant,
-        tx,
-        counts: Default::default(),
-        errors: Default::default(),
-        collections: Default::default(),
-    };
+    let ctx = Ctx::new(http, source, tenant, tx);
     match source {
         Source::Directory => crate::sources::directory::run(&ctx).await,
         Source::Intune => crate::sources::intune::run(&ctx).await,
         Source::Defender => crate::sources::defender::run(&ctx).await,
         Source::Arm => crate::sources::arm::run(&ctx).await,
     }
+    ctx.flush();
     // Collections end in any order; sorted, the same failure reads the same.
     let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
     errors.sort();
@@ -401,4 +472,82 @@ pub async fn fetch_all(
         }
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Auth, Credentials};
+    use crate::endpoints::{Cloud, Endpoints};
+    use crate::http::HttpOptions;
+    use crate::model::{EntityKind, Verb};
+    use crate::secret::Secret;
+
+    fn ctx() -> (Ctx, UnboundedReceiver<FetchEvent>) {
+        let auth = Auth::new(
+            Credentials {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                secret: Secret::new("s"),
+            },
+            Endpoints::for_cloud(Cloud::Public),
+        );
+        let http = Http::new(Arc::new(auth), HttpOptions::default()).expect("client");
+        let (tx, rx) = unbounded_channel();
+        (
+            Ctx::new(Arc::new(http), Source::Defender, "t".into(), tx),
+            rx,
+        )
+    }
+
+    fn one(i: usize) -> Batch {
+        let mut b = Batch::default();
+        let key = format!("m{i}");
+        b.entity(
+            &key,
+            EntityKind::DefenderMachine,
+            &key,
+            &key,
+            Default::default(),
+        );
+        b.rel("t", Verb::Has, &key);
+        b
+    }
+
+    #[test]
+    fn small_batches_are_gathered_and_nothing_is_lost_or_late() {
+        let (ctx, mut rx) = ctx();
+        let mut skipped = one(0);
+        skipped.skip("machine", "no id");
+        ctx.send(skipped);
+        for i in 1..5_000 {
+            ctx.send(one(i));
+            ctx.progress("machines", 1, false);
+        }
+        ctx.progress("machines", 0, true);
+        let (mut entities, mut batches, mut progress, mut warnings) = (0, 0, 0, 0);
+        let mut last = None;
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                FetchEvent::Batch { batch, .. } => {
+                    assert!(last.is_none(), "records after the collection was done");
+                    batches += 1;
+                    entities += batch.entities.len();
+                }
+                FetchEvent::Progress { count, done, .. } => {
+                    progress += 1;
+                    if done {
+                        last = Some(count);
+                    }
+                }
+                FetchEvent::Warning { .. } => warnings += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(entities, 5_000);
+        assert_eq!(warnings, 1, "a skipped record is told at once");
+        assert_eq!(batches, 5, "2,000 records an event");
+        assert!(progress < 100, "{progress} progress events for 5,000 sends");
+        assert_eq!(last, Some(4_999));
+    }
 }
