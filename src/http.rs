@@ -192,6 +192,9 @@ impl Http {
     pub fn new(auth: Arc<Auth>, opts: HttpOptions) -> anyhow::Result<Http> {
         let client = reqwest::Client::builder()
             .timeout(opts.timeout)
+            // A redirect is an answer to report, never a place to send a
+            // bearer token to.
+            .redirect(reqwest::redirect::Policy::none())
             // Keep a connection for every request that may be in flight:
             // fewer, and each round of per-machine requests reconnects.
             .pool_max_idle_per_host(opts.concurrency.iter().sum::<usize>().max(1))
@@ -851,6 +854,79 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that grants any token and answers every other
+    /// request with a redirect to `/elsewhere`; it counts what it was asked.
+    async fn redirecting_server() -> (url::Url, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                        let line = head.lines().next().unwrap_or("").to_string();
+                        log.lock().expect("log").push(line.clone());
+                        let reply = if line.starts_with("POST") {
+                            let body =
+                                r#"{"access_token":"x","expires_in":3600,"token_type":"Bearer"}"#;
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        } else {
+                            "HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n".to_string()
+                        };
+                        if sock.write_all(reply.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let base = url::Url::parse(&format!("http://{addr}")).expect("url");
+        (base, seen)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_reported_not_followed() {
+        let (base, seen) = redirecting_server().await;
+        let mut endpoints = crate::endpoints::Endpoints::for_cloud(crate::endpoints::Cloud::Public);
+        endpoints.login = base.clone();
+        endpoints.graph = base;
+        let auth = Auth::new(
+            crate::auth::Credentials {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                secret: crate::secret::Secret::new("s"),
+            },
+            endpoints,
+        );
+        let http = Http::new(Arc::new(auth), HttpOptions::default()).expect("client");
+        let err = http
+            .get(Api::Graph, "/v1.0/users")
+            .await
+            .expect_err("a redirect is not an answer");
+        assert!(
+            matches!(&err, HttpError::Status { status: 302, endpoint, .. } if endpoint == "GET /v1.0/users"),
+            "{err:?}"
+        );
+        let seen = seen.lock().expect("log").clone();
+        assert!(
+            !seen.iter().any(|l| l.contains("/elsewhere")),
+            "followed the redirect: {seen:?}"
+        );
+    }
 
     #[test]
     fn only_reads_can_be_expressed() {
