@@ -6,16 +6,17 @@
 //!     cargo bench --bench ingest
 //!     TENX_BENCH_USERS=100000 cargo bench --bench ingest
 //!
-//! Stages: `parse` (page bytes to records), `ingest` (records to entities
-//! and relationships), `graph` (into the `TenantGraph`).
+//! Stages: `parse` (page bytes scanned, records read in place), `ingest`
+//! (records to entities and relationships), `graph` (into the
+//! `TenantGraph`).
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tenx::fake::{FakeParams, FakeTenant, render};
-use tenx::http::page_items;
 use tenx::ingest::{Batch, defender, directory, intune};
 use tenx::model::{EntityKind, TenantGraph};
+use tenx::record::{RawPage, Record};
 
 /// The allocator of the `tenx` binary, so the figures are the binary's.
 #[global_allocator]
@@ -25,12 +26,12 @@ const PAGE: usize = 1000;
 
 struct Collection {
     name: &'static str,
-    pages: Vec<Vec<u8>>,
+    pages: Vec<bytes::Bytes>,
     records: usize,
-    ingest: fn(&Value, &mut Batch),
+    ingest: fn(&Record<'_>, &mut Batch),
 }
 
-fn pages(records: Vec<Value>) -> (Vec<Vec<u8>>, usize) {
+fn pages(records: Vec<Value>) -> (Vec<bytes::Bytes>, usize) {
     let n = records.len();
     let pages = records
         .chunks(PAGE)
@@ -40,6 +41,7 @@ fn pages(records: Vec<Value>) -> (Vec<Vec<u8>>, usize) {
                 "value": c,
             }))
             .expect("serializable")
+            .into()
         })
         .collect();
     (pages, n)
@@ -66,7 +68,7 @@ fn collections(t: &FakeTenant) -> Vec<Collection> {
         (0..t.devices.len())
             .map(|i| render::managed_device(t, i))
             .collect(),
-        intune::managed_device,
+        |v, b| intune::managed_device(v, b),
     );
     let policy = t
         .configurations
@@ -100,7 +102,7 @@ fn collections(t: &FakeTenant) -> Vec<Collection> {
                     .map(move |&c| render::machine_vulnerability(t, m, c as usize))
             })
             .collect(),
-        defender::machine_vulnerability,
+        |v, b| defender::machine_vulnerability(v, b),
     );
     out
 }
@@ -134,14 +136,15 @@ fn main() {
         0usize,
     );
     for c in &cols {
-        let bytes: usize = c.pages.iter().map(Vec::len).sum();
+        let bytes: usize = c.pages.iter().map(|p| p.len()).sum();
         let (mut parse, mut ingest, mut apply) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for page in &c.pages {
             let t0 = Instant::now();
-            let items = page_items(page).expect("page parses");
+            let page = RawPage::scan(page.clone()).expect("page parses");
+            let items = page.records();
             let t1 = Instant::now();
             let mut batch = Batch::default();
-            for v in &items.items {
+            for v in &items {
                 (c.ingest)(v, &mut batch);
             }
             drop(items);

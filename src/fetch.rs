@@ -251,6 +251,7 @@ impl Ctx {
     pub fn finish(&self, collection: &'static str, result: Result<usize, HttpError>) {
         self.collections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
         match result {
             Ok(_) => self.progress(collection, 0, true),
             Err(e) => {
@@ -456,13 +457,15 @@ impl GraphBuilder {
     }
 }
 
-/// Runs a whole fetch and returns the builder with the graph and statuses.
-/// `on_event` sees every event first (progress displays).
+/// Runs a whole fetch and returns the builder with the graph and statuses;
+/// its `elapsed` runs until the graph is complete. `on_event` sees every
+/// event first (progress displays).
 pub async fn fetch_all(
     http: Arc<Http>,
     sources: &[Source],
     mut on_event: impl FnMut(&FetchEvent),
 ) -> GraphBuilder {
+    let start = Instant::now();
     let mut rx = spawn(http, sources);
     let mut b = GraphBuilder::new();
     while let Some(ev) = rx.recv().await {
@@ -471,6 +474,8 @@ pub async fn fetch_all(
             break;
         }
     }
+    // Until the graph is whole: the last events applied and the joins made.
+    b.elapsed = Some(start.elapsed());
     b
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{AccessToken, Auth, AuthError};
 use crate::endpoints::{Api, join};
+use crate::record::{RawPage, Record};
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -97,6 +98,18 @@ impl Outgoing<'_> {
 }
 
 pub const MAX_BATCH: usize = 20;
+
+/// Pages a chain of next links may run ahead of the reading of its records.
+const PAGES_AHEAD: usize = 16;
+
+/// A task that ends when its handle is dropped (a collection given up).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -177,8 +190,8 @@ pub struct Http {
 }
 
 /// Which of a response's statuses to treat how.
-enum Verdict {
-    Done(Value),
+enum Verdict<T> {
+    Done(T),
     Retry {
         wait: Duration,
         throttled: bool,
@@ -280,8 +293,19 @@ impl Http {
         }
     }
 
-    /// Sends one request, retrying as the module comment says.
+    /// Sends one request, retrying as the module comment says; the answer
+    /// parsed into a `Value`.
     pub async fn send(&self, out: &Outgoing<'_>) -> Result<Value, HttpError> {
+        self.send_as(out, |b| serde_json::from_slice(&b)).await
+    }
+
+    /// Sends one request; a successful answer's body goes through `parse`,
+    /// and one it cannot read is retried like a dropped connection.
+    pub async fn send_as<T>(
+        &self,
+        out: &Outgoing<'_>,
+        parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
+    ) -> Result<T, HttpError> {
         let api = out.api();
         let endpoint = self.endpoint_name(out);
         let mut throttled_tries = 0u32;
@@ -306,7 +330,7 @@ impl Http {
                         throttled: false,
                         cause: format!("connection failed: {}", describe(&e)),
                     },
-                    Ok(resp) => self.judge(out, &endpoint, resp).await,
+                    Ok(resp) => self.judge(out, &endpoint, resp, &parse).await,
                 }
             };
             match verdict {
@@ -398,9 +422,15 @@ impl Http {
         }
     }
 
-    async fn judge(&self, out: &Outgoing<'_>, endpoint: &str, resp: reqwest::Response) -> Verdict {
+    async fn judge<T>(
+        &self,
+        out: &Outgoing<'_>,
+        endpoint: &str,
+        resp: reqwest::Response,
+        parse: &impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
+    ) -> Verdict<T> {
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        let retry_wait = retry_after(resp.headers());
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -411,12 +441,19 @@ impl Http {
                 };
             }
         };
-        let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
         if let Outgoing::Token { api } = out {
+            let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
             return match (status, parsed) {
-                (200, Ok(v)) => Verdict::Done(v),
+                (200, Ok(_)) => match parse(bytes) {
+                    Ok(v) => Verdict::Done(v),
+                    Err(e) => Verdict::Retry {
+                        wait: Duration::ZERO,
+                        throttled: false,
+                        cause: format!("{MALFORMED}{e}"),
+                    },
+                },
                 (429 | 500..=599, _) => Verdict::Retry {
-                    wait: retry_after(&headers).unwrap_or_default(),
+                    wait: retry_wait.unwrap_or_default(),
                     throttled: status == 503 || status == 429,
                     cause: format!("HTTP {status}"),
                 },
@@ -433,7 +470,7 @@ impl Http {
             };
         }
         match status {
-            200..=299 => match parsed {
+            200..=299 => match parse(bytes) {
                 Ok(v) => Verdict::Done(v),
                 Err(e) => Verdict::Retry {
                     wait: Duration::ZERO,
@@ -443,7 +480,7 @@ impl Http {
             },
             401 => Verdict::RefreshToken,
             429 | 503 => Verdict::Retry {
-                wait: retry_after(&headers).unwrap_or_default(),
+                wait: retry_wait.unwrap_or_default(),
                 throttled: true,
                 cause: format!("HTTP {status}"),
             },
@@ -453,7 +490,8 @@ impl Http {
                 cause: format!("HTTP {status}"),
             },
             _ => {
-                let (code, message) = error_of(parsed.as_ref().ok());
+                let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+                let (code, message) = error_of(parsed.as_ref());
                 if status == 403 {
                     Verdict::Fail(HttpError::Forbidden {
                         api: out.api().name(),
@@ -480,44 +518,86 @@ impl Http {
     }
 
     /// Follows `@odata.nextLink` / `nextLink` from `path` to the end, handing
-    /// each page's `value` to `on_page`. Returns the number of items.
+    /// each page's records to `on_page`. Returns the number of items.
     pub async fn get_pages(
-        &self,
+        self: &Arc<Self>,
         api: Api,
         path: &str,
-        mut on_page: impl FnMut(Vec<Value>),
+        mut on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let first = join(self.auth.endpoints.base(api), path);
-        let page = self.send(&Outgoing::Get { api, url: &first }).await?;
+        let page = self
+            .send_as(&Outgoing::Get { api, url: &first }, RawPage::scan)
+            .await?;
         self.follow(api, page, &mut on_page).await
     }
 
-    /// Hands a page's items over and follows its next links. The next page
-    /// is requested before this page's items are handed over, so ingest
-    /// overlaps the network round trip instead of adding to it.
+    /// Hands a page's records over and follows its next links. The chain of
+    /// next links runs as a task of its own, a few pages ahead of the
+    /// records' reading: a source reads all its collections on one task, and
+    /// the longest chain of requests must never wait while another
+    /// collection's page is read.
     async fn follow(
-        &self,
+        self: &Arc<Self>,
         api: Api,
-        mut page: Value,
-        on_page: &mut impl FnMut(Vec<Value>),
+        mut page: RawPage,
+        on_page: &mut impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let mut total = 0;
-        loop {
-            let Page { items, next } = Page::from_value(std::mem::take(&mut page));
-            total += items.len();
-            let Some(next) = next else {
-                on_page(items);
-                return Ok(total);
-            };
-            if !self.same_origin(api, &next) {
-                on_page(items);
-                return Err(HttpError::ForeignLink {
-                    endpoint: format!("GET {}", next.split('?').next().unwrap_or("")),
-                });
+        let mut deliver = |page: &RawPage| {
+            let records = page.records();
+            total += records.len();
+            on_page(records);
+        };
+        let Some(next) = page.next.take() else {
+            deliver(&page);
+            return Ok(total);
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let _chain = AbortOnDrop(tokio::spawn(Arc::clone(self).chain(api, next, tx)));
+        deliver(&page);
+        while let Some(next) = rx.recv().await {
+            match next {
+                Ok(page) => deliver(&page),
+                Err(e) => return Err(e),
             }
-            let out = Outgoing::Get { api, url: &next };
-            let (fetched, ()) = futures::join!(self.send(&out), async { on_page(items) });
-            page = fetched?;
+        }
+        Ok(total)
+    }
+
+    /// Requests pages from `next` on until the last, sending each on as soon
+    /// as it is scanned.
+    async fn chain(
+        self: Arc<Self>,
+        api: Api,
+        mut next: String,
+        tx: tokio::sync::mpsc::Sender<Result<RawPage, HttpError>>,
+    ) {
+        loop {
+            if !self.same_origin(api, &next) {
+                let endpoint = format!("GET {}", next.split('?').next().unwrap_or(""));
+                let _ = tx.send(Err(HttpError::ForeignLink { endpoint })).await;
+                return;
+            }
+            let page = self
+                .send_as(&Outgoing::Get { api, url: &next }, RawPage::scan)
+                .await;
+            match page {
+                Ok(mut page) => {
+                    let after = page.next.take();
+                    if tx.send(Ok(page)).await.is_err() {
+                        return;
+                    }
+                    match after {
+                        Some(n) => next = n,
+                        None => return,
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
         }
     }
 
@@ -540,7 +620,7 @@ impl Http {
         &self,
         version: &str,
         paths: &[String],
-    ) -> Vec<Result<Value, HttpError>> {
+    ) -> Vec<Result<RawPage, HttpError>> {
         let chunks: Vec<&[String]> = paths.chunks(MAX_BATCH).collect();
         let results =
             futures::future::join_all(chunks.into_iter().map(|c| self.batch_chunk(version, c)))
@@ -548,8 +628,12 @@ impl Http {
         results.into_iter().flatten().collect()
     }
 
-    async fn batch_chunk(&self, version: &str, paths: &[String]) -> Vec<Result<Value, HttpError>> {
-        let mut results: Vec<Option<Result<Value, HttpError>>> = vec![None; paths.len()];
+    async fn batch_chunk(
+        &self,
+        version: &str,
+        paths: &[String],
+    ) -> Vec<Result<RawPage, HttpError>> {
+        let mut results: Vec<Option<Result<RawPage, HttpError>>> = vec![None; paths.len()];
         let mut pending: Vec<usize> = (0..paths.len()).collect();
         let mut tries = 0u32;
         while !pending.is_empty() {
@@ -559,10 +643,13 @@ impl Http {
                 .batched
                 .fetch_add(sub_paths.len() as u64, Ordering::Relaxed);
             let answer = self
-                .send(&Outgoing::GraphBatch {
-                    version,
-                    paths: &sub_paths,
-                })
+                .send_as(
+                    &Outgoing::GraphBatch {
+                        version,
+                        paths: &sub_paths,
+                    },
+                    BatchAnswer::scan,
+                )
                 .await;
             let answer = match answer {
                 Ok(a) => a,
@@ -576,11 +663,6 @@ impl Http {
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
             let mut throttled = false;
-            let mut answer = answer;
-            let mut responses = match answer.get_mut("responses").map(Value::take) {
-                Some(Value::Array(a)) => a,
-                _ => Vec::new(),
-            };
             for (pos, &i) in pending.iter().enumerate() {
                 let endpoint = format!(
                     "GET /{version}/{}",
@@ -591,28 +673,22 @@ impl Http {
                         .unwrap_or("")
                 );
                 let id = pos.to_string();
-                let sub = responses
-                    .iter_mut()
-                    .find(|r| r["id"].as_str() == Some(id.as_str()));
+                let sub = answer
+                    .subs
+                    .iter()
+                    .find(|r| r.id.as_deref() == Some(id.as_str()));
                 let Some(sub) = sub else {
                     again.push(i);
                     continue;
                 };
-                let status = sub["status"].as_u64().unwrap_or(0) as u16;
+                let status = sub.status;
                 match status {
-                    200..=299 => results[i] = Some(Ok(sub["body"].take())),
+                    200..=299 => results[i] = Some(Ok(answer.page(sub))),
                     429 | 503 | 500 | 502 | 504 | 401 => {
                         if status == 429 || status == 503 {
                             throttled = true;
                             self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
-                            let ra = sub["headers"]
-                                .as_object()
-                                .and_then(|h| {
-                                    h.iter()
-                                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                                })
-                                .and_then(|(_, v)| v.as_str())
-                                .and_then(parse_retry_after);
+                            let ra = sub.retry_after.as_deref().and_then(parse_retry_after);
                             wait = wait.max(ra.unwrap_or_default());
                         }
                         if status == 401 {
@@ -638,7 +714,7 @@ impl Http {
                         }
                     }
                     _ => {
-                        let (code, message) = error_of(Some(&sub["body"]));
+                        let (code, message) = error_of(answer.body_value(sub).as_ref());
                         results[i] = Some(Err(if status == 403 {
                             HttpError::Forbidden {
                                 api: Api::Graph.name(),
@@ -687,10 +763,10 @@ impl Http {
     /// Many collections at once: first pages through `$batch`, the rest by
     /// following next links. `on_page(index, items)` for each page.
     pub async fn batch_pages(
-        &self,
+        self: &Arc<Self>,
         version: &str,
         paths: &[String],
-        on_page: impl Fn(usize, Vec<Value>),
+        on_page: impl Fn(usize, Vec<Record<'_>>),
     ) -> Vec<Result<usize, HttpError>> {
         let firsts = self.graph_batch(version, paths).await;
         let follows = firsts.into_iter().enumerate().map(|(i, first)| {
@@ -780,36 +856,79 @@ fn error_of(body: Option<&Value>) -> (Option<String>, String) {
     (code, message)
 }
 
-/// A collection page's records and its next link.
-#[derive(Debug, Default)]
-pub struct Page {
-    pub items: Vec<Value>,
-    pub next: Option<String>,
+/// A `$batch` answer, scanned: each sub-response's id, status,
+/// `Retry-After` and where its body is in the answer.
+struct BatchAnswer {
+    body: bytes::Bytes,
+    subs: Vec<SubAnswer>,
 }
 
-impl Page {
-    /// Takes a parsed page apart (`value` and `@odata.nextLink`/`nextLink`).
-    pub fn from_value(mut page: Value) -> Page {
-        let next = next_link(&page);
-        let items = match page.get_mut("value").map(Value::take) {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        };
-        Page { items, next }
+struct SubAnswer {
+    id: Option<String>,
+    status: u16,
+    retry_after: Option<String>,
+    body: Option<std::ops::Range<usize>>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchScan<'a> {
+    #[serde(borrow, default)]
+    responses: Vec<SubScan<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubScan<'a> {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    status: Value,
+    #[serde(default)]
+    headers: Value,
+    #[serde(borrow, default)]
+    body: Option<&'a serde_json::value::RawValue>,
+}
+
+impl BatchAnswer {
+    fn scan(body: bytes::Bytes) -> Result<BatchAnswer, serde_json::Error> {
+        let scan: BatchScan = serde_json::from_slice(&body)?;
+        let start = body.as_ptr() as usize;
+        let subs = scan
+            .responses
+            .into_iter()
+            .map(|r| SubAnswer {
+                id: match &r.id {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                },
+                status: r.status.as_u64().unwrap_or(0).min(999) as u16,
+                retry_after: r.headers.as_object().and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                        .and_then(|(_, v)| v.as_str())
+                        .map(String::from)
+                }),
+                body: r.body.map(|b| {
+                    let at = b.get().as_ptr() as usize - start;
+                    at..at + b.get().len()
+                }),
+            })
+            .collect();
+        Ok(BatchAnswer { body, subs })
     }
-}
 
-/// A collection page from its bytes.
-pub fn page_items(bytes: &[u8]) -> Result<Page, serde_json::Error> {
-    serde_json::from_slice(bytes).map(Page::from_value)
-}
+    /// A successful sub-response's collection page (empty when it has none).
+    fn page(&self, sub: &SubAnswer) -> RawPage {
+        sub.body
+            .clone()
+            .and_then(|r| RawPage::scan_in(self.body.clone(), r).ok())
+            .unwrap_or_default()
+    }
 
-fn next_link(page: &Value) -> Option<String> {
-    page["@odata.nextLink"]
-        .as_str()
-        .or_else(|| page["nextLink"].as_str())
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    fn body_value(&self, sub: &SubAnswer) -> Option<Value> {
+        let r = sub.body.clone()?;
+        serde_json::from_slice(&self.body[r]).ok()
+    }
 }
 
 /// `Retry-After`: whole or fractional seconds, or an HTTP date.

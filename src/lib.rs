@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod http;
 pub mod ingest;
 pub mod model;
+pub mod record;
 pub mod search;
 pub mod secret;
 pub mod secrets;

@@ -1,16 +1,16 @@
 //! Defender for Endpoint: machines, vulnerability findings per (machine,
 //! CVE), CVEs, logon users.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{Batch, JoinHint, id_of, props, text};
+use super::{Batch, JoinHint, Json, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 pub fn vulnerability_key(machine_id: &str, cve_id: &str) -> String {
     format!("{machine_id}|{cve_id}")
 }
 
-pub fn machine(v: &Value, tenant: &str, out: &mut Batch) {
+pub fn machine(v: &impl Json, tenant: &str, out: &mut Batch) {
     let id = match id_of(v, "machine") {
         Ok(id) => id,
         Err(e) => return out.skip("machine", e),
@@ -28,7 +28,7 @@ pub fn machine(v: &Value, tenant: &str, out: &mut Batch) {
     });
 }
 
-pub fn cve(v: &Value, out: &mut Batch) {
+pub fn cve(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "vulnerability") {
         Ok(id) => id,
         Err(e) => return out.skip("vulnerability", e),
@@ -38,13 +38,13 @@ pub fn cve(v: &Value, out: &mut Batch) {
 
 /// One row of `machinesVulnerabilities`. Rows of the same (machine, CVE) for
 /// different products merge into one finding.
-pub fn machine_vulnerability(v: &Value, out: &mut Batch) {
+pub fn machine_vulnerability(v: &impl Json, out: &mut Batch) {
     let (Some(machine), Some(cve)) = (text(v, "machineId"), text(v, "cveId")) else {
         return out.skip("machine vulnerability", "no machineId or cveId");
     };
     let key = vulnerability_key(machine, cve);
-    let mut p = Map::new();
-    for f in [
+    let p = v.pick_json(&[
+        "id",
         "cveId",
         "machineId",
         "severity",
@@ -52,26 +52,19 @@ pub fn machine_vulnerability(v: &Value, out: &mut Batch) {
         "productVendor",
         "productVersion",
         "fixingKbId",
-    ] {
-        if let Some(x) = v.get(f) {
-            p.insert(f.into(), x.clone());
-        }
-    }
-    if let Some(id) = v.get("id") {
-        p.insert("id".into(), id.clone());
-    }
+    ]);
     let product = text(v, "productName").unwrap_or("");
     let name = if product.is_empty() {
         cve.to_string()
     } else {
         format!("{cve} in {product}")
     };
-    out.entity(&key, EntityKind::DefenderVulnerability, &key, &name, p);
+    out.entity_json(&key, EntityKind::DefenderVulnerability, &key, &name, p);
     out.rel(machine, Verb::Identified, &key);
     out.rel(&key, Verb::Is, cve);
 }
 
-pub fn logon_user(machine_id: &str, v: &Value, out: &mut Batch) {
+pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
     let account = text(v, "accountName");
     let domain = text(v, "accountDomain");
     let key = match (text(v, "id"), account) {
@@ -92,7 +85,10 @@ pub fn logon_user(machine_id: &str, v: &Value, out: &mut Batch) {
         (Some(d), Some(a)) => format!("{d}\\{a}"),
         _ => key.clone(),
     };
-    let mut p = props(v);
+    let mut p = match v.props_json().parse::<Value>() {
+        Ok(Value::Object(m)) => m,
+        _ => Default::default(),
+    };
     // Per-machine facts do not belong on a user seen on many machines.
     for f in [
         "mostPrevalentMachineId",

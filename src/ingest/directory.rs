@@ -1,14 +1,12 @@
 //! Entra ID: organization, users, groups, group members, service principals.
 
-use serde_json::Value;
-
-use super::{Batch, JoinHint, id_of, text};
+use super::{Batch, JoinHint, Json, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 /// `$select` for `/users`: what the explorer, search and triage show.
 pub const USER_FIELDS: &str = "id,displayName,givenName,surname,userPrincipalName,mail,jobTitle,department,officeLocation,city,country,usageLocation,accountEnabled,createdDateTime,userType,employeeId,mobilePhone,businessPhones,onPremisesSyncEnabled";
 
-pub fn organization(v: &Value, out: &mut Batch) {
+pub fn organization(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "organization") {
         Ok(id) => id,
         Err(e) => return out.skip("organization", e),
@@ -17,7 +15,7 @@ pub fn organization(v: &Value, out: &mut Batch) {
     out.record(id, EntityKind::AzureAccount, id, name, v);
 }
 
-pub fn user(v: &Value, tenant: &str, out: &mut Batch) {
+pub fn user(v: &impl Json, tenant: &str, out: &mut Batch) {
     let id = match id_of(v, "user") {
         Ok(id) => id,
         Err(e) => return out.skip("user", e),
@@ -35,7 +33,7 @@ pub fn user(v: &Value, tenant: &str, out: &mut Batch) {
     }
 }
 
-pub fn group(v: &Value, tenant: &str, out: &mut Batch) {
+pub fn group(v: &impl Json, tenant: &str, out: &mut Batch) {
     let id = match id_of(v, "group") {
         Ok(id) => id,
         Err(e) => return out.skip("group", e),
@@ -47,7 +45,7 @@ pub fn group(v: &Value, tenant: &str, out: &mut Batch) {
     out.rel(tenant, Verb::Has, id);
 }
 
-pub fn service_principal(v: &Value, tenant: &str, out: &mut Batch) {
+pub fn service_principal(v: &impl Json, tenant: &str, out: &mut Batch) {
     let id = match id_of(v, "service principal") {
         Ok(id) => id,
         Err(e) => return out.skip("service principal", e),
@@ -62,7 +60,7 @@ pub fn service_principal(v: &Value, tenant: &str, out: &mut Batch) {
 /// One member of a group, by its `@odata.type`: users, groups and service
 /// principals are linked to the entities their own listings create; anything
 /// else (org contacts, devices, …) becomes an `azure_group_member`.
-pub fn member(group_id: &str, v: &Value, out: &mut Batch) {
+pub fn member(group_id: &str, v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "group member") {
         Ok(id) => id,
         Err(e) => return out.skip(&format!("a member of group {group_id}"), e),

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Batch, JoinHint, id_of, lower, text};
+use super::{Batch, JoinHint, Json, id_of, lower, text};
 use crate::model::{EntityKind, Verb};
 
 /// The key of the Intune agent on a device.
@@ -88,7 +88,7 @@ pub fn device_kind(operating_system: &str, model: &str) -> EntityKind {
     }
 }
 
-pub fn managed_device(v: &Value, out: &mut Batch) {
+pub fn managed_device(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "managed device") {
         Ok(id) => id,
         Err(e) => return out.skip("managed device", e),
@@ -102,20 +102,15 @@ pub fn managed_device(v: &Value, out: &mut Batch) {
     );
     out.record(id, kind, id, name, v);
     let agent = agent_key(id);
-    let mut agent_props = Map::new();
-    for f in [
+    let agent_props = v.pick_json(&[
         "managementAgent",
         "complianceState",
         "lastSyncDateTime",
         "enrolledDateTime",
         "deviceEnrollmentType",
         "deviceRegistrationState",
-    ] {
-        if let Some(x) = v.get(f) {
-            agent_props.insert(f.to_string(), x.clone());
-        }
-    }
-    out.entity(
+    ]);
+    out.entity_json(
         &agent,
         EntityKind::IntuneHostAgent,
         id,
@@ -135,7 +130,7 @@ pub fn managed_device(v: &Value, out: &mut Batch) {
     });
 }
 
-pub fn compliance_policy(v: &Value, out: &mut Batch) {
+pub fn compliance_policy(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "compliance policy") {
         Ok(id) => id,
         Err(e) => return out.skip("compliance policy", e),
@@ -149,7 +144,7 @@ pub fn compliance_policy(v: &Value, out: &mut Batch) {
     );
 }
 
-pub fn configuration(v: &Value, out: &mut Batch) {
+pub fn configuration(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "device configuration") {
         Ok(id) => id,
         Err(e) => return out.skip("device configuration", e),
@@ -180,7 +175,7 @@ pub fn is_failing_state(state: &str) -> bool {
 pub fn device_status(
     policy_id: &str,
     policy_kind: EntityKind,
-    v: &Value,
+    v: &impl Json,
     out: &mut Batch,
 ) -> Option<(String, String)> {
     let row_id = match id_of(v, "device status") {
@@ -275,7 +270,7 @@ pub fn finding(
     out.rel(policy_id, Verb::Identified, &key);
 }
 
-pub fn detected_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
+pub fn detected_app(v: &impl Json, out: &mut Batch) -> Option<(String, String)> {
     let id = match id_of(v, "detected app") {
         Ok(id) => id,
         Err(e) => {
@@ -293,14 +288,14 @@ pub fn detected_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
 }
 
 /// A device listed under a detected app: the device INSTALLED the app.
-pub fn app_device(app_id: &str, v: &Value, out: &mut Batch) {
+pub fn app_device(app_id: &str, v: &impl Json, out: &mut Batch) {
     match id_of(v, "device of a detected app") {
         Ok(d) => out.rel(d, Verb::Installed, app_id),
         Err(e) => out.skip(&format!("a device of detected app {app_id}"), e),
     }
 }
 
-pub fn mobile_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
+pub fn mobile_app(v: &impl Json, out: &mut Batch) -> Option<(String, String)> {
     let id = match id_of(v, "managed app") {
         Ok(id) => id,
         Err(e) => {
@@ -314,7 +309,7 @@ pub fn mobile_app(v: &Value, out: &mut Batch) -> Option<(String, String)> {
 }
 
 /// A row of a managed app's install statuses: the device is ASSIGNED the app.
-pub fn mobile_app_status(app_id: &str, v: &Value, out: &mut Batch) {
+pub fn mobile_app_status(app_id: &str, v: &impl Json, out: &mut Batch) {
     match text(v, "deviceId") {
         Some(d) => out.rel(d, Verb::Assigned, app_id),
         None => out.skip(

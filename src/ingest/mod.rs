@@ -13,6 +13,90 @@ pub mod joins;
 use serde_json::{Map, Value};
 
 use crate::model::{Entity, EntityKind, RelRecord, Verb};
+use crate::record::Record;
+
+/// What ingest reads a record through: a record read in place from a page
+/// (`Record`, as fetches do) or a `serde_json::Value` (tests, the few
+/// collections whose records nest what ingest needs).
+pub trait Json {
+    fn is_object(&self) -> bool;
+    /// A string field, as written.
+    fn str_field(&self, field: &str) -> Option<&str>;
+    /// Any field, copied out.
+    fn field(&self, field: &str) -> Option<Value>;
+    /// The record's properties as compact JSON (see `props_json`).
+    fn props_json(&self) -> String;
+    /// The named fields that are present as a compact JSON object.
+    fn pick_json(&self, fields: &[&str]) -> String;
+    fn to_value(&self) -> Value;
+}
+
+impl<J: Json + ?Sized> Json for &J {
+    fn is_object(&self) -> bool {
+        (**self).is_object()
+    }
+    fn str_field(&self, field: &str) -> Option<&str> {
+        (**self).str_field(field)
+    }
+    fn field(&self, field: &str) -> Option<Value> {
+        (**self).field(field)
+    }
+    fn props_json(&self) -> String {
+        (**self).props_json()
+    }
+    fn pick_json(&self, fields: &[&str]) -> String {
+        (**self).pick_json(fields)
+    }
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+impl Json for Value {
+    fn is_object(&self) -> bool {
+        Value::is_object(self)
+    }
+    fn str_field(&self, field: &str) -> Option<&str> {
+        self.get(field)?.as_str()
+    }
+    fn field(&self, field: &str) -> Option<Value> {
+        self.get(field).cloned()
+    }
+    fn props_json(&self) -> String {
+        props_json(self)
+    }
+    fn pick_json(&self, fields: &[&str]) -> String {
+        let picked: Map<String, Value> = fields
+            .iter()
+            .filter_map(|f| self.get(*f).map(|v| (f.to_string(), v.clone())))
+            .collect();
+        serde_json::to_string(&picked).unwrap_or_else(|_| "{}".into())
+    }
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+
+impl Json for Record<'_> {
+    fn is_object(&self) -> bool {
+        Record::is_object(self)
+    }
+    fn str_field(&self, field: &str) -> Option<&str> {
+        self.str(field)
+    }
+    fn field(&self, field: &str) -> Option<Value> {
+        self.value(field)
+    }
+    fn props_json(&self) -> String {
+        Record::props_json(self)
+    }
+    fn pick_json(&self, fields: &[&str]) -> String {
+        Record::pick_json(self, fields)
+    }
+    fn to_value(&self) -> Value {
+        Record::to_value(self)
+    }
+}
 
 /// Facts that let records from different sources meet (see `joins`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +150,22 @@ impl Batch {
 
     /// An entity whose properties are the record's own (see `props`),
     /// written straight from the record rather than copied first.
-    pub fn record(&mut self, key: &str, kind: EntityKind, id: &str, name: &str, v: &Value) {
+    pub fn record(&mut self, key: &str, kind: EntityKind, id: &str, name: &str, v: &impl Json) {
         self.entities
-            .push(Entity::with_props_json(key, kind, id, name, props_json(v)));
+            .push(Entity::with_props_json(key, kind, id, name, v.props_json()));
+    }
+
+    /// An entity whose properties are already compact JSON.
+    pub fn entity_json(
+        &mut self,
+        key: &str,
+        kind: EntityKind,
+        id: &str,
+        name: &str,
+        props: String,
+    ) {
+        self.entities
+            .push(Entity::with_props_json(key, kind, id, name, props));
     }
 
     pub fn rel(&mut self, from: &str, verb: Verb, to: &str) {
@@ -92,15 +189,12 @@ impl Batch {
 }
 
 /// A non-empty string field.
-pub fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
-    v.get(field)?
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+pub fn text<'a, J: Json + ?Sized>(v: &'a J, field: &str) -> Option<&'a str> {
+    v.str_field(field).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The record's `id`, or the reason it cannot be used.
-pub fn id_of<'a>(v: &'a Value, what: &str) -> Result<&'a str, String> {
+pub fn id_of<'a, J: Json + ?Sized>(v: &'a J, what: &str) -> Result<&'a str, String> {
     if !v.is_object() {
         return Err(format!("{what} is not a JSON object"));
     }
@@ -134,13 +228,13 @@ pub fn props_json(v: &Value) -> String {
 }
 
 /// Not an OData annotation (`@odata.type` is kept: it says what a record is).
-fn is_property(k: &str) -> bool {
+pub(crate) fn is_property(k: &str) -> bool {
     !k.starts_with("@odata.") || k == "@odata.type"
 }
 
 /// A date the API wrote, or None for null, empty and the sentinels Microsoft
 /// uses for "never" (`0001-01-01T00:00:00Z`) and "no end" (`9999-12-31…`).
-pub fn date(v: &Value, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+pub fn date<J: Json + ?Sized>(v: &J, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let s = text(v, field)?;
     if s.starts_with("0001-01-01") || s.starts_with("9999-12-31") {
         return None;
@@ -152,7 +246,7 @@ pub fn date(v: &Value, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// An enum value in lower case, so `nonCompliant`, `noncompliant` and
 /// `NonCompliant` compare equal.
-pub fn lower(v: &Value, field: &str) -> Option<String> {
+pub fn lower<J: Json + ?Sized>(v: &J, field: &str) -> Option<String> {
     text(v, field).map(str::to_ascii_lowercase)
 }
 

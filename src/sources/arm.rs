@@ -22,7 +22,7 @@ pub async fn run(ctx: &Ctx) {
             |items| {
                 let mut b = Batch::default();
                 for v in &items {
-                    ingest::subscription(v, &ctx.tenant, &mut b);
+                    ingest::subscription(&v.to_value(), &ctx.tenant, &mut b);
                     // Disabled subscriptions are listed but cannot be read.
                     let enabled =
                         text(v, "state").is_none_or(|s| !s.eq_ignore_ascii_case("disabled"));
@@ -88,8 +88,9 @@ async fn collection(
         .http
         .get_pages(Api::Arm, &path, |items| {
             let mut b = Batch::default();
+            // ARM's records are few and nest what ingest reads.
             for v in &items {
-                f(v, &mut b);
+                f(&v.to_value(), &mut b);
             }
             ctx.progress(what, items.len(), false);
             ctx.send(b);

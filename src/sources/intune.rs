@@ -110,7 +110,7 @@ async fn compliance(ctx: &Ctx) {
                                 device,
                                 policy: policies[i].clone(),
                                 state,
-                                row: v.clone(),
+                                row: crate::ingest::Json::to_value(v),
                             });
                         }
                     }
@@ -143,7 +143,9 @@ async fn findings(ctx: &Ctx, failing: Vec<Failing>) {
         .http
         .batch_pages("v1.0", &paths, |i, items| {
             if let Ok(mut s) = states.lock() {
-                s.entry(i).or_default().extend(items);
+                s.entry(i)
+                    .or_default()
+                    .extend(items.iter().map(crate::record::Record::to_value));
             }
         })
         .await;

@@ -1,0 +1,445 @@
+//! Pages and records read in place.
+//!
+//! A page is scanned once for its `value` array and next link without
+//! building anything (`RawValue`), so the next page can be requested at once.
+//! Each record is then a flat list of its top-level fields: names and string
+//! values borrowed from the page (owned only when escaped), every other value
+//! left as its JSON text until something asks for it. Ingest reads a handful
+//! of fields per record and keeps the rest as the record's own text; building
+//! and freeing a `serde_json::Value` tree per record was most of a fetch's CPU.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// One top-level field of a record.
+#[derive(Debug, Clone)]
+pub struct Slot<'a> {
+    pub name: Cow<'a, str>,
+    /// The value's JSON text.
+    pub raw: &'a RawValue,
+    /// The value, when it is a string.
+    pub text: Option<Cow<'a, str>>,
+}
+
+impl Slot<'_> {
+    pub fn is_null(&self) -> bool {
+        self.raw.get() == "null"
+    }
+}
+
+/// A record: its JSON text and its top-level fields.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    raw: &'a str,
+    /// `None` when the record is not a JSON object.
+    fields: Option<Vec<Slot<'a>>>,
+}
+
+impl<'a> Record<'a> {
+    /// Reads a record's top-level fields; a value that is not an object is a
+    /// record with no fields (ingest skips it, naming why).
+    pub fn read(raw: &'a RawValue) -> Record<'a> {
+        Record::read_text(raw.get())
+    }
+
+    /// `read` of a value's JSON text.
+    pub fn read_text(text: &'a str) -> Record<'a> {
+        let fields = if text.starts_with('{') {
+            serde_json::from_str::<Fields>(text).ok().map(|f| f.0)
+        } else {
+            None
+        };
+        Record { raw: text, fields }
+    }
+
+    /// Reads a record from JSON text (tests, and values kept elsewhere).
+    pub fn from_json(text: &'a str) -> Result<Record<'a>, serde_json::Error> {
+        let raw: &RawValue = serde_json::from_str(text)?;
+        Ok(Record::read(raw))
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.fields.is_some()
+    }
+
+    /// The record's JSON text, as the service wrote it.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    pub fn fields(&self) -> &[Slot<'a>] {
+        self.fields.as_deref().unwrap_or(&[])
+    }
+
+    /// A field by name (the last one, as JSON parsers keep, when repeated).
+    pub fn get(&self, name: &str) -> Option<&Slot<'a>> {
+        self.fields().iter().rev().find(|s| s.name == name)
+    }
+
+    /// A string field's value, as written.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.get(name)?.text.as_deref()
+    }
+
+    /// A field's value as a `serde_json::Value`.
+    pub fn value(&self, name: &str) -> Option<Value> {
+        let slot = self.get(name)?;
+        Some(match &slot.text {
+            Some(t) => Value::String(t.to_string()),
+            None => serde_json::from_str(slot.raw.get()).unwrap_or(Value::Null),
+        })
+    }
+
+    /// The whole record as a `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.raw).unwrap_or(Value::Null)
+    }
+
+    /// The record's properties as compact JSON: its own text when nothing
+    /// needs leaving out, else its fields without OData annotations
+    /// (`@odata.type` stays: it says what a record is).
+    pub fn props_json(&self) -> String {
+        let Some(fields) = &self.fields else {
+            return "{}".into();
+        };
+        let annotated = fields.iter().any(|s| !crate::ingest::is_property(&s.name));
+        if !annotated && is_compact(self.raw) {
+            return self.raw.to_string();
+        }
+        let mut out = String::with_capacity(self.raw.len());
+        out.push('{');
+        for s in fields
+            .iter()
+            .filter(|s| crate::ingest::is_property(&s.name))
+        {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            push_field(&mut out, &s.name, s.raw);
+        }
+        out.push('}');
+        out
+    }
+
+    /// The named fields that are present, in that order, as a compact JSON
+    /// object.
+    pub fn pick_json(&self, names: &[&str]) -> String {
+        let mut out = String::from("{");
+        for name in names {
+            if let Some(s) = self.get(name) {
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                push_field(&mut out, name, s.raw);
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Appends `"name":value`, the value's text made compact if it was not.
+fn push_field(out: &mut String, name: &str, raw: &RawValue) {
+    push_json_str(out, name);
+    out.push(':');
+    let text = raw.get();
+    if is_compact(text) {
+        out.push_str(text);
+    } else if let Ok(v) = serde_json::from_str::<Value>(text) {
+        out.push_str(&v.to_string());
+    } else {
+        out.push_str("null");
+    }
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_string()).to_string());
+    }
+}
+
+/// True when JSON text has no white space outside its strings.
+fn is_compact(text: &str) -> bool {
+    let b = text.as_bytes();
+    if !b.iter().any(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
+        return true;
+    }
+    let mut in_str = false;
+    let mut escaped = false;
+    for &c in b {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b' ' | b'\n' | b'\r' | b'\t' => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct Fields<'a>(Vec<Slot<'a>>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(CowStr(name)) = m.next_key::<CowStr<'de>>()? {
+                    let raw: &'de RawValue = m.next_value()?;
+                    let text = if raw.get().starts_with('"') {
+                        serde_json::from_str::<CowStr<'de>>(raw.get())
+                            .ok()
+                            .map(|s| s.0)
+                    } else {
+                        None
+                    };
+                    fields.push(Slot { name, raw, text });
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A collection page as received: the body, where each of its `value`
+/// items is, and its next link. Cheap to clone (the body is shared).
+#[derive(Debug, Clone, Default)]
+pub struct RawPage {
+    body: Bytes,
+    items: Vec<Range<usize>>,
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Scan<'a> {
+    #[serde(borrow, default)]
+    value: Items<'a>,
+    #[serde(rename = "@odata.nextLink", default)]
+    odata_next: Option<String>,
+    #[serde(rename = "nextLink", default)]
+    next: Option<String>,
+}
+
+/// The items of a `value` array, each as its JSON text; anything other than
+/// an array has none.
+#[derive(Default)]
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Items<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+                let mut items = Vec::with_capacity(s.size_hint().unwrap_or(0));
+                while let Some(raw) = s.next_element::<&'a RawValue>()? {
+                    items.push(raw);
+                }
+                Ok(Items(items))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                while m.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Items::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Items::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl RawPage {
+    /// Scans a whole body: checks it is JSON, finds each `value` item and the
+    /// next link (`@odata.nextLink` or `nextLink`).
+    pub fn scan(body: Bytes) -> Result<RawPage, serde_json::Error> {
+        let len = body.len();
+        RawPage::scan_in(body, 0..len)
+    }
+
+    /// Scans the part `within` of a body (a `$batch` sub-response's body).
+    pub fn scan_in(body: Bytes, within: Range<usize>) -> Result<RawPage, serde_json::Error> {
+        let part = &body[within];
+        let scan: Scan = serde_json::from_slice(part)?;
+        let start = body.as_ptr() as usize;
+        let items = scan
+            .value
+            .0
+            .iter()
+            .map(|raw| {
+                let at = raw.get().as_ptr() as usize - start;
+                at..at + raw.get().len()
+            })
+            .collect();
+        let next = scan.odata_next.or(scan.next).filter(|s| !s.is_empty());
+        Ok(RawPage { body, items, next })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The page's records, read in place.
+    pub fn records(&self) -> Vec<Record<'_>> {
+        // The scan saw valid JSON, so this only confirms it is UTF-8 text.
+        let Ok(text) = std::str::from_utf8(&self.body) else {
+            return Vec::new();
+        };
+        self.items
+            .iter()
+            .filter_map(|r| text.get(r.clone()))
+            .map(Record::read_text)
+            .collect()
+    }
+
+    /// The whole page as a `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_page_names_its_records_and_next_link() {
+        let body = Bytes::from(
+            json!({
+                "@odata.context": "x",
+                "value": [{"id": "a", "n": 1}, "not an object", {"id": "b\u{e9}\"q\"", "nested": {"id": "inner"}}],
+                "@odata.nextLink": "http://127.0.0.1/next"
+            })
+            .to_string(),
+        );
+        let page = RawPage::scan(body).expect("scans");
+        assert_eq!(page.next.as_deref(), Some("http://127.0.0.1/next"));
+        let records = page.records();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].str("id"), Some("a"));
+        assert!(!records[1].is_object());
+        assert_eq!(records[2].str("id"), Some("bé\"q\""));
+        assert_eq!(records[2].value("nested"), Some(json!({"id": "inner"})));
+        assert_eq!(records[0].str("n"), None);
+        assert_eq!(records[0].value("n"), Some(json!(1)));
+    }
+
+    #[test]
+    fn pages_without_value_or_link_are_empty_and_bad_json_is_an_error() {
+        let page = RawPage::scan(Bytes::from_static(b"{\"nextLink\":\"\"}")).expect("scans");
+        assert!(page.records().is_empty() && page.next.is_none());
+        let page = RawPage::scan(Bytes::from_static(b"{\"value\":null,\"nextLink\":\"n\"}"))
+            .expect("scans");
+        assert!(page.records().is_empty());
+        assert_eq!(page.next.as_deref(), Some("n"));
+        assert!(RawPage::scan(Bytes::from_static(b"{\"value\":[{\"id\":")).is_err());
+        assert!(RawPage::scan(Bytes::from_static(b"<html>")).is_err());
+    }
+
+    #[test]
+    fn props_are_the_record_without_annotations_and_compact() {
+        let text = r##"{"@odata.type":"#microsoft.graph.user","@odata.etag":"W/\"1\"","id":"u1","a": [1, 2],"s":"x y"}"##;
+        let r = Record::from_json(text).expect("json");
+        let props = r.props_json();
+        assert_eq!(
+            props,
+            r##"{"@odata.type":"#microsoft.graph.user","id":"u1","a":[1,2],"s":"x y"}"##
+        );
+        let plain = r#"{"id":"u1","s":"x y"}"#;
+        assert_eq!(Record::from_json(plain).expect("json").props_json(), plain);
+        assert_eq!(Record::from_json("[1]").expect("json").props_json(), "{}");
+    }
+
+    #[test]
+    fn picked_fields_keep_their_json() {
+        let r = Record::from_json(r#"{"a":"x\n","b":null,"c":{"d":[true]}}"#).expect("json");
+        assert_eq!(
+            r.pick_json(&["c", "missing", "a", "b"]),
+            r#"{"c":{"d":[true]},"a":"x\n","b":null}"#
+        );
+        let back: Value = serde_json::from_str(&r.pick_json(&["a"])).expect("valid");
+        assert_eq!(back, json!({"a": "x\n"}));
+    }
+
+    #[test]
+    fn repeated_fields_keep_the_last_like_json_parsers() {
+        let r = Record::from_json(r#"{"id":"first","id":"second"}"#).expect("json");
+        assert_eq!(r.str("id"), Some("second"));
+    }
+}
