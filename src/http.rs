@@ -1020,18 +1020,7 @@ mod tests {
     #[tokio::test]
     async fn a_redirect_is_reported_not_followed() {
         let (base, seen) = redirecting_server().await;
-        let mut endpoints = crate::endpoints::Endpoints::for_cloud(crate::endpoints::Cloud::Public);
-        endpoints.login = base.clone();
-        endpoints.graph = base;
-        let auth = Auth::new(
-            crate::auth::Credentials {
-                tenant: "t".into(),
-                client_id: "c".into(),
-                secret: crate::secret::Secret::new("s"),
-            },
-            endpoints,
-        );
-        let http = Http::new(Arc::new(auth), HttpOptions::default()).expect("client");
+        let http = client_of(base);
         let err = http
             .get(Api::Graph, "/v1.0/users")
             .await
@@ -1045,6 +1034,87 @@ mod tests {
             !seen.iter().any(|l| l.contains("/elsewhere")),
             "followed the redirect: {seen:?}"
         );
+    }
+
+    /// A loopback server of paged collections: `/v1.0/things?page=N` has
+    /// two items and links to page N+1 up to page 5; `/v1.0/leak` links to
+    /// another host.
+    async fn paging_server() -> url::Url {
+        use axum::extract::{Query, Request};
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let app = axum::Router::new().fallback(
+            move |Query(q): Query<std::collections::HashMap<String, String>>, req: Request| async move {
+                let path = req.uri().path().to_string();
+                let body = if req.method() == axum::http::Method::POST {
+                    json!({"access_token": "x", "expires_in": 3600, "token_type": "Bearer"})
+                } else if path == "/v1.0/leak" {
+                    json!({"value": [{"id": "l"}], "@odata.nextLink": "http://127.0.0.2:9/v1.0/leak?page=2"})
+                } else {
+                    let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                    let mut page = json!({"value": [{"id": format!("{n}-0")}, {"id": format!("{n}-1")}]});
+                    if n < 5 {
+                        page["@odata.nextLink"] =
+                            json!(format!("http://{addr}/v1.0/things?page={}", n + 1));
+                    }
+                    page
+                };
+                axum::Json(body).into_response()
+            },
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url::Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    fn client_of(base: url::Url) -> Arc<Http> {
+        let mut endpoints = crate::endpoints::Endpoints::for_cloud(crate::endpoints::Cloud::Public);
+        endpoints.login = base.clone();
+        endpoints.graph = base;
+        let auth = Auth::new(
+            crate::auth::Credentials {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                secret: crate::secret::Secret::new("s"),
+            },
+            endpoints,
+        );
+        Arc::new(Http::new(Arc::new(auth), HttpOptions::default()).expect("client"))
+    }
+
+    #[tokio::test]
+    async fn a_chain_of_pages_arrives_whole_and_in_order() {
+        let http = client_of(paging_server().await);
+        let mut ids = Vec::new();
+        let n = http
+            .get_pages(Api::Graph, "/v1.0/things?page=1", |records| {
+                ids.extend(records.iter().filter_map(|r| r.str("id").map(String::from)));
+            })
+            .await
+            .expect("pages");
+        assert_eq!(n, 10);
+        let want: Vec<String> = (1..=5)
+            .flat_map(|p| [format!("{p}-0"), format!("{p}-1")])
+            .collect();
+        assert_eq!(ids, want);
+    }
+
+    #[tokio::test]
+    async fn a_next_link_to_another_host_is_refused_after_its_page() {
+        let http = client_of(paging_server().await);
+        let mut ids = Vec::new();
+        let err = http
+            .get_pages(Api::Graph, "/v1.0/leak", |records| {
+                ids.extend(records.iter().filter_map(|r| r.str("id").map(String::from)));
+            })
+            .await
+            .expect_err("a foreign next link");
+        assert!(matches!(err, HttpError::ForeignLink { .. }), "{err:?}");
+        assert_eq!(ids, ["l"], "the page that named the link is still read");
     }
 
     #[test]
