@@ -251,7 +251,6 @@ impl Ctx {
     pub fn finish(&self, collection: &'static str, result: Result<usize, HttpError>) {
         self.collections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-
         match result {
             Ok(_) => self.progress(collection, 0, true),
             Err(e) => {

@@ -28,12 +28,6 @@ pub struct Slot<'a> {
     pub text: Option<Cow<'a, str>>,
 }
 
-impl Slot<'_> {
-    pub fn is_null(&self) -> bool {
-        self.raw.get() == "null"
-    }
-}
-
 /// A record: its JSON text and its top-level fields.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
@@ -45,12 +39,7 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// Reads a record's top-level fields; a value that is not an object is a
     /// record with no fields (ingest skips it, naming why).
-    pub fn read(raw: &'a RawValue) -> Record<'a> {
-        Record::read_text(raw.get())
-    }
-
-    /// `read` of a value's JSON text.
-    pub fn read_text(text: &'a str) -> Record<'a> {
+    pub fn read(text: &'a str) -> Record<'a> {
         let fields = if text.starts_with('{') {
             serde_json::from_str::<Fields>(text).ok().map(|f| f.0)
         } else {
@@ -62,7 +51,7 @@ impl<'a> Record<'a> {
     /// Reads a record from JSON text (tests, and values kept elsewhere).
     pub fn from_json(text: &'a str) -> Result<Record<'a>, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(text)?;
-        Ok(Record::read(raw))
+        Ok(Record::read(raw.get()))
     }
 
     pub fn is_object(&self) -> bool {
@@ -346,14 +335,6 @@ impl RawPage {
         Ok(RawPage { body, items, next })
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// The page's records, read in place.
     pub fn records(&self) -> Vec<Record<'_>> {
         // The scan saw valid JSON, so this only confirms it is UTF-8 text.
@@ -363,13 +344,8 @@ impl RawPage {
         self.items
             .iter()
             .filter_map(|r| text.get(r.clone()))
-            .map(Record::read_text)
+            .map(Record::read)
             .collect()
-    }
-
-    /// The whole page as a `serde_json::Value`.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Defender for Endpoint: machines, vulnerability findings per (machine,
 //! CVE), CVEs, logon users.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Batch, JoinHint, Json, id_of, text};
+use super::{Batch, JoinHint, Json, id_of, props, text};
 use crate::model::{EntityKind, Verb};
 
 pub fn vulnerability_key(machine_id: &str, cve_id: &str) -> String {
@@ -85,10 +85,7 @@ pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
         (Some(d), Some(a)) => format!("{d}\\{a}"),
         _ => key.clone(),
     };
-    let mut p = match v.props_json().parse::<Value>() {
-        Ok(Value::Object(m)) => m,
-        _ => Default::default(),
-    };
+    let mut p = props(&v.to_value());
     // Per-machine facts do not belong on a user seen on many machines.
     for f in [
         "mostPrevalentMachineId",

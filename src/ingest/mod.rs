@@ -22,8 +22,6 @@ pub trait Json {
     fn is_object(&self) -> bool;
     /// A string field, as written.
     fn str_field(&self, field: &str) -> Option<&str>;
-    /// Any field, copied out.
-    fn field(&self, field: &str) -> Option<Value>;
     /// The record's properties as compact JSON (see `props_json`).
     fn props_json(&self) -> String;
     /// The named fields that are present as a compact JSON object.
@@ -37,9 +35,6 @@ impl<J: Json + ?Sized> Json for &J {
     }
     fn str_field(&self, field: &str) -> Option<&str> {
         (**self).str_field(field)
-    }
-    fn field(&self, field: &str) -> Option<Value> {
-        (**self).field(field)
     }
     fn props_json(&self) -> String {
         (**self).props_json()
@@ -58,9 +53,6 @@ impl Json for Value {
     }
     fn str_field(&self, field: &str) -> Option<&str> {
         self.get(field)?.as_str()
-    }
-    fn field(&self, field: &str) -> Option<Value> {
-        self.get(field).cloned()
     }
     fn props_json(&self) -> String {
         props_json(self)
@@ -83,9 +75,6 @@ impl Json for Record<'_> {
     }
     fn str_field(&self, field: &str) -> Option<&str> {
         self.str(field)
-    }
-    fn field(&self, field: &str) -> Option<Value> {
-        self.value(field)
     }
     fn props_json(&self) -> String {
         Record::props_json(self)
