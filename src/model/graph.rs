@@ -8,8 +8,10 @@
 //! pending: it is not part of the graph and is not exported.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use serde_json::{Map, Value};
 
@@ -99,7 +101,13 @@ impl RelRecord {
     }
 }
 
-type PendingSet = indexmap::IndexSet<RelRecord, rustc_hash::FxBuildHasher>;
+type PendingSet = indexmap::IndexSet<RelRecord, FxBuildHasher>;
+
+/// The hash of an entity key, shared by the key index and `pending`: a key
+/// is hashed once per lookup, whichever table it goes to.
+fn key_hash(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
 
 /// One end of an adjacency list entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,7 +119,8 @@ pub struct Edge {
 #[derive(Debug, Default, Clone)]
 pub struct TenantGraph {
     entities: Vec<Entity>,
-    by_key: FxHashMap<Box<str>, EntityId>,
+    /// Key → id, the key read from the entity itself: a key is stored once.
+    by_key: HashTable<EntityId>,
     by_kind: Vec<Vec<EntityId>>,
     out: Vec<Vec<Edge>>,
     inc: Vec<Vec<Edge>>,
@@ -119,7 +128,7 @@ pub struct TenantGraph {
     /// Relationships waiting for the entity whose key they are filed under,
     /// in arrival order. A set: thousands can wait on one key (every machine
     /// on a tenant whose organization has not arrived yet).
-    pending: FxHashMap<Box<str>, PendingSet>,
+    pending: HashTable<(Box<str>, PendingSet)>,
     pending_count: usize,
     /// Bumped on every change, so views know when to rebuild.
     generation: u64,
@@ -148,7 +157,7 @@ impl TenantGraph {
 
     /// Relationships waiting for an end, in no particular order.
     pub fn pending(&self) -> impl Iterator<Item = &RelRecord> {
-        self.pending.values().flatten()
+        self.pending.iter().flat_map(|(_, set)| set)
     }
 
     pub fn generation(&self) -> u64 {
@@ -165,7 +174,14 @@ impl TenantGraph {
     }
 
     pub fn id_of(&self, key: &str) -> Option<EntityId> {
-        self.by_key.get(key).copied()
+        self.find(key_hash(key), key)
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<EntityId> {
+        let entities = &self.entities;
+        self.by_key
+            .find(hash, |&id| &*entities[id as usize].key == key)
+            .copied()
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Entity> {
@@ -209,18 +225,22 @@ impl TenantGraph {
     /// wins, and a specific kind is never replaced by a generic one.
     pub fn upsert(&mut self, entity: Entity) -> EntityId {
         self.generation += 1;
-        if let Some(&id) = self.by_key.get(&entity.key) {
+        let hash = key_hash(&entity.key);
+        if let Some(id) = self.find(hash, &entity.key) {
             self.merge_into(id, entity);
             return id;
         }
         let id = self.entities.len() as EntityId;
-        let key = entity.key.clone();
         self.by_kind[entity.kind.index()].push(id);
         self.entities.push(entity);
         self.out.push(Vec::new());
         self.inc.push(Vec::new());
-        self.by_key.insert(key.clone(), id);
-        if let Some(waiting) = self.pending.remove(&key) {
+        let entities = &self.entities;
+        self.by_key
+            .insert_unique(hash, id, |&i| key_hash(&entities[i as usize].key));
+        let key = &self.entities[id as usize].key;
+        if let Ok(entry) = self.pending.find_entry(hash, |(k, _)| k == key) {
+            let ((_, waiting), _) = entry.remove();
             self.pending_count -= waiting.len();
             for rel in waiting {
                 self.relate(rel);
@@ -266,26 +286,30 @@ impl TenantGraph {
     /// Links a relationship by key, or files it until its missing end arrives.
     /// Returns whether it is linked now. Duplicates are ignored.
     pub fn relate(&mut self, rel: RelRecord) -> bool {
-        let from = self.by_key.get(&rel.from).copied();
-        let to = self.by_key.get(&rel.to).copied();
-        match (from, to) {
-            (Some(f), Some(t)) => {
-                self.link(f, rel.verb, t);
-                true
-            }
-            (None, _) => {
-                self.pend(rel.from.clone(), rel);
-                false
-            }
-            (_, None) => {
-                self.pend(rel.to.clone(), rel);
-                false
-            }
-        }
+        let from_hash = key_hash(&rel.from);
+        let Some(from) = self.find(from_hash, &rel.from) else {
+            self.pend(from_hash, true, rel);
+            return false;
+        };
+        let to_hash = key_hash(&rel.to);
+        let Some(to) = self.find(to_hash, &rel.to) else {
+            self.pend(to_hash, false, rel);
+            return false;
+        };
+        self.link(from, rel.verb, to);
+        true
     }
 
-    fn pend(&mut self, key: Box<str>, rel: RelRecord) {
-        if self.pending.entry(key).or_default().insert(rel) {
+    /// Files a relationship under the key of its missing end (`from` or not).
+    fn pend(&mut self, hash: u64, from: bool, rel: RelRecord) {
+        let key = if from { &rel.from } else { &rel.to };
+        let entry = self
+            .pending
+            .entry(hash, |(k, _)| k == key, |(k, _)| key_hash(k));
+        let (_, set) = entry
+            .or_insert_with(|| (key.clone(), PendingSet::default()))
+            .into_mut();
+        if set.insert(rel) {
             self.pending_count += 1;
         }
     }
