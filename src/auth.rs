@@ -4,6 +4,7 @@
 //! goes through `http` (the only HTTP client); this module holds the state
 //! and turns the identity platform's AADSTS errors into plain guidance.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -25,6 +26,9 @@ pub struct AccessToken {
     pub value: Secret,
     pub refresh_at: Instant,
     pub roles: Vec<String>,
+    /// `Bearer {value}`, built once and marked sensitive (it prints as
+    /// `Sensitive`); every request of the token's life sends a copy of it.
+    pub header: reqwest::header::HeaderValue,
 }
 
 /// Refresh this long before a token's stated expiry.
@@ -39,7 +43,10 @@ impl AccessToken {
             .unwrap_or(3599);
         let life = Duration::from_secs(expires_in);
         let margin = REFRESH_MARGIN.min(life / 2);
+        let mut header = reqwest::header::HeaderValue::from_str(&format!("Bearer {value}")).ok()?;
+        header.set_sensitive(true);
         Some(AccessToken {
+            header,
             roles: roles_of(&value),
             value: Secret::new(value),
             refresh_at: Instant::now() + life - margin,
@@ -77,7 +84,7 @@ pub fn claims_of(token: &str) -> Option<Value> {
 pub struct Auth {
     pub credentials: Credentials,
     pub endpoints: Endpoints,
-    slots: [tokio::sync::Mutex<Option<AccessToken>>; 3],
+    slots: [tokio::sync::Mutex<Option<Arc<AccessToken>>>; 3],
 }
 
 impl Auth {
@@ -91,7 +98,7 @@ impl Auth {
 
     /// The slot for an API. Holding its lock while requesting a token makes
     /// the request single-flight: concurrent callers wait and reuse it.
-    pub fn slot(&self, api: Api) -> &tokio::sync::Mutex<Option<AccessToken>> {
+    pub fn slot(&self, api: Api) -> &tokio::sync::Mutex<Option<Arc<AccessToken>>> {
         &self.slots[api.index()]
     }
 

@@ -251,16 +251,18 @@ impl Http {
 
     /// A token for an API, from the cache or freshly requested (one request
     /// at a time per API).
-    pub async fn token(&self, api: Api) -> Result<AccessToken, HttpError> {
+    pub async fn token(&self, api: Api) -> Result<Arc<AccessToken>, HttpError> {
         let mut slot = self.auth.slot(api).lock().await;
         if let Some(t) = slot.as_ref().filter(|t| t.fresh()) {
             return Ok(t.clone());
         }
         let body = Box::pin(self.send(&Outgoing::Token { api })).await?;
-        let token = AccessToken::from_response(&body).ok_or_else(|| HttpError::Malformed {
-            endpoint: "POST token".into(),
-            cause: "no access_token in the answer".into(),
-        })?;
+        let token = AccessToken::from_response(&body)
+            .map(Arc::new)
+            .ok_or_else(|| HttpError::Malformed {
+                endpoint: "POST token".into(),
+                cause: "no access_token in the answer".into(),
+            })?;
         *slot = Some(token.clone());
         Ok(token)
     }
@@ -323,7 +325,7 @@ impl Http {
                     _ => api.index(),
                 };
                 self.metrics.requests[counter].fetch_add(1, Ordering::Relaxed);
-                let req = self.build(out, token.as_ref());
+                let req = self.build(out, token.as_deref());
                 match req.send().await {
                     Err(e) => Verdict::Retry {
                         wait: Duration::ZERO,
@@ -417,7 +419,7 @@ impl Http {
         };
         let req = req.header("accept", "application/json");
         match token {
-            Some(t) => req.bearer_auth(t.value.expose()),
+            Some(t) => req.header(reqwest::header::AUTHORIZATION, t.header.clone()),
             None => req,
         }
     }

@@ -95,19 +95,21 @@ impl<'a> Record<'a> {
     /// needs leaving out, else its fields without OData annotations
     /// (`@odata.type` stays: it says what a record is).
     pub fn props_json(&self) -> String {
+        self.props_json_without(&[])
+    }
+
+    /// `props_json` without the named fields.
+    pub fn props_json_without(&self, drop: &[&str]) -> String {
         let Some(fields) = &self.fields else {
             return "{}".into();
         };
-        let annotated = fields.iter().any(|s| !crate::ingest::is_property(&s.name));
-        if !annotated && is_compact(self.raw) {
+        let keep = |s: &Slot| crate::ingest::is_property(&s.name) && !drop.contains(&&*s.name);
+        if fields.iter().all(keep) && is_compact(self.raw) {
             return self.raw.to_string();
         }
         let mut out = String::with_capacity(self.raw.len());
         out.push('{');
-        for s in fields
-            .iter()
-            .filter(|s| crate::ingest::is_property(&s.name))
-        {
+        for s in fields.iter().filter(|s| keep(s)) {
             if out.len() > 1 {
                 out.push(',');
             }

@@ -1,9 +1,7 @@
 //! Defender for Endpoint: machines, vulnerability findings per (machine,
 //! CVE), CVEs, logon users.
 
-use serde_json::json;
-
-use super::{Batch, JoinHint, Json, id_of, props, text};
+use super::{Batch, JoinHint, Json, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 pub fn vulnerability_key(machine_id: &str, cve_id: &str) -> String {
@@ -85,19 +83,22 @@ pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
         (Some(d), Some(a)) => format!("{d}\\{a}"),
         _ => key.clone(),
     };
-    let mut p = props(&v.to_value());
-    // Per-machine facts do not belong on a user seen on many machines.
-    for f in [
+    // Per-machine facts do not belong on a user seen on many machines; the
+    // id is the key, written first.
+    let rest = v.props_json_without(&[
+        "id",
         "mostPrevalentMachineId",
         "leastPrevalentMachineId",
         "firstSeen",
         "lastSeen",
         "logOnMachinesCount",
-    ] {
-        p.remove(f);
-    }
-    p.insert("id".into(), json!(key));
-    out.entity(&key, EntityKind::DefenderLogonUser, &key, &name, p);
+    ]);
+    let id = serde_json::to_string(&key).unwrap_or_else(|_| "\"\"".into());
+    let p = match rest.strip_prefix('{') {
+        Some("}") | None => format!("{{\"id\":{id}}}"),
+        Some(fields) => format!("{{\"id\":{id},{fields}"),
+    };
+    out.entity_json(&key, EntityKind::DefenderLogonUser, &key, &name, p);
     out.rel(machine_id, Verb::Has, &key);
     if let Some(a) = account {
         out.hints.push(JoinHint::LogonUser {
@@ -110,6 +111,7 @@ pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn machines_give_join_facts_from_dns_names() {
@@ -161,6 +163,17 @@ mod tests {
         logon_user("m2", &u, &mut b);
         assert_eq!(b.entities[0].key, b.entities[1].key);
         assert!(b.entities[0].prop("mostPrevalentMachineId").is_none());
+        // Read in place, the record gives the same user as its parsed tree.
+        let text = u.to_string();
+        let r = crate::record::Record::from_json(&text).expect("json");
+        logon_user("m3", &r, &mut b);
+        assert_eq!(b.entities[2].properties(), b.entities[0].properties());
+        assert_eq!(b.entities[2].display_name, b.entities[0].display_name);
+        assert_eq!(
+            b.entities[2].prop("id"),
+            Some(json!("contoso\\ava.dubois")),
+            "the key is the id"
+        );
         assert_eq!(
             b.hints[0],
             JoinHint::LogonUser {

@@ -24,6 +24,8 @@ pub trait Json {
     fn str_field(&self, field: &str) -> Option<&str>;
     /// The record's properties as compact JSON (see `props_json`).
     fn props_json(&self) -> String;
+    /// `props_json` without the named fields.
+    fn props_json_without(&self, drop: &[&str]) -> String;
     /// The named fields that are present as a compact JSON object.
     fn pick_json(&self, fields: &[&str]) -> String;
     fn to_value(&self) -> Value;
@@ -38,6 +40,9 @@ impl<J: Json + ?Sized> Json for &J {
     }
     fn props_json(&self) -> String {
         (**self).props_json()
+    }
+    fn props_json_without(&self, drop: &[&str]) -> String {
+        (**self).props_json_without(drop)
     }
     fn pick_json(&self, fields: &[&str]) -> String {
         (**self).pick_json(fields)
@@ -56,6 +61,13 @@ impl Json for Value {
     }
     fn props_json(&self) -> String {
         props_json(self)
+    }
+    fn props_json_without(&self, drop: &[&str]) -> String {
+        let mut p = props(self);
+        for f in drop {
+            p.remove(*f);
+        }
+        serde_json::to_string(&p).unwrap_or_else(|_| "{}".into())
     }
     fn pick_json(&self, fields: &[&str]) -> String {
         let picked: Map<String, Value> = fields
@@ -78,6 +90,9 @@ impl Json for Record<'_> {
     }
     fn props_json(&self) -> String {
         Record::props_json(self)
+    }
+    fn props_json_without(&self, drop: &[&str]) -> String {
+        Record::props_json_without(self, drop)
     }
     fn pick_json(&self, fields: &[&str]) -> String {
         Record::pick_json(self, fields)

@@ -142,10 +142,18 @@ async fn findings(ctx: &Ctx, failing: Vec<Failing>) {
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
+            // Only the states of the policies this device fails are read
+            // further; the rest of its answer is left in place.
+            let wanted = &by_device[devices[i]];
+            let kept = items
+                .iter()
+                .filter(|r| {
+                    let id = r.str("id");
+                    wanted.iter().any(|f| Some(f.policy.as_str()) == id)
+                })
+                .map(crate::record::Record::to_value);
             if let Ok(mut s) = states.lock() {
-                s.entry(i)
-                    .or_default()
-                    .extend(items.iter().map(crate::record::Record::to_value));
+                s.entry(i).or_default().extend(kept);
             }
         })
         .await;
