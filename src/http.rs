@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::gate::{Gate, Priority};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::auth::{AccessToken, Auth, AuthError};
 use crate::endpoints::{Api, join};
@@ -102,12 +102,55 @@ pub const MAX_BATCH: usize = 20;
 /// Pages a chain of next links may run ahead of the reading of its records.
 const PAGES_AHEAD: usize = 16;
 
-/// A task that ends when its handle is dropped (a collection given up).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Told a page's next link as soon as the page's first bytes name it.
+type OnHead<'a> = dyn Fn(String) + Send + Sync + 'a;
 
-impl Drop for AbortOnDrop {
+/// A page request in a chain: its page, once read whole.
+type PageTask = std::pin::Pin<Box<dyn Future<Output = Result<RawPage, HttpError>> + Send>>;
+
+/// Reads a body chunk by chunk, telling `on_head` the next link the moment
+/// the first bytes name it.
+async fn read_watching_head(
+    mut resp: reqwest::Response,
+    on_head: &OnHead<'_>,
+) -> Result<bytes::Bytes, reqwest::Error> {
+    // A length the service claims is a hint, not a promise to allocate.
+    let hint = resp.content_length().unwrap_or(64 << 10).min(16 << 20) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(hint);
+    let mut watching = true;
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+        if watching {
+            match crate::record::head_link(&buf) {
+                crate::record::Head::Link(link) => {
+                    on_head(link);
+                    watching = false;
+                }
+                crate::record::Head::NoLink => watching = false,
+                crate::record::Head::NeedMore => {}
+            }
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// A task that ends when its handle is dropped (a collection given up), and
+/// that can be awaited for what it returns.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 
@@ -184,7 +227,7 @@ impl MetricsSnapshot {
 pub struct Http {
     client: reqwest::Client,
     auth: Arc<Auth>,
-    limits: [Semaphore; 3],
+    limits: [Gate; 3],
     metrics: Metrics,
     opts: HttpOptions,
 }
@@ -216,9 +259,9 @@ impl Http {
         Ok(Http {
             client,
             limits: [
-                Semaphore::new(opts.concurrency[0].max(1)),
-                Semaphore::new(opts.concurrency[1].max(1)),
-                Semaphore::new(opts.concurrency[2].max(1)),
+                Gate::new(opts.concurrency[0]),
+                Gate::new(opts.concurrency[1]),
+                Gate::new(opts.concurrency[2]),
             ],
             auth,
             metrics: Metrics::default(),
@@ -308,6 +351,19 @@ impl Http {
         out: &Outgoing<'_>,
         parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
     ) -> Result<T, HttpError> {
+        self.send_inner(out, parse, None, Priority::Normal).await
+    }
+
+    /// `send_as`, and `on_head` sees a successful answer's next link as soon
+    /// as its first bytes name it (see `record::head_link`), before the rest
+    /// of the body has arrived.
+    async fn send_inner<T>(
+        &self,
+        out: &Outgoing<'_>,
+        parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
+        on_head: Option<&OnHead<'_>>,
+        priority: Priority,
+    ) -> Result<T, HttpError> {
         let api = out.api();
         let endpoint = self.endpoint_name(out);
         let mut throttled_tries = 0u32;
@@ -319,7 +375,7 @@ impl Http {
                 _ => Some(self.token(api).await?),
             };
             let verdict = {
-                let _permit = self.limits[api.index()].acquire().await;
+                let _slot = self.limits[api.index()].enter(priority).await;
                 let counter = match out {
                     Outgoing::Token { .. } => 3,
                     _ => api.index(),
@@ -332,7 +388,7 @@ impl Http {
                         throttled: false,
                         cause: format!("connection failed: {}", describe(&e)),
                     },
-                    Ok(resp) => self.judge(out, &endpoint, resp, &parse).await,
+                    Ok(resp) => self.judge(out, &endpoint, resp, &parse, on_head).await,
                 }
             };
             match verdict {
@@ -430,10 +486,15 @@ impl Http {
         endpoint: &str,
         resp: reqwest::Response,
         parse: &impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
+        on_head: Option<&OnHead<'_>>,
     ) -> Verdict<T> {
         let status = resp.status().as_u16();
         let retry_wait = retry_after(resp.headers());
-        let bytes = match resp.bytes().await {
+        let body = match on_head.filter(|_| status == 200) {
+            Some(on_head) => read_watching_head(resp, on_head).await,
+            None => resp.bytes().await,
+        };
+        let bytes = match body {
             Ok(b) => b,
             Err(e) => {
                 return Verdict::Retry {
@@ -564,40 +625,95 @@ impl Http {
         Ok(total)
     }
 
-    /// Requests pages from `next` on until the last, sending each on as soon
-    /// as it is scanned.
+    /// Requests pages from `next` on until the last and sends each on, in
+    /// order, as soon as it is scanned. A page's request goes out the moment
+    /// the page before names it — from its first bytes where the service
+    /// writes the link before the records (Graph) — so a page's transfer and
+    /// scan overlap the next one's round trip.
     async fn chain(
         self: Arc<Self>,
         api: Api,
-        mut next: String,
+        next: String,
         tx: tokio::sync::mpsc::Sender<Result<RawPage, HttpError>>,
     ) {
+        use futures::StreamExt;
+        let mut pages: futures::stream::FuturesOrdered<PageTask> = Default::default();
+        let mut link = Some(self.start_page(api, next, &mut pages));
         loop {
-            if !self.same_origin(api, &next) {
-                let endpoint = format!("GET {}", next.split('?').next().unwrap_or(""));
-                let _ = tx.send(Err(HttpError::ForeignLink { endpoint })).await;
-                return;
-            }
-            let page = self
-                .send_as(&Outgoing::Get { api, url: &next }, RawPage::scan)
-                .await;
-            match page {
-                Ok(mut page) => {
-                    let after = page.next.take();
-                    if tx.send(Ok(page)).await.is_err() {
+            tokio::select! {
+                // The next link first: a request out sooner, a page later.
+                biased;
+                named = async {
+                    match link.as_mut() {
+                        Some(rx) => rx.await,
+                        None => std::future::pending().await,
+                    }
+                }, if link.is_some() => {
+                    link = None;
+                    if let Ok(Some(next)) = named {
+                        link = Some(self.start_page(api, next, &mut pages));
+                    }
+                }
+                Some(page) = pages.next(), if !pages.is_empty() => {
+                    let failed = page.is_err();
+                    if tx.send(page).await.is_err() || failed {
                         return;
                     }
-                    match after {
-                        Some(n) => next = n,
-                        None => return,
-                    }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
+                else => return,
             }
         }
+    }
+
+    /// Starts the request of one page of a chain as a task of its own and
+    /// queues its page. The returned receiver gets the page's next link
+    /// (`None` at the last page or when the page cannot be read), early when
+    /// its head names it. A link to another host is not followed: its page is
+    /// an error, queued after the pages before it.
+    fn start_page(
+        self: &Arc<Self>,
+        api: Api,
+        url: String,
+        pages: &mut futures::stream::FuturesOrdered<PageTask>,
+    ) -> tokio::sync::oneshot::Receiver<Option<String>> {
+        let (link_tx, link_rx) = tokio::sync::oneshot::channel();
+        if !self.same_origin(api, &url) {
+            let endpoint = format!("GET {}", url.split('?').next().unwrap_or(""));
+            pages.push_back(Box::pin(
+                async move { Err(HttpError::ForeignLink { endpoint }) },
+            ));
+            return link_rx;
+        }
+        let http = Arc::clone(self);
+        let endpoint = self.endpoint_name(&Outgoing::Get { api, url: &url });
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let link = std::sync::Mutex::new(Some(link_tx));
+            let tell = |next: Option<String>| {
+                if let Some(tx) = link.lock().ok().and_then(|mut l| l.take()) {
+                    let _ = tx.send(next);
+                }
+            };
+            let page = http
+                .send_inner(
+                    &Outgoing::Get { api, url: &url },
+                    RawPage::scan,
+                    Some(&|next| tell(Some(next))),
+                    Priority::Chain,
+                )
+                .await;
+            // Told already when the head named it; else the scan tells.
+            tell(page.as_ref().ok().and_then(|p| p.next.clone()));
+            page
+        }));
+        pages.push_back(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(HttpError::Transport {
+                    endpoint,
+                    cause: format!("the request stopped unexpectedly ({e})"),
+                })
+            })
+        }));
+        link_rx
     }
 
     fn same_origin(&self, api: Api, link: &str) -> bool {
@@ -1107,6 +1223,86 @@ mod tests {
             .flat_map(|p| [format!("{p}-0"), format!("{p}-1")])
             .collect();
         assert_eq!(ids, want);
+    }
+
+    /// A loopback server whose pages `/v1.0/slow?page=N` (N = 1..3) send
+    /// their head with the next link at once and their records 300 ms
+    /// later; it logs when each page is asked for and when it ends.
+    async fn slow_paging_server() -> (url::Url, Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::extract::{Query, Request};
+        use axum::response::IntoResponse;
+        use futures::StreamExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
+        let app = axum::Router::new().fallback(
+            move |Query(q): Query<std::collections::HashMap<String, String>>, req: Request| {
+                let log = seen.clone();
+                async move {
+                    if req.method() == axum::http::Method::POST {
+                        let token = json!({"access_token": "x", "expires_in": 3600, "token_type": "Bearer"});
+                        return axum::Json(token).into_response();
+                    }
+                    let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                    log.lock().expect("log").push(format!("ask {n}"));
+                    let head = if n < 3 {
+                        format!(r#"{{"@odata.nextLink":"http://{addr}/v1.0/slow?page={}","value":["#, n + 1)
+                    } else {
+                        r#"{"value":["#.to_string()
+                    };
+                    let tail = format!(r#"{{"id":"{n}"}}]}}"#);
+                    let parts = futures::stream::iter([(false, head), (true, tail)]).then(
+                        move |(last, text)| {
+                            let log = log.clone();
+                            async move {
+                                if last {
+                                    tokio::time::sleep(Duration::from_millis(300)).await;
+                                    log.lock().expect("log").push(format!("end {n}"));
+                                }
+                                Ok::<_, std::io::Error>(bytes::Bytes::from(text))
+                            }
+                        },
+                    );
+                    (
+                        [("content-type", "application/json")],
+                        axum::body::Body::from_stream(parts),
+                    )
+                        .into_response()
+                }
+            },
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (
+            url::Url::parse(&format!("http://{addr}")).expect("url"),
+            log,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_next_page_is_asked_for_as_soon_as_a_page_names_it() {
+        let (base, log) = slow_paging_server().await;
+        let http = client_of(base);
+        let mut ids = Vec::new();
+        let n = http
+            .get_pages(Api::Graph, "/v1.0/slow?page=1", |records| {
+                ids.extend(records.iter().filter_map(|r| r.str("id").map(String::from)));
+            })
+            .await
+            .expect("pages");
+        assert_eq!((n, ids), (3, vec!["1".into(), "2".into(), "3".into()]));
+        let log = log.lock().expect("log").clone();
+        let at = |e: &str| log.iter().position(|l| l == e).expect(e);
+        // Page 3 is asked for while page 2 is still arriving. (Page 1 is
+        // the first page, read whole before the chain starts from its link.)
+        assert!(
+            at("ask 3") < at("end 2"),
+            "page 3 waited for page 2: {log:?}"
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod export;
 pub mod fake;
 pub mod fetch;
+pub mod gate;
 pub mod http;
 pub mod ingest;
 pub mod model;

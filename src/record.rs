@@ -351,6 +351,91 @@ impl RawPage {
     }
 }
 
+/// What the first bytes of a page say of its next link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// The next link, read before the records.
+    Link(String),
+    /// The records begin (or the page ends) with no next link before them:
+    /// only the whole page can tell.
+    NoLink,
+    /// Too few bytes yet to tell.
+    NeedMore,
+}
+
+/// Reads the top-level fields that come before a page's `value` array for
+/// its next link. Graph writes `@odata.nextLink` before `value` (as its
+/// paging documentation shows), so the next request can go out as soon as
+/// the first bytes of a page arrive, not after the whole page is read and
+/// scanned: that wait was on the critical path of every chain of pages.
+/// `prefix` may end anywhere; a field cut off asks for more.
+pub fn head_link(prefix: &[u8]) -> Head {
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    }
+    /// One JSON value at `i` and the offset after it; `None` when it is
+    /// cut off, `Some(Err)` when it is not JSON.
+    fn value<'a, T: Deserialize<'a>>(b: &'a [u8], i: usize) -> Option<Result<(T, usize), ()>> {
+        let mut it = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<T>();
+        match it.next()? {
+            Ok(v) => Some(Ok((v, i + it.byte_offset()))),
+            Err(e) if e.is_eof() => None,
+            Err(_) => Some(Err(())),
+        }
+    }
+    let mut i = ws(prefix, 0);
+    match prefix.get(i) {
+        None => return Head::NeedMore,
+        Some(b'{') => i += 1,
+        Some(_) => return Head::NoLink,
+    }
+    loop {
+        i = ws(prefix, i);
+        match prefix.get(i) {
+            None => return Head::NeedMore,
+            Some(b'"') => {}
+            Some(_) => return Head::NoLink,
+        }
+        let (key, after) = match value::<Cow<str>>(prefix, i) {
+            None => return Head::NeedMore,
+            Some(Err(())) => return Head::NoLink,
+            Some(Ok(k)) => k,
+        };
+        i = ws(prefix, after);
+        match prefix.get(i) {
+            None => return Head::NeedMore,
+            Some(b':') => i = ws(prefix, i + 1),
+            Some(_) => return Head::NoLink,
+        }
+        if i >= prefix.len() {
+            return Head::NeedMore;
+        }
+        match &*key {
+            "value" => return Head::NoLink,
+            "@odata.nextLink" | "nextLink" => {
+                return match value::<Option<String>>(prefix, i) {
+                    None => Head::NeedMore,
+                    Some(Ok((Some(link), _))) if !link.is_empty() => Head::Link(link),
+                    Some(_) => Head::NoLink,
+                };
+            }
+            _ => match value::<de::IgnoredAny>(prefix, i) {
+                None => return Head::NeedMore,
+                Some(Err(())) => return Head::NoLink,
+                Some(Ok((_, after))) => i = ws(prefix, after),
+            },
+        }
+        match prefix.get(i) {
+            None => return Head::NeedMore,
+            Some(b',') => i += 1,
+            Some(_) => return Head::NoLink,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +504,41 @@ mod tests {
     fn repeated_fields_keep_the_last_like_json_parsers() {
         let r = Record::from_json(r#"{"id":"first","id":"second"}"#).expect("json");
         assert_eq!(r.str("id"), Some("second"));
+    }
+
+    #[test]
+    fn the_head_of_a_page_names_its_next_link_before_the_records() {
+        let page = br#"{"@odata.context":"https://graph/v1.0/$metadata#users","@odata.count":24000,"@odata.nextLink":"https://graph/v1.0/users?$skiptoken=abc","value":[{"id":"u1"}]}"#;
+        let link = Head::Link("https://graph/v1.0/users?$skiptoken=abc".into());
+        assert_eq!(head_link(page), link);
+        // However the bytes are cut, the answer is the link or "more".
+        for cut in 0..page.len() {
+            let h = head_link(&page[..cut]);
+            assert!(h == link || h == Head::NeedMore, "cut at {cut}: {h:?}");
+        }
+        let end = page.iter().position(|&b| b == b'[').expect("array");
+        assert_eq!(head_link(&page[..end]), link);
+    }
+
+    #[test]
+    fn a_head_without_a_next_link_says_so_at_the_records() {
+        // Defender and ARM may write the link after the records.
+        assert_eq!(
+            head_link(br#"{"@odata.context":"x","value":[{"id":1}],"@odata.nextLink":"n"}"#),
+            Head::NoLink
+        );
+        assert_eq!(head_link(br#"{"value":["#), Head::NoLink);
+        assert_eq!(head_link(br#"{"value""#), Head::NeedMore);
+        assert_eq!(head_link(br#"{"nextLink":null,"value":[]}"#), Head::NoLink);
+        assert_eq!(head_link(br#"{"nextLink":"","value":[]}"#), Head::NoLink);
+        assert_eq!(
+            head_link(br#"  {"nextLink" : "l" , "value":[]}"#),
+            Head::Link("l".into())
+        );
+        assert_eq!(head_link(br#"{"error":{"code":"x"}}"#), Head::NoLink);
+        assert_eq!(head_link(b"[1,2]"), Head::NoLink);
+        assert_eq!(head_link(b"not json"), Head::NoLink);
+        assert_eq!(head_link(b""), Head::NeedMore);
+        assert_eq!(head_link(br#"{"@odata.count":12"#), Head::NeedMore);
     }
 }
