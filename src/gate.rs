@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 /// Which queue a request waits in when every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    /// Continues a chain of next links: served first.
-    Chain,
+    /// Continues work under way — the next page of a chain, or a request
+    /// sent again with a renewed token: served first.
+    First,
     /// Anything else, first come first served.
     Normal,
 }
@@ -29,7 +30,7 @@ pub struct Gate {
 #[derive(Debug)]
 struct State {
     free: usize,
-    chain: VecDeque<oneshot::Sender<()>>,
+    first: VecDeque<oneshot::Sender<()>>,
     normal: VecDeque<oneshot::Sender<()>>,
 }
 
@@ -68,7 +69,7 @@ impl Gate {
         Gate {
             state: Mutex::new(State {
                 free: slots.max(1),
-                chain: VecDeque::new(),
+                first: VecDeque::new(),
                 normal: VecDeque::new(),
             }),
         }
@@ -84,7 +85,7 @@ impl Gate {
             }
             let (tx, rx) = oneshot::channel();
             match priority {
-                Priority::Chain => s.chain.push_back(tx),
+                Priority::First => s.first.push_back(tx),
                 Priority::Normal => s.normal.push_back(tx),
             }
             rx
@@ -102,12 +103,12 @@ impl Gate {
         Slot { gate: self }
     }
 
-    /// Hands a slot to the first waiter still waiting, chains first, or
-    /// frees it.
+    /// Hands a slot to the first waiter still waiting (`First` before
+    /// `Normal`), or frees it.
     fn release(&self) {
         let mut s = self.lock();
         loop {
-            let next = match s.chain.pop_front() {
+            let next = match s.first.pop_front() {
                 Some(tx) => tx,
                 None => match s.normal.pop_front() {
                     Some(tx) => tx,
@@ -150,7 +151,7 @@ mod tests {
         for (name, p) in [
             ("batch 1", Priority::Normal),
             ("batch 2", Priority::Normal),
-            ("next page", Priority::Chain),
+            ("next page", Priority::First),
         ] {
             let (gate, order) = (gate.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
@@ -175,7 +176,7 @@ mod tests {
         let b = gate.enter(Priority::Normal).await;
         // Given up while waiting.
         let gave_up =
-            tokio::time::timeout(Duration::from_millis(10), gate.enter(Priority::Chain)).await;
+            tokio::time::timeout(Duration::from_millis(10), gate.enter(Priority::First)).await;
         assert!(gave_up.is_err());
         // Given up after it was handed a slot but before it ran.
         {
@@ -187,7 +188,7 @@ mod tests {
         drop(b);
         assert_eq!(gate.free(), 2);
         let _x = gate.enter(Priority::Normal).await;
-        let _y = gate.enter(Priority::Chain).await;
+        let _y = gate.enter(Priority::First).await;
         assert_eq!(gate.free(), 0);
     }
 }

@@ -369,13 +369,20 @@ impl Http {
         let mut throttled_tries = 0u32;
         let mut error_tries = 0u32;
         let mut refreshed = false;
+        let mut priority = priority;
         loop {
-            let token = match out {
-                Outgoing::Token { .. } => None,
-                _ => Some(self.token(api).await?),
+            let (slot, token) = match out {
+                // A token request goes to the sign-in service, not to the API
+                // whose slots are taken, and is one at a time already.
+                Outgoing::Token { .. } => (None, None),
+                // The token is taken once the request may go, so it is as
+                // fresh as it can be when it is sent.
+                _ => {
+                    let slot = self.limits[api.index()].enter(priority).await;
+                    (Some(slot), Some(self.token(api).await?))
+                }
             };
             let verdict = {
-                let _slot = self.limits[api.index()].enter(priority).await;
                 let counter = match out {
                     Outgoing::Token { .. } => 3,
                     _ => api.index(),
@@ -391,10 +398,15 @@ impl Http {
                     Ok(resp) => self.judge(out, &endpoint, resp, &parse, on_head).await,
                 }
             };
+            // Free for others while this one waits to try again.
+            drop(slot);
             match verdict {
                 Verdict::Done(v) => return Ok(v),
                 Verdict::RefreshToken if !refreshed => {
                     refreshed = true;
+                    // Sent again at once with the new token: at the back of
+                    // the queue, the new token could die waiting too.
+                    priority = Priority::First;
                     if let Some(t) = &token {
                         self.invalidate(api, t).await;
                     }
@@ -698,7 +710,7 @@ impl Http {
                     &Outgoing::Get { api, url: &url },
                     RawPage::scan,
                     Some(&|next| tell(Some(next))),
-                    Priority::Chain,
+                    Priority::First,
                 )
                 .await;
             // Told already when the head named it; else the scan tells.

@@ -220,9 +220,10 @@ async fn a_malformed_page_names_its_endpoint_and_loses_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_that_expire_mid_fetch_are_renewed() {
-    // Slow enough that the fetch takes seconds, so tokens die under it.
+    // Slow enough that the fetch takes seconds however fast the build, so
+    // tokens die under it.
     let mut opts = faults("expire=1");
-    opts.latency = std::time::Duration::from_millis(150);
+    opts.latency = std::time::Duration::from_millis(300);
     let s = start(1000, 14, opts).await;
     let b = fetch(&s, quick()).await;
     assert!(
