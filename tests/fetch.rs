@@ -81,6 +81,57 @@ fn assert_matches_manifest(b: &GraphBuilder, m: &Manifest) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_finding_names_the_settings_its_device_fails() {
+    // Devices failing several policies, and findings read while later
+    // status pages still arrive, must each get their own policy's settings.
+    let s = start(1500, 9, ServerOptions::default()).await;
+    let b = fetch(&s, quick()).await;
+    let t = &s.tenant;
+    let mut checked = 0;
+    let mut multi = 0;
+    for d in &t.devices {
+        let failing: Vec<_> = d
+            .policy_states
+            .iter()
+            .filter(|p| p.status.is_finding())
+            .collect();
+        if failing.len() > 1 {
+            multi += 1;
+        }
+        for st in failing {
+            let p = &t.compliance_policies[st.policy as usize];
+            let key = format!("{}|{}", d.id, p.id);
+            let e = b
+                .graph
+                .by_key(&key)
+                .unwrap_or_else(|| panic!("no finding {key}"));
+            let mut want: Vec<String> = st
+                .failing
+                .iter()
+                .map(|&i| p.settings[i as usize].1.to_string())
+                .collect();
+            want.sort();
+            let mut got: Vec<String> = e
+                .prop("failingSettingNames")
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            got.sort();
+            assert_eq!(got, want, "{key}");
+            assert_eq!(
+                e.prop("settingsKnown"),
+                Some(serde_json::json!(true)),
+                "{key}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 100 && multi > 10,
+        "{checked} findings, {multi} devices failing more than one policy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_matches_the_manifest_at_several_sizes_and_seeds() {
     for (users, seed) in [(60, 1), (300, 2), (1200, 3)] {
         let s = start(users, seed, ServerOptions::default()).await;

@@ -4,10 +4,11 @@
 //! statuses; detected apps and the devices that have them; managed apps and
 //! (beta, which alone has per-device install state) their device statuses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::endpoints::Api;
 use crate::fetch::Ctx;
@@ -89,24 +90,26 @@ async fn compliance(ctx: &Ctx) {
     if policies.is_empty() {
         return;
     }
-    let failing: Mutex<Vec<Failing>> = Mutex::new(Vec::new());
+    // Failing rows go to `findings` as their pages arrive, so the failing
+    // devices' policy states are read while later status pages still come.
+    let (failing_tx, failing_rx) = tokio::sync::mpsc::unbounded_channel::<Failing>();
     let paths = super::per_item(&policies, |id| {
         format!("/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses")
     });
-    let results = ctx
-        .http
-        .batch_pages("v1.0", &paths, |i, items| {
-            let mut b = Batch::default();
-            for v in &items {
-                if let Some((device, state)) = ingest::device_status(
-                    &policies[i],
-                    EntityKind::IntuneCompliancePolicy,
-                    v,
-                    &mut b,
-                ) {
-                    if ingest::is_failing_state(&state) {
-                        if let Ok(mut f) = failing.lock() {
-                            f.push(Failing {
+    let statuses = async move {
+        let results = ctx
+            .http
+            .batch_pages("v1.0", &paths, |i, items| {
+                let mut b = Batch::default();
+                for v in &items {
+                    if let Some((device, state)) = ingest::device_status(
+                        &policies[i],
+                        EntityKind::IntuneCompliancePolicy,
+                        v,
+                        &mut b,
+                    ) {
+                        if ingest::is_failing_state(&state) {
+                            let _ = failing_tx.send(Failing {
                                 device,
                                 policy: policies[i].clone(),
                                 state,
@@ -115,68 +118,90 @@ async fn compliance(ctx: &Ctx) {
                         }
                     }
                 }
-            }
-            ctx.progress("compliance device statuses", items.len(), false);
-            ctx.send(b);
-        })
-        .await;
-    ctx.finish("compliance device statuses", first_error(results));
-    let failing = failing.into_inner().unwrap_or_default();
-    findings(ctx, failing).await;
+                ctx.progress("compliance device statuses", items.len(), false);
+                ctx.send(b);
+            })
+            .await;
+        drop(failing_tx);
+        ctx.finish("compliance device statuses", first_error(results));
+    };
+    tokio::join!(statuses, findings(ctx, failing_rx));
 }
 
-/// Reads the failing devices' policy states (20 devices a `$batch`) and
-/// emits one finding per failing (device, policy) with its settings.
-async fn findings(ctx: &Ctx, failing: Vec<Failing>) {
-    let mut by_device: HashMap<&str, Vec<&Failing>> = HashMap::new();
-    for f in &failing {
-        by_device.entry(f.device.as_str()).or_default().push(f);
-    }
-    let mut devices: Vec<&str> = by_device.keys().copied().collect();
-    devices.sort_unstable();
-    let paths = super::per_item(
-        &devices.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        |d| format!("/deviceManagement/managedDevices/{d}/deviceCompliancePolicyStates"),
-    );
-    let states: Mutex<HashMap<usize, Vec<Value>>> = Mutex::new(HashMap::new());
-    let results = ctx
-        .http
-        .batch_pages("v1.0", &paths, |i, items| {
-            // Only the states of the policies this device fails are read
-            // further; the rest of its answer is left in place.
-            let wanted = &by_device[devices[i]];
-            let kept = items
-                .iter()
-                .filter(|r| {
-                    let id = r.str("id");
-                    wanted.iter().any(|f| Some(f.policy.as_str()) == id)
-                })
-                .map(crate::record::Record::to_value);
-            if let Ok(mut s) = states.lock() {
-                s.entry(i).or_default().extend(kept);
-            }
-        })
-        .await;
-    let states = states.into_inner().unwrap_or_default();
-    let mut unknown = 0;
-    let mut err = None;
+/// A device's policy states as read: (policy id, the state's JSON text),
+/// parsed only for the policies the device fails.
+type PolicyStates = Vec<(String, String)>;
+
+/// Reads failing devices' policy states (20 devices a `$batch`, sent as
+/// soon as 20 are known) and emits one finding per failing (device, policy)
+/// with its settings. A device failing several policies is read once.
+async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
+    use futures::StreamExt;
+    let mut requested: HashSet<String> = HashSet::new();
+    let mut queued: Vec<String> = Vec::new();
+    let mut waiting: HashMap<String, Vec<Failing>> = HashMap::new();
+    // A device's states once read; `None` when they could not be.
+    let mut states: HashMap<String, Option<PolicyStates>> = HashMap::new();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let (mut total, mut unknown, mut err) = (0usize, 0usize, None);
     let mut b = Batch::default();
-    for (i, result) in results.into_iter().enumerate() {
-        if let Err(e) = result {
-            unknown += by_device[devices[i]].len();
-            err.get_or_insert(e);
+    let mut open = true;
+    let emit = |f: &Failing, known: Option<&PolicyStates>, b: &mut Batch| {
+        let state: Option<Value> = known
+            .and_then(|s| s.iter().find(|(id, _)| *id == f.policy))
+            .and_then(|(_, text)| serde_json::from_str(text).ok());
+        ingest::finding(&f.device, &f.policy, &f.state, &f.row, state.as_ref(), b);
+    };
+    loop {
+        while queued.len() >= crate::http::MAX_BATCH || (!open && !queued.is_empty()) {
+            let n = queued.len().min(crate::http::MAX_BATCH);
+            running.push(policy_states(ctx, queued.drain(..n).collect()));
         }
-        let device_states = states.get(&i);
-        for f in &by_device[devices[i]] {
-            let state = device_states
-                .and_then(|s| s.iter().find(|p| text(p, "id") == Some(f.policy.as_str())));
-            ingest::finding(&f.device, &f.policy, &f.state, &f.row, state, &mut b);
-        }
-        if b.entities.len() >= 2000 {
-            ctx.send(b.take());
+        tokio::select! {
+            f = failing.recv(), if open => match f {
+                Some(f) => {
+                    total += 1;
+                    if let Some(known) = states.get(&f.device) {
+                        if known.is_none() {
+                            unknown += 1;
+                        }
+                        emit(&f, known.as_ref(), &mut b);
+                    } else {
+                        if requested.insert(f.device.clone()) {
+                            queued.push(f.device.clone());
+                        }
+                        waiting.entry(f.device.clone()).or_default().push(f);
+                    }
+                }
+                None => open = false,
+            },
+            Some(read) = running.next(), if !running.is_empty() => {
+                for (device, result) in read {
+                    let known = match result {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            err.get_or_insert(e);
+                            None
+                        }
+                    };
+                    for f in waiting.remove(&device).unwrap_or_default() {
+                        if known.is_none() {
+                            unknown += 1;
+                        }
+                        emit(&f, known.as_ref(), &mut b);
+                    }
+                    states.insert(device, known);
+                }
+                let n = b.entities.len();
+                if n >= 2000 {
+                    ctx.progress("noncompliance findings", n, false);
+                    ctx.send(b.take());
+                }
+            }
+            else => break,
         }
     }
-    ctx.progress("noncompliance findings", failing.len(), false);
+    ctx.progress("noncompliance findings", b.entities.len(), false);
     ctx.send(b);
     if unknown > 0 {
         ctx.warn(format!(
@@ -187,9 +212,39 @@ async fn findings(ctx: &Ctx, failing: Vec<Failing>) {
         "noncompliance findings",
         match err {
             Some(e) => Err(e),
-            None => Ok(failing.len()),
+            None => Ok(total),
         },
     );
+}
+
+/// The policy states of up to 20 devices, one `$batch`: each device's
+/// states, or why they could not be read.
+async fn policy_states(
+    ctx: &Ctx,
+    devices: Vec<String>,
+) -> Vec<(String, Result<PolicyStates, HttpError>)> {
+    let paths = super::per_item(&devices, |d| {
+        format!("/deviceManagement/managedDevices/{d}/deviceCompliancePolicyStates")
+    });
+    let read: Mutex<HashMap<usize, PolicyStates>> = Mutex::new(HashMap::new());
+    let results = ctx
+        .http
+        .batch_pages("v1.0", &paths, |i, items| {
+            let kept = items
+                .iter()
+                .filter_map(|r| r.str("id").map(|id| (id.to_string(), r.raw().to_string())));
+            if let Ok(mut m) = read.lock() {
+                m.entry(i).or_default().extend(kept);
+            }
+        })
+        .await;
+    let mut read = read.into_inner().unwrap_or_default();
+    devices
+        .into_iter()
+        .zip(results)
+        .enumerate()
+        .map(|(i, (d, r))| (d, r.map(|_| read.remove(&i).unwrap_or_default())))
+        .collect()
 }
 
 async fn configurations(ctx: &Ctx) {
