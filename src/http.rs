@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::gate::{Gate, Priority};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::auth::{AccessToken, Auth, AuthError};
 use crate::endpoints::{Api, join};
+use crate::gate::{Gate, Priority};
 use crate::record::{RawPage, Record};
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! statuses; detected apps and the devices that have them; managed apps and
 //! (beta, which alone has per-device install state) their device statuses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -137,7 +137,6 @@ type PolicyStates = Vec<(String, String)>;
 /// with its settings. A device failing several policies is read once.
 async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
     use futures::StreamExt;
-    let mut requested: HashSet<String> = HashSet::new();
     let mut queued: Vec<String> = Vec::new();
     let mut waiting: HashMap<String, Vec<Failing>> = HashMap::new();
     // A device's states once read; `None` when they could not be.
@@ -167,10 +166,13 @@ async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
                         }
                         emit(&f, known.as_ref(), &mut b);
                     } else {
-                        if requested.insert(f.device.clone()) {
+                        // A device waits from its first failing pair until
+                        // its states are read: the first pair asks for them.
+                        let w = waiting.entry(f.device.clone()).or_default();
+                        if w.is_empty() {
                             queued.push(f.device.clone());
                         }
-                        waiting.entry(f.device.clone()).or_default().push(f);
+                        w.push(f);
                     }
                 }
                 None => open = false,
