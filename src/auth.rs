@@ -25,6 +25,9 @@ pub struct Credentials {
 pub struct AccessToken {
     pub value: Secret,
     pub refresh_at: Instant,
+    /// When the answer arrived: a request refused with a token tries again
+    /// only with one obtained after the refusal.
+    pub obtained: Instant,
     pub roles: Vec<String>,
     /// `Bearer {value}`, built once and marked sensitive (it prints as
     /// `Sensitive`); every request of the token's life sends a copy of it.
@@ -50,6 +53,7 @@ impl AccessToken {
             roles: roles_of(&value),
             value: Secret::new(value),
             refresh_at: Instant::now() + life - margin,
+            obtained: Instant::now(),
         })
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::http::{Http, HttpError, MetricsSnapshot};
 use crate::ingest::Batch;
 use crate::ingest::joins::Linker;
+use crate::logons::{LogonCarry, LogonPolicy};
 use crate::model::TenantGraph;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -121,6 +122,31 @@ pub struct SourceStatus {
     /// Items read per collection.
     pub counts: BTreeMap<String, usize>,
     pub elapsed_ms: u64,
+    /// What a person should know of what was read, though nothing failed
+    /// (logon users carried over from an earlier snapshot, and how old).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Reads the previous snapshot's logon users; run on a blocking thread
+/// while the machines are listed.
+pub type CarryLoader = Arc<dyn Fn() -> anyhow::Result<LogonCarry> + Send + Sync>;
+
+/// How a fetch reads what has limits of its own.
+#[derive(Clone, Default)]
+pub struct FetchOptions {
+    pub logons: LogonPolicy,
+    /// Where logon users not read this time come from; none: not carried.
+    pub carry: Option<CarryLoader>,
+}
+
+impl std::fmt::Debug for FetchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions")
+            .field("logons", &self.logons)
+            .field("carry", &self.carry.is_some())
+            .finish()
+    }
 }
 
 /// Records gathered before a `Batch` event goes out. Per-item collections
@@ -137,11 +163,13 @@ pub struct Ctx {
     pub http: Arc<Http>,
     pub source: Source,
     pub tenant: String,
+    pub options: Arc<FetchOptions>,
     tx: UnboundedSender<FetchEvent>,
     counts: std::sync::Mutex<BTreeMap<String, usize>>,
     /// When each collection's progress was last reported.
     reported: std::sync::Mutex<BTreeMap<&'static str, Instant>>,
     errors: std::sync::Mutex<Vec<String>>,
+    notes: std::sync::Mutex<Vec<String>>,
     collections: std::sync::atomic::AtomicUsize,
     /// Records not yet sent (see `BATCH_RECORDS`).
     gathered: std::sync::Mutex<Batch>,
@@ -152,16 +180,19 @@ impl Ctx {
         http: Arc<Http>,
         source: Source,
         tenant: String,
+        options: Arc<FetchOptions>,
         tx: UnboundedSender<FetchEvent>,
     ) -> Ctx {
         Ctx {
             http,
             source,
             tenant,
+            options,
             tx,
             counts: Default::default(),
             reported: Default::default(),
             errors: Default::default(),
+            notes: Default::default(),
             collections: Default::default(),
             gathered: Default::default(),
         }
@@ -266,6 +297,14 @@ impl Ctx {
         }
     }
 
+    /// Something a person should know of what was read, kept in the
+    /// source's status (and so in the snapshot).
+    pub fn note(&self, message: String) {
+        if let Ok(mut n) = self.notes.lock() {
+            n.push(message);
+        }
+    }
+
     pub fn warn(&self, message: String) {
         let _ = self.tx.send(FetchEvent::Warning {
             source: self.source,
@@ -319,16 +358,27 @@ pub fn permission_for(source: Source, endpoint: &str) -> &'static str {
 /// Starts every source as its own task. Events arrive on the receiver; the
 /// last one is `Done`.
 pub fn spawn(http: Arc<Http>, sources: &[Source]) -> UnboundedReceiver<FetchEvent> {
+    spawn_with(http, sources, FetchOptions::default())
+}
+
+/// `spawn` with options (logon-user budget, carry-over).
+pub fn spawn_with(
+    http: Arc<Http>,
+    sources: &[Source],
+    options: FetchOptions,
+) -> UnboundedReceiver<FetchEvent> {
     let (tx, rx) = unbounded_channel();
     let sources = sources.to_vec();
+    let options = Arc::new(options);
     tokio::spawn(async move {
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for source in sources {
             let http = http.clone();
             let tx = tx.clone();
+            let options = options.clone();
             tasks.spawn(async move {
-                let status = run_source(http, source, tx.clone()).await;
+                let status = run_source(http, source, options, tx.clone()).await;
                 let _ = tx.send(FetchEvent::SourceDone { source, status });
             });
         }
@@ -348,6 +398,7 @@ pub fn spawn(http: Arc<Http>, sources: &[Source]) -> UnboundedReceiver<FetchEven
 async fn run_source(
     http: Arc<Http>,
     source: Source,
+    options: Arc<FetchOptions>,
     tx: UnboundedSender<FetchEvent>,
 ) -> SourceStatus {
     let start = Instant::now();
@@ -357,6 +408,7 @@ async fn run_source(
         errors,
         counts: BTreeMap::new(),
         elapsed_ms: start.elapsed().as_millis() as u64,
+        notes: Vec::new(),
     };
     // The token tells the tenant's GUID (the account entity's key) and
     // whether the API can be used at all.
@@ -379,7 +431,7 @@ async fn run_source(
     let tenant = crate::auth::claims_of(token.value.expose())
         .and_then(|c| c["tid"].as_str().map(String::from))
         .unwrap_or_else(|| http.auth().credentials.tenant.clone());
-    let ctx = Ctx::new(http, source, tenant, tx);
+    let ctx = Ctx::new(http, source, tenant, options, tx);
     match source {
         Source::Directory => crate::sources::directory::run(&ctx).await,
         Source::Intune => crate::sources::intune::run(&ctx).await,
@@ -391,6 +443,7 @@ async fn run_source(
     let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
     errors.sort();
     let counts = ctx.counts.lock().map(|c| c.clone()).unwrap_or_default();
+    let notes = ctx.notes.lock().map(|n| n.clone()).unwrap_or_default();
     let total = ctx.collections.load(std::sync::atomic::Ordering::Relaxed);
     let outcome = if errors.is_empty() {
         Outcome::Complete
@@ -405,6 +458,7 @@ async fn run_source(
         errors,
         counts,
         elapsed_ms: start.elapsed().as_millis() as u64,
+        notes,
     }
 }
 
@@ -437,6 +491,11 @@ impl GraphBuilder {
                 for r in joined {
                     self.graph.relate(r);
                 }
+                for (key, at) in batch.read_at {
+                    if !self.graph.set_read_at(&key, at) {
+                        tracing::debug!(%key, "a read time for an entity not in the graph");
+                    }
+                }
             }
             FetchEvent::Warning { source, message } => self.warnings.push((source, message)),
             FetchEvent::SourceDone { source, status } => {
@@ -462,10 +521,20 @@ impl GraphBuilder {
 pub async fn fetch_all(
     http: Arc<Http>,
     sources: &[Source],
+    on_event: impl FnMut(&FetchEvent),
+) -> GraphBuilder {
+    fetch_all_with(http, sources, FetchOptions::default(), on_event).await
+}
+
+/// `fetch_all` with options (logon-user budget, carry-over).
+pub async fn fetch_all_with(
+    http: Arc<Http>,
+    sources: &[Source],
+    options: FetchOptions,
     mut on_event: impl FnMut(&FetchEvent),
 ) -> GraphBuilder {
     let start = Instant::now();
-    let mut rx = spawn(http, sources);
+    let mut rx = spawn_with(http, sources, options);
     let mut b = GraphBuilder::new();
     while let Some(ev) = rx.recv().await {
         on_event(&ev);
@@ -499,7 +568,13 @@ mod tests {
         let http = Http::new(Arc::new(auth), HttpOptions::default()).expect("client");
         let (tx, rx) = unbounded_channel();
         (
-            Ctx::new(Arc::new(http), Source::Defender, "t".into(), tx),
+            Ctx::new(
+                Arc::new(http),
+                Source::Defender,
+                "t".into(),
+                Default::default(),
+                tx,
+            ),
             rx,
         )
     }

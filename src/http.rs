@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -180,6 +180,11 @@ pub enum HttpError {
     Throttled { endpoint: String, attempts: u32 },
     #[error("{endpoint}: refused to follow a next link to another host")]
     ForeignLink { endpoint: String },
+    #[error("{endpoint}: the service's rate limit is spent (HTTP 429; it asks to wait {} s)", retry_after.as_secs_f64().ceil())]
+    RateLimited {
+        endpoint: String,
+        retry_after: Duration,
+    },
 }
 
 impl HttpError {
@@ -191,6 +196,7 @@ impl HttpError {
             | HttpError::Malformed { endpoint, .. }
             | HttpError::Transport { endpoint, .. }
             | HttpError::Throttled { endpoint, .. }
+            | HttpError::RateLimited { endpoint, .. }
             | HttpError::ForeignLink { endpoint } => Some(endpoint),
         }
     }
@@ -295,8 +301,22 @@ impl Http {
     /// A token for an API, from the cache or freshly requested (one request
     /// at a time per API).
     pub async fn token(&self, api: Api) -> Result<Arc<AccessToken>, HttpError> {
+        self.token_since(api, None).await
+    }
+
+    /// `token`, but a cached token obtained before `since` is not used: a
+    /// service refused a token then, and one cached from before may have
+    /// died the same way though another request fetched it.
+    async fn token_since(
+        &self,
+        api: Api,
+        since: Option<Instant>,
+    ) -> Result<Arc<AccessToken>, HttpError> {
         let mut slot = self.auth.slot(api).lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| t.fresh()) {
+        if let Some(t) = slot
+            .as_ref()
+            .filter(|t| t.fresh() && since.is_none_or(|s| t.obtained >= s))
+        {
             return Ok(t.clone());
         }
         let body = Box::pin(self.send(&Outgoing::Token { api })).await?;
@@ -351,7 +371,8 @@ impl Http {
         out: &Outgoing<'_>,
         parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
     ) -> Result<T, HttpError> {
-        self.send_inner(out, parse, None, Priority::Normal).await
+        self.send_inner(out, parse, None, Priority::Normal, None)
+            .await
     }
 
     /// `send_as`, and `on_head` sees a successful answer's next link as soon
@@ -363,12 +384,14 @@ impl Http {
         parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
         on_head: Option<&OnHead<'_>>,
         priority: Priority,
+        patience: Option<Duration>,
     ) -> Result<T, HttpError> {
         let api = out.api();
         let endpoint = self.endpoint_name(out);
         let mut throttled_tries = 0u32;
         let mut error_tries = 0u32;
         let mut refreshed = false;
+        let mut refused_at = None;
         let mut priority = priority;
         loop {
             let (slot, token) = match out {
@@ -379,7 +402,7 @@ impl Http {
                 // fresh as it can be when it is sent.
                 _ => {
                     let slot = self.limits[api.index()].enter(priority).await;
-                    (Some(slot), Some(self.token(api).await?))
+                    (Some(slot), Some(self.token_since(api, refused_at).await?))
                 }
             };
             let verdict = {
@@ -404,6 +427,7 @@ impl Http {
                 Verdict::Done(v) => return Ok(v),
                 Verdict::RefreshToken if !refreshed => {
                     refreshed = true;
+                    refused_at = Some(Instant::now());
                     // Sent again at once with the new token: at the back of
                     // the queue, the new token could die waiting too.
                     priority = Priority::First;
@@ -424,6 +448,16 @@ impl Http {
                     throttled,
                     cause,
                 } => {
+                    // A rate limit that asks for a longer wait than the
+                    // caller will spend is its answer, not a delay.
+                    if let Some(p) = patience.filter(|p| throttled && wait > *p) {
+                        tracing::debug!(%endpoint, ?wait, ?p, "rate limited beyond patience");
+                        self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                        return Err(HttpError::RateLimited {
+                            endpoint,
+                            retry_after: wait,
+                        });
+                    }
                     let (tries, max) = if throttled {
                         throttled_tries += 1;
                         self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
@@ -604,6 +638,30 @@ impl Http {
         self.follow(api, page, &mut on_page).await
     }
 
+    /// `get_pages`, but a first page throttled with a `Retry-After` longer
+    /// than `patience` fails at once with `HttpError::RateLimited`: for an
+    /// endpoint whose documented limit is per minute or per hour, waiting is
+    /// worse than reading what is left on a later fetch.
+    pub async fn get_pages_within(
+        self: &Arc<Self>,
+        api: Api,
+        path: &str,
+        patience: Duration,
+        mut on_page: impl FnMut(Vec<Record<'_>>),
+    ) -> Result<usize, HttpError> {
+        let first = join(self.auth.endpoints.base(api), path);
+        let page = self
+            .send_inner(
+                &Outgoing::Get { api, url: &first },
+                RawPage::scan,
+                None,
+                Priority::Normal,
+                Some(patience),
+            )
+            .await?;
+        self.follow(api, page, &mut on_page).await
+    }
+
     /// Hands a page's records over and follows its next links. The chain of
     /// next links runs as a task of its own, a few pages ahead of the
     /// records' reading: a source reads all its collections on one task, and
@@ -711,6 +769,7 @@ impl Http {
                     RawPage::scan,
                     Some(&|next| tell(Some(next))),
                     Priority::First,
+                    None,
                 )
                 .await;
             // Told already when the head named it; else the scan tells.

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod gate;
 pub mod http;
 pub mod ingest;
+pub mod logons;
 pub mod model;
 pub mod record;
 pub mod search;

@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, ServerOptions, ThrottleSpec};
+use tenx::fake::{
+    FakeParams, FakeTenant, Faults, Manifest, RateLimits, ServerOptions, ThrottleSpec,
+};
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +106,12 @@ struct FetchArgs {
     /// Keep this many snapshots (0 keeps all).
     #[arg(long, default_value_t = 20)]
     keep: usize,
+    /// How many Defender machines' logon users to read: a number, `all` or
+    /// `none`. Defender allows 100 such calls a minute and 1,500 an hour;
+    /// the others carry over from the previous snapshot with their age.
+    /// `all` paces itself to those limits, however long that takes.
+    #[arg(long, default_value = "100", value_name = "N|all|none")]
+    logon_users: String,
 }
 
 #[derive(Args)]
@@ -239,6 +247,11 @@ struct FakeTenantArgs {
     /// Without a value: the documented budgets; or e.g. `graph=2000/10s,defender=100/60s,arm=250/10s`.
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     throttle: Option<String>,
+    /// Per-endpoint limits the services document, always enforced:
+    /// `documented` (Defender logon users 100 a minute and 1,500 an hour
+    /// per app), `none`, or scaled windows like `logonusers=100/6s+1500/360s`.
+    #[arg(long, default_value = "documented")]
+    rate_limits: String,
     /// Injected faults, e.g. `429=0.1,503=0.05,drop=0.01,forbid=defender,expire=30,malformed-at=/defender/api/machines`.
     #[arg(long, default_value = "")]
     faults: String,
@@ -374,6 +387,7 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
         sources,
         json: args.json,
         keep: args.keep,
+        logon_users: tenx::logons::LogonBudget::parse(&args.logon_users)?,
     };
     runtime()?.block_on(tenx::cmd::fetch::run(target, args))
 }
@@ -414,6 +428,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(spec) => Some(ThrottleSpec::parse(spec)?),
     };
+    let rate_limits = RateLimits::parse(&args.rate_limits)?;
     let tenant = FakeTenant::generate(args.size.params());
     if let Some(path) = &args.manifest {
         let manifest = Manifest::of(&tenant);
@@ -424,6 +439,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
     let options = ServerOptions {
         latency: Duration::from_millis(args.latency_ms),
         throttle,
+        rate_limits,
         faults,
         request_log: args.request_log.clone(),
         secret_expired: args.secret_expired,

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::fetch::{Source, SourceStatus};
 use crate::model::{Entity, EntityKind, TenantGraph, Verb};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `read_times`, and `source_status.notes`.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS relationships (
     to_eid INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS relationships_by_snapshot ON relationships(snapshot_id);
+CREATE TABLE IF NOT EXISTS read_times (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    eid INTEGER NOT NULL,
+    read_at INTEGER NOT NULL,
+    PRIMARY KEY (snapshot_id, eid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS triage (
     device_key TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -120,6 +127,26 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the carry-over of a profile's latest snapshot when a fetch asks:
+/// on a blocking thread, while the machines are listed.
+pub fn carry_loader(store_name: String) -> crate::fetch::CarryLoader {
+    std::sync::Arc::new(move || Store::for_profile(&store_name)?.logon_carry())
+}
+
+/// Brings a database of an older schema up to this one. Tables are made by
+/// `SCHEMA` (`IF NOT EXISTS`); columns added since are added here.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_notes = conn
+        .prepare("SELECT 1 FROM pragma_table_info('source_status') WHERE name = 'notes'")?
+        .exists([])?;
+    if !has_notes {
+        conn.execute_batch(
+            "ALTER TABLE source_status ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'",
+        )?;
+    }
+    Ok(())
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -173,6 +200,12 @@ impl Store {
                 conn.execute_batch(SCHEMA).with_context(|| {
                     format!("{} is not a tenx snapshot database", path.display())
                 })?;
+                migrate(&conn).with_context(|| {
+                    format!(
+                        "cannot upgrade {} to schema {SCHEMA_VERSION}",
+                        path.display()
+                    )
+                })?;
                 conn.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
                     params![SCHEMA_VERSION.to_string()],
@@ -215,7 +248,7 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         {
-            let mut st = tx.prepare("INSERT INTO source_status (snapshot_id, source, outcome, errors, counts, elapsed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut st = tx.prepare("INSERT INTO source_status (snapshot_id, source, outcome, errors, counts, elapsed_ms, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for (source, s) in statuses {
                 st.execute(params![
                     id,
@@ -223,8 +256,15 @@ impl Store {
                     serde_json::to_string(&s.outcome)?.trim_matches('"'),
                     serde_json::to_string(&s.errors)?,
                     serde_json::to_string(&s.counts)?,
-                    s.elapsed_ms as i64
+                    s.elapsed_ms as i64,
+                    serde_json::to_string(&s.notes)?
                 ])?;
+            }
+            let mut rt = tx.prepare(
+                "INSERT INTO read_times (snapshot_id, eid, read_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for (eid, at) in graph.read_times() {
+                rt.execute(params![id, eid as i64, at])?;
             }
             let mut ent = tx.prepare("INSERT INTO entities (snapshot_id, eid, key, type, id, display_name, props) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for (eid, e) in graph.entities() {
@@ -283,7 +323,7 @@ impl Store {
             )
             .optional()?
             .with_context(|| format!("no snapshot {id} in {}", self.path.display()))?;
-        let mut st = self.conn.prepare("SELECT source, outcome, errors, counts, elapsed_ms FROM source_status WHERE snapshot_id = ?1")?;
+        let mut st = self.conn.prepare("SELECT source, outcome, errors, counts, elapsed_ms, notes FROM source_status WHERE snapshot_id = ?1")?;
         let rows = st.query_map(params![id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -291,10 +331,11 @@ impl Store {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
             ))
         })?;
         for row in rows {
-            let (source, outcome, errors, counts, elapsed) = row?;
+            let (source, outcome, errors, counts, elapsed, notes) = row?;
             let Ok(source) = Source::parse(&source) else {
                 continue;
             };
@@ -307,6 +348,7 @@ impl Store {
                     errors: serde_json::from_str(&errors).unwrap_or_default(),
                     counts: serde_json::from_str(&counts).unwrap_or_default(),
                     elapsed_ms: elapsed as u64,
+                    notes: serde_json::from_str(&notes).unwrap_or_default(),
                 },
             );
         }
@@ -348,7 +390,85 @@ impl Store {
             }
             g.link(f as u32, verb, t as u32);
         }
+        let mut st = self
+            .conn
+            .prepare("SELECT eid, read_at FROM read_times WHERE snapshot_id = ?1 ORDER BY eid")?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            let (eid, at): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if !(0..n).contains(&eid) {
+                bail!("snapshot {id} is damaged: a read time names a missing entity");
+            }
+            g.set_read_at_id(eid as u32, at);
+        }
         Ok((info, g))
+    }
+
+    /// The latest snapshot's logon users per machine, with when they were
+    /// read, without loading the snapshot: what a fetch carries over for the
+    /// machines whose logon users it does not read. A snapshot saved before
+    /// read times were kept counts as read when it was saved.
+    pub fn logon_carry(&self) -> anyhow::Result<crate::logons::LogonCarry> {
+        use crate::logons::{CarriedMachine, LogonCarry};
+        let mut carry = LogonCarry::default();
+        let Some(id) = self.latest_id()? else {
+            return Ok(carry);
+        };
+        let saved_at = chrono::DateTime::parse_from_rfc3339(&self.info(id)?.created_at)
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        let mut st = self.conn.prepare(
+            "SELECT e.key, t.read_at FROM read_times t
+             JOIN entities e ON e.snapshot_id = t.snapshot_id AND e.eid = t.eid
+             WHERE t.snapshot_id = ?1 AND e.type = 'microsoft_defender_machine'",
+        )?;
+        let rows = st.query_map(params![id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (machine, read_at) = row?;
+            carry.machines.insert(
+                machine,
+                CarriedMachine {
+                    read_at,
+                    users: Vec::new(),
+                },
+            );
+        }
+        let mut st = self.conn.prepare(
+            "SELECT m.key, u.key, u.id, u.display_name, u.props FROM relationships r
+             JOIN entities m ON m.snapshot_id = r.snapshot_id AND m.eid = r.from_eid
+             JOIN entities u ON u.snapshot_id = r.snapshot_id AND u.eid = r.to_eid
+             WHERE r.snapshot_id = ?1 AND r.verb = 'HAS'
+               AND m.type = 'microsoft_defender_machine'
+               AND u.type = 'microsoft_defender_logon_user'
+             ORDER BY r.rowid",
+        )?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            let machine: String = r.get(0)?;
+            let key: String = r.get(1)?;
+            if !carry.users.contains_key(&key) {
+                let e = Entity {
+                    key: key.as_str().into(),
+                    kind: EntityKind::DefenderLogonUser,
+                    id: r.get::<_, String>(2)?.into(),
+                    display_name: r.get::<_, String>(3)?.into(),
+                    props: r.get::<_, String>(4)?.into(),
+                };
+                carry.users.insert(key.clone(), e);
+            }
+            carry
+                .machines
+                .entry(machine)
+                .or_insert(CarriedMachine {
+                    read_at: saved_at,
+                    users: Vec::new(),
+                })
+                .users
+                .push(key);
+        }
+        Ok(carry)
     }
 
     /// Every device's triage status and note, by device key. They belong to
@@ -432,7 +552,7 @@ impl Store {
             .optional()?;
         let mut removed = 0;
         if let Some(c) = cutoff {
-            for table in ["relationships", "entities", "source_status"] {
+            for table in ["relationships", "read_times", "entities", "source_status"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE snapshot_id <= ?1"),
                     params![c],
@@ -486,6 +606,7 @@ mod tests {
                 errors: vec![],
                 counts: BTreeMap::from([("users".into(), 1)]),
                 elapsed_ms: 5,
+                notes: vec!["a note".into()],
             },
         );
         let id = s

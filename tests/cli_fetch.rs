@@ -19,6 +19,7 @@ fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> 
     c.args(args)
         .env("TENX_DATA_DIR", data)
         .env("TENX_CONFIG_DIR", data.join("config"))
+        .env("TENX_LOGON_USER_LIMITS", SCALED)
         .env_remove("TENX_PROFILE");
     for (k, v) in s.env() {
         c.env(k, v);
@@ -29,6 +30,10 @@ fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> 
     c.output().expect("tenx runs")
 }
 
+/// Defender's logon-user limits (100 a minute, 1,500 an hour) 600 times
+/// faster, on the simulated tenant and in the client's pacing alike.
+const SCALED: &str = "100/0.1s+1500/1.5s";
+
 fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) -> RunningTenant {
     let t = FakeTenant::generate(FakeParams {
         users,
@@ -37,6 +42,8 @@ fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) ->
     });
     let opts = ServerOptions {
         faults: Faults::parse(faults).expect("faults"),
+        rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
+            .expect("limits"),
         ..Default::default()
     };
     rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
@@ -56,7 +63,12 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     let rt = runtime();
     let s = start(&rt, 250, 21, "");
     let data = tempdir("fetch");
-    let out = tenx(&s, &data, None, &["fetch", "--json"]);
+    let out = tenx(
+        &s,
+        &data,
+        None,
+        &["fetch", "--json", "--logon-users", "all"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -227,4 +239,62 @@ fn search_finds_entities_in_the_latest_snapshot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kind printer: unknown kind"));
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
+    let rt = runtime();
+    let s = start(&rt, 250, 22, "");
+    let machines = s.tenant.machines.len();
+    assert!(machines > 100 && machines <= 300, "{machines}");
+    let m = Manifest::of(&s.tenant);
+    let want = m.entities["microsoft_defender_logon_user"];
+    let data = tempdir("carry");
+    let mut seen = Vec::new();
+    for _ in 0..machines.div_ceil(100) {
+        let out = tenx(&s, &data, None, &["fetch", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        seen.push((
+            v["entities"]["microsoft_defender_logon_user"]
+                .as_u64()
+                .unwrap_or(0) as usize,
+            v["sources"]["defender"]["notes"].clone(),
+        ));
+    }
+    // Each fetch adds the next 100 machines' logon users to those carried.
+    for w in seen.windows(2) {
+        assert!(w[1].0 >= w[0].0, "{seen:?}");
+    }
+    let first_note = seen[0].1[0].as_str().expect("a note");
+    assert!(
+        first_note.contains(&format!("100 of {machines} machines read now")),
+        "{first_note}"
+    );
+    let (last, notes) = seen.last().expect("fetches");
+    assert_eq!(
+        *last, want,
+        "every logon user after the last fetch: {seen:?}"
+    );
+    let note = notes[0].as_str().expect("a note");
+    assert!(
+        note.contains(&format!("{} carried over", machines - 100))
+            && !note.contains("not read yet"),
+        "{note}"
+    );
+    // The human report says the same.
+    let out = tenx(&s, &data, None, &["fetch", "--logon-users", "none"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "note: logon users: 0 of {machines} machines read now, {machines} carried over"
+        )),
+        "{text}"
+    );
+    rt.block_on(s.stop());
 }

@@ -562,6 +562,67 @@ async fn throttling_answers_429_with_retry_after() {
     assert!((1..=10).contains(&secs));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logon_users_keep_their_documented_limits_by_default() {
+    // 100 calls a minute per app, whatever else is asked; other Defender
+    // endpoints are not counted against it.
+    let s = start(150, 8, ServerOptions::default()).await;
+    let d = token(&s, DEFENDER).await;
+    let b = s.base_url();
+    let machines = walk(&format!("{b}/defender/api/machines"), &d).await;
+    assert!(machines.len() > 100, "{} machines", machines.len());
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for m in machines.iter().take(102) {
+        let id = m["id"].as_str().expect("id");
+        let (status, headers, body) =
+            get(&format!("{b}/defender/api/machines/{id}/logonusers"), &d).await;
+        if status == 429 {
+            refused = Some((headers, body));
+        }
+        statuses.push(status);
+    }
+    assert!(statuses[..100].iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(&statuses[100..], [429, 429]);
+    let (headers, body) = refused.expect("a refusal");
+    assert!(body.contains("TooManyRequests"), "{body}");
+    let secs: u64 = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .expect("Retry-After")
+        .parse()
+        .expect("whole seconds");
+    assert!((50..=60).contains(&secs), "the minute's rest: {secs}");
+    let (status, _, _) = get(&format!("{b}/defender/api/machines?$top=1"), &d).await;
+    assert_eq!(status, 200, "machines are not counted");
+
+    // Scaled windows (for tests), and none at all.
+    let fast = tenx::fake::RateLimits::parse("logonusers=2/0.2s").expect("limits");
+    let s = start(
+        20,
+        8,
+        ServerOptions {
+            rate_limits: fast,
+            ..Default::default()
+        },
+    )
+    .await;
+    let d = token(&s, DEFENDER).await;
+    let b = s.base_url();
+    let id = walk(&format!("{b}/defender/api/machines"), &d).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let url = format!("{b}/defender/api/machines/{id}/logonusers");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(get(&url, &d).await.0);
+    }
+    assert_eq!(got, [200, 200, 429]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(get(&url, &d).await.0, 200, "a new window");
+}
+
 async fn with_faults(spec: &str) -> (RunningTenant, String) {
     let s = start(
         30,

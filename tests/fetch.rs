@@ -3,12 +3,28 @@
 use std::sync::Arc;
 
 use tenx::auth::{Auth, Credentials};
-use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
-use tenx::fetch::{GraphBuilder, Outcome, Source, fetch_all};
+use tenx::fake::{
+    FakeParams, FakeTenant, Faults, Manifest, RateLimits, RunningTenant, ServerOptions, serve,
+};
+use tenx::fetch::{FetchOptions, GraphBuilder, Outcome, Source, fetch_all, fetch_all_with};
 use tenx::http::{Http, HttpOptions};
+use tenx::logons::{LogonBudget, LogonCarry, LogonPolicy, parse_windows};
 use tenx::secret::Secret;
 
+/// Defender's documented logon-user limits (100 a minute, 1,500 an hour),
+/// 600 times faster, so reading every machine takes a test moments.
+const SCALED: &str = "100/0.1s+1500/1.5s";
+
+/// A simulated tenant whose logon-user limits run at `SCALED`.
 async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
+    let options = ServerOptions {
+        rate_limits: RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
+        ..options
+    };
+    start_as_documented(users, seed, options).await
+}
+
+async fn start_as_documented(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
     let t = FakeTenant::generate(FakeParams {
         users,
         seed,
@@ -40,9 +56,26 @@ fn quick() -> HttpOptions {
     }
 }
 
+/// Every machine's logon users, paced to the scaled limits.
+fn every_logon() -> FetchOptions {
+    budget(LogonBudget::All, None)
+}
+
+fn budget(budget: LogonBudget, carry: Option<LogonCarry>) -> FetchOptions {
+    FetchOptions {
+        logons: LogonPolicy {
+            budget,
+            windows: parse_windows(SCALED).expect("windows"),
+            ..Default::default()
+        },
+        carry: carry.map(|c| -> tenx::fetch::CarryLoader { Arc::new(move || Ok(c.clone())) }),
+    }
+}
+
+/// A whole fetch: every source, every machine's logon users.
 async fn fetch(s: &RunningTenant, opts: HttpOptions) -> GraphBuilder {
     let http = http_for(s, &s.tenant.client_secret, opts);
-    fetch_all(http, &Source::ALL, |_| {}).await
+    fetch_all_with(http, &Source::ALL, every_logon(), |_| {}).await
 }
 
 fn assert_matches_manifest(b: &GraphBuilder, m: &Manifest) {
@@ -272,13 +305,14 @@ async fn a_malformed_page_names_its_endpoint_and_loses_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_that_expire_mid_fetch_are_renewed() {
     // Slow enough that the fetch takes seconds however fast the build, so
-    // tokens die under it.
-    let mut opts = faults("expire=1");
+    // tokens die under it. A token lives 2 s: a round trip for it and one
+    // for a request (300 ms each) must fit, on a loaded machine too.
+    let mut opts = faults("expire=2");
     opts.latency = std::time::Duration::from_millis(300);
     let s = start(1000, 14, opts).await;
     let b = fetch(&s, quick()).await;
     assert!(
-        b.elapsed.expect("elapsed") > std::time::Duration::from_millis(1100),
+        b.elapsed.expect("elapsed") > std::time::Duration::from_millis(2100),
         "the fetch outlived a token"
     );
     for st in b.statuses.values() {
@@ -370,6 +404,17 @@ async fn a_saved_fetch_loads_back_as_the_identical_graph() {
         .expect("save");
     let (info, g) = store.load(id).expect("load");
     assert_eq!(info.sources, b.statuses);
+    assert_eq!(
+        g.read_times(),
+        b.graph.read_times(),
+        "logon-user read times"
+    );
+    assert!(!g.read_times().is_empty());
+    assert_eq!(
+        store.logon_carry().expect("carry"),
+        LogonCarry::from_graph(&b.graph),
+        "what the store carries over is what the graph held"
+    );
     let props_of = |g: &tenx::model::TenantGraph| {
         g.entities()
             .map(|(i, e)| (i, e.clone()))
@@ -386,5 +431,174 @@ async fn a_saved_fetch_loads_back_as_the_identical_graph() {
     c.sort();
     assert_eq!(a, c, "relationships");
     let _ = std::fs::remove_dir_all(&dir);
+    s.stop().await;
+}
+
+fn machines_read(b: &GraphBuilder) -> Vec<String> {
+    let g = &b.graph;
+    let mut v: Vec<String> = g
+        .of_kind(tenx::model::EntityKind::DefenderMachine)
+        .iter()
+        .filter(|&&i| g.read_at(i).is_some())
+        .map(|&i| g.entity(i).key.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn risk(g: &tenx::model::TenantGraph, i: u32) -> u8 {
+    tenx::logons::MachineSeen::risk_of(
+        g.entity(i)
+            .prop("riskScore")
+            .and_then(|v| v.as_str().map(String::from))
+            .as_deref(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logon_users_beyond_the_budget_carry_over_until_every_machine_is_read() {
+    let s = start(400, 18, ServerOptions::default()).await;
+    let machines = s.tenant.machines.len();
+    assert!(machines > 250, "{machines} machines");
+    let fetch_with = |carry: Option<LogonCarry>| {
+        let http = http_for(&s, &s.tenant.client_secret, quick());
+        async move {
+            fetch_all_with(
+                http,
+                &Source::ALL,
+                budget(LogonBudget::Machines(100), carry),
+                |_| {},
+            )
+            .await
+        }
+    };
+
+    // The first fetch reads the riskiest 100 and says what it did not read.
+    let first = fetch_with(None).await;
+    let d = &first.statuses[&Source::Defender];
+    assert_eq!(d.outcome, Outcome::Complete, "{d:?}");
+    assert_eq!(machines_read(&first).len(), 100);
+    let note = d.notes.join("\n");
+    assert!(
+        note.contains(&format!("100 of {machines} machines read now"))
+            && note.contains(&format!("{} not read yet", machines - 100)),
+        "{note}"
+    );
+    let g = &first.graph;
+    let kind = tenx::model::EntityKind::DefenderMachine;
+    let min_read = g
+        .of_kind(kind)
+        .iter()
+        .filter(|&&i| g.read_at(i).is_some())
+        .map(|&i| risk(g, i))
+        .min();
+    let max_unread = g
+        .of_kind(kind)
+        .iter()
+        .filter(|&&i| g.read_at(i).is_none())
+        .map(|&i| risk(g, i))
+        .max();
+    assert!(min_read >= max_unread, "riskiest first");
+
+    // Carried over, a machine keeps the time it was read: age the first
+    // fetch's times and see them come back unchanged.
+    let mut carry = LogonCarry::from_graph(&first.graph);
+    let long_ago = chrono::Utc::now().timestamp() - 3 * 86_400;
+    for m in carry.machines.values_mut() {
+        m.read_at = long_ago;
+    }
+    let second = fetch_with(Some(carry)).await;
+    let g = &second.graph;
+    let mut old = 0;
+    for key in machines_read(&first) {
+        let i = g.id_of(&key).expect("machine");
+        assert_eq!(g.read_at(i), Some(long_ago), "{key} kept its read time");
+        old += 1;
+    }
+    assert_eq!(old, 100);
+    assert_eq!(machines_read(&second).len(), 200, "100 more");
+    let note = second.statuses[&Source::Defender].notes.join("\n");
+    assert!(
+        note.contains("100 carried over") && note.contains("oldest read 3 days ago"),
+        "{note}"
+    );
+
+    // Fetch after fetch, every machine gets read; the graph is then whole.
+    let mut last = second;
+    let mut fetches = 2;
+    while machines_read(&last).len() < machines {
+        let carry = LogonCarry::from_graph(&last.graph);
+        last = fetch_with(Some(carry)).await;
+        fetches += 1;
+        assert!(fetches <= machines.div_ceil(100), "{fetches} fetches");
+    }
+    assert_eq!(fetches, machines.div_ceil(100));
+    assert_matches_manifest(&last, &Manifest::of(&s.tenant));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over() {
+    // Documented limits: a fetch right after another finds the minute's
+    // 100 calls spent, and must not wait a minute for them.
+    let s = start_as_documented(300, 19, ServerOptions::default()).await;
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let first = fetch_all(http, &Source::ALL, |_| {}).await;
+    assert_eq!(machines_read(&first).len(), 100);
+    let carry = LogonCarry::from_graph(&first.graph);
+    let options = FetchOptions {
+        carry: Some(Arc::new(move || Ok(carry.clone()))),
+        ..Default::default()
+    };
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let t = std::time::Instant::now();
+    let second = fetch_all_with(http, &Source::ALL, options, |_| {}).await;
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "no wait for the limit: {:?}",
+        t.elapsed()
+    );
+    let d = &second.statuses[&Source::Defender];
+    assert_eq!(d.outcome, Outcome::Complete, "{d:?}");
+    let note = d.notes.join("\n");
+    assert!(
+        note.contains("0 of") && note.contains("100 carried over"),
+        "{note}"
+    );
+    assert!(
+        note.contains("the limit was spent after 0 calls") && note.contains("asked to wait"),
+        "{note}"
+    );
+    assert_eq!(
+        second.metrics.expect("metrics").throttled,
+        1,
+        "one call found the limit spent, not a hundred"
+    );
+    let logons = |b: &GraphBuilder| {
+        let g = &b.graph;
+        let mut v: Vec<(String, String, Option<i64>)> = g
+            .relationships()
+            .filter(|(f, v, t)| {
+                *v == tenx::model::Verb::Has
+                    && g.entity(*t).kind == tenx::model::EntityKind::DefenderLogonUser
+                    && g.entity(*f).kind == tenx::model::EntityKind::DefenderMachine
+            })
+            .map(|(f, _, t)| {
+                (
+                    g.entity(f).key.to_string(),
+                    g.entity(t).key.to_string(),
+                    g.read_at(f),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!logons(&first).is_empty());
+    assert_eq!(
+        logons(&second),
+        logons(&first),
+        "every machine carried over"
+    );
     s.stop().await;
 }

@@ -43,6 +43,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sources: Source::ALL.to_vec(),
             store_name: "demo".into(),
             tenant_hint: t.tenant_id.clone(),
+            logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
         };
         let app = crate::tui::app::App::new(title, chrono::Utc::now());
         let r = crate::tui::run(app, Some(plan), false, true).await;
@@ -68,6 +69,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sources: Source::ALL.to_vec(),
             json: false,
             keep: 5,
+            logon_users: crate::logons::LogonBudget::DEFAULT,
         },
     )
     .await;

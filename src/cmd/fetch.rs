@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fetch::{FetchEvent, GraphBuilder, Outcome, Source, fetch_all};
+use crate::fetch::{FetchEvent, FetchOptions, GraphBuilder, Outcome, Source, fetch_all_with};
 use crate::http::{Http, HttpOptions};
 use crate::store::Store;
 
@@ -17,6 +17,7 @@ pub struct FetchArgs {
     pub sources: Vec<Source>,
     pub json: bool,
     pub keep: usize,
+    pub logon_users: crate::logons::LogonBudget,
 }
 
 pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -25,7 +26,11 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let http = Arc::new(Http::new(auth, HttpOptions::default())?);
     let mut progress = Progress::new(std::io::stderr().is_terminal() && !args.json);
     tracing::info!(sources = ?args.sources, "fetch started");
-    let b = fetch_all(http, &args.sources, |ev| progress.see(ev)).await;
+    let options = FetchOptions {
+        logons: crate::logons::LogonPolicy::with_budget(args.logon_users)?,
+        carry: Some(crate::store::carry_loader(target.store_name.clone())),
+    };
+    let b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
     let fetch_cpu = cpu_ms();
     progress.clear();
     let any = b.statuses.values().any(|s| s.outcome != Outcome::Failed);
@@ -113,6 +118,9 @@ fn print_report(b: &GraphBuilder, snapshot: Option<&(i64, std::path::PathBuf)>) 
         );
         for e in &st.errors {
             println!("    {e}");
+        }
+        for n in &st.notes {
+            println!("    note: {n}");
         }
     }
     if let Some(m) = &b.metrics {

@@ -132,6 +132,7 @@ pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::Exit
         sources,
         store_name,
         tenant_hint,
+        logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
     };
     crate::tui::run(
         crate::tui::app::App::new(title, chrono::Utc::now()),

@@ -184,6 +184,97 @@ impl ThrottleSpec {
     }
 }
 
+/// The per-endpoint rate limits a service documents, enforced always (not a
+/// knob of `--throttle`, which scales whole services): Defender allows
+/// `GET /api/machines/{id}/logonusers` 100 calls a minute and 1,500 an
+/// hour per app. Each limit is a fixed window; a call over any of them is
+/// answered 429 with the seconds until that window ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimits {
+    /// Windows of the logon-users endpoint: (calls, window).
+    pub logon_users: Vec<(u32, Duration)>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits::documented()
+    }
+}
+
+impl RateLimits {
+    pub fn documented() -> RateLimits {
+        RateLimits {
+            logon_users: vec![
+                (100, Duration::from_secs(60)),
+                (1500, Duration::from_secs(3600)),
+            ],
+        }
+    }
+
+    pub fn none() -> RateLimits {
+        RateLimits {
+            logon_users: Vec::new(),
+        }
+    }
+
+    /// `documented`, `none`, or `logonusers=100/60s+1500/3600s` (scaled
+    /// windows for tests).
+    pub fn parse(spec: &str) -> anyhow::Result<RateLimits> {
+        match spec.trim() {
+            "" | "documented" => return Ok(RateLimits::documented()),
+            "none" | "off" => return Ok(RateLimits::none()),
+            _ => {}
+        }
+        let mut r = RateLimits::none();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, windows) = item.split_once('=').with_context(|| {
+                format!(
+                    "--rate-limits: '{item}' is not logonusers=N/Ss[+N/Ss] (e.g. logonusers=100/60s+1500/3600s), documented or none"
+                )
+            })?;
+            if name != "logonusers" {
+                bail!("--rate-limits: unknown endpoint '{name}' (logonusers)");
+            }
+            r.logon_users = crate::logons::parse_windows(windows)
+                .map_err(|e| anyhow::anyhow!("--rate-limits: {e}"))?;
+        }
+        Ok(r)
+    }
+}
+
+/// Fixed windows per (app, limit) of `RateLimits`.
+#[derive(Debug, Default)]
+pub struct EndpointWindows {
+    windows: HashMap<(String, usize), (Instant, u32)>,
+}
+
+impl EndpointWindows {
+    /// Counts a call against every window; `Err(wait)` when one is spent,
+    /// with the time until that window ends. A refused call counts nowhere.
+    pub fn admit(&mut self, limits: &[(u32, Duration)], app: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut wait = Duration::ZERO;
+        for (i, &(limit, window)) in limits.iter().enumerate() {
+            let e = self.windows.entry((app.to_string(), i)).or_insert((now, 0));
+            if now.duration_since(e.0) >= window {
+                *e = (now, 0);
+            }
+            if e.1 >= limit {
+                wait = wait.max(window.saturating_sub(now.duration_since(e.0)));
+            }
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for i in 0..limits.len() {
+            if let Some(e) = self.windows.get_mut(&(app.to_string(), i)) {
+                e.1 += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Fixed-window counters per (app, service).
 #[derive(Debug, Default)]
 pub struct Throttle {
@@ -247,5 +338,40 @@ mod tests {
         let wait = t.admit(&spec, "app", Service::Graph).unwrap_err();
         assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
         assert!(t.admit(&spec, "other-app", Service::Graph).is_ok());
+    }
+
+    #[test]
+    fn rate_limits_parse_and_spend_every_window() {
+        assert_eq!(RateLimits::parse("").unwrap(), RateLimits::documented());
+        assert!(RateLimits::parse("none").unwrap().logon_users.is_empty());
+        let r = RateLimits::parse("logonusers=2/10s+3/3600s").unwrap();
+        assert_eq!(r.logon_users.len(), 2);
+        let mut w = EndpointWindows::default();
+        assert!(w.admit(&r.logon_users, "app").is_ok());
+        assert!(w.admit(&r.logon_users, "app").is_ok());
+        let wait = w.admit(&r.logon_users, "app").unwrap_err();
+        assert!(wait > Duration::from_secs(9) && wait <= Duration::from_secs(10));
+        // A refused call is not counted: another app is untouched.
+        assert!(w.admit(&r.logon_users, "other").is_ok());
+        let e = RateLimits::parse("users=1/1s").unwrap_err().to_string();
+        assert!(e.contains("unknown endpoint 'users'"), "{e}");
+        let e = RateLimits::parse("logonusers=0/1s")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least one call"), "{e}");
+        assert!(RateLimits::parse("logonusers=abc").is_err());
+    }
+
+    #[test]
+    fn the_hourly_window_outlasts_the_minute() {
+        let r = RateLimits::parse("logonusers=2/0.05s+3/3600s").unwrap();
+        let mut w = EndpointWindows::default();
+        assert!(w.admit(&r.logon_users, "app").is_ok());
+        assert!(w.admit(&r.logon_users, "app").is_ok());
+        assert!(w.admit(&r.logon_users, "app").is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.admit(&r.logon_users, "app").is_ok());
+        let wait = w.admit(&r.logon_users, "app").unwrap_err();
+        assert!(wait > Duration::from_secs(3500), "{wait:?}");
     }
 }

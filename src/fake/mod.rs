@@ -12,7 +12,7 @@ pub mod server;
 pub mod tenant;
 pub mod token;
 
-pub use knobs::{Faults, ThrottleSpec};
+pub use knobs::{Faults, RateLimits, ThrottleSpec};
 pub use manifest::Manifest;
 pub use server::{RunningTenant, ServerOptions, serve};
 pub use tenant::{FakeParams, FakeTenant};

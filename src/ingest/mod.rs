@@ -131,6 +131,10 @@ pub struct Batch {
     pub hints: Vec<JoinHint>,
     /// One line per skipped record: what and why.
     pub skipped: Vec<String>,
+    /// When per-item details of an entity were read (a machine's logon
+    /// users): its key and Unix seconds. Carried-over details keep the time
+    /// they were first read.
+    pub read_at: Vec<(String, i64)>,
 }
 
 impl Batch {
@@ -139,6 +143,7 @@ impl Batch {
             && self.relationships.is_empty()
             && self.hints.is_empty()
             && self.skipped.is_empty()
+            && self.read_at.is_empty()
     }
 
     pub fn entity(
@@ -185,6 +190,7 @@ impl Batch {
         self.relationships.extend(other.relationships);
         self.hints.extend(other.hints);
         self.skipped.extend(other.skipped);
+        self.read_at.extend(other.read_at);
     }
 
     pub fn take(&mut self) -> Batch {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use serde_json::{Map, Value};
 
@@ -130,6 +130,10 @@ pub struct TenantGraph {
     /// on a tenant whose organization has not arrived yet).
     pending: HashTable<(Box<str>, PendingSet)>,
     pending_count: usize,
+    /// When an entity's per-item details were read (a Defender machine's
+    /// logon users), in Unix seconds: details carried over from an earlier
+    /// snapshot keep their first read time, so their age is never hidden.
+    read_at: FxHashMap<EntityId, i64>,
     /// Bumped on every change, so views know when to rebuild.
     generation: u64,
 }
@@ -334,6 +338,35 @@ impl TenantGraph {
         for r in relationships {
             self.relate(r);
         }
+    }
+
+    /// Records when the details of the entity with this key were read;
+    /// false when no such entity exists.
+    pub fn set_read_at(&mut self, key: &str, unix_secs: i64) -> bool {
+        match self.id_of(key) {
+            Some(id) => {
+                self.set_read_at_id(id, unix_secs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_read_at_id(&mut self, id: EntityId, unix_secs: i64) {
+        self.read_at.insert(id, unix_secs);
+        self.generation += 1;
+    }
+
+    /// When this entity's per-item details were read, if they were.
+    pub fn read_at(&self, id: EntityId) -> Option<i64> {
+        self.read_at.get(&id).copied()
+    }
+
+    /// Every read time, by entity id.
+    pub fn read_times(&self) -> Vec<(EntityId, i64)> {
+        let mut v: Vec<(EntityId, i64)> = self.read_at.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort_unstable();
+        v
     }
 
     /// Counts of entities per `_type`, sorted by type name.

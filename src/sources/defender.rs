@@ -1,68 +1,83 @@
 //! Defender for Endpoint: machines (and, per machine, its logon users),
 //! the CVE catalogue, and vulnerability findings from the bulk
-//! `machinesVulnerabilities` listing — not one call per machine.
+//! `machinesVulnerabilities` listing — not one call per machine. Logon
+//! users are one call per machine under a rate limit of their own: a budget
+//! of machines is read, the rest carried over (see `crate::logons`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 
 use crate::endpoints::Api;
 use crate::fetch::Ctx;
-use crate::ingest::{Batch, defender as ingest, text};
+use crate::http::HttpError;
+use crate::ingest::{Batch, JoinHint, defender as ingest, text};
+use crate::logons::{LogonBudget, LogonCarry, MachineSeen, Pacer, age, reading_order};
+use crate::model::Verb;
 
 pub async fn run(ctx: &Ctx) {
-    // Logon users are one request per machine; they start as soon as a page
-    // of machines arrives.
-    let (mtx, mut mrx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let machines = async move {
+    // The previous snapshot's logon users load while the machines are
+    // listed; the reading plan needs both.
+    let carry = ctx
+        .options
+        .carry
+        .clone()
+        .map(|load| tokio::task::spawn_blocking(move || load()));
+    let listed = std::sync::Mutex::new(Vec::<MachineSeen>::new());
+    let machines = async {
         let r = ctx
             .http
             .get_pages(Api::Defender, "/api/machines?$top=10000", |items| {
                 let mut b = Batch::default();
+                let mut seen = Vec::with_capacity(items.len());
                 for v in &items {
                     ingest::machine(v, &ctx.tenant, &mut b);
                     if let Some(id) = text(v, "id") {
-                        let _ = mtx.send(id.to_string());
+                        seen.push(MachineSeen {
+                            key: id.to_string(),
+                            risk: MachineSeen::risk_of(text(v, "riskScore")),
+                            last_seen: text(v, "lastSeen").unwrap_or("").to_string(),
+                        });
                     }
+                }
+                if let Ok(mut l) = listed.lock() {
+                    l.extend(seen);
                 }
                 ctx.progress("machines", items.len(), false);
                 ctx.send(b);
             })
             .await;
+        let ok = r.is_ok();
         ctx.finish("machines", r);
-    };
-    let logons = async {
-        let ids = futures::stream::poll_fn(|cx| mrx.poll_recv(cx));
-        let limit = ctx.http.concurrency(Api::Defender);
-        let mut failures = Vec::new();
-        let mut results = ids
-            .map(|id| async move {
-                let path = format!("/api/machines/{id}/logonusers");
-                ctx.http
-                    .get_pages(Api::Defender, &path, |items| {
-                        let mut b = Batch::default();
-                        for v in &items {
-                            ingest::logon_user(&id, v, &mut b);
-                        }
-                        ctx.progress("logon users", items.len(), false);
-                        ctx.send(b);
-                    })
-                    .await
-            })
-            .buffer_unordered(limit);
-        while let Some(r) = results.next().await {
-            if let Err(e) = r {
-                failures.push(e);
-            }
+        if !ok {
+            // No machines, nothing to hang logon users on.
+            return;
         }
-        let n = failures.len();
-        match failures.into_iter().next() {
-            Some(e) => {
-                if n > 1 {
-                    ctx.warn(format!("logon users: {n} machines could not be read"));
+        let carry = match carry {
+            None => LogonCarry::default(),
+            Some(task) => match task.await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    ctx.warn(format!(
+                        "logon users: the previous snapshot could not be read ({e:#}); none carried over"
+                    ));
+                    LogonCarry::default()
                 }
-                ctx.finish("logon users", Err(e));
-            }
-            None => ctx.finish("logon users", Ok(0)),
-        }
+                Err(e) => {
+                    ctx.warn(format!(
+                        "logon users: reading the previous snapshot stopped ({e})"
+                    ));
+                    LogonCarry::default()
+                }
+            },
+        };
+        let machines = listed
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        logon_users(ctx, &machines, &carry).await;
     };
     let cves = async {
         let r = ctx
@@ -96,5 +111,183 @@ pub async fn run(ctx: &Ctx) {
             .await;
         ctx.finish("machine vulnerabilities", r);
     };
-    tokio::join!(machines, logons, cves, findings);
+    tokio::join!(machines, cves, findings);
+}
+
+/// What became of one machine's logon users this fetch.
+enum Read {
+    Done,
+    /// Not sent: the rate limit was spent (here or by an earlier answer).
+    Spent,
+    Failed(HttpError),
+}
+
+/// Reads the logon users of the machines first in `reading_order`, within
+/// the budget and the documented rate limit, and carries every other
+/// machine's over from `carry` with the time they were read.
+async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry) {
+    let policy = &ctx.options.logons;
+    let order = reading_order(machines, carry);
+    let wanted = policy.budget.limit(machines.len());
+    // Within a budget a fetch never waits out a spent limit; reading every
+    // machine waits as long as the limits ask.
+    let patience = match policy.budget {
+        LogonBudget::All => None,
+        LogonBudget::Machines(_) => Some(policy.patience),
+    };
+    let pacer = Pacer::new(&policy.windows);
+    let spent = AtomicBool::new(false);
+    let spent_wait = Mutex::new(None::<Duration>);
+    let now = chrono::Utc::now().timestamp();
+    let limit = ctx.http.concurrency(Api::Defender).min(wanted.max(1));
+    let read_one = |i: usize| {
+        let (pacer, spent, spent_wait) = (&pacer, &spent, &spent_wait);
+        async move {
+            let m = &machines[i];
+            // Pacing is what the budget asked for: no patience applies, but
+            // a limit found spent stops every wait.
+            if pacer.take(None, spent).await.is_none() {
+                return (i, Read::Spent);
+            }
+            let path = format!("/api/machines/{}/logonusers", m.key);
+            let on_page = |items: Vec<crate::record::Record<'_>>| {
+                let mut b = Batch::default();
+                for v in &items {
+                    ingest::logon_user(&m.key, v, &mut b);
+                }
+                ctx.progress("logon users", items.len(), false);
+                ctx.send(b);
+            };
+            let r = match patience {
+                Some(p) => {
+                    ctx.http
+                        .get_pages_within(Api::Defender, &path, p, on_page)
+                        .await
+                }
+                None => ctx.http.get_pages(Api::Defender, &path, on_page).await,
+            };
+            match r {
+                Ok(_) => {
+                    ctx.send(Batch {
+                        read_at: vec![(m.key.clone(), now)],
+                        ..Default::default()
+                    });
+                    (i, Read::Done)
+                }
+                Err(HttpError::RateLimited { retry_after, .. }) => {
+                    spent.store(true, Ordering::Relaxed);
+                    if let Ok(mut w) = spent_wait.lock() {
+                        w.get_or_insert(retry_after);
+                    }
+                    (i, Read::Spent)
+                }
+                Err(e) => (i, Read::Failed(e)),
+            }
+        }
+    };
+    let mut planned = order.iter().take(wanted).copied();
+    // One call first: when the limit was spent elsewhere (a fetch a moment
+    // ago, another tool), one 429 says so instead of a hundred.
+    let mut read: Vec<(usize, Read)> = Vec::with_capacity(wanted);
+    if let Some(first) = planned.next() {
+        read.push(read_one(first).await);
+    }
+    let rest: Vec<(usize, Read)> = futures::stream::iter(planned)
+        .map(read_one)
+        .buffer_unordered(limit)
+        .collect()
+        .await;
+    read.extend(rest);
+
+    let mut fresh = vec![false; machines.len()];
+    let mut failures = Vec::new();
+    let mut refused = 0;
+    for (i, r) in read {
+        match r {
+            Read::Done => fresh[i] = true,
+            Read::Spent => refused += 1,
+            Read::Failed(e) => failures.push(e),
+        }
+    }
+    // Every machine not read now keeps what the previous snapshot knew.
+    let mut carried_users = std::collections::HashSet::new();
+    let (mut carried, mut never, mut oldest) = (0usize, 0usize, None::<i64>);
+    let mut b = Batch::default();
+    for (i, m) in machines.iter().enumerate() {
+        if fresh[i] {
+            continue;
+        }
+        let Some(c) = carry.machines.get(&m.key) else {
+            never += 1;
+            continue;
+        };
+        carried += 1;
+        oldest = Some(oldest.map_or(c.read_at, |o| o.min(c.read_at)));
+        for key in &c.users {
+            let Some(u) = carry.users.get(key) else {
+                continue;
+            };
+            if carried_users.insert(key.as_str()) {
+                b.entities.push(u.clone());
+                if let Some(account) = u
+                    .prop("accountName")
+                    .and_then(|a| a.as_str().map(str::to_ascii_lowercase))
+                {
+                    b.hints.push(JoinHint::LogonUser {
+                        key: key.clone(),
+                        account,
+                    });
+                }
+            }
+            b.rel(&m.key, Verb::Has, key);
+        }
+        b.read_at.push((m.key.clone(), c.read_at));
+        if b.entities.len() + b.relationships.len() >= 2_000 {
+            ctx.send(b.take());
+        }
+    }
+    ctx.send(b);
+    if !carried_users.is_empty() {
+        ctx.progress("logon users carried over", carried_users.len(), false);
+    }
+    let read_now = fresh.iter().filter(|f| **f).count();
+    if read_now < machines.len() {
+        let mut note = format!(
+            "logon users: {read_now} of {} machines read now",
+            machines.len()
+        );
+        if carried > 0 {
+            note += &format!(
+                ", {carried} carried over from earlier snapshots (the oldest read {} ago)",
+                age(now - oldest.unwrap_or(now))
+            );
+        }
+        if never > 0 {
+            note += &format!(", {never} not read yet");
+        }
+        note +=
+            ". Defender allows 100 logon-user calls a minute and 1,500 an hour, one per machine";
+        let spent_wait = spent_wait.lock().ok().and_then(|w| *w);
+        if refused > 0 {
+            note += &match spent_wait {
+                Some(w) => format!(
+                    "; the limit was spent after {read_now} calls this fetch (Defender asked to wait {} s)",
+                    w.as_secs_f64().ceil()
+                ),
+                None => format!("; the limit was spent after {read_now} calls this fetch"),
+            };
+        }
+        note += ". Each fetch reads never-read machines first, then those read longest ago (`tenx fetch --logon-users N|all`).";
+        ctx.note(note);
+    }
+    let n = failures.len();
+    match failures.into_iter().next() {
+        Some(e) => {
+            if n > 1 {
+                ctx.warn(format!("logon users: {n} machines could not be read"));
+            }
+            ctx.finish("logon users", Err(e));
+        }
+        None => ctx.finish("logon users", Ok(0)),
+    }
 }

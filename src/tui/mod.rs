@@ -37,6 +37,9 @@ pub struct FetchPlan {
     pub sources: Vec<Source>,
     pub store_name: String,
     pub tenant_hint: String,
+    /// Logon users: the budget a refresh reads; the rest carry over from
+    /// the profile's latest snapshot.
+    pub logons: crate::logons::LogonPolicy,
 }
 
 /// Restores the terminal when dropped, whatever ends the program.
@@ -154,7 +157,15 @@ pub async fn run(
             match &plan {
                 Some(p) => {
                     app.start_fetch(&p.sources);
-                    fetch_rx = Some(crate::fetch::spawn(p.http.clone(), &p.sources));
+                    let options = crate::fetch::FetchOptions {
+                        logons: p.logons.clone(),
+                        carry: Some(crate::store::carry_loader(p.store_name.clone())),
+                    };
+                    fetch_rx = Some(crate::fetch::spawn_with(
+                        p.http.clone(),
+                        &p.sources,
+                        options,
+                    ));
                 }
                 None => app.update(Action::Escape),
             }

@@ -27,7 +27,9 @@ use serde_json::{Value, json};
 
 use paging::{decode_skiptoken, encode_query, encode_skiptoken};
 
-use super::knobs::{Faults, RetryAfter, Service, SourceName, Throttle, ThrottleSpec};
+use super::knobs::{
+    EndpointWindows, Faults, RateLimits, RetryAfter, Service, SourceName, Throttle, ThrottleSpec,
+};
 use super::render;
 use super::rng::Rng;
 use super::tenant::FakeTenant;
@@ -38,6 +40,9 @@ use super::token;
 pub struct ServerOptions {
     pub latency: Duration,
     pub throttle: Option<ThrottleSpec>,
+    /// Per-endpoint limits the services document (Defender's logon users:
+    /// 100 calls a minute, 1,500 an hour); on unless set to none.
+    pub rate_limits: RateLimits,
     pub faults: Faults,
     pub request_log: Option<std::path::PathBuf>,
     /// Answer the right secret with "expired" (AADSTS7000222).
@@ -362,10 +367,20 @@ struct Sim {
     app_oid: String,
     rng: Mutex<Rng>,
     throttle: Mutex<Throttle>,
+    endpoint_windows: Mutex<EndpointWindows>,
     counter: Mutex<u64>,
     log: Option<Mutex<std::fs::File>>,
     /// See `ServerOptions::cache_responses`: request → answer body.
     cache: Option<Mutex<HashMap<Vec<u8>, Bytes>>>,
+}
+
+/// `/api/machines/{id}/logonusers`, the one Defender endpoint with limits
+/// of its own.
+fn is_logon_users(rest: &str) -> bool {
+    let path = rest.split('?').next().unwrap_or(rest).trim_end_matches('/');
+    path.strip_prefix("/api/machines/")
+        .and_then(|r| r.strip_suffix("/logonusers"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 fn now_ms() -> u64 {
@@ -406,6 +421,7 @@ impl Sim {
             base,
             options,
             throttle: Mutex::new(Throttle::default()),
+            endpoint_windows: Mutex::new(EndpointWindows::default()),
             counter: Mutex::new(0),
             log,
         }
@@ -479,6 +495,24 @@ impl Sim {
             let verdict = self.throttle.lock().map(|mut t| t.admit(spec, &app, svc));
             if let Ok(Err(wait)) = verdict {
                 return self.throttled(svc, Some(wait));
+            }
+        }
+        if svc == Service::Defender && is_logon_users(rest) {
+            let limits = &self.options.rate_limits.logon_users;
+            let verdict = self
+                .endpoint_windows
+                .lock()
+                .map(|mut w| w.admit(limits, &app));
+            if let Ok(Err(wait)) = verdict {
+                return self.with_retry_after(
+                    self.error(
+                        svc,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        "API calls quota exceeded! Maximum allowed calls for this API have been reached.",
+                    ),
+                    Some(wait.max(Duration::from_millis(1))),
+                );
             }
         }
         let f = &self.options.faults;
@@ -605,10 +639,14 @@ impl Sim {
 
     fn with_retry_after(&self, reply: Reply, wait: Option<Duration>) -> Reply {
         match (&self.options.faults.retry_after, wait) {
-            (_, Some(w)) => reply.header(
-                "Retry-After",
-                format!("{}", w.as_secs_f64().ceil().max(1.0) as u64),
-            ),
+            // Whole seconds, as the services send; a window scaled below a
+            // second (tests) sends its fraction.
+            (_, Some(w)) if w < Duration::from_secs(1) => {
+                reply.header("Retry-After", format!("{:.3}", w.as_secs_f64()))
+            }
+            (_, Some(w)) => {
+                reply.header("Retry-After", format!("{}", w.as_secs_f64().ceil() as u64))
+            }
             (RetryAfter::Seconds(s), None) => {
                 let v = if s.fract() == 0.0 {
                     format!("{}", *s as u64)
