@@ -319,8 +319,11 @@ pub fn explain_failure(source: Source, collection: &str, e: &HttpError) -> Strin
     match e {
         HttpError::Forbidden { endpoint, .. } => {
             let fix = permission_for(source, endpoint);
+            // The service's message ends with its own full stop.
+            let said = e.to_string();
             format!(
-                "{collection}: {e}. The app lacks {fix}; add it as an Application permission and grant admin consent"
+                "{collection}: {}. The app lacks {fix}; add it as an Application permission and grant admin consent",
+                said.trim_end_matches('.')
             )
         }
         HttpError::Auth(a) => format!("{collection}: {a}"),

@@ -612,3 +612,48 @@ async fn a_snapshot_arriving_during_a_live_fetch_shows_at_once_and_the_fetch_rep
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_read_and_when_logon_users_were_read() {
+    // More machines than one fetch's 100 logon-user calls.
+    let s = start(150, 23, "").await;
+    let mut app = fetched(&s).await;
+    let machines = s.tenant.machines.len();
+    assert!(machines > 100, "{machines}");
+    let text = screen(&mut app, 120, 40);
+    assert!(
+        text.contains("What was read")
+            && text.contains(&format!("100 of {machines} machines read now")),
+        "{text}"
+    );
+    insta::assert_snapshot!("what_was_read", text);
+
+    // A machine whose logon users wait for a later fetch says so; one read
+    // now says when.
+    let g = app.graph();
+    let kind = tenx::model::EntityKind::DefenderMachine;
+    let unread = *g
+        .of_kind(kind)
+        .iter()
+        .filter(|&&i| g.read_at(i).is_none())
+        .min_by_key(|&&i| g.entity(i).key.clone())
+        .expect("an unread machine");
+    let read = *g
+        .of_kind(kind)
+        .iter()
+        .find(|&&i| g.read_at(i).is_some())
+        .expect("a read machine");
+    app.update(Action::Jump(unread));
+    let text = screen(&mut app, 120, 40);
+    assert!(text.contains("Logon users read"), "{text}");
+    insta::assert_snapshot!("machine_logons_not_read", text);
+    app.update(Action::Jump(read));
+    let text = screen(&mut app, 120, 40);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Logon users read"))
+        .expect("the read line");
+    assert!(!line.contains("not yet"), "{line}");
+    assert!(line.contains("20"), "a date: {line}");
+    s.stop().await;
+}

@@ -253,6 +253,26 @@ fn field_line(
     ])
 }
 
+/// When a machine's logon users were read: Defender allows 100 such calls a
+/// minute, so most fetches carry most machines' over from earlier ones.
+fn logons_read(at: Option<i64>, now: DateTime<Utc>, tz: FixedOffset) -> Line<'static> {
+    let label = Span::styled(format!("{:<LABEL$}", "Logon users read"), theme::key());
+    match at.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)) {
+        Some(t) => Line::from(vec![
+            label,
+            Span::raw(format!(
+                "{} ({})",
+                t.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                age(t, now)
+            )),
+        ]),
+        None => Line::from(vec![
+            label,
+            Span::styled("not yet (a later fetch reads them)", theme::dim()),
+        ]),
+    }
+}
+
 /// Every line of the details pane for an entity.
 pub fn lines(
     g: &TenantGraph,
@@ -284,6 +304,9 @@ pub fn lines(
         if let Some(v) = props.get(*f) {
             out.push(field_line(f, v, now, tz, theme::key()));
         }
+    }
+    if e.kind == EntityKind::DefenderMachine {
+        out.push(logons_read(g.read_at(id), now, tz));
     }
     out.push(Line::from(""));
     out.push(Line::from(Span::styled(

@@ -251,6 +251,8 @@ fn summary(app: &App) -> Vec<Line<'static>> {
         format!("{} relationships", g.relationship_count()),
         theme::dim(),
     )));
+    // Before the counts: what a person must know before trusting them.
+    out.extend(what_was_read(app));
     out.push(Line::from(""));
     // Sorted by what a person reads, not by `_type`.
     let mut counts: Vec<(String, usize)> = g
@@ -277,6 +279,43 @@ fn summary(app: &App) -> Vec<Line<'static>> {
         "→ or Enter opens a node · Tab switches panes · ? help",
         theme::dim(),
     )));
+    out
+}
+
+/// Each source's failures and notes (what was carried over, and how old):
+/// what a person must know before trusting the counts above.
+fn what_was_read(app: &App) -> Vec<Line<'static>> {
+    let statuses = &app.data.statuses;
+    if statuses
+        .values()
+        .all(|s| s.errors.is_empty() && s.notes.is_empty())
+    {
+        return Vec::new();
+    }
+    let mut out = vec![
+        Line::from(""),
+        Line::from(Span::styled("What was read", theme::category())),
+    ];
+    for (source, st) in statuses {
+        if st.errors.is_empty() && st.notes.is_empty() {
+            continue;
+        }
+        let (mark, style) = match st.outcome {
+            Outcome::Complete => ("✓", theme::ok()),
+            Outcome::Partial => ("!", theme::error()),
+            Outcome::Failed => ("✗", theme::error()),
+        };
+        out.push(Line::from(Span::styled(
+            format!("{mark} {}", source.title()),
+            style,
+        )));
+        for e in &st.errors {
+            out.push(Line::from(Span::styled(format!("  {e}"), theme::error())));
+        }
+        for n in &st.notes {
+            out.push(Line::from(Span::raw(format!("  {n}"))));
+        }
+    }
     out
 }
 
