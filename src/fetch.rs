@@ -283,7 +283,10 @@ impl Ctx {
         self.collections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match result {
-            Ok(_) => self.progress(collection, 0, true),
+            Ok(_) => {
+                tracing::debug!(source = self.source.name(), collection, "collection read");
+                self.progress(collection, 0, true)
+            }
             Err(e) => {
                 let line = explain_failure(self.source, collection, &e);
                 let _ = self.tx.send(FetchEvent::Warning {
