@@ -448,6 +448,10 @@ impl Http {
                     throttled,
                     cause,
                 } => {
+                    // Only two refusals in a row mean the service refuses
+                    // fresh tokens: a renewed token may age out while this
+                    // request waits out a throttle, and then earns a renewal.
+                    refreshed = false;
                     // A rate limit that asks for a longer wait than the
                     // caller will spend is its answer, not a delay.
                     if let Some(p) = patience.filter(|p| throttled && wait > *p) {
@@ -1255,6 +1259,100 @@ mod tests {
             let _ = axum::serve(listener, app).await;
         });
         url::Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    /// A loopback server that issues tokens `t1`, `t2`, … and answers
+    /// `GET /v1.0/x` with the scripted statuses in turn (then 200); a 429
+    /// carries `Retry-After: {retry_after}`. It counts token requests.
+    async fn scripted_server(
+        script: Vec<u16>,
+        retry_after: &'static str,
+    ) -> (url::Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::extract::Request;
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let tokens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let issued = tokens.clone();
+        let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            script,
+        )));
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let issued = issued.clone();
+            let script = script.clone();
+            async move {
+                if req.method() == axum::http::Method::POST {
+                    let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = json!({"access_token": format!("t{n}"), "expires_in": 3600, "token_type": "Bearer"});
+                    return axum::Json(body).into_response();
+                }
+                let status = script.lock().expect("script").pop_front().unwrap_or(200);
+                let code = axum::http::StatusCode::from_u16(status).expect("status");
+                let mut r = (code, axum::Json(json!({"value": [{"id": "a"}]}))).into_response();
+                if status == 429 {
+                    r.headers_mut().insert(
+                        "retry-after",
+                        axum::http::HeaderValue::from_static(retry_after),
+                    );
+                }
+                r
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (
+            url::Url::parse(&format!("http://{addr}")).expect("url"),
+            tokens,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_that_ages_out_during_a_throttle_is_renewed_again() {
+        let (base, tokens) = scripted_server(vec![401, 429, 401], "0.01").await;
+        let http = client_of(base);
+        let v = http.get(Api::Graph, "/v1.0/x").await.expect("answered");
+        assert_eq!(v["value"][0]["id"], "a");
+        assert_eq!(tokens.load(Ordering::SeqCst), 3, "a token per refusal");
+    }
+
+    #[tokio::test]
+    async fn two_refusals_in_a_row_mean_the_token_is_refused() {
+        let (base, _) = scripted_server(vec![401, 401], "0.01").await;
+        let err = client_of(base)
+            .get(Api::Graph, "/v1.0/x")
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, HttpError::Status { status: 401, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_beyond_patience_answers_at_once() {
+        let (base, _) = scripted_server(vec![429], "60").await;
+        let http = client_of(base.clone());
+        let t = std::time::Instant::now();
+        let err = http
+            .get_pages_within(Api::Graph, "/v1.0/x", Duration::from_secs(5), |_| {})
+            .await
+            .expect_err("rate limited");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            matches!(&err, HttpError::RateLimited { retry_after, .. } if *retry_after == Duration::from_secs(60)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("wait 60 s"), "{err}");
+        // Within patience, the same answer is waited out.
+        let (base, _) = scripted_server(vec![429], "0.05").await;
+        let n = client_of(base)
+            .get_pages_within(Api::Graph, "/v1.0/x", Duration::from_secs(5), |_| {})
+            .await
+            .expect("waited and read");
+        assert_eq!(n, 1);
     }
 
     fn client_of(base: url::Url) -> Arc<Http> {

@@ -168,6 +168,16 @@ pub fn is_failing_state(state: &str) -> bool {
     )
 }
 
+/// What a noncompliance finding keeps of its policy's `deviceStatuses` row
+/// (besides `id` and `status`, which every row is read for).
+pub const FINDING_ROW_FIELDS: [&str; 5] = [
+    "deviceDisplayName",
+    "userPrincipalName",
+    "userName",
+    "lastReportedDateTime",
+    "complianceGracePeriodExpirationDateTime",
+];
+
 /// One row of a policy's or configuration's `deviceStatuses`. The device id
 /// is the last `_`-separated part of the row's `id`
 /// (`{userId}_{policyId}_{deviceId}`). Links the device's agent to the
@@ -253,13 +263,7 @@ pub fn finding(
     p.insert("failingSettings".into(), Value::Array(failing));
     p.insert("failingSettingNames".into(), json!(names));
     p.insert("settingsKnown".into(), json!(policy_state.is_some()));
-    for f in [
-        "deviceDisplayName",
-        "userPrincipalName",
-        "userName",
-        "lastReportedDateTime",
-        "complianceGracePeriodExpirationDateTime",
-    ] {
+    for f in FINDING_ROW_FIELDS {
         if let Some(x) = status_row.get(f) {
             p.insert(f.into(), x.clone());
         }

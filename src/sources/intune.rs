@@ -94,7 +94,11 @@ async fn compliance(ctx: &Ctx) {
     // devices' policy states are read while later status pages still come.
     let (failing_tx, failing_rx) = tokio::sync::mpsc::unbounded_channel::<Failing>();
     let paths = super::per_item(&policies, |id| {
-        format!("/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses")
+        // What a finding keeps of its row, and no more.
+        format!(
+            "/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses?$select=id,status,{}",
+            ingest::FINDING_ROW_FIELDS.join(",")
+        )
     });
     let statuses = async move {
         let results = ctx
@@ -274,7 +278,8 @@ async fn configurations(ctx: &Ctx) {
         return;
     }
     let paths = super::per_item(&configs, |id| {
-        format!("/deviceManagement/deviceConfigurations/{id}/deviceStatuses")
+        // Only whether the device has the configuration is kept.
+        format!("/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status")
     });
     let results = ctx
         .http
@@ -363,7 +368,8 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
     }
     let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
     let paths = super::per_item(&ids, |id| {
-        format!("/deviceAppManagement/mobileApps/{id}/deviceStatuses")
+        // Only which device has the app is kept.
+        format!("/deviceAppManagement/mobileApps/{id}/deviceStatuses?$select=id,deviceId")
     });
     let results = ctx
         .http
