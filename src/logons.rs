@@ -195,18 +195,16 @@ pub fn reading_order(machines: &[MachineSeen], carry: &LogonCarry) -> Vec<usize>
     // One key per machine, not per comparison: a large tenant has 100,000.
     // ISO 8601 in UTC compares as text to the second; None (never read)
     // sorts before any read time, and older times first.
-    let keys: Vec<(
-        Option<i64>,
-        std::cmp::Reverse<u8>,
-        std::cmp::Reverse<&str>,
-        &str,
-    )> = machines
+    use std::cmp::Reverse;
+    /// (read at, risk, last seen, key): None sorts first, the rest ascending.
+    type Key<'a> = (Option<i64>, Reverse<u8>, Reverse<&'a str>, &'a str);
+    let keys: Vec<Key> = machines
         .iter()
         .map(|m| {
             (
                 carry.machines.get(&m.key).map(|c| c.read_at),
-                std::cmp::Reverse(m.risk),
-                std::cmp::Reverse(m.last_seen.get(..19).unwrap_or(&m.last_seen)),
+                Reverse(m.risk),
+                Reverse(m.last_seen.get(..19).unwrap_or(&m.last_seen)),
                 m.key.as_str(),
             )
         })

@@ -645,6 +645,98 @@ mod tests {
     }
 
     #[test]
+    fn a_database_of_schema_1_is_upgraded_in_place_and_keeps_its_snapshots() {
+        let dir = tmp("upgrade");
+        let path = dir.join(db_name("old"));
+        let g = graph();
+        let statuses = BTreeMap::from([(
+            Source::Directory,
+            SourceStatus {
+                source: Source::Directory,
+                outcome: crate::fetch::Outcome::Complete,
+                errors: vec![],
+                counts: BTreeMap::from([("users".into(), 1)]),
+                elapsed_ms: 5,
+                notes: vec![],
+            },
+        )]);
+        let id = {
+            let mut s = Store::open(&path).expect("open");
+            s.save("t1", "old", &g, &statuses, 1, &json!({}))
+                .expect("save")
+        };
+        // What schema 1 had: no read times, no notes.
+        let c = Connection::open(&path).expect("sqlite");
+        c.execute_batch(
+            "DROP TABLE read_times; ALTER TABLE source_status DROP COLUMN notes;
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .expect("downgrade");
+        drop(c);
+        let mut s = Store::open(&path).expect("an old database opens");
+        let (info, back) = s.load(id).expect("its snapshot loads");
+        assert_eq!(info.sources[&Source::Directory].notes, Vec::<String>::new());
+        assert_eq!(back.entity_count(), g.entity_count());
+        let mut noted = statuses.clone();
+        noted.get_mut(&Source::Directory).expect("status").notes = vec!["n".into()];
+        let id2 = s
+            .save("t1", "new", &g, &noted, 1, &json!({}))
+            .expect("saves with notes");
+        assert_eq!(
+            s.info(id2).expect("info").sources[&Source::Directory].notes,
+            ["n"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn logon_users_carry_over_with_their_read_time_or_the_snapshots() {
+        let dir = tmp("carry");
+        let path = dir.join(db_name("c"));
+        let mut g = TenantGraph::new();
+        let p = serde_json::Map::new();
+        for m in ["m1", "m2", "m3"] {
+            g.upsert(Entity::new(m, EntityKind::DefenderMachine, m, m, &p));
+        }
+        let u = json!({"accountName": "ava"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        g.upsert(Entity::new(
+            "u1",
+            EntityKind::DefenderLogonUser,
+            "u1",
+            "A",
+            &u,
+        ));
+        g.relate(RelRecord::new("m1", Verb::Has, "u1"));
+        g.relate(RelRecord::new("m2", Verb::Has, "u1"));
+        g.set_read_at("m1", 1_000);
+        g.set_read_at("m3", 2_000); // read, and had nobody
+        let mut s = Store::open(&path).expect("open");
+        assert_eq!(s.logon_carry().expect("empty"), Default::default());
+        let id = s
+            .save("t", "x", &g, &BTreeMap::new(), 1, &json!({}))
+            .expect("save");
+        let c = s.logon_carry().expect("carry");
+        assert_eq!(c.machines.len(), 3);
+        assert_eq!(c.machines["m1"].read_at, 1_000);
+        assert_eq!(c.machines["m1"].users, ["u1"]);
+        assert!(c.machines["m3"].users.is_empty());
+        // m2's users were kept without a read time (an older tenx): they
+        // count as read when their snapshot was saved.
+        assert_eq!(c.machines["m2"].read_at, saved_at(&s, id));
+        assert_eq!(c.users["u1"].prop("accountName"), Some(json!("ava")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn saved_at(s: &Store, id: i64) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&s.info(id).expect("info").created_at)
+            .expect("time")
+            .timestamp()
+    }
+
+    #[test]
     fn a_file_that_is_not_a_database_is_refused_with_its_name() {
         let dir = tmp("garbage");
         let path = dir.join("x.sqlite");

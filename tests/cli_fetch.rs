@@ -50,6 +50,20 @@ fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) ->
         .expect("server")
 }
 
+/// `tenx fetch --json` with more arguments: it must succeed; its report.
+fn fetch_json(s: &RunningTenant, data: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["fetch", "--json"];
+    all.extend_from_slice(args);
+    let out = tenx(s, data, None, &all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json report")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -63,19 +77,7 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     let rt = runtime();
     let s = start(&rt, 250, 21, "");
     let data = tempdir("fetch");
-    let out = tenx(
-        &s,
-        &data,
-        None,
-        &["fetch", "--json", "--logon-users", "all"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let v = fetch_json(&s, &data, &["--logon-users", "all"]);
     let m = Manifest::of(&s.tenant);
     let entities: HashMap<String, usize> =
         serde_json::from_value(v["entities"].clone()).expect("counts");
@@ -252,14 +254,7 @@ fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
     let data = tempdir("carry");
     let mut seen = Vec::new();
     for _ in 0..machines.div_ceil(100) {
-        let out = tenx(&s, &data, None, &["fetch", "--json"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        let v = fetch_json(&s, &data, &[]);
         seen.push((
             v["entities"]["microsoft_defender_logon_user"]
                 .as_u64()
