@@ -49,12 +49,10 @@ pub async fn run(ctx: &Ctx) {
                 ctx.send(b);
             })
             .await;
-        let ok = r.is_ok();
+        // A listing that broke off reads no logon users, but the machines it
+        // did list keep theirs from the previous snapshot.
+        let listed_whole = r.is_ok();
         ctx.finish("machines", r);
-        if !ok {
-            // No machines, nothing to hang logon users on.
-            return;
-        }
         let carry = match carry {
             None => LogonCarry::default(),
             Some(task) => match task.await {
@@ -77,7 +75,15 @@ pub async fn run(ctx: &Ctx) {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default();
-        logon_users(ctx, &machines, &carry).await;
+        if machines.is_empty() {
+            return;
+        }
+        let wanted = if listed_whole {
+            ctx.options.logons.budget.limit(machines.len())
+        } else {
+            0
+        };
+        logon_users(ctx, &machines, &carry, wanted).await;
     };
     let cves = async {
         let r = ctx
@@ -122,13 +128,12 @@ enum Read {
     Failed(HttpError),
 }
 
-/// Reads the logon users of the machines first in `reading_order`, within
-/// the budget and the documented rate limit, and carries every other
-/// machine's over from `carry` with the time they were read.
-async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry) {
+/// Reads the logon users of the first `wanted` machines in `reading_order`,
+/// within the documented rate limit, and carries every other machine's over
+/// from `carry` with the time they were read.
+async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wanted: usize) {
     let policy = &ctx.options.logons;
     let order = reading_order(machines, carry);
-    let wanted = policy.budget.limit(machines.len());
     // Within a budget a fetch never waits out a spent limit; reading every
     // machine waits as long as the limits ask.
     let patience = match policy.budget {
