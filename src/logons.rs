@@ -33,9 +33,10 @@ impl LogonBudget {
         match s.trim().to_ascii_lowercase().as_str() {
             "all" => Ok(LogonBudget::All),
             "none" => Ok(LogonBudget::Machines(0)),
-            n => n.parse().map(LogonBudget::Machines).map_err(|_| {
-                anyhow::anyhow!("--logon-users takes a number of machines, all or none, not '{s}'")
-            }),
+            n => n
+                .parse()
+                .map(LogonBudget::Machines)
+                .map_err(|_| anyhow::anyhow!("a number of machines, all or none, not '{s}'")),
         }
     }
 

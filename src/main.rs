@@ -110,8 +110,8 @@ struct FetchArgs {
     /// `none`. Defender allows 100 such calls a minute and 1,500 an hour;
     /// the others carry over from the previous snapshot with their age.
     /// `all` paces itself to those limits, however long that takes.
-    #[arg(long, default_value = "100", value_name = "N|all|none")]
-    logon_users: String,
+    #[arg(long, default_value = "100", value_name = "N|all|none", value_parser = tenx::logons::LogonBudget::parse)]
+    logon_users: tenx::logons::LogonBudget,
 }
 
 #[derive(Args)]
@@ -387,7 +387,7 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
         sources,
         json: args.json,
         keep: args.keep,
-        logon_users: tenx::logons::LogonBudget::parse(&args.logon_users)?,
+        logon_users: args.logon_users,
     };
     runtime()?.block_on(tenx::cmd::fetch::run(target, args))
 }

@@ -179,6 +179,12 @@ fn exit_codes_tell_complete_partial_and_nothing() {
     let out = tenx(&s, &data, None, &["fetch", "--sources", "arm,teams"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown source 'teams'"));
+    let out = tenx(&s, &data, None, &["fetch", "--logon-users", "lots"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--logon-users") && err.contains("'lots'"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
         .arg("fetch")
         .env_remove("TENX_TENANT_ID")
