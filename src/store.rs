@@ -584,6 +584,21 @@ mod tests {
         g
     }
 
+    /// The directory read completely, one user, with these notes.
+    fn directory_read(notes: &[&str]) -> BTreeMap<Source, SourceStatus> {
+        BTreeMap::from([(
+            Source::Directory,
+            SourceStatus {
+                source: Source::Directory,
+                outcome: crate::fetch::Outcome::Complete,
+                errors: vec![],
+                counts: BTreeMap::from([("users".into(), 1)]),
+                elapsed_ms: 5,
+                notes: notes.iter().map(|n| n.to_string()).collect(),
+            },
+        )])
+    }
+
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("tenx-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -597,18 +612,7 @@ mod tests {
         let path = dir.join(db_name("demo"));
         let mut s = Store::open(&path).expect("open");
         let g = graph();
-        let mut statuses = BTreeMap::new();
-        statuses.insert(
-            Source::Directory,
-            SourceStatus {
-                source: Source::Directory,
-                outcome: crate::fetch::Outcome::Complete,
-                errors: vec![],
-                counts: BTreeMap::from([("users".into(), 1)]),
-                elapsed_ms: 5,
-                notes: vec!["a note".into()],
-            },
-        );
+        let statuses = directory_read(&["a note"]);
         let id = s
             .save("t1", "test", &g, &statuses, 12, &json!({"graph": 3}))
             .expect("save");
@@ -649,17 +653,7 @@ mod tests {
         let dir = tmp("upgrade");
         let path = dir.join(db_name("old"));
         let g = graph();
-        let statuses = BTreeMap::from([(
-            Source::Directory,
-            SourceStatus {
-                source: Source::Directory,
-                outcome: crate::fetch::Outcome::Complete,
-                errors: vec![],
-                counts: BTreeMap::from([("users".into(), 1)]),
-                elapsed_ms: 5,
-                notes: vec![],
-            },
-        )]);
+        let statuses = directory_read(&[]);
         let id = {
             let mut s = Store::open(&path).expect("open");
             s.save("t1", "old", &g, &statuses, 1, &json!({}))

@@ -217,7 +217,6 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
     // Every machine not read now keeps what the previous snapshot knew.
     let mut carried_users = std::collections::HashSet::new();
     let (mut carried, mut never, mut oldest) = (0usize, 0usize, None::<i64>);
-    let mut b = Batch::default();
     for (i, m) in machines.iter().enumerate() {
         if fresh[i] {
             continue;
@@ -228,6 +227,7 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
         };
         carried += 1;
         oldest = Some(oldest.map_or(c.read_at, |o| o.min(c.read_at)));
+        let mut b = Batch::default();
         for key in &c.users {
             let Some(u) = carry.users.get(key) else {
                 continue;
@@ -247,11 +247,9 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
             b.rel(&m.key, Verb::Has, key);
         }
         b.read_at.push((m.key.clone(), c.read_at));
-        if b.entities.len() + b.relationships.len() >= 2_000 {
-            ctx.send(b.take());
-        }
+        // Gathered into events of 2,000 records by `send`.
+        ctx.send(b);
     }
-    ctx.send(b);
     if !carried_users.is_empty() {
         ctx.progress("logon users carried over", carried_users.len(), false);
     }
