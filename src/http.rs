@@ -633,24 +633,21 @@ impl Http {
         self: &Arc<Self>,
         api: Api,
         path: &str,
-        mut on_page: impl FnMut(Vec<Record<'_>>),
+        on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
-        let first = join(self.auth.endpoints.base(api), path);
-        let page = self
-            .send_as(&Outgoing::Get { api, url: &first }, RawPage::scan)
-            .await?;
-        self.follow(api, page, &mut on_page).await
+        self.get_pages_within(api, path, None, on_page).await
     }
 
-    /// `get_pages`, but a first page throttled with a `Retry-After` longer
-    /// than `patience` fails at once with `HttpError::RateLimited`: for an
-    /// endpoint whose documented limit is per minute or per hour, waiting is
-    /// worse than reading what is left on a later fetch.
+    /// `get_pages`, but with a `patience`, a first page throttled with a
+    /// `Retry-After` longer than it fails at once with
+    /// `HttpError::RateLimited`: for an endpoint whose documented limit is
+    /// per minute or per hour, waiting is worse than reading what is left on
+    /// a later fetch.
     pub async fn get_pages_within(
         self: &Arc<Self>,
         api: Api,
         path: &str,
-        patience: Duration,
+        patience: Option<Duration>,
         mut on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let first = join(self.auth.endpoints.base(api), path);
@@ -660,7 +657,7 @@ impl Http {
                 RawPage::scan,
                 None,
                 Priority::Normal,
-                Some(patience),
+                patience,
             )
             .await?;
         self.follow(api, page, &mut on_page).await
@@ -1337,7 +1334,7 @@ mod tests {
         let http = client_of(base.clone());
         let t = std::time::Instant::now();
         let err = http
-            .get_pages_within(Api::Graph, "/v1.0/x", Duration::from_secs(5), |_| {})
+            .get_pages_within(Api::Graph, "/v1.0/x", Some(Duration::from_secs(5)), |_| {})
             .await
             .expect_err("rate limited");
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -1349,7 +1346,7 @@ mod tests {
         // Within patience, the same answer is waited out.
         let (base, _) = scripted_server(vec![429], "0.05").await;
         let n = client_of(base)
-            .get_pages_within(Api::Graph, "/v1.0/x", Duration::from_secs(5), |_| {})
+            .get_pages_within(Api::Graph, "/v1.0/x", Some(Duration::from_secs(5)), |_| {})
             .await
             .expect("waited and read");
         assert_eq!(n, 1);

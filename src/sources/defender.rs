@@ -163,14 +163,10 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
                 ctx.progress("logon users", items.len(), false);
                 ctx.send(b);
             };
-            let r = match patience {
-                Some(p) => {
-                    ctx.http
-                        .get_pages_within(Api::Defender, &path, p, on_page)
-                        .await
-                }
-                None => ctx.http.get_pages(Api::Defender, &path, on_page).await,
-            };
+            let r = ctx
+                .http
+                .get_pages_within(Api::Defender, &path, patience, on_page)
+                .await;
             match r {
                 Ok(_) => {
                     ctx.send(Batch {
