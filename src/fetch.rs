@@ -77,7 +77,7 @@ impl Source {
 }
 
 /// What a running fetch tells whoever owns the graph.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum FetchEvent {
     /// A collection's progress: items so far, and whether it is complete.
     Progress {

@@ -101,7 +101,65 @@ impl RelRecord {
     }
 }
 
-type PendingSet = indexmap::IndexSet<RelRecord, FxBuildHasher>;
+/// The end of a waiting relationship that is not the missing one: an
+/// entity already in the graph (linking it later needs no lookup), or a key
+/// when both ends were missing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Known {
+    Id(EntityId),
+    Key(Box<str>),
+}
+
+/// A relationship waiting for the entity whose key it is filed under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Waiting {
+    verb: Verb,
+    /// Whether the missing end is `from`.
+    missing_from: bool,
+    other: Known,
+}
+
+/// What waits on one key, in arrival order, without duplicates. Most keys
+/// have a few waiting (a device's policies and apps before the device);
+/// those are searched in place, and only a long list (every machine waiting
+/// on the tenant's account) gets an index.
+#[derive(Debug, Clone, Default)]
+struct WaitList {
+    items: Vec<Waiting>,
+    /// Positions in `items` by hash, once there are more than `FEW_EDGES`.
+    index: HashTable<u32>,
+}
+
+impl WaitList {
+    /// Adds a waiting relationship; false when it was already waiting.
+    fn insert(&mut self, w: Waiting) -> bool {
+        if self.items.len() < FEW_EDGES {
+            if self.items.contains(&w) {
+                return false;
+            }
+        } else {
+            let items = &self.items;
+            let hash_of = |w: &Waiting| FxBuildHasher.hash_one(w);
+            if self.index.is_empty() {
+                for (i, item) in items.iter().enumerate() {
+                    self.index
+                        .insert_unique(hash_of(item), i as u32, |&j| hash_of(&items[j as usize]));
+                }
+            }
+            let hash = hash_of(&w);
+            if self.index.find(hash, |&j| items[j as usize] == w).is_some() {
+                return false;
+            }
+            self.index
+                .insert_unique(hash, items.len() as u32, |&j| hash_of(&items[j as usize]));
+        }
+        self.items.push(w);
+        true
+    }
+}
+
+/// Out-degree up to which duplicates are found by searching the list.
+const FEW_EDGES: usize = 16;
 
 /// The hash of an entity key, shared by the key index and `pending`: a key
 /// is hashed once per lookup, whichever table it goes to.
@@ -120,15 +178,23 @@ pub struct Edge {
 pub struct TenantGraph {
     entities: Vec<Entity>,
     /// Key → id, the key read from the entity itself: a key is stored once.
-    by_key: HashTable<EntityId>,
+    /// Each slot keeps its key's hash, so growing the table and most probes
+    /// never reach the key text.
+    by_key: HashTable<(u64, EntityId)>,
     by_kind: Vec<Vec<EntityId>>,
     out: Vec<Vec<Edge>>,
     inc: Vec<Vec<Edge>>,
-    edges: FxHashSet<(EntityId, Verb, EntityId)>,
+    /// Linked relationships.
+    edge_count: usize,
+    /// The edges of entities with more than `FEW_EDGES` outgoing ones, to
+    /// find duplicates; a shorter list is searched in place, which spares
+    /// the hash table almost every relationship.
+    fanout: FxHashSet<(EntityId, Verb, EntityId)>,
     /// Relationships waiting for the entity whose key they are filed under,
     /// in arrival order. A set: thousands can wait on one key (every machine
     /// on a tenant whose organization has not arrived yet).
-    pending: HashTable<(Box<str>, PendingSet)>,
+    /// Filed as (hash of the missing key, the key, what waits on it).
+    pending: HashTable<(u64, Box<str>, WaitList)>,
     pending_count: usize,
     /// When an entity's per-item details were read (a Defender machine's
     /// logon users), in Unix seconds: details carried over from an earlier
@@ -151,7 +217,7 @@ impl TenantGraph {
     }
 
     pub fn relationship_count(&self) -> usize {
-        self.edges.len()
+        self.edge_count
     }
 
     /// Relationships still waiting for an end that has not (or never) arrived.
@@ -159,9 +225,22 @@ impl TenantGraph {
         self.pending_count
     }
 
-    /// Relationships waiting for an end, in no particular order.
-    pub fn pending(&self) -> impl Iterator<Item = &RelRecord> {
-        self.pending.iter().flat_map(|(_, set)| set)
+    /// Relationships waiting for an end, grouped by the missing key, each
+    /// group in arrival order.
+    pub fn pending(&self) -> impl Iterator<Item = RelRecord> + '_ {
+        self.pending.iter().flat_map(move |(_, key, set)| {
+            set.items.iter().map(move |w| {
+                let other = match &w.other {
+                    Known::Id(id) => self.entities[*id as usize].key.clone(),
+                    Known::Key(k) => k.clone(),
+                };
+                if w.missing_from {
+                    RelRecord::new(key.clone(), w.verb, other)
+                } else {
+                    RelRecord::new(other, w.verb, key.clone())
+                }
+            })
+        })
     }
 
     pub fn generation(&self) -> u64 {
@@ -184,8 +263,10 @@ impl TenantGraph {
     fn find(&self, hash: u64, key: &str) -> Option<EntityId> {
         let entities = &self.entities;
         self.by_key
-            .find(hash, |&id| &*entities[id as usize].key == key)
-            .copied()
+            .find(hash, |&(h, id)| {
+                h == hash && &*entities[id as usize].key == key
+            })
+            .map(|&(_, id)| id)
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Entity> {
@@ -239,18 +320,51 @@ impl TenantGraph {
         self.entities.push(entity);
         self.out.push(Vec::new());
         self.inc.push(Vec::new());
-        let entities = &self.entities;
-        self.by_key
-            .insert_unique(hash, id, |&i| key_hash(&entities[i as usize].key));
+        self.by_key.insert_unique(hash, (hash, id), |&(h, _)| h);
         let key = &self.entities[id as usize].key;
-        if let Ok(entry) = self.pending.find_entry(hash, |(k, _)| k == key) {
-            let ((_, waiting), _) = entry.remove();
-            self.pending_count -= waiting.len();
-            for rel in waiting {
-                self.relate(rel);
+        if let Ok(entry) = self
+            .pending
+            .find_entry(hash, |(h, k, _)| *h == hash && k == key)
+        {
+            let ((_, _, waiting), _) = entry.remove();
+            self.pending_count -= waiting.items.len();
+            for w in waiting.items {
+                match w.other {
+                    Known::Id(other) if w.missing_from => {
+                        self.link(id, w.verb, other);
+                    }
+                    Known::Id(other) => {
+                        self.link(other, w.verb, id);
+                    }
+                    Known::Key(other) => self.relate_to_key(id, w.verb, w.missing_from, other),
+                }
             }
         }
         id
+    }
+
+    /// Links entity `id` with the entity of `other`'s key, `id` being the
+    /// `from` end or not; files the relationship under `other` when it is
+    /// not in the graph yet.
+    fn relate_to_key(&mut self, id: EntityId, verb: Verb, id_is_from: bool, other: Box<str>) {
+        let hash = key_hash(&other);
+        match self.find(hash, &other) {
+            Some(o) if id_is_from => {
+                self.link(id, verb, o);
+            }
+            Some(o) => {
+                self.link(o, verb, id);
+            }
+            None => self.pend(
+                hash,
+                other,
+                Waiting {
+                    verb,
+                    missing_from: !id_is_from,
+                    other: Known::Id(id),
+                },
+            ),
+        }
     }
 
     fn merge_into(&mut self, id: EntityId, new: Entity) {
@@ -292,39 +406,64 @@ impl TenantGraph {
     pub fn relate(&mut self, rel: RelRecord) -> bool {
         let from_hash = key_hash(&rel.from);
         let Some(from) = self.find(from_hash, &rel.from) else {
-            self.pend(from_hash, true, rel);
+            let waiting = Waiting {
+                verb: rel.verb,
+                missing_from: true,
+                other: Known::Key(rel.to),
+            };
+            self.pend(from_hash, rel.from, waiting);
             return false;
         };
         let to_hash = key_hash(&rel.to);
         let Some(to) = self.find(to_hash, &rel.to) else {
-            self.pend(to_hash, false, rel);
+            let waiting = Waiting {
+                verb: rel.verb,
+                missing_from: false,
+                other: Known::Id(from),
+            };
+            self.pend(to_hash, rel.to, waiting);
             return false;
         };
         self.link(from, rel.verb, to);
         true
     }
 
-    /// Files a relationship under the key of its missing end (`from` or not).
-    fn pend(&mut self, hash: u64, from: bool, rel: RelRecord) {
-        let key = if from { &rel.from } else { &rel.to };
-        let entry = self
-            .pending
-            .entry(hash, |(k, _)| k == key, |(k, _)| key_hash(k));
-        let (_, set) = entry
-            .or_insert_with(|| (key.clone(), PendingSet::default()))
+    /// Files a relationship under the key of its missing end; a duplicate of
+    /// one already waiting is dropped.
+    fn pend(&mut self, hash: u64, missing: Box<str>, waiting: Waiting) {
+        let entry = self.pending.entry(
+            hash,
+            |(h, k, _)| *h == hash && *k == missing,
+            |(h, _, _)| *h,
+        );
+        let (_, _, set) = entry
+            .or_insert_with(|| (hash, missing, WaitList::default()))
             .into_mut();
-        if set.insert(rel) {
+        if set.insert(waiting) {
             self.pending_count += 1;
         }
     }
 
     /// Links two entities already in the graph.
     pub fn link(&mut self, from: EntityId, verb: Verb, to: EntityId) -> bool {
-        if !self.edges.insert((from, verb, to)) {
-            return false;
+        let edge = Edge { verb, other: to };
+        let out = &mut self.out[from as usize];
+        if out.len() < FEW_EDGES {
+            if out.contains(&edge) {
+                return false;
+            }
+        } else {
+            if out.len() == FEW_EDGES {
+                self.fanout
+                    .extend(out.iter().map(|e| (from, e.verb, e.other)));
+            }
+            if !self.fanout.insert((from, verb, to)) {
+                return false;
+            }
         }
+        out.push(edge);
+        self.edge_count += 1;
         self.generation += 1;
-        self.out[from as usize].push(Edge { verb, other: to });
         self.inc[to as usize].push(Edge { verb, other: from });
         true
     }
@@ -463,8 +602,12 @@ mod tests {
             }
         }
         assert_eq!(g.pending_count(), n, "the second round was all duplicates");
-        let waiting: Vec<&str> = g.pending().map(|r| &*r.to).take(3).collect();
-        assert_eq!(waiting, ["m0", "m1", "m2"], "arrival order");
+        let waiting: Vec<Box<str>> = g.pending().map(|r| r.to).take(3).collect();
+        assert_eq!(
+            waiting,
+            ["m0".into(), "m1".into(), "m2".into()],
+            "arrival order"
+        );
         let t = g.upsert(ent("tenant", EntityKind::AzureAccount, "T", json!({})));
         assert_eq!(g.pending_count(), 0);
         assert_eq!(g.relationship_count(), n);
@@ -504,6 +647,60 @@ mod tests {
                 .get("azure_user_group_has_azure_user"),
             Some(&1)
         );
+    }
+
+    #[test]
+    fn waiting_relationships_read_back_as_they_arrived_and_keep_no_duplicates() {
+        let mut g = TenantGraph::new();
+        g.relate(RelRecord::new("a", Verb::Uses, "b"));
+        let b = g.upsert(ent("b", EntityKind::AzureNic, "nic", json!({})));
+        g.relate(RelRecord::new("c", Verb::Uses, "b"));
+        let all: Vec<RelRecord> = g.pending().collect();
+        assert_eq!(all.len(), 2);
+        assert!(all.contains(&RelRecord::new("a", Verb::Uses, "b")));
+        assert!(all.contains(&RelRecord::new("c", Verb::Uses, "b")));
+        // `a` arrives; then the same relationship again, now waiting on
+        // nothing: linked once, never filed twice.
+        let a = g.upsert(ent("a", EntityKind::AzureVm, "vm", json!({})));
+        assert!(g.relate(RelRecord::new("a", Verb::Uses, "b")));
+        assert_eq!(
+            g.outgoing(a),
+            &[Edge {
+                verb: Verb::Uses,
+                other: b
+            }]
+        );
+        // A relationship to a key that never arrives, sent twice after its
+        // `from` is known, waits once.
+        g.relate(RelRecord::new("a", Verb::Uses, "gone"));
+        g.relate(RelRecord::new("a", Verb::Uses, "gone"));
+        assert_eq!(g.pending_count(), 2);
+        let waiting: Vec<RelRecord> = g.pending().collect();
+        assert!(waiting.contains(&RelRecord::new("a", Verb::Uses, "gone")));
+    }
+
+    #[test]
+    fn duplicates_are_found_on_entities_with_few_and_many_edges() {
+        let mut g = TenantGraph::new();
+        let hub = g.upsert(ent("hub", EntityKind::AzureUserGroup, "G", json!({})));
+        let n = FEW_EDGES * 3;
+        for i in 0..n {
+            g.upsert(ent(&format!("u{i}"), EntityKind::AzureUser, "U", json!({})));
+        }
+        for round in 0..2 {
+            for i in 0..n {
+                let new = g.link(hub, Verb::Has, i as EntityId + 1);
+                assert_eq!(new, round == 0, "u{i} in round {round}");
+                g.relate(RelRecord::new("hub", Verb::Has, format!("u{i}")));
+            }
+        }
+        assert_eq!(g.relationship_count(), n);
+        // The same ends with another verb is another relationship.
+        assert!(g.link(hub, Verb::Owns, 1));
+        assert!(!g.link(hub, Verb::Owns, 1));
+        assert_eq!(g.relationship_count(), n + 1);
+        assert_eq!(g.outgoing(hub).len(), n + 1);
+        assert_eq!(g.incoming(1).len(), 2);
     }
 
     #[test]
