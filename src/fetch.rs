@@ -492,7 +492,7 @@ impl GraphBuilder {
     pub fn apply(&mut self, event: FetchEvent) -> bool {
         match event {
             FetchEvent::Batch { batch, .. } => {
-                let joined = self.linker.add(&batch.hints);
+                let joined = self.linker.add(batch.hints);
                 self.graph.apply(batch.entities, batch.relationships);
                 for r in joined {
                     self.graph.relate(r);

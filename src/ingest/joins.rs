@@ -29,7 +29,7 @@ impl Linker {
     /// now. Matches by Entra device id and account name happen as soon as
     /// both sides are known; host-name fallbacks wait for `finish`, when an
     /// ambiguous or better match can no longer arrive.
-    pub fn add(&mut self, hints: &[JoinHint]) -> Vec<RelRecord> {
+    pub fn add(&mut self, hints: Vec<JoinHint>) -> Vec<RelRecord> {
         let mut out = Vec::new();
         for h in hints {
             match h {
@@ -39,17 +39,14 @@ impl Linker {
                     host,
                 } => {
                     if let Some(a) = aad_device_id {
-                        self.device_by_aad.insert(a.clone(), key.clone());
-                        for m in self.waiting_by_aad.remove(a).unwrap_or_default() {
+                        for m in self.waiting_by_aad.remove(&a).unwrap_or_default() {
                             self.unmatched.remove(&m);
                             out.push(RelRecord::new(m, Verb::Manages, key.as_str()));
                         }
+                        self.device_by_aad.insert(a, key.clone());
                     }
                     if !host.is_empty() {
-                        self.device_by_host
-                            .entry(host.clone())
-                            .or_default()
-                            .push(key.clone());
+                        self.device_by_host.entry(host).or_default().push(key);
                     }
                 }
                 JoinHint::Machine {
@@ -61,39 +58,32 @@ impl Linker {
                         .as_ref()
                         .and_then(|a| self.device_by_aad.get(a))
                     {
-                        Some(d) => {
-                            out.push(RelRecord::new(key.as_str(), Verb::Manages, d.as_str()))
-                        }
+                        Some(d) => out.push(RelRecord::new(key, Verb::Manages, d.as_str())),
                         None => {
                             if let Some(a) = aad_device_id {
                                 self.waiting_by_aad
-                                    .entry(a.clone())
+                                    .entry(a)
                                     .or_default()
                                     .push(key.clone());
                             }
-                            self.unmatched.insert(key.clone(), host.clone());
+                            self.unmatched.insert(key, host);
                         }
                     }
                 }
                 JoinHint::User { key, upn_local } => {
-                    let users = self.user_by_local.entry(upn_local.clone()).or_default();
-                    users.push(key.clone());
-                    if users.len() == 1 {
-                        for l in self.logons_by_account.remove(upn_local).unwrap_or_default() {
+                    if let Some(logons) = self.logons_by_account.remove(&upn_local) {
+                        for l in logons {
                             out.push(RelRecord::new(l, Verb::Is, key.as_str()));
                         }
                     }
+                    self.user_by_local.entry(upn_local).or_default().push(key);
                 }
-                JoinHint::LogonUser { key, account } => match self.user_by_local.get(account) {
+                JoinHint::LogonUser { key, account } => match self.user_by_local.get(&account) {
                     Some(users) if users.len() == 1 => {
-                        out.push(RelRecord::new(key.as_str(), Verb::Is, users[0].as_str()))
+                        out.push(RelRecord::new(key, Verb::Is, users[0].as_str()))
                     }
                     Some(_) => {}
-                    None => self
-                        .logons_by_account
-                        .entry(account.clone())
-                        .or_default()
-                        .push(key.clone()),
+                    None => self.logons_by_account.entry(account).or_default().push(key),
                 },
             }
         }
@@ -138,10 +128,10 @@ mod tests {
     #[test]
     fn machines_meet_devices_by_entra_id_in_either_order() {
         let mut l = Linker::default();
-        assert!(l.add(&[machine("m1", Some("a1"), "laptop-1")]).is_empty());
-        let rels = l.add(&[device("d1", Some("a1"), "other-name")]);
+        assert!(l.add(vec![machine("m1", Some("a1"), "laptop-1")]).is_empty());
+        let rels = l.add(vec![device("d1", Some("a1"), "other-name")]);
         assert_eq!(rels, vec![RelRecord::new("m1", Verb::Manages, "d1")]);
-        let rels = l.add(&[machine("m2", Some("a1"), "x")]);
+        let rels = l.add(vec![machine("m2", Some("a1"), "x")]);
         assert_eq!(
             rels.len(),
             1,
@@ -152,16 +142,16 @@ mod tests {
     #[test]
     fn host_names_are_the_fallback() {
         let mut l = Linker::default();
-        l.add(&[
+        l.add(vec![
             device("d1", Some("a1"), "laptop-1"),
             device("d2", None, "dup"),
             device("d3", None, "dup"),
         ]);
         // Host names wait for the end: a better match may still arrive.
-        assert!(l.add(&[machine("m1", None, "laptop-1")]).is_empty());
-        assert!(l.add(&[machine("m2", Some("zz"), "laptop-1")]).is_empty());
+        assert!(l.add(vec![machine("m1", None, "laptop-1")]).is_empty());
+        assert!(l.add(vec![machine("m2", Some("zz"), "laptop-1")]).is_empty());
         // Ambiguous host names match nothing.
-        assert!(l.add(&[machine("m3", None, "dup")]).is_empty());
+        assert!(l.add(vec![machine("m3", None, "dup")]).is_empty());
         assert_eq!(
             l.finish(),
             vec![
@@ -175,13 +165,13 @@ mod tests {
     fn logon_users_meet_entra_users_by_account_name() {
         let mut l = Linker::default();
         assert!(
-            l.add(&[JoinHint::LogonUser {
+            l.add(vec![JoinHint::LogonUser {
                 key: "contoso\\ava".into(),
                 account: "ava".into()
             }])
             .is_empty()
         );
-        let rels = l.add(&[
+        let rels = l.add(vec![
             JoinHint::User {
                 key: "u1".into(),
                 upn_local: "ava".into(),
@@ -193,7 +183,7 @@ mod tests {
         ]);
         assert_eq!(rels, vec![RelRecord::new("contoso\\ava", Verb::Is, "u1")]);
         assert!(
-            l.add(&[JoinHint::LogonUser {
+            l.add(vec![JoinHint::LogonUser {
                 key: "workgroup\\administrator".into(),
                 account: "administrator".into()
             }])
