@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 pub struct Slot<'a> {
     pub name: Cow<'a, str>,
     /// The value's JSON text.
-    pub raw: &'a RawValue,
+    pub raw: &'a str,
     /// The value, when it is a string.
     pub text: Option<Cow<'a, str>>,
 }
@@ -46,6 +46,16 @@ impl<'a> Record<'a> {
             None
         };
         Record { raw: text, fields }
+    }
+
+    /// Reads a record from text already checked to be one JSON value (an
+    /// item of a scanned page) by splitting it, without a second parse;
+    /// `fields_hint` is how many fields to expect (the previous record's).
+    pub fn read_checked(text: &'a str, fields_hint: usize) -> Record<'a> {
+        Record {
+            raw: text,
+            fields: split_object(text, fields_hint),
+        }
     }
 
     /// Reads a record from JSON text (tests, and values kept elsewhere).
@@ -82,7 +92,7 @@ impl<'a> Record<'a> {
         let slot = self.get(name)?;
         Some(match &slot.text {
             Some(t) => Value::String(t.to_string()),
-            None => serde_json::from_str(slot.raw.get()).unwrap_or(Value::Null),
+            None => serde_json::from_str(slot.raw).unwrap_or(Value::Null),
         })
     }
 
@@ -137,10 +147,9 @@ impl<'a> Record<'a> {
 }
 
 /// Appends `"name":value`, the value's text made compact if it was not.
-fn push_field(out: &mut String, name: &str, raw: &RawValue) {
+fn push_field(out: &mut String, name: &str, text: &str) {
     push_json_str(out, name);
     out.push(':');
-    let text = raw.get();
     if is_compact(text) {
         out.push_str(text);
     } else if let Ok(v) = serde_json::from_str::<Value>(text) {
@@ -185,6 +194,120 @@ fn is_compact(text: &str) -> bool {
         }
     }
     true
+}
+
+/// The top-level fields of JSON text known to be valid (a scanned page's
+/// item): one pass that finds where each name and value ends, borrowing
+/// names and strings unless they hold escapes. Parsing each record again
+/// with serde only to split it was about a sixth of a fetch's CPU. `None`
+/// when the text is not an object.
+fn split_object(text: &str, hint: usize) -> Option<Vec<Slot<'_>>> {
+    let b = text.as_bytes();
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(hint);
+    let mut i = 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i)? {
+            b'"' => {}
+            b'}' => return Some(fields),
+            b',' => {
+                i += 1;
+                continue;
+            }
+            _ => return None,
+        }
+        let name_end = string_end(b, i)?;
+        let name = string_at(text, i, name_end)?;
+        i = skip_ws(b, name_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let start = i;
+        let (end, value) = match b.get(i)? {
+            b'"' => {
+                let end = string_end(b, i)?;
+                (end, Some(string_at(text, i, end)?))
+            }
+            b'{' | b'[' => (nested_end(b, i)?, None),
+            _ => (scalar_end(b, i), None),
+        };
+        fields.push(Slot {
+            name,
+            raw: text.get(start..end)?,
+            text: value,
+        });
+        i = end;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The offset after the string whose opening quote is at `i`.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        // An escape: the next byte is never the closing quote.
+        i += 2;
+    }
+}
+
+/// The string from the quote at `start` to `end`: borrowed when it has no
+/// escapes, else decoded.
+fn string_at(text: &str, start: usize, end: usize) -> Option<Cow<'_, str>> {
+    let inner = text.get(start + 1..end - 1)?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        Some(Cow::Borrowed(inner))
+    } else {
+        serde_json::from_str::<String>(text.get(start..end)?)
+            .ok()
+            .map(Cow::Owned)
+    }
+}
+
+/// The offset after the object or array that opens at `i`.
+fn nested_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match b.get(i)? {
+            b'"' => {
+                i = string_end(b, i)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// The offset after a number, `true`, `false` or `null` starting at `i`.
+fn scalar_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(c) = b.get(i) {
+        if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// A string borrowed from the input when it has no escapes.
@@ -233,7 +356,11 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                     } else {
                         None
                     };
-                    fields.push(Slot { name, raw, text });
+                    fields.push(Slot {
+                        name,
+                        raw: raw.get(),
+                        text,
+                    });
                 }
                 Ok(Fields(fields))
             }
@@ -349,10 +476,15 @@ impl RawPage {
         let Some(Ok(text)) = self.body.get(span.clone()).map(std::str::from_utf8) else {
             return Vec::new();
         };
+        let mut hint = 8;
         self.items
             .iter()
             .filter_map(|r| text.get(r.start - span.start..r.end - span.start))
-            .map(Record::read)
+            .map(|t| {
+                let r = Record::read_checked(t, hint);
+                hint = r.fields().len();
+                r
+            })
             .collect()
     }
 }
@@ -446,6 +578,66 @@ pub fn head_link(prefix: &[u8]) -> Head {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A record split in place reads exactly as serde reads it.
+    fn same_as_serde(text: &str) {
+        let by_serde = Record::read(text);
+        let split = Record::read_checked(text, 0);
+        assert_eq!(split.is_object(), by_serde.is_object(), "{text}");
+        let view = |r: &Record| -> Vec<(String, String, Option<String>)> {
+            r.fields()
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.to_string(),
+                        s.raw.to_string(),
+                        s.text.as_ref().map(|t| t.to_string()),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(view(&split), view(&by_serde), "{text}");
+    }
+
+    #[test]
+    fn records_split_in_place_read_as_serde_reads_them() {
+        for text in [
+            r#"{}"#,
+            r#"{ }"#,
+            r#"{"a":1}"#,
+            r#"{ "a" : 1 , "b" : [ 1 , { "x" : "}" } ] , "c" : "q\"uote" }"#,
+            r#"{"k\u00e9y":"v\\\\","e\"":null,"t":true,"f":false}"#,
+            r#"{"n":-1.5e+3,"z":0,"s":"ends in a backslash \\","u":"\u2603 snow"}"#,
+            r#"{"deep":{"a":[[],[{}],{"b":"]}[{"}],"c":"\\\""},"after":"x"}"#,
+            "{\n\t\"tabbed\"\t:\r\n\"yes\"\n}",
+            r#"{"dup":1,"dup":2}"#,
+            r#"{"emoji":"😀","name":"Åsa Öberg"}"#,
+            r#"[1,2]"#,
+            r#""just a string""#,
+            r#"42"#,
+            r#"null"#,
+        ] {
+            same_as_serde(text);
+        }
+    }
+
+    #[test]
+    fn records_of_every_simulated_collection_split_as_serde_reads_them() {
+        use crate::fake::{FakeParams, FakeTenant, render};
+        let t = FakeTenant::generate(FakeParams {
+            users: 300,
+            ..Default::default()
+        });
+        let mut records: Vec<Value> = Vec::new();
+        records.extend((0..t.users.len()).map(|i| render::user(&t, i)));
+        records.extend((0..t.devices.len()).map(|i| render::managed_device(&t, i)));
+        records.extend((0..t.machines.len()).map(|i| render::machine(&t, i)));
+        assert!(records.len() > 600);
+        for r in records {
+            same_as_serde(&r.to_string());
+            same_as_serde(&serde_json::to_string_pretty(&r).expect("json"));
+        }
+    }
 
     #[test]
     fn a_page_names_its_records_and_next_link() {

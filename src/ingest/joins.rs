@@ -61,10 +61,7 @@ impl Linker {
                         Some(d) => out.push(RelRecord::new(key, Verb::Manages, d.as_str())),
                         None => {
                             if let Some(a) = aad_device_id {
-                                self.waiting_by_aad
-                                    .entry(a)
-                                    .or_default()
-                                    .push(key.clone());
+                                self.waiting_by_aad.entry(a).or_default().push(key.clone());
                             }
                             self.unmatched.insert(key, host);
                         }
@@ -128,7 +125,10 @@ mod tests {
     #[test]
     fn machines_meet_devices_by_entra_id_in_either_order() {
         let mut l = Linker::default();
-        assert!(l.add(vec![machine("m1", Some("a1"), "laptop-1")]).is_empty());
+        assert!(
+            l.add(vec![machine("m1", Some("a1"), "laptop-1")])
+                .is_empty()
+        );
         let rels = l.add(vec![device("d1", Some("a1"), "other-name")]);
         assert_eq!(rels, vec![RelRecord::new("m1", Verb::Manages, "d1")]);
         let rels = l.add(vec![machine("m2", Some("a1"), "x")]);
@@ -149,7 +149,10 @@ mod tests {
         ]);
         // Host names wait for the end: a better match may still arrive.
         assert!(l.add(vec![machine("m1", None, "laptop-1")]).is_empty());
-        assert!(l.add(vec![machine("m2", Some("zz"), "laptop-1")]).is_empty());
+        assert!(
+            l.add(vec![machine("m2", Some("zz"), "laptop-1")])
+                .is_empty()
+        );
         // Ambiguous host names match nothing.
         assert!(l.add(vec![machine("m3", None, "dup")]).is_empty());
         assert_eq!(
