@@ -34,6 +34,9 @@ pub struct Record<'a> {
     raw: &'a str,
     /// `None` when the record is not a JSON object.
     fields: Option<Vec<Slot<'a>>>,
+    /// Whether the text has no white space outside strings, when known
+    /// (splitting finds out for free; else it is checked when needed).
+    compact: Option<bool>,
 }
 
 impl<'a> Record<'a> {
@@ -45,16 +48,28 @@ impl<'a> Record<'a> {
         } else {
             None
         };
-        Record { raw: text, fields }
+        Record {
+            raw: text,
+            fields,
+            compact: None,
+        }
     }
 
     /// Reads a record from text already checked to be one JSON value (an
     /// item of a scanned page) by splitting it, without a second parse;
     /// `fields_hint` is how many fields to expect (the previous record's).
     pub fn read_checked(text: &'a str, fields_hint: usize) -> Record<'a> {
-        Record {
-            raw: text,
-            fields: split_object(text, fields_hint),
+        match split_object(text, fields_hint) {
+            Some((fields, compact)) => Record {
+                raw: text,
+                fields: Some(fields),
+                compact: Some(compact),
+            },
+            None => Record {
+                raw: text,
+                fields: None,
+                compact: None,
+            },
         }
     }
 
@@ -114,7 +129,7 @@ impl<'a> Record<'a> {
             return "{}".into();
         };
         let keep = |s: &Slot| crate::ingest::is_property(&s.name) && !drop.contains(&&*s.name);
-        if fields.iter().all(keep) && is_compact(self.raw) {
+        if fields.iter().all(keep) && self.compact.unwrap_or_else(|| is_compact(self.raw)) {
             return self.raw.to_string();
         }
         let mut out = String::with_capacity(self.raw.len());
@@ -199,20 +214,28 @@ fn is_compact(text: &str) -> bool {
 /// The top-level fields of JSON text known to be valid (a scanned page's
 /// item): one pass that finds where each name and value ends, borrowing
 /// names and strings unless they hold escapes. Parsing each record again
-/// with serde only to split it was about a sixth of a fetch's CPU. `None`
-/// when the text is not an object.
-fn split_object(text: &str, hint: usize) -> Option<Vec<Slot<'_>>> {
+/// with serde only to split it was about a sixth of a fetch's CPU. Also
+/// says whether the text is compact (no white space outside strings).
+/// `None` when the text is not an object.
+fn split_object(text: &str, hint: usize) -> Option<(Vec<Slot<'_>>, bool)> {
     let b = text.as_bytes();
     if b.first() != Some(&b'{') {
         return None;
     }
     let mut fields = Vec::with_capacity(hint);
+    let mut compact = true;
     let mut i = 1;
+    // Skips white space, noting that there was some.
+    let ws = |b: &[u8], i: usize, compact: &mut bool| {
+        let after = skip_ws(b, i);
+        *compact &= after == i;
+        after
+    };
     loop {
-        i = skip_ws(b, i);
+        i = ws(b, i, &mut compact);
         match b.get(i)? {
             b'"' => {}
-            b'}' => return Some(fields),
+            b'}' => return Some((fields, compact && i + 1 == b.len())),
             b',' => {
                 i += 1;
                 continue;
@@ -221,18 +244,22 @@ fn split_object(text: &str, hint: usize) -> Option<Vec<Slot<'_>>> {
         }
         let name_end = string_end(b, i)?;
         let name = string_at(text, i, name_end)?;
-        i = skip_ws(b, name_end);
+        i = ws(b, name_end, &mut compact);
         if b.get(i) != Some(&b':') {
             return None;
         }
-        i = skip_ws(b, i + 1);
+        i = ws(b, i + 1, &mut compact);
         let start = i;
         let (end, value) = match b.get(i)? {
             b'"' => {
                 let end = string_end(b, i)?;
                 (end, Some(string_at(text, i, end)?))
             }
-            b'{' | b'[' => (nested_end(b, i)?, None),
+            b'{' | b'[' => {
+                let (end, nested_compact) = nested_end(b, i)?;
+                compact &= nested_compact;
+                (end, None)
+            }
             _ => (scalar_end(b, i), None),
         };
         fields.push(Slot {
@@ -277,9 +304,11 @@ fn string_at(text: &str, start: usize, end: usize) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The offset after the object or array that opens at `i`.
-fn nested_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// The offset after the object or array that opens at `i`, and whether it
+/// is compact.
+fn nested_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut depth = 0usize;
+    let mut compact = true;
     loop {
         match b.get(i)? {
             b'"' => {
@@ -290,9 +319,10 @@ fn nested_end(b: &[u8], mut i: usize) -> Option<usize> {
             b'}' | b']' => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some(i + 1);
+                    return Some((i + 1, compact));
                 }
             }
+            b' ' | b'\n' | b'\r' | b'\t' => compact = false,
             _ => {}
         }
         i += 1;
@@ -597,6 +627,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(view(&split), view(&by_serde), "{text}");
+        if split.is_object() {
+            assert_eq!(split.compact, Some(is_compact(text)), "{text}");
+        }
     }
 
     #[test]
