@@ -147,7 +147,15 @@ impl<'a> Record<'a> {
     /// The named fields that are present, in that order, as a compact JSON
     /// object.
     pub fn pick_json(&self, names: &[&str]) -> String {
-        let mut out = String::from("{");
+        // Sized for the usual case (names needing no escapes, compact
+        // values): the text becomes an entity's properties, kept as is.
+        let size = names
+            .iter()
+            .filter_map(|n| self.get(n).map(|s| n.len() + s.raw.len() + 4))
+            .sum::<usize>()
+            + 2;
+        let mut out = String::with_capacity(size);
+        out.push('{');
         for name in names {
             if let Some(s) = self.get(name) {
                 if out.len() > 1 {
@@ -165,7 +173,9 @@ impl<'a> Record<'a> {
 fn push_field(out: &mut String, name: &str, text: &str) {
     push_json_str(out, name);
     out.push(':');
-    if is_compact(text) {
+    // A string, number or literal is one token, compact as written.
+    let scalar = !text.starts_with(['{', '[']);
+    if scalar || is_compact(text) {
         out.push_str(text);
     } else if let Ok(v) = serde_json::from_str::<Value>(text) {
         out.push_str(&v.to_string());
