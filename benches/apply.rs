@@ -65,7 +65,15 @@ fn main() {
             relationships += batch.relationships.len();
         }
     }
+    let rss = || {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+            .unwrap_or(0)
+            * 4096
+    };
     let mut times = Vec::new();
+    let before = rss();
     let mut last = None;
     for _ in 0..RUNS {
         let evs = events.clone();
@@ -75,6 +83,9 @@ fn main() {
             b.apply(ev);
         }
         times.push(start.elapsed());
+        if last.is_none() {
+            eprintln!("rss grew by {} MiB in the first apply", (rss() - before) >> 20);
+        }
         // Freeing the graph is not part of a fetch.
         last = Some(b);
     }
