@@ -68,7 +68,11 @@ fn main() {
     let rss = || {
         std::fs::read_to_string("/proc/self/statm")
             .ok()
-            .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.parse::<u64>().ok())
+            })
             .unwrap_or(0)
             * 4096
     };
@@ -84,7 +88,10 @@ fn main() {
         }
         times.push(start.elapsed());
         if last.is_none() {
-            eprintln!("rss grew by {} MiB in the first apply", (rss() - before) >> 20);
+            eprintln!(
+                "rss grew by {} MiB in the first apply",
+                (rss() - before) >> 20
+            );
         }
         // Freeing the graph is not part of a fetch.
         last = Some(b);

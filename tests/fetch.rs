@@ -176,13 +176,13 @@ async fn a_fetch_matches_the_manifest_at_several_sizes_and_seeds() {
         // What stays unlinked is only what the tenant cannot resolve: role
         // assignments of deleted principals or at management-group scope.
         for r in b.graph.pending() {
-            let from = b.graph.by_key(&r.from).map(|e| e.kind);
+            let from = b.graph.by_key(r.from()).map(|e| e.kind);
             assert_eq!(
                 from,
                 Some(tenx::model::EntityKind::AzureRoleAssignment),
                 "unexpected pending {r:?}"
             );
-            let to = &*r.to;
+            let to = r.to();
             let known_principal = s.tenant.users.iter().any(|u| u.id == to)
                 || s.tenant.groups.iter().any(|g| g.id == to)
                 || s.tenant.service_principals.iter().any(|p| p.id == to);

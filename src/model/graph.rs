@@ -78,26 +78,53 @@ impl Entity {
     }
 }
 
-/// A relationship as ingest produces it: by entity key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A relationship as ingest produces it: by entity key. Both keys share
+/// one allocation: ingest makes hundreds of thousands of these per fetch.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RelRecord {
-    pub from: Box<str>,
+    /// `from` then `to`.
+    keys: Box<str>,
+    /// Where `to` begins in `keys`.
+    split: u32,
     pub verb: Verb,
-    pub to: Box<str>,
 }
 
 impl RelRecord {
-    pub fn new(from: impl Into<Box<str>>, verb: Verb, to: impl Into<Box<str>>) -> RelRecord {
+    pub fn new(from: impl AsRef<str>, verb: Verb, to: impl AsRef<str>) -> RelRecord {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        let mut keys = String::with_capacity(from.len() + to.len());
+        keys.push_str(from);
+        keys.push_str(to);
         RelRecord {
-            from: from.into(),
+            keys: keys.into_boxed_str(),
+            split: from.len() as u32,
             verb,
-            to: to.into(),
         }
+    }
+
+    /// The key of the entity the relationship goes from.
+    pub fn from(&self) -> &str {
+        self.keys.get(..self.split as usize).unwrap_or("")
+    }
+
+    /// The key of the entity it goes to.
+    pub fn to(&self) -> &str {
+        self.keys.get(self.split as usize..).unwrap_or("")
     }
 
     /// The relationship `_key`: `{from}|{verb}|{to}`.
     pub fn key(&self) -> String {
-        format!("{}|{}|{}", self.from, self.verb.class(), self.to)
+        format!("{}|{}|{}", self.from(), self.verb.class(), self.to())
+    }
+}
+
+impl std::fmt::Debug for RelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelRecord")
+            .field("from", &self.from())
+            .field("verb", &self.verb)
+            .field("to", &self.to())
+            .finish()
     }
 }
 
@@ -158,6 +185,9 @@ impl WaitList {
     }
 }
 
+/// One entity's edges in one direction.
+type Edges = smallvec::SmallVec<[Edge; 2]>;
+
 /// Out-degree up to which duplicates are found by searching the list.
 const FEW_EDGES: usize = 16;
 
@@ -182,8 +212,10 @@ pub struct TenantGraph {
     /// never reach the key text.
     by_key: HashTable<(u64, EntityId)>,
     by_kind: Vec<Vec<EntityId>>,
-    out: Vec<Vec<Edge>>,
-    inc: Vec<Vec<Edge>>,
+    /// Adjacency in both directions. Most entities have one to three edges
+    /// each way: kept inline, they cost no allocation of their own.
+    out: Vec<Edges>,
+    inc: Vec<Edges>,
     /// Linked relationships.
     edge_count: usize,
     /// The edges of entities with more than `FEW_EDGES` outgoing ones, to
@@ -289,11 +321,17 @@ impl TenantGraph {
     }
 
     pub fn outgoing(&self, id: EntityId) -> &[Edge] {
-        self.out.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.out
+            .get(id as usize)
+            .map(|e| e.as_slice())
+            .unwrap_or(&[])
     }
 
     pub fn incoming(&self, id: EntityId) -> &[Edge] {
-        self.inc.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.inc
+            .get(id as usize)
+            .map(|e| e.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Every linked relationship as (from, verb, to), grouped by source entity.
@@ -318,8 +356,8 @@ impl TenantGraph {
         let id = self.entities.len() as EntityId;
         self.by_kind[entity.kind.index()].push(id);
         self.entities.push(entity);
-        self.out.push(Vec::new());
-        self.inc.push(Vec::new());
+        self.out.push(Edges::new());
+        self.inc.push(Edges::new());
         self.by_key.insert_unique(hash, (hash, id), |&(h, _)| h);
         let key = &self.entities[id as usize].key;
         if let Ok(entry) = self
@@ -357,7 +395,7 @@ impl TenantGraph {
             }
             None => self.pend(
                 hash,
-                other,
+                &other,
                 Waiting {
                     verb,
                     missing_from: !id_is_from,
@@ -404,40 +442,51 @@ impl TenantGraph {
     /// Links a relationship by key, or files it until its missing end arrives.
     /// Returns whether it is linked now. Duplicates are ignored.
     pub fn relate(&mut self, rel: RelRecord) -> bool {
-        let from_hash = key_hash(&rel.from);
-        let Some(from) = self.find(from_hash, &rel.from) else {
-            let waiting = Waiting {
-                verb: rel.verb,
-                missing_from: true,
-                other: Known::Key(rel.to),
-            };
-            self.pend(from_hash, rel.from, waiting);
-            return false;
-        };
-        let to_hash = key_hash(&rel.to);
-        let Some(to) = self.find(to_hash, &rel.to) else {
-            let waiting = Waiting {
-                verb: rel.verb,
-                missing_from: false,
-                other: Known::Id(from),
-            };
-            self.pend(to_hash, rel.to, waiting);
-            return false;
-        };
-        self.link(from, rel.verb, to);
-        true
+        let (from_key, to_key) = (rel.from(), rel.to());
+        let from_hash = key_hash(from_key);
+        let to_hash = key_hash(to_key);
+        let from = self.find(from_hash, from_key);
+        let to = self.find(to_hash, to_key);
+        match (from, to) {
+            (Some(from), Some(to)) => {
+                self.link(from, rel.verb, to);
+                true
+            }
+            (None, to) => {
+                let other = match to {
+                    Some(id) => Known::Id(id),
+                    None => Known::Key(to_key.into()),
+                };
+                let waiting = Waiting {
+                    verb: rel.verb,
+                    missing_from: true,
+                    other,
+                };
+                self.pend(from_hash, from_key, waiting);
+                false
+            }
+            (Some(from), None) => {
+                let waiting = Waiting {
+                    verb: rel.verb,
+                    missing_from: false,
+                    other: Known::Id(from),
+                };
+                self.pend(to_hash, to_key, waiting);
+                false
+            }
+        }
     }
 
     /// Files a relationship under the key of its missing end; a duplicate of
     /// one already waiting is dropped.
-    fn pend(&mut self, hash: u64, missing: Box<str>, waiting: Waiting) {
+    fn pend(&mut self, hash: u64, missing: &str, waiting: Waiting) {
         let entry = self.pending.entry(
             hash,
-            |(h, k, _)| *h == hash && *k == missing,
+            |(h, k, _)| *h == hash && **k == *missing,
             |(h, _, _)| *h,
         );
         let (_, _, set) = entry
-            .or_insert_with(|| (hash, missing, WaitList::default()))
+            .or_insert_with(|| (hash, missing.into(), WaitList::default()))
             .into_mut();
         if set.insert(waiting) {
             self.pending_count += 1;
@@ -602,12 +651,8 @@ mod tests {
             }
         }
         assert_eq!(g.pending_count(), n, "the second round was all duplicates");
-        let waiting: Vec<Box<str>> = g.pending().map(|r| r.to).take(3).collect();
-        assert_eq!(
-            waiting,
-            ["m0".into(), "m1".into(), "m2".into()],
-            "arrival order"
-        );
+        let waiting: Vec<String> = g.pending().map(|r| r.to().to_string()).take(3).collect();
+        assert_eq!(waiting, ["m0", "m1", "m2"], "arrival order");
         let t = g.upsert(ent("tenant", EntityKind::AzureAccount, "T", json!({})));
         assert_eq!(g.pending_count(), 0);
         assert_eq!(g.relationship_count(), n);
