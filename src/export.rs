@@ -159,7 +159,7 @@ pub fn entity_json(g: &TenantGraph, id: EntityId, with_properties: bool) -> Valu
     m.insert("_type".into(), json!(e.kind.type_name()));
     m.insert("_class".into(), json!(e.kind.classes()));
     m.insert("displayName".into(), json!(&*e.display_name));
-    m.insert("id".into(), json!(&*e.id));
+    m.insert("id".into(), json!(e.id()));
     Value::Object(m)
 }
 
@@ -388,7 +388,7 @@ pub fn write_csv_entities(
             e.kind.type_name().to_string(),
             e.kind.classes().join(";"),
             e.display_name.to_string(),
-            e.id.to_string(),
+            e.id().to_string(),
         ];
         if with_properties {
             let v = entity_json(g, id, true);

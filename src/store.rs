@@ -273,7 +273,7 @@ impl Store {
                     eid as i64,
                     &*e.key,
                     e.kind.type_name(),
-                    &*e.id,
+                    e.id(),
                     &*e.display_name,
                     &*e.props
                 ])?;
@@ -366,13 +366,13 @@ impl Store {
             let ty: String = r.get(2)?;
             let kind = EntityKind::from_type_name(&ty)
                 .with_context(|| format!("snapshot {id}: unknown entity type '{ty}'"))?;
-            let e = Entity {
-                key: r.get::<_, String>(1)?.into(),
+            let e = Entity::with_props_json(
+                r.get::<_, String>(1)?,
                 kind,
-                id: r.get::<_, String>(3)?.into(),
-                display_name: r.get::<_, String>(4)?.into(),
-                props: r.get::<_, String>(5)?.into(),
-            };
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            );
             let got = g.upsert(e);
             if got as i64 != eid {
                 bail!("snapshot {id} is damaged: entity ids are not contiguous at {eid}");
@@ -449,13 +449,13 @@ impl Store {
             let machine: String = r.get(0)?;
             let key: String = r.get(1)?;
             if !carry.users.contains_key(&key) {
-                let e = Entity {
-                    key: key.as_str().into(),
-                    kind: EntityKind::DefenderLogonUser,
-                    id: r.get::<_, String>(2)?.into(),
-                    display_name: r.get::<_, String>(3)?.into(),
-                    props: r.get::<_, String>(4)?.into(),
-                };
+                let e = Entity::with_props_json(
+                    key.as_str(),
+                    EntityKind::DefenderLogonUser,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                );
                 carry.users.insert(key.clone(), e);
             }
             carry

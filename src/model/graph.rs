@@ -25,8 +25,9 @@ pub type EntityId = u32;
 pub struct Entity {
     pub key: Box<str>,
     pub kind: EntityKind,
-    /// The id in the source API, as the API wrote it.
-    pub id: Box<str>,
+    /// The id in the source API, as the API wrote it; `None` when it is the
+    /// key (most entities: one allocation fewer each).
+    id: Option<Box<str>>,
     pub display_name: Box<str>,
     pub props: Box<str>,
 }
@@ -35,36 +36,36 @@ impl Entity {
     pub fn new(
         key: impl Into<Box<str>>,
         kind: EntityKind,
-        id: impl Into<Box<str>>,
+        id: impl AsRef<str>,
         display_name: impl Into<Box<str>>,
         props: &Map<String, Value>,
     ) -> Entity {
-        Entity {
-            key: key.into(),
-            kind,
-            id: id.into(),
-            display_name: display_name.into(),
-            props: serde_json::to_string(props)
-                .unwrap_or_else(|_| "{}".to_string())
-                .into(),
-        }
+        let props = serde_json::to_string(props).unwrap_or_else(|_| "{}".to_string());
+        Entity::with_props_json(key, kind, id, display_name, props)
     }
 
     /// An entity whose properties are already a compact JSON object.
     pub fn with_props_json(
         key: impl Into<Box<str>>,
         kind: EntityKind,
-        id: impl Into<Box<str>>,
+        id: impl AsRef<str>,
         display_name: impl Into<Box<str>>,
-        props: String,
+        props: impl Into<Box<str>>,
     ) -> Entity {
+        let key = key.into();
+        let id = id.as_ref();
         Entity {
-            key: key.into(),
+            id: (id != &*key).then(|| id.into()),
+            key,
             kind,
-            id: id.into(),
             display_name: display_name.into(),
             props: props.into(),
         }
+    }
+
+    /// The id in the source API, as the API wrote it.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.key)
     }
 
     /// The source properties as a JSON object (empty when unreadable).
@@ -419,11 +420,11 @@ impl TenantGraph {
             self.entities[id as usize].kind = new.kind;
         }
         let cur = &mut self.entities[id as usize];
+        if cur.id().is_empty() {
+            cur.id = (new.id() != &*cur.key).then(|| new.id().into());
+        }
         if !new.display_name.is_empty() {
             cur.display_name = new.display_name;
-        }
-        if cur.id.is_empty() {
-            cur.id = new.id;
         }
         if cur.props.as_ref() != new.props.as_ref() {
             let mut merged = cur.properties();
