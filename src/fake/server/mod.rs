@@ -8,6 +8,7 @@
 //! of their own; this one holds the dispatcher and what all services share.
 
 mod arm;
+mod clock;
 mod defender;
 mod graph;
 mod login;
@@ -171,6 +172,7 @@ pub async fn serve(
 }
 
 async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    let arrived = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -179,8 +181,8 @@ async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => Bytes::new(),
     };
-    if !sim.options.latency.is_zero() {
-        tokio::time::sleep(sim.options.latency).await;
+    if let Some(clock) = &sim.clock {
+        clock.until(arrived + sim.options.latency).await;
     }
     let reply = sim.dispatch(&method, &path, &raw_query, &headers, &body, false);
     sim.log(&method, &path, &raw_query, reply.status);
@@ -372,6 +374,8 @@ struct Sim {
     log: Option<Mutex<std::fs::File>>,
     /// See `ServerOptions::cache_responses`: request → answer body.
     cache: Option<Mutex<HashMap<Vec<u8>, Bytes>>>,
+    /// Ends the simulated latency on time (none without latency).
+    clock: Option<clock::Clock>,
 }
 
 /// `/api/machines/{id}/logonusers`, the one Defender endpoint with limits
@@ -413,6 +417,7 @@ impl Sim {
         let cache = (options.cache_responses && !random).then(|| Mutex::new(HashMap::new()));
         Sim {
             cache,
+            clock: (!options.latency.is_zero()).then(clock::Clock::start),
             ix: Index::new(&t),
             key: rng.next_u64(),
             app_oid: rng.guid(),
