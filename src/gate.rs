@@ -5,7 +5,10 @@
 //! managed-device pages), while per-item `$batch` requests are many and can
 //! go in any order. With a first-come queue, each page of a chain waited
 //! behind every batch request queued while the page before was in flight:
-//! at 20,000 users the 24 device pages took 1.1 s instead of 0.5.
+//! at 20,000 users the 24 device pages took 1.1 s instead of 0.5. A few
+//! slots are also kept for chains alone: served first, a next page still
+//! waited for a slot to come back whenever every slot was taken by the
+//! hundreds of per-item requests, a few milliseconds on every link.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,6 +33,10 @@ pub struct Gate {
 #[derive(Debug)]
 struct State {
     free: usize,
+    /// How many `Normal` requests may be in flight: the rest of the slots
+    /// are kept for `First`.
+    normal_cap: usize,
+    normal_in_flight: usize,
     first: VecDeque<oneshot::Sender<()>>,
     normal: VecDeque<oneshot::Sender<()>>,
 }
@@ -38,11 +45,12 @@ struct State {
 #[derive(Debug)]
 pub struct Slot<'a> {
     gate: &'a Gate,
+    priority: Priority,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(self.priority);
     }
 }
 
@@ -50,6 +58,7 @@ impl Drop for Slot<'_> {
 /// handed one, it passes the slot on instead of losing it.
 struct Waiting<'a> {
     gate: &'a Gate,
+    priority: Priority,
     rx: Option<oneshot::Receiver<()>>,
 }
 
@@ -58,17 +67,27 @@ impl Drop for Waiting<'_> {
         if let Some(mut rx) = self.rx.take() {
             rx.close();
             if rx.try_recv().is_ok() {
-                self.gate.release();
+                self.gate.release(self.priority);
             }
         }
     }
 }
 
 impl Gate {
+    /// A gate of `slots`, a sixth of them kept for `First`.
     pub fn new(slots: usize) -> Gate {
+        Gate::with_reserve(slots, slots / 6)
+    }
+
+    /// A gate of `slots`, `reserve` of which only `First` may take (at
+    /// least one slot is left for `Normal`).
+    pub fn with_reserve(slots: usize, reserve: usize) -> Gate {
+        let slots = slots.max(1);
         Gate {
             state: Mutex::new(State {
-                free: slots.max(1),
+                free: slots,
+                normal_cap: slots - reserve.min(slots - 1),
+                normal_in_flight: 0,
                 first: VecDeque::new(),
                 normal: VecDeque::new(),
             }),
@@ -79,9 +98,19 @@ impl Gate {
     pub async fn enter(&self, priority: Priority) -> Slot<'_> {
         let rx = {
             let mut s = self.lock();
-            if s.free > 0 {
+            let may = match priority {
+                Priority::First => s.free > 0,
+                Priority::Normal => s.free > 0 && s.normal_in_flight < s.normal_cap,
+            };
+            if may {
                 s.free -= 1;
-                return Slot { gate: self };
+                if priority == Priority::Normal {
+                    s.normal_in_flight += 1;
+                }
+                return Slot {
+                    gate: self,
+                    priority,
+                };
             }
             let (tx, rx) = oneshot::channel();
             match priority {
@@ -92,6 +121,7 @@ impl Gate {
         };
         let mut waiting = Waiting {
             gate: self,
+            priority,
             rx: Some(rx),
         };
         if let Some(rx) = waiting.rx.as_mut() {
@@ -100,27 +130,38 @@ impl Gate {
             let _ = rx.await;
         }
         waiting.rx = None;
-        Slot { gate: self }
+        Slot {
+            gate: self,
+            priority,
+        }
     }
 
-    /// Hands a slot to the first waiter still waiting (`First` before
-    /// `Normal`), or frees it.
-    fn release(&self) {
+    /// Takes back a slot of a request of `priority` and hands it to the
+    /// first waiter still waiting (`First` before `Normal`, which gets it
+    /// only below its cap), or frees it.
+    fn release(&self, priority: Priority) {
         let mut s = self.lock();
+        if priority == Priority::Normal {
+            s.normal_in_flight = s.normal_in_flight.saturating_sub(1);
+        }
         loop {
-            let next = match s.first.pop_front() {
-                Some(tx) => tx,
-                None => match s.normal.pop_front() {
-                    Some(tx) => tx,
-                    None => {
-                        s.free += 1;
+            if let Some(tx) = s.first.pop_front() {
+                if tx.send(()).is_ok() {
+                    return;
+                }
+                continue;
+            }
+            if s.normal_in_flight < s.normal_cap {
+                if let Some(tx) = s.normal.pop_front() {
+                    if tx.send(()).is_ok() {
+                        s.normal_in_flight += 1;
                         return;
                     }
-                },
-            };
-            if next.send(()).is_ok() {
-                return;
+                    continue;
+                }
             }
+            s.free += 1;
+            return;
         }
     }
 
@@ -167,6 +208,28 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), ["next page", "batch 1", "batch 2"]);
         assert_eq!(gate.free(), 1, "every slot came back");
+    }
+
+    #[tokio::test]
+    async fn slots_in_reserve_go_to_chains_only() {
+        let gate = Arc::new(Gate::with_reserve(3, 1));
+        let a = gate.enter(Priority::Normal).await;
+        let _b = gate.enter(Priority::Normal).await;
+        // The last slot is the reserve: a normal request waits for it ...
+        let mut normal = Box::pin(gate.enter(Priority::Normal));
+        assert!(futures::poll!(&mut normal).is_pending());
+        // ... a chain's next page takes it at once.
+        let first = gate.enter(Priority::First).await;
+        assert_eq!(gate.free(), 0);
+        // A normal slot coming back goes to the normal request; the
+        // reserve comes back to the gate, kept for chains.
+        drop(a);
+        let _n = normal.await;
+        drop(first);
+        assert_eq!(gate.free(), 1);
+        let mut again = Box::pin(gate.enter(Priority::Normal));
+        assert!(futures::poll!(&mut again).is_pending(), "the reserve stays");
+        let _chain = gate.enter(Priority::First).await;
     }
 
     #[tokio::test]
