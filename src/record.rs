@@ -58,7 +58,7 @@ impl<'a> Record<'a> {
     /// Reads a record from text already checked to be one JSON value (an
     /// item of a scanned page) by splitting it, without a second parse;
     /// `fields_hint` is how many fields to expect (the previous record's).
-    pub fn read_checked(text: &'a str, fields_hint: usize) -> Record<'a> {
+    fn read_checked(text: &'a str, fields_hint: usize) -> Record<'a> {
         match split_object(text, fields_hint) {
             Some((fields, compact)) => Record {
                 raw: text,

@@ -485,18 +485,14 @@ async fn logon_users_beyond_the_budget_carry_over_until_every_machine_is_read() 
     );
     let g = &first.graph;
     let kind = tenx::model::EntityKind::DefenderMachine;
-    let min_read = g
-        .of_kind(kind)
-        .iter()
-        .filter(|&&i| g.read_at(i).is_some())
-        .map(|&i| risk(g, i))
-        .min();
-    let max_unread = g
-        .of_kind(kind)
-        .iter()
-        .filter(|&&i| g.read_at(i).is_none())
-        .map(|&i| risk(g, i))
-        .max();
+    let risks = |read: bool| {
+        g.of_kind(kind)
+            .iter()
+            .filter(move |&&i| g.read_at(i).is_some() == read)
+            .map(|&i| risk(g, i))
+    };
+    let min_read = risks(true).min();
+    let max_unread = risks(false).max();
     assert!(min_read >= max_unread, "riskiest first");
 
     // Carried over, a machine keeps the time it was read: age the first

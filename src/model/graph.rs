@@ -369,12 +369,7 @@ impl TenantGraph {
             self.pending_count -= waiting.items.len();
             for w in waiting.items {
                 match w.other {
-                    Known::Id(other) if w.missing_from => {
-                        self.link(id, w.verb, other);
-                    }
-                    Known::Id(other) => {
-                        self.link(other, w.verb, id);
-                    }
+                    Known::Id(other) => self.link_with(id, w.verb, w.missing_from, other),
                     Known::Key(other) => self.relate_to_key(id, w.verb, w.missing_from, other),
                 }
             }
@@ -388,12 +383,7 @@ impl TenantGraph {
     fn relate_to_key(&mut self, id: EntityId, verb: Verb, id_is_from: bool, other: Box<str>) {
         let hash = key_hash(&other);
         match self.find(hash, &other) {
-            Some(o) if id_is_from => {
-                self.link(id, verb, o);
-            }
-            Some(o) => {
-                self.link(o, verb, id);
-            }
+            Some(o) => self.link_with(id, verb, id_is_from, o),
             None => self.pend(
                 hash,
                 &other,
@@ -403,6 +393,15 @@ impl TenantGraph {
                     other: Known::Id(id),
                 },
             ),
+        }
+    }
+
+    /// Links `id` and `other`, `id` being the `from` end or not.
+    fn link_with(&mut self, id: EntityId, verb: Verb, id_is_from: bool, other: EntityId) {
+        if id_is_from {
+            self.link(id, verb, other);
+        } else {
+            self.link(other, verb, id);
         }
     }
 

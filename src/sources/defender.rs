@@ -25,25 +25,21 @@ pub async fn run(ctx: &Ctx) {
         .carry
         .clone()
         .map(|load| tokio::task::spawn_blocking(move || load()));
-    let listed = std::sync::Mutex::new(Vec::<MachineSeen>::new());
     let machines = async {
+        let mut listed = Vec::<MachineSeen>::new();
         let r = ctx
             .http
             .get_pages(Api::Defender, "/api/machines?$top=10000", |items| {
                 let mut b = Batch::default();
-                let mut seen = Vec::with_capacity(items.len());
                 for v in &items {
                     ingest::machine(v, &ctx.tenant, &mut b);
                     if let Some(id) = text(v, "id") {
-                        seen.push(MachineSeen {
+                        listed.push(MachineSeen {
                             key: id.to_string(),
                             risk: MachineSeen::risk_of(text(v, "riskScore")),
                             last_seen: text(v, "lastSeen").unwrap_or("").to_string(),
                         });
                     }
-                }
-                if let Ok(mut l) = listed.lock() {
-                    l.extend(seen);
                 }
                 ctx.progress("machines", items.len(), false);
                 ctx.send(b);
@@ -71,19 +67,15 @@ pub async fn run(ctx: &Ctx) {
                 }
             },
         };
-        let machines = listed
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        if machines.is_empty() {
+        if listed.is_empty() {
             return;
         }
         let wanted = if listed_whole {
-            ctx.options.logons.budget.limit(machines.len())
+            ctx.options.logons.budget.limit(listed.len())
         } else {
             0
         };
-        logon_users(ctx, &machines, &carry, wanted).await;
+        logon_users(ctx, &listed, &carry, wanted).await;
     };
     let cves = async {
         let r = ctx
