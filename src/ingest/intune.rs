@@ -214,6 +214,111 @@ pub fn device_status(
     Some((device_id.to_string(), state))
 }
 
+/// What a finding needs of one entry of a device's
+/// `deviceCompliancePolicyStates`: the policy's name and its failing
+/// settings. Entries are reduced to this as they arrive, so a device's
+/// states (several kilobytes, most of them passing settings) are neither
+/// kept nor parsed again for each of its findings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyState {
+    pub display_name: Option<String>,
+    /// The failing settings: `setting`, `settingName`, `state`,
+    /// `currentValue` and `errorCode` of each.
+    pub failing: Vec<Value>,
+}
+
+/// The fields of a setting state that a finding keeps; others are skipped
+/// unread. Any JSON type is accepted for each, as the service may send.
+#[derive(serde::Deserialize)]
+struct SettingState<'a> {
+    #[serde(borrow, default)]
+    setting: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "settingName")]
+    setting_name: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    state: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "currentValue")]
+    current_value: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "errorCode")]
+    error_code: Option<&'a serde_json::value::RawValue>,
+}
+
+const SETTING_FIELDS: [&str; 5] = [
+    "setting",
+    "settingName",
+    "state",
+    "currentValue",
+    "errorCode",
+];
+
+impl PolicyState {
+    /// An entry of a device's `deviceCompliancePolicyStates`, keyed by its
+    /// policy id; `None` when it names no policy.
+    pub fn read(v: &impl Json) -> Option<(String, PolicyState)> {
+        let id = text(v, "id")?.to_string();
+        let failing = v
+            .raw_field("settingStates")
+            .map(|raw| failing_settings(&raw))
+            .unwrap_or_default();
+        Some((
+            id,
+            PolicyState {
+                display_name: text(v, "displayName").map(String::from),
+                failing,
+            },
+        ))
+    }
+}
+
+/// The failing entries of a `settingStates` array. The usual shape is read
+/// field by field; anything else (a null, an entry that is not an object, a
+/// repeated field) through a full parse, with the same result.
+fn failing_settings(raw: &str) -> Vec<Value> {
+    let value = |r: Option<&serde_json::value::RawValue>| {
+        r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+            .unwrap_or(Value::Null)
+    };
+    if let Ok(states) = serde_json::from_str::<Vec<SettingState>>(raw) {
+        return states
+            .into_iter()
+            .map(|s| {
+                [
+                    value(s.setting),
+                    value(s.setting_name),
+                    value(s.state),
+                    value(s.current_value),
+                    value(s.error_code),
+                ]
+            })
+            .filter(|f| f[2].as_str().map(str::trim).is_some_and(is_failing_state))
+            .map(|f| {
+                Value::Object(
+                    SETTING_FIELDS
+                        .iter()
+                        .map(|n| n.to_string())
+                        .zip(f)
+                        .collect(),
+                )
+            })
+            .collect();
+    }
+    let Ok(Value::Array(states)) = serde_json::from_str::<Value>(raw) else {
+        return Vec::new();
+    };
+    states
+        .iter()
+        .filter(|s| text(*s, "state").is_some_and(is_failing_state))
+        .map(|s| {
+            Value::Object(
+                SETTING_FIELDS
+                    .iter()
+                    .map(|n| (n.to_string(), s.get(n).cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// A noncompliance finding for (device, policy) with the failing settings
 /// from the device's `deviceCompliancePolicyStates` entry for that policy
 /// (`None` when it could not be read).
@@ -222,28 +327,11 @@ pub fn finding(
     policy_id: &str,
     state: &str,
     status_row: &Value,
-    policy_state: Option<&Value>,
+    policy_state: Option<&PolicyState>,
     out: &mut Batch,
 ) {
     let key = finding_key(device_id, policy_id);
-    let failing: Vec<Value> = policy_state
-        .and_then(|p| p["settingStates"].as_array())
-        .map(|settings| {
-            settings
-                .iter()
-                .filter(|s| text(s, "state").is_some_and(is_failing_state))
-                .map(|s| {
-                    json!({
-                        "setting": s["setting"],
-                        "settingName": s["settingName"],
-                        "state": s["state"],
-                        "currentValue": s["currentValue"],
-                        "errorCode": s["errorCode"],
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let failing = policy_state.map(|p| p.failing.clone()).unwrap_or_default();
     let names: Vec<String> = failing
         .iter()
         .filter_map(|s| {
@@ -253,7 +341,7 @@ pub fn finding(
         })
         .collect();
     let policy_name = policy_state
-        .and_then(|p| text(p, "displayName"))
+        .and_then(|p| p.display_name.as_deref())
         .unwrap_or(policy_id);
     let device_name = text(status_row, "deviceDisplayName").unwrap_or(device_id);
     let mut p = Map::new();
@@ -420,6 +508,8 @@ mod tests {
             {"setting": "Windows10CompliancePolicy.SecureBootEnabled", "settingName": "Secure Boot", "state": "compliant"},
             {"setting": "Windows10CompliancePolicy.TpmRequired", "settingName": null, "state": "error"}
         ]});
+        let (policy, state) = PolicyState::read(&state).expect("names its policy");
+        assert_eq!(policy, "p1");
         finding("d1", "p1", "noncompliant", &row, Some(&state), &mut b);
         let f = b.entities.last().expect("finding");
         assert_eq!(&*f.key, "d1|p1");
@@ -435,5 +525,44 @@ mod tests {
         assert!(rels.contains(&"d1|HAS|d1|p1".to_string()));
         assert!(rels.contains(&"p1|IDENTIFIED|d1|p1".to_string()));
         assert!(rels.contains(&"d1|intune_host_agent|ASSIGNED|p1".to_string()));
+    }
+
+    #[test]
+    fn failing_settings_read_the_same_from_a_record_as_from_any_value() {
+        let text = r#"{"id": "p1", "displayName": " Baseline ", "settingStates": [
+            {"setting": "S.BitLocker", "settingName": "Require BitLocker", "state": "nonCompliant",
+             "currentValue": "false", "errorCode": 0, "sources": [{"id": "p1"}], "userName": "Ava"},
+            {"setting": "S.Tpm", "settingName": null, "state": " Error ", "errorCode": 65009},
+            {"setting": "S.Boot", "state": "compliant", "currentValue": {"nested": [1, 2]}},
+            {"setting": "S.Odd", "state": 3}
+        ]}"#;
+        let record = crate::record::Record::from_json(text).expect("record");
+        let value: Value = serde_json::from_str(text).expect("value");
+        let (_, from_record) = PolicyState::read(&record).expect("read");
+        let (_, from_value) = PolicyState::read(&value).expect("read");
+        assert_eq!(from_record, from_value);
+        assert_eq!(from_record.display_name.as_deref(), Some("Baseline"));
+        assert_eq!(
+            from_record.failing,
+            vec![
+                json!({"setting": "S.BitLocker", "settingName": "Require BitLocker", "state": "nonCompliant", "currentValue": "false", "errorCode": 0}),
+                json!({"setting": "S.Tpm", "settingName": null, "state": " Error ", "currentValue": null, "errorCode": 65009}),
+            ]
+        );
+        // Shapes the field-by-field reading refuses go through a full parse.
+        for odd in [
+            r#"[{"state": "error", "state": "error", "setting": "S.Twice"}, 7]"#,
+            r#"[null, {"setting": "S.Twice", "state": "error"}]"#,
+        ] {
+            assert_eq!(
+                failing_settings(odd),
+                vec![
+                    json!({"setting": "S.Twice", "settingName": null, "state": "error", "currentValue": null, "errorCode": null})
+                ],
+                "{odd}"
+            );
+        }
+        assert!(failing_settings("null").is_empty() && failing_settings("{}").is_empty());
+        assert_eq!(PolicyState::read(&json!({"displayName": "no id"})), None);
     }
 }

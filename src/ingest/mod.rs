@@ -10,6 +10,8 @@ pub mod directory;
 pub mod intune;
 pub mod joins;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::model::{Entity, EntityKind, RelRecord, Verb};
@@ -28,6 +30,8 @@ pub trait Json {
     fn props_json_without(&self, drop: &[&str]) -> String;
     /// The named fields that are present as a compact JSON object.
     fn pick_json(&self, fields: &[&str]) -> String;
+    /// A field's value as JSON text.
+    fn raw_field(&self, field: &str) -> Option<Cow<'_, str>>;
     fn to_value(&self) -> Value;
 }
 
@@ -46,6 +50,9 @@ impl<J: Json + ?Sized> Json for &J {
     }
     fn pick_json(&self, fields: &[&str]) -> String {
         (**self).pick_json(fields)
+    }
+    fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
+        (**self).raw_field(field)
     }
     fn to_value(&self) -> Value {
         (**self).to_value()
@@ -76,6 +83,9 @@ impl Json for Value {
             .collect();
         serde_json::to_string(&picked).unwrap_or_else(|_| "{}".into())
     }
+    fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
+        self.get(field).map(|v| Cow::Owned(v.to_string()))
+    }
     fn to_value(&self) -> Value {
         self.clone()
     }
@@ -96,6 +106,9 @@ impl Json for Record<'_> {
     }
     fn pick_json(&self, fields: &[&str]) -> String {
         Record::pick_json(self, fields)
+    }
+    fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
+        self.get(field).map(|s| Cow::Borrowed(s.raw))
     }
     fn to_value(&self) -> Value {
         Record::to_value(self)

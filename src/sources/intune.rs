@@ -132,9 +132,8 @@ async fn compliance(ctx: &Ctx) {
     tokio::join!(statuses, findings(ctx, failing_rx));
 }
 
-/// A device's policy states as read: (policy id, the state's JSON text),
-/// parsed only for the policies the device fails.
-type PolicyStates = Vec<(String, String)>;
+/// A device's policy states as read: (policy id, what its findings need).
+type PolicyStates = Vec<(String, ingest::PolicyState)>;
 
 /// Reads failing devices' policy states (20 devices a `$batch`, sent as
 /// soon as 20 are known) and emits one finding per failing (device, policy)
@@ -150,10 +149,10 @@ async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
     let mut b = Batch::default();
     let mut open = true;
     let emit = |f: &Failing, known: Option<&PolicyStates>, b: &mut Batch| {
-        let state: Option<Value> = known
+        let state = known
             .and_then(|s| s.iter().find(|(id, _)| *id == f.policy))
-            .and_then(|(_, text)| serde_json::from_str(text).ok());
-        ingest::finding(&f.device, &f.policy, &f.state, &f.row, state.as_ref(), b);
+            .map(|(_, state)| state);
+        ingest::finding(&f.device, &f.policy, &f.state, &f.row, state, b);
     };
     loop {
         while queued.len() >= crate::http::MAX_BATCH || (!open && !queued.is_empty()) {
@@ -236,9 +235,7 @@ async fn policy_states(
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
-            let kept = items
-                .iter()
-                .filter_map(|r| r.str("id").map(|id| (id.to_string(), r.raw().to_string())));
+            let kept = items.iter().filter_map(ingest::PolicyState::read);
             if let Ok(mut m) = read.lock() {
                 m.entry(i).or_default().extend(kept);
             }
