@@ -838,7 +838,7 @@ impl Http {
                     BatchAnswer::scan,
                 )
                 .await;
-            let answer = match answer {
+            let mut answer = match answer {
                 Ok(a) => a,
                 Err(e) => {
                     for i in pending {
@@ -860,17 +860,21 @@ impl Http {
                         .unwrap_or("")
                 );
                 let id = pos.to_string();
-                let sub = answer
+                let Some(at) = answer
                     .subs
                     .iter()
-                    .find(|r| r.id.as_deref() == Some(id.as_str()));
-                let Some(sub) = sub else {
+                    .position(|r| r.id.as_deref() == Some(id.as_str()))
+                else {
                     again.push(i);
                     continue;
                 };
-                let status = sub.status;
+                let status = answer.subs[at].status;
+                if let 200..=299 = status {
+                    results[i] = Some(Ok(answer.page(at)));
+                    continue;
+                }
+                let sub = &answer.subs[at];
                 match status {
-                    200..=299 => results[i] = Some(Ok(answer.page(sub))),
                     429 | 503 | 500 | 502 | 504 | 401 => {
                         if status == 429 || status == 503 {
                             throttled = true;
@@ -1043,76 +1047,29 @@ fn error_of(body: Option<&Value>) -> (Option<String>, String) {
     (code, message)
 }
 
-/// A `$batch` answer, scanned: each sub-response's id, status,
-/// `Retry-After` and where its body is in the answer.
+/// A `$batch` answer, scanned in one pass (`scan::batch`): each
+/// sub-response's id, status, `Retry-After`, where its body is and, for a
+/// body that is an object, its page's records.
 struct BatchAnswer {
     body: bytes::Bytes,
-    subs: Vec<SubAnswer>,
-}
-
-struct SubAnswer {
-    id: Option<String>,
-    status: u16,
-    retry_after: Option<String>,
-    body: Option<std::ops::Range<usize>>,
-}
-
-#[derive(serde::Deserialize)]
-struct BatchScan<'a> {
-    #[serde(borrow, default)]
-    responses: Vec<SubScan<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct SubScan<'a> {
-    #[serde(default)]
-    id: Value,
-    #[serde(default)]
-    status: Value,
-    #[serde(default)]
-    headers: Value,
-    #[serde(borrow, default)]
-    body: Option<&'a serde_json::value::RawValue>,
+    subs: Vec<crate::scan::SubScan>,
 }
 
 impl BatchAnswer {
     fn scan(body: bytes::Bytes) -> Result<BatchAnswer, serde_json::Error> {
-        let scan: BatchScan = serde_json::from_slice(&body)?;
-        let start = body.as_ptr() as usize;
-        let subs = scan
-            .responses
-            .into_iter()
-            .map(|r| SubAnswer {
-                id: match &r.id {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                },
-                status: r.status.as_u64().unwrap_or(0).min(999) as u16,
-                retry_after: r.headers.as_object().and_then(|h| {
-                    h.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                        .and_then(|(_, v)| v.as_str())
-                        .map(String::from)
-                }),
-                body: r.body.map(|b| {
-                    let at = b.get().as_ptr() as usize - start;
-                    at..at + b.get().len()
-                }),
-            })
-            .collect();
+        let subs = crate::scan::batch(&body).map_err(serde::de::Error::custom)?;
         Ok(BatchAnswer { body, subs })
     }
 
-    /// A successful sub-response's collection page (empty when it has none).
-    fn page(&self, sub: &SubAnswer) -> RawPage {
-        sub.body
-            .clone()
-            .and_then(|r| RawPage::scan_in(self.body.clone(), r).ok())
+    /// A successful sub-response's collection page (empty when it has none),
+    /// taken out of the answer.
+    fn page(&mut self, at: usize) -> RawPage {
+        let scan = self.subs.get_mut(at).and_then(|s| s.page.take());
+        scan.map(|s| RawPage::scanned(self.body.clone(), s))
             .unwrap_or_default()
     }
 
-    fn body_value(&self, sub: &SubAnswer) -> Option<Value> {
+    fn body_value(&self, sub: &crate::scan::SubScan) -> Option<Value> {
         let r = sub.body.clone()?;
         serde_json::from_slice(&self.body[r]).ok()
     }

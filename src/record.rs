@@ -55,24 +55,6 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Reads a record from text already checked to be one JSON value (an
-    /// item of a scanned page) by splitting it, without a second parse;
-    /// `fields_hint` is how many fields to expect (the previous record's).
-    fn read_checked(text: &'a str, fields_hint: usize) -> Record<'a> {
-        match split_object(text, fields_hint) {
-            Some((fields, compact)) => Record {
-                raw: text,
-                fields: Some(fields),
-                compact: Some(compact),
-            },
-            None => Record {
-                raw: text,
-                fields: None,
-                compact: None,
-            },
-        }
-    }
-
     /// Reads a record from JSON text (tests, and values kept elsewhere).
     pub fn from_json(text: &'a str) -> Result<Record<'a>, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(text)?;
@@ -221,135 +203,6 @@ fn is_compact(text: &str) -> bool {
     true
 }
 
-/// The top-level fields of JSON text known to be valid (a scanned page's
-/// item): one pass that finds where each name and value ends, borrowing
-/// names and strings unless they hold escapes. Parsing each record again
-/// with serde only to split it was about a sixth of a fetch's CPU. Also
-/// says whether the text is compact (no white space outside strings).
-/// `None` when the text is not an object.
-fn split_object(text: &str, hint: usize) -> Option<(Vec<Slot<'_>>, bool)> {
-    let b = text.as_bytes();
-    if b.first() != Some(&b'{') {
-        return None;
-    }
-    let mut fields = Vec::with_capacity(hint);
-    let mut compact = true;
-    let mut i = 1;
-    // Skips white space, noting that there was some.
-    let ws = |b: &[u8], i: usize, compact: &mut bool| {
-        let after = skip_ws(b, i);
-        *compact &= after == i;
-        after
-    };
-    loop {
-        i = ws(b, i, &mut compact);
-        match b.get(i)? {
-            b'"' => {}
-            b'}' => return Some((fields, compact && i + 1 == b.len())),
-            b',' => {
-                i += 1;
-                continue;
-            }
-            _ => return None,
-        }
-        let name_end = string_end(b, i)?;
-        let name = string_at(text, i, name_end)?;
-        i = ws(b, name_end, &mut compact);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = ws(b, i + 1, &mut compact);
-        let start = i;
-        let (end, value) = match b.get(i)? {
-            b'"' => {
-                let end = string_end(b, i)?;
-                (end, Some(string_at(text, i, end)?))
-            }
-            b'{' | b'[' => {
-                let (end, nested_compact) = nested_end(b, i)?;
-                compact &= nested_compact;
-                (end, None)
-            }
-            _ => (scalar_end(b, i), None),
-        };
-        fields.push(Slot {
-            name,
-            raw: text.get(start..end)?,
-            text: value,
-        });
-        i = end;
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
-        i += 1;
-    }
-    i
-}
-
-/// The offset after the string whose opening quote is at `i`.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b[i] == b'"' {
-            return Some(i + 1);
-        }
-        // An escape: the next byte is never the closing quote.
-        i += 2;
-    }
-}
-
-/// The string from the quote at `start` to `end`: borrowed when it has no
-/// escapes, else decoded.
-fn string_at(text: &str, start: usize, end: usize) -> Option<Cow<'_, str>> {
-    let inner = text.get(start + 1..end - 1)?;
-    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-        Some(Cow::Borrowed(inner))
-    } else {
-        serde_json::from_str::<String>(text.get(start..end)?)
-            .ok()
-            .map(Cow::Owned)
-    }
-}
-
-/// The offset after the object or array that opens at `i`, and whether it
-/// is compact.
-fn nested_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    let mut depth = 0usize;
-    let mut compact = true;
-    loop {
-        match b.get(i)? {
-            b'"' => {
-                i = string_end(b, i)?;
-                continue;
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((i + 1, compact));
-                }
-            }
-            b' ' | b'\n' | b'\r' | b'\t' => compact = false,
-            _ => {}
-        }
-        i += 1;
-    }
-}
-
-/// The offset after a number, `true`, `false` or `null` starting at `i`.
-fn scalar_end(b: &[u8], mut i: usize) -> usize {
-    while let Some(c) = b.get(i) {
-        if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
 /// A string borrowed from the input when it has no escapes.
 struct CowStr<'a>(Cow<'a, str>);
 
@@ -410,77 +263,18 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 }
 
 /// A collection page as received: the body, where each of its `value`
-/// items is, and its next link. Cheap to clone (the body is shared).
+/// items and their top-level fields are (found by `scan::page`, which also
+/// checked the JSON), and its next link.
 #[derive(Debug, Clone, Default)]
 pub struct RawPage {
     body: Bytes,
-    items: Vec<Range<usize>>,
+    scan: crate::scan::PageScan,
     pub next: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Scan<'a> {
-    #[serde(borrow, default)]
-    value: Items<'a>,
-    #[serde(rename = "@odata.nextLink", default)]
-    odata_next: Option<String>,
-    #[serde(rename = "nextLink", default)]
-    next: Option<String>,
-}
-
-/// The items of a `value` array, each as its JSON text; anything other than
-/// an array has none.
-#[derive(Default)]
-struct Items<'a>(Vec<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Items<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
-                let mut items = Vec::with_capacity(s.size_hint().unwrap_or(0));
-                while let Some(raw) = s.next_element::<&'a RawValue>()? {
-                    items.push(raw);
-                }
-                Ok(Items(items))
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                while m.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-                Ok(Items::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Items::default())
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
 impl RawPage {
-    /// Scans a whole body: checks it is JSON, finds each `value` item and the
-    /// next link (`@odata.nextLink` or `nextLink`).
+    /// Scans a whole body: checks it is a JSON object, finds each `value`
+    /// item's fields and the next link (`@odata.nextLink` or `nextLink`).
     pub fn scan(body: Bytes) -> Result<RawPage, serde_json::Error> {
         let len = body.len();
         RawPage::scan_in(body, 0..len)
@@ -488,45 +282,76 @@ impl RawPage {
 
     /// Scans the part `within` of a body (a `$batch` sub-response's body).
     pub fn scan_in(body: Bytes, within: Range<usize>) -> Result<RawPage, serde_json::Error> {
-        let part = &body[within];
-        let scan: Scan = serde_json::from_slice(part)?;
-        let start = body.as_ptr() as usize;
-        let items = scan
-            .value
-            .0
-            .iter()
-            .map(|raw| {
-                let at = raw.get().as_ptr() as usize - start;
-                at..at + raw.get().len()
-            })
-            .collect();
-        let next = scan.odata_next.or(scan.next).filter(|s| !s.is_empty());
-        Ok(RawPage { body, items, next })
+        let scan = crate::scan::page(&body, within).map_err(de::Error::custom)?;
+        Ok(RawPage::scanned(body, scan))
     }
 
-    /// The page's records, read in place.
+    /// A page from a scan of (part of) its body.
+    pub fn scanned(body: Bytes, mut scan: crate::scan::PageScan) -> RawPage {
+        let next = scan.next.take();
+        RawPage { body, scan, next }
+    }
+
+    /// The page's records, read in place from the offsets the scan found.
     pub fn records(&self) -> Vec<Record<'_>> {
-        // The scan saw valid JSON, so this only confirms it is UTF-8 text —
-        // of this page's items alone: the pages of a `$batch` share its
-        // whole body, and checking all of it for each page was 20 passes.
-        let (Some(first), Some(last)) = (self.items.first(), self.items.last()) else {
+        // The scan checked this text is UTF-8; only a `&str` is made here,
+        // of this page's items alone (a `$batch`'s pages share its body).
+        let (Some(first), Some(last)) = (self.scan.items.first(), self.scan.items.last()) else {
             return Vec::new();
         };
-        let span = first.start..last.end;
-        let Some(Ok(text)) = self.body.get(span.clone()).map(std::str::from_utf8) else {
+        let base = first.span.0 as usize;
+        let Some(Ok(text)) = self
+            .body
+            .get(base..last.span.1 as usize)
+            .map(std::str::from_utf8)
+        else {
             return Vec::new();
         };
-        let mut hint = 8;
-        self.items
+        let at = |(start, end): (u32, u32)| text.get(start as usize - base..end as usize - base);
+        self.scan
+            .items
             .iter()
-            .filter_map(|r| text.get(r.start - span.start..r.end - span.start))
-            .map(|t| {
-                let r = Record::read_checked(t, hint);
-                hint = r.fields().len();
-                r
+            .map(|item| {
+                let raw = at(item.span).unwrap_or_default();
+                let fields = item.fields.and_then(|(from, to)| {
+                    let fields = self.scan.fields.get(from as usize..to as usize)?;
+                    fields.iter().map(|f| slot(f, &at)).collect()
+                });
+                Record {
+                    raw,
+                    compact: fields.as_ref().map(|_| item.compact),
+                    fields,
+                }
             })
             .collect()
     }
+}
+
+/// A field found by the scan, with its name and string value borrowed from
+/// the page unless they hold escapes. `None` when an escape does not decode
+/// (a lone surrogate): the record then reads as having no fields.
+fn slot<'a>(
+    f: &crate::scan::FieldAt,
+    at: &impl Fn((u32, u32)) -> Option<&'a str>,
+) -> Option<Slot<'a>> {
+    use crate::scan::{NAME_ESCAPED, STRING, VALUE_ESCAPED};
+    let quoted = |span, escaped| -> Option<Cow<'a, str>> {
+        let text: &'a str = at(span)?;
+        if escaped {
+            serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+        } else {
+            text.get(1..text.len().checked_sub(1)?).map(Cow::Borrowed)
+        }
+    };
+    Some(Slot {
+        name: quoted(f.name, f.flags & NAME_ESCAPED != 0)?,
+        raw: at(f.value)?,
+        text: if f.flags & STRING != 0 {
+            Some(quoted(f.value, f.flags & VALUE_ESCAPED != 0)?)
+        } else {
+            None
+        },
+    })
 }
 
 /// What the first bytes of a page say of its next link.
@@ -619,10 +444,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A record split in place reads exactly as serde reads it.
+    /// A record found by the page scan reads exactly as serde reads it.
     fn same_as_serde(text: &str) {
         let by_serde = Record::read(text);
-        let split = Record::read_checked(text, 0);
+        let body = format!("{{\"value\": [{text}]}}");
+        let page = RawPage::scan(Bytes::from(body)).expect("scans");
+        let records = page.records();
+        let [split] = records.as_slice() else {
+            panic!("one record: {text}")
+        };
+        assert_eq!(split.raw(), text);
         assert_eq!(split.is_object(), by_serde.is_object(), "{text}");
         let view = |r: &Record| -> Vec<(String, String, Option<String>)> {
             r.fields()
@@ -636,7 +467,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(view(&split), view(&by_serde), "{text}");
+        assert_eq!(view(split), view(&by_serde), "{text}");
         if split.is_object() {
             assert_eq!(split.compact, Some(is_compact(text)), "{text}");
         }
