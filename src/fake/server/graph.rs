@@ -323,52 +323,67 @@ impl Sim {
                 "Unable to deserialize content. Maximum number of requests in a batch is 20.",
             );
         }
+        let subs: Vec<(String, Reply)> = requests
+            .iter()
+            .map(|r| {
+                let id = r["id"].as_str().unwrap_or("").to_string();
+                let method = r["method"].as_str().unwrap_or("GET");
+                let url = r["url"].as_str().unwrap_or("");
+                let (p, qs) = url.split_once('?').unwrap_or((url, ""));
+                let path = format!("/graph/{version}/{}", p.trim_start_matches('/'));
+                let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+                let sub = if m == Method::GET {
+                    self.dispatch(&m, &path, qs, headers, &[], true)
+                } else {
+                    self.error(
+                        Service::Graph,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "Request_BadRequest",
+                        "Specified HTTP method is not allowed for the request target.",
+                    )
+                };
+                self.log(&m, &path, qs, sub.status);
+                (id, sub)
+            })
+            .collect();
         // Written out by hand so that a sub-request's cached answer goes in
         // as the bytes it is (see `ServerOptions::cache_responses`), in the
-        // order Graph writes a response's members.
-        let mut out = String::from(r#"{"responses":["#);
-        for (n, r) in requests.iter().enumerate() {
-            let id = r["id"].as_str().unwrap_or("").to_string();
-            let method = r["method"].as_str().unwrap_or("GET");
-            let url = r["url"].as_str().unwrap_or("");
-            let (p, qs) = url.split_once('?').unwrap_or((url, ""));
-            let path = format!("/graph/{version}/{}", p.trim_start_matches('/'));
-            let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
-            let sub = if m == Method::GET {
-                self.dispatch(&m, &path, qs, headers, &[], true)
-            } else {
-                self.error(
-                    Service::Graph,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Request_BadRequest",
-                    "Specified HTTP method is not allowed for the request target.",
-                )
-            };
-            self.log(&m, &path, qs, sub.status);
+        // order Graph writes a response's members, into one buffer sized
+        // for them all.
+        let size = subs
+            .iter()
+            .map(|(_, sub)| match &sub.body {
+                ReplyBody::Cached(b) => b.len() + 160,
+                _ => 512,
+            })
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(size + 16);
+        out.extend_from_slice(br#"{"responses":["#);
+        for (n, (id, sub)) in subs.into_iter().enumerate() {
             let mut h = serde_json::Map::new();
             h.insert("Content-Type".into(), json!("application/json"));
             for (k, v) in &sub.headers {
                 h.insert(k.to_string(), json!(v));
             }
             if n > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push_str(r#"{"id":"#);
-            out.push_str(&json!(id).to_string());
-            out.push_str(r#","status":"#);
-            out.push_str(&sub.status.as_u16().to_string());
-            out.push_str(r#","headers":"#);
-            out.push_str(&Value::Object(h).to_string());
-            out.push_str(r#","body":"#);
+            out.extend_from_slice(br#"{"id":"#);
+            out.extend_from_slice(json!(id).to_string().as_bytes());
+            out.extend_from_slice(br#","status":"#);
+            out.extend_from_slice(sub.status.as_u16().to_string().as_bytes());
+            out.extend_from_slice(br#","headers":"#);
+            out.extend_from_slice(Value::Object(h).to_string().as_bytes());
+            out.extend_from_slice(br#","body":"#);
             match sub.body {
-                ReplyBody::Json(v) => out.push_str(&v.to_string()),
-                ReplyBody::Raw(s) => out.push_str(&json!(s).to_string()),
-                ReplyBody::Cached(b) => out.push_str(std::str::from_utf8(&b).unwrap_or("null")),
-                ReplyBody::Drop => out.push_str("null"),
+                ReplyBody::Json(v) => out.extend_from_slice(v.to_string().as_bytes()),
+                ReplyBody::Raw(s) => out.extend_from_slice(json!(s).to_string().as_bytes()),
+                ReplyBody::Cached(b) => out.extend_from_slice(&b),
+                ReplyBody::Drop => out.extend_from_slice(b"null"),
             }
-            out.push('}');
+            out.push(b'}');
         }
-        out.push_str("]}");
+        out.extend_from_slice(b"]}");
         Reply {
             status: StatusCode::OK,
             headers: vec![],
