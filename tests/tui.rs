@@ -657,3 +657,35 @@ async fn what_was_read_and_when_logon_users_were_read() {
     assert!(line.contains("20"), "a date: {line}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_count_the_same_by_platform_and_by_compliance_state() {
+    let s = start(200, 3, "").await;
+    let mut app = fetched(&s).await;
+    for _ in 0..4 {
+        app.update(Action::Down);
+    }
+    app.update(Action::Right);
+    let text = screen(&mut app, 120, 40);
+    let count = |label: &str| -> usize {
+        let line = text
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} row: {text}"));
+        let after = &line[line.find(label).expect("label") + label.len()..];
+        let digits: String = after
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no count for {label}: {line}"))
+    };
+    let devices = s.tenant.devices.len();
+    assert_eq!(count("Devices"), devices, "{text}");
+    assert_eq!(count("By platform"), devices, "{text}");
+    assert_eq!(count("By compliance state"), devices, "{text}");
+    s.stop().await;
+}

@@ -213,10 +213,13 @@ impl TreeIndex {
                 let pl = self.list(ListKey::Platform(os), Some(by_platform));
                 let st = self.list(ListKey::Compliance(state), Some(by_state));
                 self.add(pl, id, true);
-                // Counted once, under the platform; the compliance lists repeat members.
+                // Counted once in "Devices", under the platform; the
+                // compliance lists repeat members, so their total stops at
+                // "By compliance state".
                 self.lists[st as usize].members.push(id);
                 self.lists[st as usize].sorted = false;
                 self.lists[st as usize].total += 1;
+                self.lists[by_state as usize].total += 1;
                 return;
             }
             K::IntuneNoncomplianceFinding => {
