@@ -162,10 +162,9 @@ pub fn configuration(v: &impl Json, out: &mut Batch) {
 /// noncompliant (`nonCompliant` in policy reports, `noncompliant` in
 /// `complianceState`) compare equal after lower-casing.
 pub fn is_failing_state(state: &str) -> bool {
-    matches!(
-        state.to_ascii_lowercase().as_str(),
-        "noncompliant" | "error" | "conflict"
-    )
+    ["noncompliant", "error", "conflict"]
+        .iter()
+        .any(|failing| state.eq_ignore_ascii_case(failing))
 }
 
 /// What a noncompliance finding keeps of its policy's `deviceStatuses` row
@@ -279,8 +278,18 @@ fn failing_settings(raw: &str) -> Vec<Value> {
             .unwrap_or(Value::Null)
     };
     if let Ok(states) = serde_json::from_str::<Vec<SettingState>>(raw) {
+        // Most settings pass: only a failing one's fields become values.
+        let failing = |s: &SettingState| {
+            let Some(raw) = s.state else { return false };
+            match serde_json::from_str::<&str>(raw.get()) {
+                Ok(state) => is_failing_state(state.trim()),
+                // Escaped, or not a string.
+                Err(_) => matches!(value(s.state), Value::String(t) if is_failing_state(t.trim())),
+            }
+        };
         return states
             .into_iter()
+            .filter(failing)
             .map(|s| {
                 [
                     value(s.setting),
@@ -290,7 +299,6 @@ fn failing_settings(raw: &str) -> Vec<Value> {
                     value(s.error_code),
                 ]
             })
-            .filter(|f| f[2].as_str().map(str::trim).is_some_and(is_failing_state))
             .map(|f| {
                 Value::Object(
                     SETTING_FIELDS
