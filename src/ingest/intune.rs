@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Batch, JoinHint, Json, id_of, lower, text};
+use super::{Batch, JoinHint, Json, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 /// The key of the Intune agent on a device.
@@ -181,12 +181,12 @@ pub const FINDING_ROW_FIELDS: [&str; 5] = [
 /// is the last `_`-separated part of the row's `id`
 /// (`{userId}_{policyId}_{deviceId}`). Links the device's agent to the
 /// policy and returns (device id, state) for the caller to collect findings.
-pub fn device_status(
+pub fn device_status<'a>(
     policy_id: &str,
     policy_kind: EntityKind,
-    v: &impl Json,
+    v: &'a impl Json,
     out: &mut Batch,
-) -> Option<(String, String)> {
+) -> Option<(&'a str, &'a str)> {
     let row_id = match id_of(v, "device status") {
         Ok(id) => id,
         Err(e) => {
@@ -201,8 +201,10 @@ pub fn device_status(
         );
         return None;
     };
-    let state = lower(v, "status").unwrap_or_else(|| "unknown".into());
-    if state == "notapplicable" || state == "notassigned" {
+    // As written: most rows only link, and lower-casing each was a string
+    // per row.
+    let state = text(v, "status").unwrap_or("unknown");
+    if state.eq_ignore_ascii_case("notApplicable") || state.eq_ignore_ascii_case("notAssigned") {
         return None;
     }
     debug_assert!(matches!(
@@ -210,7 +212,7 @@ pub fn device_status(
         EntityKind::IntuneCompliancePolicy | EntityKind::IntuneDeviceConfiguration
     ));
     out.rel(&agent_key(device_id), Verb::Assigned, policy_id);
-    Some((device_id.to_string(), state))
+    Some((device_id, state))
 }
 
 /// What a finding needs of one entry of a device's
@@ -495,7 +497,7 @@ mod tests {
         let mut b = Batch::default();
         let row = json!({"id": "u1_p1_d1", "status": "nonCompliant", "deviceDisplayName": "LAPTOP-AB12", "userPrincipalName": "ava@x"});
         let got = device_status("p1", EntityKind::IntuneCompliancePolicy, &row, &mut b);
-        assert_eq!(got, Some(("d1".to_string(), "noncompliant".to_string())));
+        assert_eq!(got, Some(("d1", "nonCompliant")));
         assert!(
             is_failing_state("nonCompliant")
                 && is_failing_state("noncompliant")

@@ -112,11 +112,11 @@ async fn compliance(ctx: &Ctx) {
                         v,
                         &mut b,
                     ) {
-                        if ingest::is_failing_state(&state) {
+                        if ingest::is_failing_state(state) {
                             let _ = failing_tx.send(Failing {
-                                device,
+                                device: device.to_string(),
                                 policy: policies[i].clone(),
-                                state,
+                                state: state.to_ascii_lowercase(),
                                 row: crate::ingest::Json::to_value(v),
                             });
                         }
