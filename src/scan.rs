@@ -9,6 +9,8 @@
 //! It accepts exactly the JSON serde accepts when it skips values (tests
 //! hold it to serde on mutated pages), and it keeps only offsets, so the
 //! records are made later, where they are read, without another pass.
+//! A `$batch` answer is read the same way (`batch`): its sub-responses'
+//! pages are scanned as they are met.
 
 use std::fmt;
 use std::ops::Range;
