@@ -335,14 +335,7 @@ fn slot<'a>(
     at: &impl Fn((u32, u32)) -> Option<&'a str>,
 ) -> Option<Slot<'a>> {
     use crate::scan::{NAME_ESCAPED, STRING, VALUE_ESCAPED};
-    let quoted = |span, escaped| -> Option<Cow<'a, str>> {
-        let text: &'a str = at(span)?;
-        if escaped {
-            serde_json::from_str::<String>(text).ok().map(Cow::Owned)
-        } else {
-            text.get(1..text.len().checked_sub(1)?).map(Cow::Borrowed)
-        }
-    };
+    let quoted = |span, escaped| crate::scan::unquote(at(span)?, escaped);
     Some(Slot {
         name: quoted(f.name, f.flags & NAME_ESCAPED != 0)?,
         raw: at(f.value)?,

@@ -12,6 +12,7 @@
 //! A `$batch` answer is read the same way (`batch`): its sub-responses'
 //! pages are scanned as they are met.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -165,6 +166,17 @@ pub fn batch(body: &[u8]) -> Scanned<Vec<SubScan>> {
         return c.bad("characters after the answer");
     }
     Ok(subs)
+}
+
+/// A scanned string's text, quotes included, as the string it spells:
+/// borrowed unless it holds escapes (`escaped`, as the scan found); `None`
+/// when an escape does not decode (a lone surrogate).
+pub fn unquote(text: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    if escaped {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        text.get(1..text.len().checked_sub(1)?).map(Cow::Borrowed)
+    }
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -398,19 +410,60 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A member's name and its colon, the cursor then at its value.
-    fn name(&mut self) -> Scanned<()> {
+    // `name`, `open_empty` and `next_or_close` run for every member and
+    // element: left to the compiler they were not inlined, and a page of
+    // managed devices took 22% longer to scan (972 -> 1188 µs).
+
+    /// A member's name and its colon, the cursor then at its value: the
+    /// name's span (quotes included) and whether it holds escapes.
+    #[inline(always)]
+    fn name(&mut self) -> Scanned<((usize, usize), bool)> {
         if self.peek() != Some(b'"') {
             return self.bad("a member name was expected");
         }
-        self.string()?;
+        let start = self.i;
+        let escaped = self.string()?;
+        let name = (start, self.i);
         self.ws();
         if self.peek() != Some(b':') {
             return self.bad("a ':' was expected");
         }
         self.i += 1;
         self.ws();
-        Ok(())
+        Ok((name, escaped))
+    }
+
+    /// At `{` or `[`: steps in; true when `closer` follows at once (an empty
+    /// object or array, then stepped over).
+    #[inline(always)]
+    fn open_empty(&mut self, closer: u8) -> bool {
+        self.i += 1;
+        self.ws();
+        let empty = self.peek() == Some(closer);
+        if empty {
+            self.i += 1;
+        }
+        empty
+    }
+
+    /// After a member or element: true at a comma (stepped over, the cursor
+    /// at the next one), false at `closer` (stepped over).
+    #[inline(always)]
+    fn next_or_close(&mut self, closer: u8) -> Scanned<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == closer => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ if closer == b'}' => self.bad("a ',' or '}' was expected"),
+            _ => self.bad("a ',' or ']' was expected"),
+        }
     }
 
     /// Checks and skips the object or array at the cursor, keeping the
@@ -422,24 +475,13 @@ impl<'a> Cursor<'a> {
         loop {
             // At a value.
             match self.peek() {
-                Some(b'{') => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        self.i += 1;
-                    } else {
-                        open.push(b'}');
-                        self.name()?;
-                        continue;
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b']') {
-                        self.i += 1;
-                    } else {
-                        open.push(b']');
+                Some(open_with @ (b'{' | b'[')) => {
+                    let closer = if open_with == b'{' { b'}' } else { b']' };
+                    if !self.open_empty(closer) {
+                        open.push(closer);
+                        if closer == b'}' {
+                            self.name()?;
+                        }
                         continue;
                     }
                 }
@@ -447,34 +489,19 @@ impl<'a> Cursor<'a> {
             }
             // After a value: close what ends here, then the next member or
             // element.
-            loop {
-                let Some(&closer) = open.last() else {
-                    return Ok(());
-                };
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.i += 1;
-                        self.ws();
-                        if closer == b'}' {
-                            self.name()?;
-                        }
-                        break;
+            while let Some(&closer) = open.last() {
+                if self.next_or_close(closer)? {
+                    if closer == b'}' {
+                        self.name()?;
                     }
-                    Some(c) if c == closer => {
-                        self.i += 1;
-                        open.pop();
-                    }
-                    _ if closer == b'}' => return self.bad("a ',' or '}' was expected"),
-                    _ => return self.bad("a ',' or ']' was expected"),
+                    break;
                 }
+                open.pop();
+            }
+            if open.is_empty() {
+                return Ok(());
             }
         }
-    }
-
-    fn enter(&mut self) {
-        self.i += 1;
-        self.ws();
     }
 
     /// At `{`: hands each member's name span (quotes included) and whether
@@ -483,60 +510,27 @@ impl<'a> Cursor<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, (usize, usize), bool) -> Scanned<()>,
     ) -> Scanned<()> {
-        self.enter();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if self.open_empty(b'}') {
             return Ok(());
         }
         loop {
-            if self.peek() != Some(b'"') {
-                return self.bad("a member name was expected");
-            }
-            let start = self.i;
-            let escaped = self.string()?;
-            let name = (start, self.i);
-            self.ws();
-            if self.peek() != Some(b':') {
-                return self.bad("a ':' was expected");
-            }
-            self.i += 1;
-            self.ws();
+            let (name, escaped) = self.name()?;
             member(self, name, escaped)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return self.bad("a ',' or '}' was expected"),
+            if !self.next_or_close(b'}')? {
+                return Ok(());
             }
         }
     }
 
     /// At `[`: `item` reads each element, the cursor at its start.
     fn array(&mut self, mut item: impl FnMut(&mut Self) -> Scanned<()>) -> Scanned<()> {
-        self.enter();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.open_empty(b']') {
             return Ok(());
         }
         loop {
             item(self)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return self.bad("a ',' or ']' was expected"),
+            if !self.next_or_close(b']')? {
+                return Ok(());
             }
         }
     }
@@ -582,14 +576,12 @@ impl<'a> Cursor<'a> {
     /// A string (quotes included) as its text.
     fn decode(&self, span: (usize, usize), escaped: bool) -> Scanned<String> {
         let text = std::str::from_utf8(&self.b[span.0..span.1]).unwrap_or_default();
-        if !escaped {
-            let inner = text.get(1..text.len().saturating_sub(1));
-            return Ok(inner.unwrap_or_default().to_string());
-        }
-        serde_json::from_str(text).map_err(|_| ScanError {
-            at: span.0,
-            what: "a string with an invalid escape",
-        })
+        unquote(text, escaped)
+            .map(Cow::into_owned)
+            .ok_or(ScanError {
+                at: span.0,
+                what: "a string with an invalid escape",
+            })
     }
 
     /// A next link: a string, or null for none.

@@ -293,22 +293,13 @@ fn failing_settings(raw: &str) -> Vec<Value> {
             .into_iter()
             .filter(failing)
             .map(|s| {
-                [
+                setting([
                     value(s.setting),
                     value(s.setting_name),
                     value(s.state),
                     value(s.current_value),
                     value(s.error_code),
-                ]
-            })
-            .map(|f| {
-                Value::Object(
-                    SETTING_FIELDS
-                        .iter()
-                        .map(|n| n.to_string())
-                        .zip(f)
-                        .collect(),
-                )
+                ])
             })
             .collect();
     }
@@ -318,15 +309,20 @@ fn failing_settings(raw: &str) -> Vec<Value> {
     states
         .iter()
         .filter(|s| text(*s, "state").is_some_and(is_failing_state))
-        .map(|s| {
-            Value::Object(
-                SETTING_FIELDS
-                    .iter()
-                    .map(|n| (n.to_string(), s.get(n).cloned().unwrap_or(Value::Null)))
-                    .collect(),
-            )
-        })
+        .map(|s| setting(SETTING_FIELDS.map(|n| s.get(n).cloned().unwrap_or(Value::Null))))
         .collect()
+}
+
+/// A failing setting as a finding keeps it: `SETTING_FIELDS` and their
+/// values, in that order.
+fn setting(values: [Value; 5]) -> Value {
+    Value::Object(
+        SETTING_FIELDS
+            .map(String::from)
+            .into_iter()
+            .zip(values)
+            .collect(),
+    )
 }
 
 /// A noncompliance finding for (device, policy) with the failing settings

@@ -323,43 +323,28 @@ impl Sim {
                 "Unable to deserialize content. Maximum number of requests in a batch is 20.",
             );
         }
-        let subs: Vec<(String, Reply)> = requests
-            .iter()
-            .map(|r| {
-                let id = r["id"].as_str().unwrap_or("").to_string();
-                let method = r["method"].as_str().unwrap_or("GET");
-                let url = r["url"].as_str().unwrap_or("");
-                let (p, qs) = url.split_once('?').unwrap_or((url, ""));
-                let path = format!("/graph/{version}/{}", p.trim_start_matches('/'));
-                let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
-                let sub = if m == Method::GET {
-                    self.dispatch(&m, &path, qs, headers, &[], true)
-                } else {
-                    self.error(
-                        Service::Graph,
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "Request_BadRequest",
-                        "Specified HTTP method is not allowed for the request target.",
-                    )
-                };
-                self.log(&m, &path, qs, sub.status);
-                (id, sub)
-            })
-            .collect();
         // Written out by hand so that a sub-request's cached answer goes in
         // as the bytes it is (see `ServerOptions::cache_responses`), in the
-        // order Graph writes a response's members, into one buffer sized
-        // for them all.
-        let size = subs
-            .iter()
-            .map(|(_, sub)| match &sub.body {
-                ReplyBody::Cached(b) => b.len() + 160,
-                _ => 512,
-            })
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(size + 16);
-        out.extend_from_slice(br#"{"responses":["#);
-        for (n, (id, sub)) in subs.into_iter().enumerate() {
+        // order Graph writes a response's members.
+        let mut out = br#"{"responses":["#.to_vec();
+        for (n, r) in requests.iter().enumerate() {
+            let id = r["id"].as_str().unwrap_or("").to_string();
+            let method = r["method"].as_str().unwrap_or("GET");
+            let url = r["url"].as_str().unwrap_or("");
+            let (p, qs) = url.split_once('?').unwrap_or((url, ""));
+            let path = format!("/graph/{version}/{}", p.trim_start_matches('/'));
+            let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+            let sub = if m == Method::GET {
+                self.dispatch(&m, &path, qs, headers, &[], true)
+            } else {
+                self.error(
+                    Service::Graph,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                )
+            };
+            self.log(&m, &path, qs, sub.status);
             let mut h = serde_json::Map::new();
             h.insert("Content-Type".into(), json!("application/json"));
             for (k, v) in &sub.headers {
