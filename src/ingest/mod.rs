@@ -108,7 +108,7 @@ impl Json for Record<'_> {
         Record::pick_json(self, fields)
     }
     fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
-        self.get(field).map(|s| Cow::Borrowed(s.raw))
+        Record::raw_field(self, field).map(Cow::Borrowed)
     }
     fn to_value(&self) -> Value {
         Record::to_value(self)
