@@ -149,7 +149,7 @@ fn main() {
             }
             drop(items);
             let t2 = Instant::now();
-            graph.apply(batch.entities, batch.relationships);
+            graph.apply(batch.entities, &batch.relationships);
             let t3 = Instant::now();
             parse += t1 - t0;
             ingest += t2 - t1;

@@ -493,7 +493,7 @@ impl GraphBuilder {
         match event {
             FetchEvent::Batch { batch, .. } => {
                 let joined = self.linker.add(batch.hints);
-                self.graph.apply(batch.entities, batch.relationships);
+                self.graph.apply(batch.entities, &batch.relationships);
                 for r in joined {
                     self.graph.relate(r);
                 }

@@ -215,11 +215,11 @@ mod tests {
         let rels: Vec<String> = b
             .relationships
             .iter()
-            .map(|r| format!("{} {}", r.verb, r.to().rsplit('/').next().unwrap_or("")))
+            .map(|r| format!("{} {}", r.verb, r.to.rsplit('/').next().unwrap_or("")))
             .collect();
         assert_eq!(rels, ["HAS vm1", "USES nic1", "USES d1"]);
         assert_eq!(
-            b.relationships[0].from(),
+            b.relationships.get(0).expect("one").from,
             "/subscriptions/s1/resourcegroups/rg-app"
         );
         let mut b = Batch::default();
@@ -255,7 +255,7 @@ mod tests {
         let rels: Vec<String> = b
             .relationships
             .iter()
-            .map(|r| format!("{} {}", r.verb, r.to()))
+            .map(|r| format!("{} {}", r.verb, r.to))
             .collect();
         assert_eq!(
             rels,

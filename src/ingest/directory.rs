@@ -99,7 +99,7 @@ mod tests {
                 upn_local: "li.xiaolong".into()
             }]
         );
-        assert_eq!(b.relationships[0].key(), "t|HAS|u1");
+        assert_eq!(b.relationships.get(0).expect("one").key(), "t|HAS|u1");
         user(&json!({"displayName": "no id"}), "t", &mut b);
         user(&json!("not an object"), "t", &mut b);
         assert_eq!(b.skipped.len(), 2);

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Entity, EntityKind, RelRecord, Verb};
+use crate::model::{Entity, EntityKind, Rels, Verb};
 use crate::record::Record;
 
 /// What ingest reads a record through: a record read in place from a page
@@ -140,7 +140,7 @@ pub enum JoinHint {
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
     pub entities: Vec<Entity>,
-    pub relationships: Vec<RelRecord>,
+    pub relationships: Rels,
     pub hints: Vec<JoinHint>,
     /// One line per skipped record: what and why.
     pub skipped: Vec<String>,
@@ -191,7 +191,7 @@ impl Batch {
     }
 
     pub fn rel(&mut self, from: &str, verb: Verb, to: &str) {
-        self.relationships.push(RelRecord::new(from, verb, to));
+        self.relationships.push(from, verb, to);
     }
 
     pub fn skip(&mut self, what: &str, why: impl std::fmt::Display) {

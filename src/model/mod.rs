@@ -4,5 +4,5 @@
 mod graph;
 mod kind;
 
-pub use graph::{Edge, Entity, EntityId, RelRecord, TenantGraph};
+pub use graph::{Edge, Entity, EntityId, RelRecord, RelRef, Rels, TenantGraph};
 pub use kind::{ARM_TYPES, EntityKind, Verb, relationship_type};
