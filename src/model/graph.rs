@@ -16,6 +16,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
 use super::kind::{EntityKind, Verb};
+use super::pending::{Known, Pending, Waiting};
 
 pub type EntityId = u32;
 
@@ -222,63 +223,6 @@ impl Rels {
     }
 }
 
-/// The end of a waiting relationship that is not the missing one: an
-/// entity already in the graph (linking it later needs no lookup), or a key
-/// when both ends were missing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Known {
-    Id(EntityId),
-    Key(Box<str>),
-}
-
-/// A relationship waiting for the entity whose key it is filed under.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Waiting {
-    verb: Verb,
-    /// Whether the missing end is `from`.
-    missing_from: bool,
-    other: Known,
-}
-
-/// What waits on one key, in arrival order, without duplicates. Most keys
-/// have a few waiting (a device's policies and apps before the device);
-/// those are searched in place, and only a long list (every machine waiting
-/// on the tenant's account) gets an index.
-#[derive(Debug, Clone, Default)]
-struct WaitList {
-    items: Vec<Waiting>,
-    /// Positions in `items` by hash, once there are more than `FEW_EDGES`.
-    index: HashTable<u32>,
-}
-
-impl WaitList {
-    /// Adds a waiting relationship; false when it was already waiting.
-    fn insert(&mut self, w: Waiting) -> bool {
-        if self.items.len() < FEW_EDGES {
-            if self.items.contains(&w) {
-                return false;
-            }
-        } else {
-            let items = &self.items;
-            let hash_of = |w: &Waiting| FxBuildHasher.hash_one(w);
-            if self.index.is_empty() {
-                for (i, item) in items.iter().enumerate() {
-                    self.index
-                        .insert_unique(hash_of(item), i as u32, |&j| hash_of(&items[j as usize]));
-                }
-            }
-            let hash = hash_of(&w);
-            if self.index.find(hash, |&j| items[j as usize] == w).is_some() {
-                return false;
-            }
-            self.index
-                .insert_unique(hash, items.len() as u32, |&j| hash_of(&items[j as usize]));
-        }
-        self.items.push(w);
-        true
-    }
-}
-
 /// One entity's edges in one direction.
 type Edges = smallvec::SmallVec<[Edge; 2]>;
 
@@ -316,12 +260,10 @@ pub struct TenantGraph {
     /// find duplicates; a shorter list is searched in place, which spares
     /// the hash table almost every relationship.
     fanout: FxHashSet<(EntityId, Verb, EntityId)>,
-    /// Relationships waiting for the entity whose key they are filed under,
-    /// in arrival order. A set: thousands can wait on one key (every machine
-    /// on a tenant whose organization has not arrived yet).
-    /// Filed as (hash of the missing key, the key, what waits on it).
-    pending: HashTable<(u64, Box<str>, WaitList)>,
-    pending_count: usize,
+    /// Relationships waiting for the entity whose key they are filed under.
+    pending: Pending,
+    /// Reused by `upsert` for what waited on a new entity.
+    arrived: Vec<Waiting>,
     /// When an entity's per-item details were read (a Defender machine's
     /// logon users), in Unix seconds: details carried over from an earlier
     /// snapshot keep their first read time, so their age is never hidden.
@@ -348,22 +290,22 @@ impl TenantGraph {
 
     /// Relationships still waiting for an end that has not (or never) arrived.
     pub fn pending_count(&self) -> usize {
-        self.pending_count
+        self.pending.iter().map(|(_, w)| w.len()).sum()
     }
 
     /// Relationships waiting for an end, grouped by the missing key, each
-    /// group in arrival order.
+    /// group in arrival order, without repeats.
     pub fn pending(&self) -> impl Iterator<Item = RelRecord> + '_ {
-        self.pending.iter().flat_map(move |(_, key, set)| {
-            set.items.iter().map(move |w| {
+        self.pending.iter().flat_map(move |(key, waiting)| {
+            waiting.into_iter().map(move |w| {
                 let other = match &w.other {
-                    Known::Id(id) => self.entities[*id as usize].key.clone(),
-                    Known::Key(k) => k.clone(),
+                    Known::Id(id) => &*self.entities[*id as usize].key,
+                    Known::Key(k) => &**k,
                 };
                 if w.missing_from {
-                    RelRecord::new(key.clone(), w.verb, other)
+                    RelRecord::new(key, w.verb, other)
                 } else {
-                    RelRecord::new(other, w.verb, key.clone())
+                    RelRecord::new(other, w.verb, key)
                 }
             })
         })
@@ -453,20 +395,19 @@ impl TenantGraph {
         self.out.push(Edges::new());
         self.inc.push(Edges::new());
         self.by_key.insert_unique(hash, (hash, id), |&(h, _)| h);
-        let key = &self.entities[id as usize].key;
-        if let Ok(entry) = self
+        let mut arrived = std::mem::take(&mut self.arrived);
+        if self
             .pending
-            .find_entry(hash, |(h, k, _)| *h == hash && k == key)
+            .take(hash, &self.entities[id as usize].key, &mut arrived)
         {
-            let ((_, _, waiting), _) = entry.remove();
-            self.pending_count -= waiting.items.len();
-            for w in waiting.items {
+            for w in arrived.drain(..) {
                 match w.other {
                     Known::Id(other) => self.link_with(id, w.verb, w.missing_from, other),
                     Known::Key(other) => self.relate_to_key(id, w.verb, w.missing_from, other),
                 }
             }
         }
+        self.arrived = arrived;
         id
     }
 
@@ -574,20 +515,9 @@ impl TenantGraph {
         }
     }
 
-    /// Files a relationship under the key of its missing end; a duplicate of
-    /// one already waiting is dropped.
+    /// Files a relationship under the key of its missing end.
     fn pend(&mut self, hash: u64, missing: &str, waiting: Waiting) {
-        let entry = self.pending.entry(
-            hash,
-            |(h, k, _)| *h == hash && **k == *missing,
-            |(h, _, _)| *h,
-        );
-        let (_, _, set) = entry
-            .or_insert_with(|| (hash, missing.into(), WaitList::default()))
-            .into_mut();
-        if set.insert(waiting) {
-            self.pending_count += 1;
-        }
+        self.pending.add(hash, missing, waiting);
     }
 
     /// Links two entities already in the graph.

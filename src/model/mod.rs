@@ -3,6 +3,7 @@
 
 mod graph;
 mod kind;
+mod pending;
 
 pub use graph::{Edge, Entity, EntityId, RelRecord, RelRef, Rels, TenantGraph};
 pub use kind::{ARM_TYPES, EntityKind, Verb, relationship_type};
