@@ -977,7 +977,7 @@ impl Http {
         &self,
         subscriptions: &[String],
         query: &str,
-        mut on_page: impl FnMut(Vec<Value>),
+        mut on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let mut skip: Option<String> = None;
         let mut total = 0;
@@ -987,16 +987,21 @@ impl Http {
                 options["$skipToken"] = json!(s);
             }
             let body = json!({"subscriptions": subscriptions, "query": query, "options": options});
-            let mut page = self.send(&Outgoing::ResourceGraph { body: &body }).await?;
-            let items = match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(a)) => a,
-                _ => Vec::new(),
-            };
-            total += items.len();
-            on_page(items);
-            match page["$skipToken"].as_str() {
-                Some(s) if !s.is_empty() => skip = Some(s.to_string()),
-                _ => return Ok(total),
+            // Rows read in place, as collection pages are: a row's text
+            // becomes its properties without a `Value` made and written
+            // out again.
+            let page = self
+                .send_as(
+                    &Outgoing::ResourceGraph { body: &body },
+                    RawPage::scan_resource_graph,
+                )
+                .await?;
+            let records = page.records();
+            total += records.len();
+            on_page(records);
+            match page.next {
+                Some(s) => skip = Some(s),
+                None => return Ok(total),
             }
         }
     }

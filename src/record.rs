@@ -356,6 +356,14 @@ impl RawPage {
         RawPage::scan_in(body, 0..len)
     }
 
+    /// Scans an Azure Resource Graph answer: its `data` rows are the
+    /// records, and its `$skipToken` is `next`.
+    pub fn scan_resource_graph(body: Bytes) -> Result<RawPage, serde_json::Error> {
+        let scan = crate::scan::page_of(crate::scan::RESOURCE_GRAPH, &body, 0..body.len())
+            .map_err(de::Error::custom)?;
+        Ok(RawPage::scanned(body, scan))
+    }
+
     /// Scans the part `within` of a body (a `$batch` sub-response's body).
     pub fn scan_in(body: Bytes, within: Range<usize>) -> Result<RawPage, serde_json::Error> {
         let scan = crate::scan::page(&body, within).map_err(de::Error::custom)?;

@@ -69,15 +69,43 @@ pub struct PageScan {
     pub next: Option<String>,
 }
 
+/// Where a kind of page keeps its items and its next link.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// The array of items.
+    pub items: &'static str,
+    /// The next link's fields, the first preferred.
+    pub links: [&'static str; 2],
+}
+
+/// A Graph, Defender or ARM collection page: `value`, and
+/// `@odata.nextLink` or `nextLink`.
+pub const COLLECTION: Shape = Shape {
+    items: "value",
+    links: ["@odata.nextLink", "nextLink"],
+};
+
+/// An Azure Resource Graph answer: `data`, and `$skipToken` for the next
+/// query (a token, not a link).
+pub const RESOURCE_GRAPH: Shape = Shape {
+    items: "data",
+    links: ["$skipToken", "$skipToken"],
+};
+
 /// Scans the part `within` of a body (all of it, or a `$batch`
 /// sub-response's body). Offsets are the body's.
 pub fn page(body: &[u8], within: Range<usize>) -> Scanned<PageScan> {
+    page_of(COLLECTION, body, within)
+}
+
+/// `page`, of a page of another shape.
+pub fn page_of(shape: Shape, body: &[u8], within: Range<usize>) -> Scanned<PageScan> {
     let mut c = Cursor::over(body, within)?;
     c.ws();
     if c.peek() != Some(b'{') {
         return c.bad("an answer that is not a JSON object");
     }
-    let scan = c.page()?;
+    let scan = c.page(shape)?;
     c.ws();
     if c.i != c.end {
         return c.bad("characters after the answer");
@@ -158,7 +186,7 @@ pub fn batch(body: &[u8]) -> Scanned<Vec<SubScan>> {
                                 })?;
                             }
                             "body" if c.peek() == Some(b'{') => {
-                                let page = c.page()?;
+                                let page = c.page(COLLECTION)?;
                                 sub.body = Some(start..c.i);
                                 sub.page = Some(page);
                             }
@@ -237,12 +265,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// At `{`: a collection page, its items' fields and its next link.
-    fn page(&mut self) -> Scanned<PageScan> {
+    fn page(&mut self, shape: Shape) -> Scanned<PageScan> {
         let mut scan = PageScan::default();
-        let (mut odata_next, mut next) = (None, None);
+        let (mut first, mut second) = (None, None);
         self.object(|c, name, escaped| {
-            match (c.peek(), c.decode(name, escaped)?.as_str()) {
-                (Some(b'['), "value") => {
+            let name = c.decode(name, escaped)?;
+            match c.peek() {
+                Some(b'[') if name == shape.items => {
                     // A repeated field counts once, the last, as JSON
                     // parsers keep it.
                     scan.items.clear();
@@ -252,18 +281,18 @@ impl<'a> Cursor<'a> {
                     scan.fields.reserve((c.end - c.i) / 32);
                     c.array(|c| c.item(&mut scan))
                 }
-                // A `value` that is not an array has no items.
-                (_, "value") => {
+                // Items that are not an array are none.
+                _ if name == shape.items => {
                     scan.items.clear();
                     scan.fields.clear();
                     c.value()
                 }
-                (_, "@odata.nextLink") => c.link().map(|l| odata_next = l),
-                (_, "nextLink") => c.link().map(|l| next = l),
+                _ if name == shape.links[0] => c.link().map(|l| first = l),
+                _ if name == shape.links[1] => c.link().map(|l| second = l),
                 _ => c.value(),
             }
         })?;
-        scan.next = odata_next.or(next).filter(|l: &String| !l.is_empty());
+        scan.next = first.or(second).filter(|l: &String| !l.is_empty());
         Ok(scan)
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Batch, id_of, text};
+use super::{Batch, Json, id_of, text};
 use crate::model::{EntityKind, Verb};
 
 /// ARM ids are case-insensitive; keys are their lower-case form.
@@ -79,7 +79,7 @@ fn ids(v: &Value) -> Vec<&str> {
 /// A resource from the ARM listing or a Resource Graph row. With
 /// `properties` (Resource Graph) it also yields the relationships those
 /// imply: VM → NIC, disk, public IP; VNet → subnets; NSG → NICs, subnets.
-pub fn resource(v: &Value, out: &mut Batch) {
+pub fn resource(v: &impl Json, out: &mut Batch) {
     let id = match id_of(v, "resource") {
         Ok(id) => id,
         Err(e) => return out.skip("resource", e),
@@ -91,7 +91,19 @@ pub fn resource(v: &Value, out: &mut Batch) {
     if let Some(rg) = resource_group_of(id) {
         out.rel(&rg, Verb::Has, &key);
     }
-    let p = &v["properties"];
+    // Only the kinds that link through their properties read them whole.
+    let linked = matches!(
+        kind,
+        EntityKind::AzureVm
+            | EntityKind::AzureNic
+            | EntityKind::AzureVnet
+            | EntityKind::AzureSecurityGroup
+    );
+    let properties: Value = match v.raw_field("properties") {
+        Some(text) if linked => serde_json::from_str(&text).unwrap_or_default(),
+        _ => Value::Null,
+    };
+    let p = &properties;
     match kind {
         EntityKind::AzureVm => {
             for nic in ids(&p["networkProfile"]["networkInterfaces"]) {
@@ -242,6 +254,40 @@ mod tests {
         assert_eq!(b.entities[1].kind, EntityKind::AzureSubnet);
         assert!(b.relationships.iter().any(|r| r.verb == Verb::Contains));
         assert!(b.relationships.iter().any(|r| r.verb == Verb::Protects));
+    }
+
+    #[test]
+    fn resource_graph_rows_read_in_place_give_what_values_give() {
+        use crate::record::RawPage;
+        // The simulated tenant's Resource Graph answer, as a fetch reads it.
+        let t = crate::fake::FakeTenant::generate(crate::fake::FakeParams {
+            users: 300,
+            ..Default::default()
+        });
+        let rows: Vec<Value> = (0..t.resources.len())
+            .map(|i| crate::fake::render::resource(&t, i))
+            .collect();
+        assert!(rows.len() > 50);
+        let body = json!({"totalRecords": rows.len(), "count": rows.len(), "data": rows, "$skipToken": "next"});
+        let page =
+            RawPage::scan_resource_graph(bytes::Bytes::from(body.to_string())).expect("scans");
+        assert_eq!(page.next.as_deref(), Some("next"));
+        let records = page.records();
+        assert_eq!(records.len(), rows.len());
+        for (record, row) in records.iter().zip(&rows) {
+            let (mut in_place, mut from_value) = (Batch::default(), Batch::default());
+            resource(record, &mut in_place);
+            resource(row, &mut from_value);
+            assert_eq!(in_place.relationships, from_value.relationships);
+            assert_eq!(in_place.entities.len(), from_value.entities.len());
+            for (a, b) in in_place.entities.iter().zip(&from_value.entities) {
+                assert_eq!(
+                    (&a.key, a.kind, &a.display_name),
+                    (&b.key, b.kind, &b.display_name)
+                );
+                assert_eq!(a.properties(), b.properties(), "{}", a.key);
+            }
+        }
     }
 
     #[test]
