@@ -8,6 +8,7 @@
 //! on the graph's thread, and the keys are ids the services chose.
 
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
 
 use super::JoinHint;
 use crate::model::{RelRecord, Verb};
@@ -15,13 +16,31 @@ use crate::model::{RelRecord, Verb};
 #[derive(Debug, Default)]
 pub struct Linker {
     device_by_aad: HashMap<String, String>,
-    device_by_host: HashMap<String, Vec<String>>,
-    /// Machines with an Entra device id that no device has shown yet.
-    waiting_by_aad: HashMap<String, Vec<String>>,
+    device_by_host: HashMap<String, Only>,
+    /// Machines with an Entra device id that no device has shown yet
+    /// (nearly always one per id: kept inline).
+    waiting_by_aad: HashMap<String, SmallVec<[String; 1]>>,
     /// Machines not matched yet: key → host name.
     unmatched: HashMap<String, String>,
-    user_by_local: HashMap<String, Vec<String>>,
+    user_by_local: HashMap<String, Only>,
     logons_by_account: HashMap<String, Vec<String>>,
+}
+
+/// What a name (a host name, an account name) stands for: one key, or
+/// more than one, which matches nothing. Most names are one device's or
+/// one user's; a list per name was an allocation for every device and
+/// user of a tenant.
+#[derive(Debug)]
+enum Only {
+    One(String),
+    Many,
+}
+
+/// Notes that `name` stands for `key` too.
+fn note(map: &mut HashMap<String, Only>, name: String, key: String) {
+    map.entry(name)
+        .and_modify(|o| *o = Only::Many)
+        .or_insert(Only::One(key));
 }
 
 impl Linker {
@@ -46,7 +65,7 @@ impl Linker {
                         self.device_by_aad.insert(a, key.clone());
                     }
                     if !host.is_empty() {
-                        self.device_by_host.entry(host).or_default().push(key);
+                        note(&mut self.device_by_host, host, key);
                     }
                 }
                 JoinHint::Machine {
@@ -73,13 +92,11 @@ impl Linker {
                             out.push(RelRecord::new(l, Verb::Is, key.as_str()));
                         }
                     }
-                    self.user_by_local.entry(upn_local).or_default().push(key);
+                    note(&mut self.user_by_local, upn_local, key);
                 }
                 JoinHint::LogonUser { key, account } => match self.user_by_local.get(&account) {
-                    Some(users) if users.len() == 1 => {
-                        out.push(RelRecord::new(key, Verb::Is, users[0].as_str()))
-                    }
-                    Some(_) => {}
+                    Some(Only::One(user)) => out.push(RelRecord::new(key, Verb::Is, user.as_str())),
+                    Some(Only::Many) => {}
                     None => self.logons_by_account.entry(account).or_default().push(key),
                 },
             }
@@ -94,7 +111,7 @@ impl Linker {
         let mut machines: Vec<(String, String)> = self.unmatched.drain().collect();
         machines.sort();
         for (machine, host) in machines {
-            if let Some([device]) = self.device_by_host.get(&host).map(Vec::as_slice) {
+            if let Some(Only::One(device)) = self.device_by_host.get(&host) {
                 out.push(RelRecord::new(machine, Verb::Manages, device.as_str()));
             }
         }
@@ -189,6 +206,19 @@ mod tests {
             l.add(vec![JoinHint::LogonUser {
                 key: "workgroup\\administrator".into(),
                 account: "administrator".into()
+            }])
+            .is_empty()
+        );
+        // Two users with one account name: a logon user of that name is
+        // neither of them.
+        l.add(vec![JoinHint::User {
+            key: "u3".into(),
+            upn_local: "bo".into(),
+        }]);
+        assert!(
+            l.add(vec![JoinHint::LogonUser {
+                key: "contoso\\bo".into(),
+                account: "bo".into()
             }])
             .is_empty()
         );
