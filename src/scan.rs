@@ -330,9 +330,32 @@ impl<'a> Cursor<'a> {
     }
 
     /// The offset of the first quote, backslash or control character at or
-    /// after `i`, eight bytes at a time (the end when there is none).
+    /// after `i`, sixteen bytes at a time with SSE2 (every x86-64 has it),
+    /// else eight (the end when there is none).
     fn special(&self, mut i: usize) -> usize {
         let b = &self.b[..self.end];
+        #[cfg(target_arch = "x86_64")]
+        while let Some(chunk) = b.get(i..i + 16) {
+            use std::arch::x86_64::{
+                __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+                _mm_or_si128, _mm_set1_epi8,
+            };
+            // SAFETY: SSE2 is part of the x86-64 baseline; the load is
+            // unaligned and reads the sixteen bytes of `chunk`.
+            let hits = unsafe {
+                let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+                let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+                let slash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+                // Unsigned x <= 0x1f: max(x, 0x1f) is 0x1f.
+                let low = _mm_set1_epi8(0x1f);
+                let control = _mm_cmpeq_epi8(_mm_max_epu8(x, low), low);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, slash), control)) as u32
+            };
+            if hits != 0 {
+                return i + hits.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
         while let Some(chunk) = b.get(i..i + 8) {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
