@@ -129,13 +129,8 @@ impl<'a> Record<'a> {
     }
 
     /// The text at a scanned span.
-    fn at(&self, (start, end): (u32, u32)) -> &'a str {
-        let base = self.base as usize;
-        (start as usize)
-            .checked_sub(base)
-            .zip((end as usize).checked_sub(base))
-            .and_then(|(s, e)| self.text.get(s..e))
-            .unwrap_or_default()
+    fn at(&self, span: (u32, u32)) -> &'a str {
+        span_text(self.text, self.base, span)
     }
 
     fn unquote(&self, span: (u32, u32), escaped: bool) -> Option<Cow<'a, str>> {
@@ -288,6 +283,17 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The text at a scanned span (body offsets) of `text`, which starts at
+/// offset `base` of the body; empty if the span is not in it.
+fn span_text(text: &str, base: u32, (start, end): (u32, u32)) -> &str {
+    let base = base as usize;
+    (start as usize)
+        .checked_sub(base)
+        .zip((end as usize).checked_sub(base))
+        .and_then(|(s, e)| text.get(s..e))
+        .unwrap_or_default()
+}
+
 /// Appends a value's text, made compact if it was not.
 fn push_value(out: &mut String, text: &str) {
     // A string, number or literal is one token, compact as written.
@@ -391,15 +397,11 @@ impl RawPage {
         else {
             return Vec::new();
         };
-        let whole = Record {
-            base,
-            ..Record::not_object(text)
-        };
         self.scan
             .items
             .iter()
             .map(|item| {
-                let raw = whole.at(item.span);
+                let raw = span_text(text, base, item.span);
                 let fields = item
                     .fields
                     .and_then(|(from, to)| self.scan.fields.get(from as usize..to as usize));

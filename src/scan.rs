@@ -74,22 +74,26 @@ pub struct PageScan {
 pub struct Shape {
     /// The array of items.
     pub items: &'static str,
-    /// The next link's fields, the first preferred.
-    pub links: [&'static str; 2],
+    /// The next link's field.
+    pub link: &'static str,
+    /// Another field for it, read when `link` is absent.
+    pub fallback: Option<&'static str>,
 }
 
 /// A Graph, Defender or ARM collection page: `value`, and
 /// `@odata.nextLink` or `nextLink`.
 pub const COLLECTION: Shape = Shape {
     items: "value",
-    links: ["@odata.nextLink", "nextLink"],
+    link: "@odata.nextLink",
+    fallback: Some("nextLink"),
 };
 
 /// An Azure Resource Graph answer: `data`, and `$skipToken` for the next
 /// query (a token, not a link).
 pub const RESOURCE_GRAPH: Shape = Shape {
     items: "data",
-    links: ["$skipToken", "$skipToken"],
+    link: "$skipToken",
+    fallback: None,
 };
 
 /// Scans the part `within` of a body (all of it, or a `$batch`
@@ -105,7 +109,9 @@ pub fn page_of(shape: Shape, body: &[u8], within: Range<usize>) -> Scanned<PageS
     if c.peek() != Some(b'{') {
         return c.bad("an answer that is not a JSON object");
     }
-    let scan = c.page(shape)?;
+    // Records' fields take 30–40 bytes of text each: sized once for the
+    // whole page, the list is not grown and copied a dozen times.
+    let scan = c.page(shape, (c.end - c.i) / 32)?;
     c.ws();
     if c.i != c.end {
         return c.bad("characters after the answer");
@@ -186,7 +192,7 @@ pub fn batch(body: &[u8]) -> Scanned<Vec<SubScan>> {
                                 })?;
                             }
                             "body" if c.peek() == Some(b'{') => {
-                                let page = c.page(COLLECTION)?;
+                                let page = c.page(COLLECTION, 0)?;
                                 sub.body = Some(start..c.i);
                                 sub.page = Some(page);
                             }
@@ -264,10 +270,14 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// At `{`: a collection page, its items' fields and its next link.
-    fn page(&mut self, shape: Shape) -> Scanned<PageScan> {
-        let mut scan = PageScan::default();
-        let (mut first, mut second) = (None, None);
+    /// At `{`: a collection page, its items' fields and its next link;
+    /// room for `fields` fields is made at the start.
+    fn page(&mut self, shape: Shape, fields: usize) -> Scanned<PageScan> {
+        let mut scan = PageScan {
+            fields: Vec::with_capacity(fields),
+            ..PageScan::default()
+        };
+        let (mut link, mut fallback) = (None, None);
         self.object(|c, name, escaped| {
             let name = c.decode(name, escaped)?;
             match c.peek() {
@@ -276,9 +286,6 @@ impl<'a> Cursor<'a> {
                     // parsers keep it.
                     scan.items.clear();
                     scan.fields.clear();
-                    // Records' fields take 30–40 bytes of text each: sized
-                    // once, the list is not grown and copied a dozen times.
-                    scan.fields.reserve((c.end - c.i) / 32);
                     c.array(|c| c.item(&mut scan))
                 }
                 // Items that are not an array are none.
@@ -287,12 +294,12 @@ impl<'a> Cursor<'a> {
                     scan.fields.clear();
                     c.value()
                 }
-                _ if name == shape.links[0] => c.link().map(|l| first = l),
-                _ if name == shape.links[1] => c.link().map(|l| second = l),
+                _ if name == shape.link => c.link().map(|l| link = l),
+                _ if Some(name.as_str()) == shape.fallback => c.link().map(|l| fallback = l),
                 _ => c.value(),
             }
         })?;
-        scan.next = first.or(second).filter(|l: &String| !l.is_empty());
+        scan.next = link.or(fallback).filter(|l: &String| !l.is_empty());
         Ok(scan)
     }
 

@@ -116,7 +116,12 @@ impl RelRecord {
 
     /// The relationship `_key`: `{from}|{verb}|{to}`.
     pub fn key(&self) -> String {
-        format!("{}|{}|{}", self.from(), self.verb.class(), self.to())
+        RelRef {
+            from: self.from(),
+            verb: self.verb,
+            to: self.to(),
+        }
+        .key()
     }
 }
 

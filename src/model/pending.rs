@@ -65,13 +65,12 @@ pub(super) struct Pending {
     waiting: usize,
 }
 
-impl Pending {
-    fn key(&self, m: &Missing) -> &str {
-        self.keys
-            .get(m.key.0 as usize..m.key.1 as usize)
-            .unwrap_or("")
-    }
+/// A missing key's text in `Pending::keys`.
+fn key_of<'k>(keys: &'k str, m: &Missing) -> &'k str {
+    keys.get(m.key.0 as usize..m.key.1 as usize).unwrap_or("")
+}
 
+impl Pending {
     /// Files a relationship under the key of its missing end.
     pub fn add(&mut self, hash: u64, missing: &str, waiting: Waiting) {
         let node = match self.free {
@@ -91,9 +90,7 @@ impl Pending {
         };
         self.waiting += 1;
         let (keys, table) = (&self.keys, &mut self.table);
-        let found = table.find_mut(hash, |m| {
-            m.hash == hash && keys.get(m.key.0 as usize..m.key.1 as usize) == Some(missing)
-        });
+        let found = table.find_mut(hash, |m| m.hash == hash && key_of(keys, m) == missing);
         let prev = match found {
             Some(m) => std::mem::replace(&mut m.last, node),
             None => {
@@ -123,9 +120,10 @@ impl Pending {
             return false;
         }
         let keys = &self.keys;
-        let Ok(entry) = self.table.find_entry(hash, |m| {
-            m.hash == hash && keys.get(m.key.0 as usize..m.key.1 as usize) == Some(key)
-        }) else {
+        let Ok(entry) = self
+            .table
+            .find_entry(hash, |m| m.hash == hash && key_of(keys, m) == key)
+        else {
             return false;
         };
         let (missing, _) = entry.remove();
@@ -169,7 +167,7 @@ impl Pending {
             chain.reverse();
             let mut seen = FxHashSet::default();
             chain.retain(|w| seen.insert(*w));
-            (self.key(m), chain)
+            (key_of(&self.keys, m), chain)
         })
     }
 }
