@@ -430,7 +430,7 @@ impl Http {
                     refused_at = Some(Instant::now());
                     // Sent again at once with the new token: at the back of
                     // the queue, the new token could die waiting too.
-                    priority = Priority::First;
+                    priority = Priority::RENEWED;
                     if let Some(t) = &token {
                         self.invalidate(api, t).await;
                     }
@@ -709,7 +709,9 @@ impl Http {
     ) {
         use futures::StreamExt;
         let mut pages: futures::stream::FuturesOrdered<PageTask> = Default::default();
-        let mut link = Some(self.start_page(api, next, &mut pages));
+        // Pages read before the one asked for: the chain's rank at the gate.
+        let mut depth = 1;
+        let mut link = Some(self.start_page(api, next, depth, &mut pages));
         loop {
             tokio::select! {
                 // The next link first: a request out sooner, a page later.
@@ -722,7 +724,8 @@ impl Http {
                 }, if link.is_some() => {
                     link = None;
                     if let Ok(Some(next)) = named {
-                        link = Some(self.start_page(api, next, &mut pages));
+                        depth += 1;
+                        link = Some(self.start_page(api, next, depth, &mut pages));
                     }
                 }
                 Some(page) = pages.next(), if !pages.is_empty() => {
@@ -745,6 +748,7 @@ impl Http {
         self: &Arc<Self>,
         api: Api,
         url: String,
+        depth: u32,
         pages: &mut futures::stream::FuturesOrdered<PageTask>,
     ) -> tokio::sync::oneshot::Receiver<Option<String>> {
         let (link_tx, link_rx) = tokio::sync::oneshot::channel();
@@ -769,7 +773,7 @@ impl Http {
                     &Outgoing::Get { api, url: &url },
                     RawPage::scan,
                     Some(&|next| tell(Some(next))),
-                    Priority::First,
+                    Priority::First(depth),
                     None,
                 )
                 .await;
