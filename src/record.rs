@@ -17,6 +17,7 @@ use serde::de;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::model::{Name, Props, PropsWriter};
 use crate::scan::{FieldAt, ItemAt, NAME_ESCAPED, STRING, VALUE_ESCAPED};
 
 /// One top-level field of a record, as a view of its text.
@@ -47,9 +48,9 @@ pub struct Record<'a> {
     /// The string values that hold escapes, decoded, by field position:
     /// usually none, and then no allocation.
     unescaped: Vec<(u32, Box<str>)>,
-    /// Whether the text has no white space outside strings, when known
-    /// (the scan finds out for free; else it is checked when needed).
-    compact: Option<bool>,
+    /// Whether the text has no white space outside strings (the scan finds
+    /// out for free; false when unknown, and then each value is checked).
+    compact: bool,
 }
 
 impl<'a> Record<'a> {
@@ -74,7 +75,7 @@ impl<'a> Record<'a> {
             base: 0,
             fields: None,
             unescaped: Vec::new(),
-            compact: None,
+            compact: false,
         }
     }
 
@@ -94,7 +95,7 @@ impl<'a> Record<'a> {
             base,
             fields: None,
             unescaped: Vec::new(),
-            compact: Some(item.compact),
+            compact: item.compact,
         };
         if item.escapes {
             for (i, f) in fields.iter().enumerate() {
@@ -218,68 +219,56 @@ impl<'a> Record<'a> {
         serde_json::from_str(self.raw).unwrap_or(Value::Null)
     }
 
-    /// The record's properties as compact JSON: its own text when nothing
-    /// needs leaving out, else its fields without OData annotations
-    /// (`@odata.type` stays: it says what a record is).
-    pub fn props_json(&self) -> String {
-        self.props_json_without(&[])
+    /// The record's properties: its fields without OData annotations
+    /// (`@odata.type` stays: it says what a record is), values made
+    /// compact, names shared with every record of the same shape.
+    pub fn props(&self) -> Props {
+        self.props_without(&[])
     }
 
-    /// `props_json` without the named fields.
-    pub fn props_json_without(&self, drop: &[&str]) -> String {
+    /// `props` without the named fields.
+    pub fn props_without(&self, drop: &[&str]) -> Props {
         let Some(fields) = &self.fields else {
-            return "{}".into();
+            return Props::json("{}");
         };
-        let keep = |f: &FieldAt| {
-            let name = self
-                .unquote(f.name, f.flags & NAME_ESCAPED != 0)
-                .unwrap_or_default();
-            crate::ingest::is_property(&name) && !drop.contains(&&*name)
-        };
-        if fields.iter().all(keep) && self.compact.unwrap_or_else(|| is_compact(self.raw)) {
-            return self.raw.to_string();
-        }
-        let mut out = String::with_capacity(self.raw.len());
-        out.push('{');
-        for f in fields.iter().filter(|f| keep(f)) {
-            if out.len() > 1 {
-                out.push(',');
-            }
+        let mut out = PropsWriter::new();
+        for f in fields.iter() {
             // The name as written: it was a JSON string, and stays one.
-            out.push_str(self.at(f.name));
-            out.push(':');
-            push_value(&mut out, self.at(f.value));
+            let written = self.at(f.name);
+            let name = if f.flags & NAME_ESCAPED == 0 {
+                Cow::Borrowed(written.get(1..written.len() - 1).unwrap_or(""))
+            } else {
+                self.unquote(f.name, true).unwrap_or_default()
+            };
+            if crate::ingest::is_property(&name) && !drop.contains(&&*name) {
+                out.field(Name::Written(written), self.compact(self.at(f.value)));
+            }
         }
-        out.push('}');
-        out
+        out.finish()
     }
 
-    /// The named fields that are present, in that order, as a compact JSON
-    /// object.
-    pub fn pick_json(&self, names: &[&str]) -> String {
-        let picked: Vec<(&str, &str)> = names
-            .iter()
-            .filter_map(|n| Some((*n, self.raw_field(n)?)))
-            .collect();
-        // Sized for the usual case (names needing no escapes, compact
-        // values): the text becomes an entity's properties, kept as is.
-        let size = picked
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum::<usize>()
-            + 2;
-        let mut out = String::with_capacity(size);
-        out.push('{');
-        for (name, raw) in picked {
-            if out.len() > 1 {
-                out.push(',');
+    /// The named fields that are present, in that order.
+    pub fn pick(&self, names: &[&str]) -> Props {
+        let mut out = PropsWriter::new();
+        for name in names {
+            if let Some(raw) = self.raw_field(name) {
+                out.field(Name::Plain(name), self.compact(raw));
             }
-            push_json_str(&mut out, name);
-            out.push(':');
-            push_value(&mut out, raw);
         }
-        out.push('}');
-        out
+        out.finish()
+    }
+
+    /// A value of this record as compact JSON text.
+    fn compact(&self, text: &'a str) -> Cow<'a, str> {
+        // A string, number or literal is one token, compact as written.
+        let scalar = !text.starts_with(['{', '[']);
+        if scalar || self.compact || is_compact(text) {
+            Cow::Borrowed(text)
+        } else if let Ok(v) = serde_json::from_str::<Value>(text) {
+            Cow::Owned(v.to_string())
+        } else {
+            Cow::Borrowed("null")
+        }
     }
 }
 
@@ -292,29 +281,6 @@ fn span_text(text: &str, base: u32, (start, end): (u32, u32)) -> &str {
         .zip((end as usize).checked_sub(base))
         .and_then(|(s, e)| text.get(s..e))
         .unwrap_or_default()
-}
-
-/// Appends a value's text, made compact if it was not.
-fn push_value(out: &mut String, text: &str) {
-    // A string, number or literal is one token, compact as written.
-    let scalar = !text.starts_with(['{', '[']);
-    if scalar || is_compact(text) {
-        out.push_str(text);
-    } else if let Ok(v) = serde_json::from_str::<Value>(text) {
-        out.push_str(&v.to_string());
-    } else {
-        out.push_str("null");
-    }
-}
-
-fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&Value::String(s.to_string()).to_string());
-    }
 }
 
 /// True when JSON text has no white space outside its strings.
@@ -605,7 +571,7 @@ mod tests {
         assert_eq!(view(split), by_serde, "{text}");
         assert_eq!(view(&Record::read(text)), by_serde, "{text}");
         if split.is_object() {
-            assert_eq!(split.compact, Some(is_compact(text)), "{text}");
+            assert_eq!(split.compact, is_compact(text), "{text}");
         }
         // Looked up by name, a repeated field reads as its last.
         let fields = by_serde.unwrap_or_default();
@@ -694,24 +660,44 @@ mod tests {
     fn props_are_the_record_without_annotations_and_compact() {
         let text = r##"{"@odata.type":"#microsoft.graph.user","@odata.etag":"W/\"1\"","id":"u1","a": [1, 2],"s":"x y"}"##;
         let r = Record::from_json(text).expect("json");
-        let props = r.props_json();
+        let props = r.props();
         assert_eq!(
-            props,
+            props.to_json(),
             r##"{"@odata.type":"#microsoft.graph.user","id":"u1","a":[1,2],"s":"x y"}"##
         );
         let plain = r#"{"id":"u1","s":"x y"}"#;
-        assert_eq!(Record::from_json(plain).expect("json").props_json(), plain);
-        assert_eq!(Record::from_json("[1]").expect("json").props_json(), "{}");
+        assert_eq!(
+            Record::from_json(plain).expect("json").props().to_json(),
+            plain
+        );
+        assert_eq!(
+            Record::from_json("[1]").expect("json").props().to_json(),
+            "{}"
+        );
+        // A name written with escapes stays as written, and reads back.
+        let escaped = r#"{"id":"u1","na\u006de":"v","n\"q":1}"#;
+        let p = Record::from_json(escaped).expect("json").props();
+        assert_eq!(p.to_json(), escaped);
+        let e = crate::model::Entity::with_props(
+            "u1",
+            crate::model::EntityKind::AzureUser,
+            "u1",
+            "",
+            p,
+        );
+        assert_eq!(e.prop("name"), Some(serde_json::json!("v")));
+        assert_eq!(e.prop("n\"q"), Some(serde_json::json!(1)));
+        assert_eq!(e.prop("id"), Some(serde_json::json!("u1")));
     }
 
     #[test]
     fn picked_fields_keep_their_json() {
         let r = Record::from_json(r#"{"a":"x\n","b":null,"c":{"d":[true]}}"#).expect("json");
         assert_eq!(
-            r.pick_json(&["c", "missing", "a", "b"]),
+            r.pick(&["c", "missing", "a", "b"]).to_json(),
             r#"{"c":{"d":[true]},"a":"x\n","b":null}"#
         );
-        let back: Value = serde_json::from_str(&r.pick_json(&["a"])).expect("valid");
+        let back: Value = serde_json::from_str(&r.pick(&["a"]).to_json()).expect("valid");
         assert_eq!(back, json!({"a": "x\n"}));
     }
 

@@ -279,7 +279,7 @@ impl Store {
                     e.kind.type_name(),
                     e.id(),
                     &*e.display_name,
-                    &*e.props
+                    &*e.props_json()
                 ])?;
             }
             let mut rel = tx.prepare("INSERT INTO relationships (snapshot_id, from_eid, verb, to_eid) VALUES (?1, ?2, ?3, ?4)")?;

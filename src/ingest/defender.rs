@@ -2,7 +2,7 @@
 //! CVE), CVEs, logon users.
 
 use super::{Batch, JoinHint, Json, id_of, text};
-use crate::model::{EntityKind, Verb};
+use crate::model::{EntityKind, Props, Verb};
 
 pub fn vulnerability_key(machine_id: &str, cve_id: &str) -> String {
     format!("{machine_id}|{cve_id}")
@@ -41,7 +41,7 @@ pub fn machine_vulnerability(v: &impl Json, out: &mut Batch) {
         return out.skip("machine vulnerability", "no machineId or cveId");
     };
     let key = vulnerability_key(machine, cve);
-    let p = v.pick_json(&[
+    let p = v.pick(&[
         "id",
         "cveId",
         "machineId",
@@ -57,7 +57,7 @@ pub fn machine_vulnerability(v: &impl Json, out: &mut Batch) {
     } else {
         format!("{cve} in {product}")
     };
-    out.entity_json(&key, EntityKind::DefenderVulnerability, &key, &name, p);
+    out.entity_props(&key, EntityKind::DefenderVulnerability, &key, &name, p);
     out.rel(machine, Verb::Identified, &key);
     out.rel(&key, Verb::Is, cve);
 }
@@ -85,7 +85,7 @@ pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
     };
     // Per-machine facts do not belong on a user seen on many machines; the
     // id is the key, written first.
-    let rest = v.props_json_without(&[
+    let rest = v.props_without(&[
         "id",
         "mostPrevalentMachineId",
         "leastPrevalentMachineId",
@@ -94,11 +94,18 @@ pub fn logon_user(machine_id: &str, v: &impl Json, out: &mut Batch) {
         "logOnMachinesCount",
     ]);
     let id = serde_json::to_string(&key).unwrap_or_else(|_| "\"\"".into());
+    let rest = rest.to_json();
     let p = match rest.strip_prefix('{') {
         Some("}") | None => format!("{{\"id\":{id}}}"),
         Some(fields) => format!("{{\"id\":{id},{fields}"),
     };
-    out.entity_json(&key, EntityKind::DefenderLogonUser, &key, &name, p);
+    out.entity_props(
+        &key,
+        EntityKind::DefenderLogonUser,
+        &key,
+        &name,
+        Props::json(p),
+    );
     out.rel(machine_id, Verb::Has, &key);
     if let Some(a) = account {
         out.hints.push(JoinHint::LogonUser {

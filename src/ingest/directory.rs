@@ -91,7 +91,11 @@ mod tests {
         );
         assert_eq!(b.entities.len(), 1);
         assert_eq!(&*b.entities[0].display_name, "李小龙");
-        assert!(b.entities[0].props.contains("extension_abc_costCenter"));
+        assert!(
+            b.entities[0]
+                .props_json()
+                .contains("extension_abc_costCenter")
+        );
         assert_eq!(
             b.hints,
             vec![JoinHint::User {

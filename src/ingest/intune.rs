@@ -102,7 +102,7 @@ pub fn managed_device(v: &impl Json, out: &mut Batch) {
     );
     out.record(id, kind, id, name, v);
     let agent = agent_key(id);
-    let agent_props = v.pick_json(&[
+    let agent_props = v.pick(&[
         "managementAgent",
         "complianceState",
         "lastSyncDateTime",
@@ -110,7 +110,7 @@ pub fn managed_device(v: &impl Json, out: &mut Batch) {
         "deviceEnrollmentType",
         "deviceRegistrationState",
     ]);
-    out.entity_json(
+    out.entity_props(
         &agent,
         EntityKind::IntuneHostAgent,
         id,

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Entity, EntityKind, Rels, Verb};
+use crate::model::{Entity, EntityKind, Props, Rels, Verb};
 use crate::record::Record;
 
 /// What ingest reads a record through: a record read in place from a page
@@ -24,12 +24,12 @@ pub trait Json {
     fn is_object(&self) -> bool;
     /// A string field, as written.
     fn str_field(&self, field: &str) -> Option<&str>;
-    /// The record's properties as compact JSON (see `props_json`).
-    fn props_json(&self) -> String;
-    /// `props_json` without the named fields.
-    fn props_json_without(&self, drop: &[&str]) -> String;
-    /// The named fields that are present as a compact JSON object.
-    fn pick_json(&self, fields: &[&str]) -> String;
+    /// The record's properties (see `props`).
+    fn props(&self) -> Props;
+    /// `props` without the named fields.
+    fn props_without(&self, drop: &[&str]) -> Props;
+    /// The named fields that are present.
+    fn pick(&self, fields: &[&str]) -> Props;
     /// A field's value as JSON text.
     fn raw_field(&self, field: &str) -> Option<Cow<'_, str>>;
     fn to_value(&self) -> Value;
@@ -42,14 +42,14 @@ impl<J: Json + ?Sized> Json for &J {
     fn str_field(&self, field: &str) -> Option<&str> {
         (**self).str_field(field)
     }
-    fn props_json(&self) -> String {
-        (**self).props_json()
+    fn props(&self) -> Props {
+        (**self).props()
     }
-    fn props_json_without(&self, drop: &[&str]) -> String {
-        (**self).props_json_without(drop)
+    fn props_without(&self, drop: &[&str]) -> Props {
+        (**self).props_without(drop)
     }
-    fn pick_json(&self, fields: &[&str]) -> String {
-        (**self).pick_json(fields)
+    fn pick(&self, fields: &[&str]) -> Props {
+        (**self).pick(fields)
     }
     fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
         (**self).raw_field(field)
@@ -66,22 +66,22 @@ impl Json for Value {
     fn str_field(&self, field: &str) -> Option<&str> {
         self.get(field)?.as_str()
     }
-    fn props_json(&self) -> String {
-        props_json(self)
+    fn props(&self) -> Props {
+        Props::json(props_json(self))
     }
-    fn props_json_without(&self, drop: &[&str]) -> String {
+    fn props_without(&self, drop: &[&str]) -> Props {
         let mut p = props(self);
         for f in drop {
             p.remove(*f);
         }
-        serde_json::to_string(&p).unwrap_or_else(|_| "{}".into())
+        Props::json(serde_json::to_string(&p).unwrap_or_else(|_| "{}".into()))
     }
-    fn pick_json(&self, fields: &[&str]) -> String {
+    fn pick(&self, fields: &[&str]) -> Props {
         let picked: Map<String, Value> = fields
             .iter()
             .filter_map(|f| self.get(*f).map(|v| (f.to_string(), v.clone())))
             .collect();
-        serde_json::to_string(&picked).unwrap_or_else(|_| "{}".into())
+        Props::json(serde_json::to_string(&picked).unwrap_or_else(|_| "{}".into()))
     }
     fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
         self.get(field).map(|v| Cow::Owned(v.to_string()))
@@ -98,14 +98,14 @@ impl Json for Record<'_> {
     fn str_field(&self, field: &str) -> Option<&str> {
         self.str(field)
     }
-    fn props_json(&self) -> String {
-        Record::props_json(self)
+    fn props(&self) -> Props {
+        Record::props(self)
     }
-    fn props_json_without(&self, drop: &[&str]) -> String {
-        Record::props_json_without(self, drop)
+    fn props_without(&self, drop: &[&str]) -> Props {
+        Record::props_without(self, drop)
     }
-    fn pick_json(&self, fields: &[&str]) -> String {
-        Record::pick_json(self, fields)
+    fn pick(&self, fields: &[&str]) -> Props {
+        Record::pick(self, fields)
     }
     fn raw_field(&self, field: &str) -> Option<Cow<'_, str>> {
         Record::raw_field(self, field).map(Cow::Borrowed)
@@ -174,20 +174,20 @@ impl Batch {
     /// written straight from the record rather than copied first.
     pub fn record(&mut self, key: &str, kind: EntityKind, id: &str, name: &str, v: &impl Json) {
         self.entities
-            .push(Entity::with_props_json(key, kind, id, name, v.props_json()));
+            .push(Entity::with_props(key, kind, id, name, v.props()));
     }
 
-    /// An entity whose properties are already compact JSON.
-    pub fn entity_json(
+    /// An entity whose properties are made already.
+    pub fn entity_props(
         &mut self,
         key: &str,
         kind: EntityKind,
         id: &str,
         name: &str,
-        props: String,
+        props: Props,
     ) {
         self.entities
-            .push(Entity::with_props_json(key, kind, id, name, props));
+            .push(Entity::with_props(key, kind, id, name, props));
     }
 
     pub fn rel(&mut self, from: &str, verb: Verb, to: &str) {

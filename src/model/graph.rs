@@ -17,11 +17,12 @@ use serde_json::{Map, Value};
 
 use super::kind::{EntityKind, Verb};
 use super::pending::{Known, Pending, Waiting};
+use super::props::Props;
 
 pub type EntityId = u32;
 
-/// One entity. `props` holds the source properties as a compact JSON object,
-/// parsed only when something needs to look inside.
+/// One entity. `props` holds the source properties compactly (see
+/// `Props`), parsed only when something needs to look inside.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     pub key: Box<str>,
@@ -30,7 +31,7 @@ pub struct Entity {
     /// key (most entities: one allocation fewer each).
     id: Option<Box<str>>,
     pub display_name: Box<str>,
-    pub props: Box<str>,
+    props: Props,
 }
 
 impl Entity {
@@ -53,6 +54,16 @@ impl Entity {
         display_name: impl Into<Box<str>>,
         props: impl Into<Box<str>>,
     ) -> Entity {
+        Entity::with_props(key, kind, id, display_name, Props::json(props))
+    }
+
+    pub fn with_props(
+        key: impl Into<Box<str>>,
+        kind: EntityKind,
+        id: impl AsRef<str>,
+        display_name: impl Into<Box<str>>,
+        props: Props,
+    ) -> Entity {
         let key = key.into();
         let id = id.as_ref();
         Entity {
@@ -60,7 +71,7 @@ impl Entity {
             key,
             kind,
             display_name: display_name.into(),
-            props: props.into(),
+            props,
         }
     }
 
@@ -69,14 +80,22 @@ impl Entity {
         self.id.as_deref().unwrap_or(&self.key)
     }
 
+    /// The source properties as compact JSON object text.
+    pub fn props_json(&self) -> std::borrow::Cow<'_, str> {
+        self.props.to_json()
+    }
+
     /// The source properties as a JSON object (empty when unreadable).
     pub fn properties(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.props).unwrap_or_default()
+        serde_json::from_str(&self.props.to_json()).unwrap_or_default()
     }
 
     /// One property, parsed on demand.
     pub fn prop(&self, name: &str) -> Option<Value> {
-        self.properties().remove(name)
+        match self.props.raw(name) {
+            Some(raw) => serde_json::from_str(raw?).ok(),
+            None => self.properties().remove(name),
+        }
     }
 }
 
@@ -464,16 +483,17 @@ impl TenantGraph {
         if !new.display_name.is_empty() {
             cur.display_name = new.display_name;
         }
-        if cur.props.as_ref() != new.props.as_ref() {
+        if cur.props != new.props {
             let mut merged = cur.properties();
-            let incoming: Map<String, Value> = serde_json::from_str(&new.props).unwrap_or_default();
+            let incoming: Map<String, Value> =
+                serde_json::from_str(&new.props.to_json()).unwrap_or_default();
             for (k, v) in incoming {
                 if !v.is_null() || !merged.contains_key(&k) {
                     merged.insert(k, v);
                 }
             }
             if let Ok(s) = serde_json::to_string(&merged) {
-                cur.props = s.into();
+                cur.props = Props::json(s);
             }
         }
     }

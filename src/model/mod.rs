@@ -4,6 +4,8 @@
 mod graph;
 mod kind;
 mod pending;
+mod props;
 
 pub use graph::{Edge, Entity, EntityId, RelRecord, RelRef, Rels, TenantGraph};
 pub use kind::{ARM_TYPES, EntityKind, Verb, relationship_type};
+pub use props::{Name, Props, PropsWriter};
