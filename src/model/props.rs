@@ -25,7 +25,6 @@ pub struct Shape {
     names: Box<str>,
     /// Where each name ends in `names`.
     ends: Box<[u32]>,
-    len: usize,
 }
 
 impl Shape {
@@ -33,7 +32,6 @@ impl Shape {
         let mut ends: Vec<u32> = names.match_indices(SEP).map(|(i, _)| i as u32).collect();
         ends.push(names.len() as u32);
         Shape {
-            len: ends.len(),
             ends: ends.into_boxed_slice(),
             names: names.into_boxed_str(),
         }
@@ -44,8 +42,8 @@ impl Shape {
     }
 
     /// Whether these are the fields' names, in order.
-    fn is(&self, fields: &[(Name<'_>, Cow<'_, str>)]) -> bool {
-        if self.len != fields.len() {
+    fn is(&self, fields: &[Field<'_>]) -> bool {
+        if self.ends.len() != fields.len() {
             return false;
         }
         let mut start = 0;
@@ -84,7 +82,7 @@ impl Props {
             Some(shape) => Cow::Owned(object(
                 shape.names(),
                 self.values(),
-                shape.names.len() + self.text.len() + shape.len + 2,
+                shape.names.len() + self.text.len() + shape.ends.len() + 2,
             )),
         }
     }
@@ -108,11 +106,6 @@ impl Props {
             .last()
             .map(|(i, _)| i);
         Some(at.and_then(|i| self.values().nth(i)))
-    }
-
-    /// The bytes the properties hold (for measurements).
-    pub fn heap_size(&self) -> usize {
-        self.text.len()
     }
 }
 
@@ -166,8 +159,11 @@ impl Name<'_> {
 /// is copied until `finish`, which allocates the values' text once.
 #[derive(Default)]
 pub struct PropsWriter<'a> {
-    fields: smallvec::SmallVec<[(Name<'a>, Cow<'a, str>); 32]>,
+    fields: smallvec::SmallVec<[Field<'a>; 32]>,
 }
+
+/// A field's name and compact value.
+type Field<'a> = (Name<'a>, Cow<'a, str>);
 
 impl<'a> PropsWriter<'a> {
     pub fn new() -> PropsWriter<'a> {
@@ -180,6 +176,11 @@ impl<'a> PropsWriter<'a> {
     }
 
     pub fn finish(self) -> Props {
+        self.finish_with(shapes::intern)
+    }
+
+    /// `finish`, the shape found by `intern` (`None`: too many shapes).
+    fn finish_with(self, intern: impl FnOnce(&[Field<'a>]) -> Option<Arc<Shape>>) -> Props {
         if self.fields.is_empty() {
             return Props::json("{}");
         }
@@ -191,7 +192,7 @@ impl<'a> PropsWriter<'a> {
             }
             values.push_str(v);
         }
-        match shapes::intern(&self.fields) {
+        match intern(&self.fields) {
             Some(shape) => Props {
                 shape: Some(shape),
                 text: values.into_boxed_str(),
@@ -239,15 +240,34 @@ mod shapes {
     /// share one, and a worker reads a few collections at a time.
     const RECENT: usize = 8;
 
-    static ALL: Mutex<Option<FxHashMap<Box<str>, Arc<Shape>>>> = Mutex::new(None);
+    static ALL: Mutex<Option<Registry>> = Mutex::new(None);
 
     thread_local! {
         static RECENT_SHAPES: RefCell<Vec<Arc<Shape>>> = const { RefCell::new(Vec::new()) };
     }
 
+    /// Every shape, by its names joined.
+    #[derive(Default)]
+    pub(super) struct Registry(FxHashMap<Box<str>, Arc<Shape>>);
+
+    impl Registry {
+        /// The one shape of these names, or `None` when `max` are kept.
+        pub(super) fn shape(&mut self, joined: String, max: usize) -> Option<Arc<Shape>> {
+            if let Some(s) = self.0.get(joined.as_str()) {
+                return Some(s.clone());
+            }
+            if self.0.len() >= max {
+                return None;
+            }
+            let s = Arc::new(Shape::new(joined.clone()));
+            self.0.insert(joined.into_boxed_str(), s.clone());
+            Some(s)
+        }
+    }
+
     /// The one shape of these fields' names, or `None` when too many are
     /// kept.
-    pub(super) fn intern(fields: &[(Name<'_>, Cow<'_, str>)]) -> Option<Arc<Shape>> {
+    pub(super) fn intern(fields: &[Field<'_>]) -> Option<Arc<Shape>> {
         let recent = RECENT_SHAPES.with(|r| {
             let mut r = r.borrow_mut();
             let at = r.iter().position(|s| s.is(fields))?;
@@ -258,20 +278,11 @@ mod shapes {
         if recent.is_some() {
             return recent;
         }
-        let joined = joined(fields);
-        let shape = {
-            let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
-            let all = all.get_or_insert_with(FxHashMap::default);
-            match all.get(joined.as_str()) {
-                Some(s) => s.clone(),
-                None if all.len() >= MAX_SHAPES => return None,
-                None => {
-                    let s = Arc::new(Shape::new(joined.clone()));
-                    all.insert(joined.into_boxed_str(), s.clone());
-                    s
-                }
-            }
-        };
+        let shape = ALL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Registry::default)
+            .shape(joined(fields), MAX_SHAPES)?;
         RECENT_SHAPES.with(|r| {
             let mut r = r.borrow_mut();
             r.truncate(RECENT - 1);
@@ -281,7 +292,7 @@ mod shapes {
     }
 
     /// The fields' names as written, joined by `SEP`.
-    pub(super) fn joined(fields: &[(Name<'_>, Cow<'_, str>)]) -> String {
+    pub(super) fn joined(fields: &[Field<'_>]) -> String {
         let mut out = String::new();
         for (i, (n, _)) in fields.iter().enumerate() {
             if i > 0 {
@@ -327,11 +338,36 @@ mod tests {
             panic!("shaped")
         };
         assert!(Arc::ptr_eq(sa, sb));
-        assert_eq!(a.heap_size(), "\"a\"\x01\"Windows\"".len());
+        // The names are not repeated.
+        assert_eq!(&*a.text, "\"a\"\x01\"Windows\"");
         // Another order is another shape; equality is the JSON text's.
         let c = shaped(&[("os", "\"Windows\""), ("id", "\"a\"")]);
         assert_ne!(a, c);
         assert_eq!(a, Props::json(r#"{"id":"a","os":"Windows"}"#));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn past_the_shapes_kept_properties_stay_json_and_read_the_same() {
+        let mut registry = shapes::Registry::default();
+        let mut unshaped = 0;
+        for i in 0..5 {
+            let name = format!("field{i}");
+            let mut w = PropsWriter::new();
+            w.field(Name::Plain("id"), Cow::Borrowed("\"x\""));
+            w.field(Name::Plain(&name), Cow::Borrowed("[1, 2]"));
+            let p = w.finish_with(|f| registry.shape(shapes::joined(f), 3));
+            unshaped += usize::from(p.shape.is_none());
+            assert_eq!(p.to_json(), format!(r#"{{"id":"x","{name}":[1, 2]}}"#));
+            let e = crate::model::Entity::with_props(
+                "x",
+                crate::model::EntityKind::AzureUser,
+                "x",
+                "",
+                p,
+            );
+            assert_eq!(e.prop(&name), Some(serde_json::json!([1, 2])));
+        }
+        assert_eq!(unshaped, 2, "three shapes kept, two records past them");
     }
 }
