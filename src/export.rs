@@ -682,8 +682,11 @@ mod tests {
 
     #[test]
     fn atomic_writes_leave_nothing_behind_on_failure() {
-        let dir = std::env::temp_dir().join(format!("tenx-export-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = tempfile::Builder::new()
+            .prefix("tenx-export-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = dir.path();
         let path = dir.join("out.json");
         std::fs::write(&path, b"old").expect("write");
         let r = write_atomic(&path, |w| {
@@ -697,12 +700,11 @@ mod tests {
             "the old file is untouched"
         );
         assert_eq!(
-            std::fs::read_dir(&dir).expect("dir").count(),
+            std::fs::read_dir(dir).expect("dir").count(),
             1,
             "no temporary file is left"
         );
         write_atomic(&path, |w| w.write_all(b"new")).expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), b"new");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

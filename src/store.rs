@@ -620,16 +620,20 @@ mod tests {
         )])
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("tenx-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        private_dir(&d).expect("dir");
+    /// A private directory removed when dropped.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        let d = tempfile::Builder::new()
+            .prefix(&format!("tenx-store-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        private_dir(d.path()).expect("dir");
         d
     }
 
     #[test]
     fn a_saved_snapshot_loads_back_identical_and_private() {
         let dir = tmp("roundtrip");
+        let dir = dir.path();
         let path = dir.join(db_name("demo"));
         let mut s = Store::open(&path).expect("open");
         let g = graph();
@@ -656,7 +660,7 @@ mod tests {
                 0o600
             );
             assert_eq!(
-                std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777,
+                std::fs::metadata(dir).expect("meta").permissions().mode() & 0o777,
                 0o700
             );
         }
@@ -666,12 +670,12 @@ mod tests {
             .expect("save");
         assert_eq!(s.prune(2).expect("prune"), 1);
         assert_eq!(s.list().expect("list").len(), 2);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_database_of_schema_1_is_upgraded_in_place_and_keeps_its_snapshots() {
         let dir = tmp("upgrade");
+        let dir = dir.path();
         let path = dir.join(db_name("old"));
         let g = graph();
         let statuses = directory_read(&[]);
@@ -701,12 +705,12 @@ mod tests {
             s.info(id2).expect("info").sources[&Source::Directory].notes,
             ["n"]
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn logon_users_carry_over_with_their_read_time_or_the_snapshots() {
         let dir = tmp("carry");
+        let dir = dir.path();
         let path = dir.join(db_name("c"));
         let mut g = TenantGraph::new();
         let p = serde_json::Map::new();
@@ -754,7 +758,6 @@ mod tests {
         assert_eq!(c.machines["m2"].users, ["u1"]);
         assert!(c.machines["m3"].users.is_empty());
         assert_eq!(c.users["u1"].prop("accountName"), Some(json!("ava")));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn saved_at(s: &Store, id: i64) -> i64 {
@@ -766,10 +769,10 @@ mod tests {
     #[test]
     fn a_file_that_is_not_a_database_is_refused_with_its_name() {
         let dir = tmp("garbage");
+        let dir = dir.path();
         let path = dir.join("x.sqlite");
         std::fs::write(&path, b"this is not sqlite at all, not even close............................................................").expect("write");
         let err = Store::open(&path).err().expect("refused");
         assert!(format!("{err:#}").contains("x.sqlite"), "{err:#}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

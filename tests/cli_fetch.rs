@@ -1,17 +1,18 @@
 //! The `tenx` binary: fetch into a snapshot, export a subgraph, exit codes.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tenx-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
+/// A directory removed when dropped.
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tenx-cli-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> Output {
@@ -77,7 +78,8 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     let rt = runtime();
     let s = start(&rt, 250, 21, "");
     let data = tempdir("fetch");
-    let v = fetch_json(&s, &data, &["--logon-users", "all"]);
+    let data = data.path();
+    let v = fetch_json(&s, data, &["--logon-users", "all"]);
     let m = Manifest::of(&s.tenant);
     let entities: HashMap<String, usize> =
         serde_json::from_value(v["entities"].clone()).expect("counts");
@@ -90,7 +92,7 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     let all_path = data.join("all.json");
     let out = tenx(
         &s,
-        &data,
+        data,
         None,
         &["export", "-o", all_path.to_str().expect("path")],
     );
@@ -104,7 +106,7 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     let user = s.tenant.users[3].id.clone();
     let out = tenx(
         &s,
-        &data,
+        data,
         None,
         &["export", "--select", &user, "--depth", "2"],
     );
@@ -150,11 +152,10 @@ fn fetch_saves_a_snapshot_and_export_selects_exactly_the_neighbourhood() {
     }
     // No secret in anything written.
     let secret = &s.tenant.client_secret;
-    for entry in std::fs::read_dir(&data).expect("dir") {
+    for entry in std::fs::read_dir(data).expect("dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
     }
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -162,24 +163,25 @@ fn exit_codes_tell_complete_partial_and_nothing() {
     let rt = runtime();
     let s = start(&rt, 40, 22, "forbid=defender");
     let data = tempdir("codes");
-    let out = tenx(&s, &data, None, &["fetch"]);
+    let data = data.path();
+    let out = tenx(&s, data, None, &["fetch"]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("defender   FAILED") && text.contains("Machine.Read.All"),
         "{text}"
     );
-    let out = tenx(&s, &data, Some("wrong-secret"), &["fetch"]);
+    let out = tenx(&s, data, Some("wrong-secret"), &["fetch"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("AADSTS7000215") && !text.contains("wrong-secret"),
         "{text}"
     );
-    let out = tenx(&s, &data, None, &["fetch", "--sources", "arm,teams"]);
+    let out = tenx(&s, data, None, &["fetch", "--sources", "arm,teams"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown source 'teams'"));
-    let out = tenx(&s, &data, None, &["fetch", "--logon-users", "lots"]);
+    let out = tenx(&s, data, None, &["fetch", "--logon-users", "lots"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("--logon-users") && err.contains("'lots'"),
@@ -191,7 +193,7 @@ fn exit_codes_tell_complete_partial_and_nothing() {
         .env_remove("TENX_CLIENT_ID")
         .env_remove("TENX_CLIENT_SECRET")
         .env_remove("TENX_PROFILE")
-        .env("TENX_DATA_DIR", &data)
+        .env("TENX_DATA_DIR", data)
         .env("TENX_CONFIG_DIR", data.join("empty-config"))
         .output()
         .expect("runs");
@@ -201,7 +203,6 @@ fn exit_codes_tell_complete_partial_and_nothing() {
         err.contains("no profile yet: run `tenx login` (or set TENX_TENANT_ID, TENX_CLIENT_ID and TENX_CLIENT_SECRET)"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -209,7 +210,8 @@ fn search_finds_entities_in_the_latest_snapshot() {
     let rt = runtime();
     let s = start(&rt, 120, 23, "");
     let data = tempdir("search");
-    let out = tenx(&s, &data, None, &["fetch"]);
+    let data = data.path();
+    let out = tenx(&s, data, None, &["fetch"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -220,7 +222,7 @@ fn search_finds_entities_in_the_latest_snapshot() {
     let local = user.upn.split('@').next().expect("local");
     let out = tenx(
         &s,
-        &data,
+        data,
         None,
         &["search", &format!("user:{local}"), "--json"],
     );
@@ -235,18 +237,17 @@ fn search_finds_entities_in_the_latest_snapshot() {
     let serial = &s.tenant.devices[3].serial;
     let out = tenx(
         &s,
-        &data,
+        data,
         None,
         &["search", serial, "--kind", "dev", "--limit", "1"],
     );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(&s.tenant.devices[3].id));
-    let out = tenx(&s, &data, None, &["search", "qqqqzzzzxxxx"]);
+    let out = tenx(&s, data, None, &["search", "qqqqzzzzxxxx"]);
     assert_eq!(out.status.code(), Some(2), "no match is exit 2");
-    let out = tenx(&s, &data, None, &["search", "x", "--kind", "printer"]);
+    let out = tenx(&s, data, None, &["search", "x", "--kind", "printer"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kind printer: unknown kind"));
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -258,9 +259,10 @@ fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
     let m = Manifest::of(&s.tenant);
     let want = m.entities["microsoft_defender_logon_user"];
     let data = tempdir("carry");
+    let data = data.path();
     let mut seen = Vec::new();
     for _ in 0..machines.div_ceil(100) {
-        let v = fetch_json(&s, &data, &[]);
+        let v = fetch_json(&s, data, &[]);
         seen.push((
             v["entities"]["microsoft_defender_logon_user"]
                 .as_u64()
@@ -289,7 +291,7 @@ fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
         "{note}"
     );
     // The human report says the same.
-    let out = tenx(&s, &data, None, &["fetch", "--logon-users", "none"]);
+    let out = tenx(&s, data, None, &["fetch", "--logon-users", "none"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!(

@@ -123,11 +123,14 @@ fn browse_jump_back_help_and_quit_in_a_real_terminal() {
     if !tmux_or_skip() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tenx-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
     let s = Session::start(
         &format!("tenx-e2e-{}", std::process::id()),
-        &demo_command(&dir),
+        &demo_command(dir),
     );
     let t = Duration::from_secs(60);
     // The tree fills as sources arrive; the status bar ends with every source read.
@@ -201,7 +204,6 @@ fn browse_jump_back_help_and_quit_in_a_real_terminal() {
 
     s.keys(&["q"]);
     s.wait_exit(t);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -209,14 +211,16 @@ fn ctrl_c_quits_while_the_fetch_runs() {
     if !tmux_or_skip() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tenx-e2e-c-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cmd = demo_command(&dir).replace("--latency-ms 2", "--latency-ms 200");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-c-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
+    let cmd = demo_command(dir).replace("--latency-ms 2", "--latency-ms 200");
     let s = Session::start(&format!("tenx-e2e-c-{}", std::process::id()), &cmd);
     s.wait_for("reading…", Duration::from_secs(60));
     s.keys(&["C-c"]);
     s.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn pane_pid(s: &Session) -> Option<u32> {
@@ -232,10 +236,13 @@ fn sigterm_ends_the_explorer() {
     if !tmux_or_skip() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tenx-e2e-t-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-t-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
     // `exec` makes the pane's process tenx itself, so the signal reaches it.
-    let cmd = format!("exec env {}", demo_command(&dir));
+    let cmd = format!("exec env {}", demo_command(dir));
     let s = Session::start(&format!("tenx-e2e-t-{}", std::process::id()), &cmd);
     s.wait_for("Tenant", Duration::from_secs(60));
     let pid = pane_pid(&s).expect("pane pid");
@@ -244,7 +251,6 @@ fn sigterm_ends_the_explorer() {
         .status()
         .expect("kill");
     s.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -273,8 +279,11 @@ fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background()
             opts,
         ))
         .expect("server");
-    let dir = std::env::temp_dir().join(format!("tenx-e2e-p-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-p-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
     let env: Vec<String> = server
         .env()
         .into_iter()
@@ -310,6 +319,5 @@ fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background()
     );
     s.keys(&["q"]);
     s.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(server.stop());
 }

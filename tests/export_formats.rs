@@ -3,18 +3,18 @@
 //! Graphviz's `dot`), with the same counts as the selection.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use tenx::export::{Direction, Format, Selection, write_file};
 use tenx::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use tenx::model::{TenantGraph, Verb};
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tenx-formats-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
+/// A directory removed when dropped.
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tenx-formats-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// A snapshot of a small simulated tenant, through `tenx fetch`.
@@ -37,10 +37,11 @@ fn fetched_graph() -> (TenantGraph, FakeTenant) {
         ))
         .expect("server");
     let data = tempdir("data");
+    let data = data.path();
     let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
         .arg("fetch")
         .envs(s.env())
-        .env("TENX_DATA_DIR", &data)
+        .env("TENX_DATA_DIR", data)
         .env("TENX_CONFIG_DIR", data.join("c"))
         .output()
         .expect("fetch");
@@ -49,7 +50,7 @@ fn fetched_graph() -> (TenantGraph, FakeTenant) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let db = std::fs::read_dir(&data)
+    let db = std::fs::read_dir(data)
         .expect("dir")
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -71,6 +72,7 @@ fn every_format_reads_back_with_the_same_counts() {
     assert!(sel.entities.len() > 5 && sel.relationships.len() > 5);
     let (ne, nr) = (sel.entities.len(), sel.relationships.len());
     let dir = tempdir("out");
+    let dir = dir.path();
     let keys: HashSet<String> = sel
         .entities
         .iter()
@@ -167,7 +169,7 @@ fn every_format_reads_back_with_the_same_counts() {
 
     // Files are private and nothing else is left in the folder.
     #[cfg(unix)]
-    for f in std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok) {
+    for f in std::fs::read_dir(dir).expect("dir").filter_map(Result::ok) {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             f.metadata().expect("meta").permissions().mode() & 0o777,
@@ -176,7 +178,6 @@ fn every_format_reads_back_with_the_same_counts() {
             f.path()
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

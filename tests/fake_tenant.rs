@@ -779,6 +779,7 @@ async fn fault_knobs_do_what_they_say() {
 #[tokio::test]
 async fn the_request_log_records_method_path_and_status() {
     let dir = tempdir();
+    let dir = dir.path();
     let log = dir.join("requests.log");
     let s = start(
         20,
@@ -810,7 +811,6 @@ async fn the_request_log_records_method_path_and_status() {
         "{text}"
     );
     assert!(lines.contains(&"DELETE /graph/v1.0/users 405"), "{text}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -865,20 +865,19 @@ async fn cached_answers_are_the_same_bytes_and_faults_turn_the_cache_off() {
     );
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "tenx-test-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A directory removed when dropped.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tenx-test-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 #[test]
 fn the_command_prints_settings_and_writes_the_manifest() {
     use std::io::{BufRead, BufReader};
     let dir = tempdir();
+    let dir = dir.path();
     let manifest = dir.join("manifest.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))
         .args([
@@ -940,7 +939,6 @@ fn the_command_prints_settings_and_writes_the_manifest() {
     child.kill().ok();
     child.wait().ok();
     assert_eq!(status.ok(), Some(200));
-    std::fs::remove_dir_all(&dir).ok();
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))
         .args(["fake-tenant", "--faults", "429=7"])

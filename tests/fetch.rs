@@ -323,8 +323,11 @@ async fn tokens_that_expire_mid_fetch_are_renewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_log_shows_only_reads() {
-    let log = std::env::temp_dir().join(format!("tenx-reqlog-{}.log", std::process::id()));
-    let _ = std::fs::remove_file(&log);
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-reqlog-")
+        .tempdir()
+        .expect("temp dir");
+    let log = dir.path().join("requests.log");
     let s = start(
         150,
         15,
@@ -387,9 +390,11 @@ async fn a_wrong_secret_fails_every_source_with_guidance() {
 async fn a_saved_fetch_loads_back_as_the_identical_graph() {
     let s = start(250, 17, ServerOptions::default()).await;
     let b = fetch(&s, quick()).await;
-    let dir = std::env::temp_dir().join(format!("tenx-roundtrip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-roundtrip-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
     let mut store = tenx::store::Store::open(&dir.join("t.sqlite")).expect("store");
     let id = store
         .save(
@@ -429,7 +434,6 @@ async fn a_saved_fetch_loads_back_as_the_identical_graph() {
     a.sort();
     c.sort();
     assert_eq!(a, c, "relationships");
-    let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }
 

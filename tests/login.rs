@@ -33,11 +33,12 @@ fn start(rt: &tokio::runtime::Runtime, seed: u64, faults: &str) -> RunningTenant
         .expect("server")
 }
 
-fn dirs(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tenx-login-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
+/// A directory removed when dropped.
+fn dirs(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tenx-login-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// The binary with a clean environment: only the given dirs, no credentials.
@@ -153,10 +154,11 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
     let rt = runtime();
     let s = start(&rt, 31, "");
     let home = dirs("keyring");
+    let home = home.path();
     let profile = format!("lab-{}", std::process::id());
     let t = s.tenant.clone();
     let out = login(
-        &home,
+        home,
         &s,
         &profile,
         &t.tenant_id,
@@ -170,26 +172,26 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
         text(&out)
     );
     // Another process finds the secret: `profiles` says it is stored...
-    let out = tenx(&home).arg("profiles").output().expect("profiles");
+    let out = tenx(home).arg("profiles").output().expect("profiles");
     let listing = text(&out);
     assert!(
         listing.contains(&profile) && listing.contains("stored") && listing.contains(&t.client_id),
         "{listing}"
     );
     // ...and a fetch with no secret in the environment signs in with it.
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--profile", &profile])
         .output()
         .expect("fetch");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The one profile is the default.
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--sources", "arm"])
         .output()
         .expect("fetch");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // TENX_CLIENT_SECRET overrides the keyring.
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--profile", &profile, "--sources", "directory"])
         .env("TENX_CLIENT_SECRET", "not-the-secret")
         .output()
@@ -198,13 +200,13 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
     assert!(text(&out).contains("AADSTS7000215"));
     // Export, then look for the secret everywhere tenx writes.
     let export = home.join("export.json");
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["export", "--profile", &profile, "-o"])
         .arg(&export)
         .output()
         .expect("export");
     assert!(out.status.success(), "{}", text(&out));
-    let hits = contains(&home, t.client_secret.as_bytes());
+    let hits = contains(home, t.client_secret.as_bytes());
     assert!(hits.is_empty(), "the secret was written to {hits:?}");
     #[cfg(unix)]
     {
@@ -224,13 +226,13 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
         assert_eq!(mode(&export), 0o600);
     }
     // After logout the same fetch fails and names the fix.
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["logout", "--profile", &profile])
         .output()
         .expect("logout");
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(OsKeyring.get(&profile).expect("keyring"), None);
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--profile", &profile])
         .output()
         .expect("fetch");
@@ -240,7 +242,6 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
         "{}",
         text(&out)
     );
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -255,10 +256,11 @@ fn a_missing_permission_is_named_at_login() {
         "missing-role=Machine.Read.All,missing-role=DeviceManagementApps.Read.All",
     );
     let home = dirs("permission");
+    let home = home.path();
     let profile = format!("perm-{}", std::process::id());
     let t = s.tenant.clone();
     let out = login(
-        &home,
+        home,
         &s,
         &profile,
         &t.tenant_id,
@@ -280,8 +282,7 @@ fn a_missing_permission_is_named_at_login() {
         "{said}"
     );
     assert!(said.contains("directory  working"));
-    let _ = tenx(&home).args(["logout", "--profile", &profile]).output();
-    let _ = std::fs::remove_dir_all(&home);
+    let _ = tenx(home).args(["logout", "--profile", &profile]).output();
 }
 
 #[test]
@@ -289,6 +290,7 @@ fn wrong_credentials_are_explained_and_nothing_is_saved() {
     let rt = runtime();
     let s = start(&rt, 33, "");
     let home = dirs("wrong");
+    let home = home.path();
     let t = s.tenant.clone();
     let cases = [
         (
@@ -321,7 +323,7 @@ fn wrong_credentials_are_explained_and_nothing_is_saved() {
         ),
     ];
     for (tenant, client, secret, code, words) in cases {
-        let out = login(&home, &s, "wrong", &tenant, &client, &secret);
+        let out = login(home, &s, "wrong", &tenant, &client, &secret);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(1), "{said}");
         assert!(
@@ -334,7 +336,6 @@ fn wrong_credentials_are_explained_and_nothing_is_saved() {
         );
         assert!(!home.join("config/profiles/wrong.toml").exists());
     }
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -342,9 +343,10 @@ fn without_a_keyring_login_says_what_is_missing_and_writes_no_file() {
     let rt = runtime();
     let s = start(&rt, 34, "");
     let home = dirs("nokeyring");
+    let home = home.path();
     let t = s.tenant.clone();
     let b = s.base_url();
-    let mut c = tenx(&home);
+    let mut c = tenx(home);
     c.env(
         "DBUS_SESSION_BUS_ADDRESS",
         format!("unix:path={}", home.join("no-bus").display()),
@@ -388,9 +390,8 @@ fn without_a_keyring_login_says_what_is_missing_and_writes_no_file() {
             && said.contains("nothing was saved"),
         "{said}"
     );
-    assert!(contains(&home, t.client_secret.as_bytes()).is_empty());
+    assert!(contains(home, t.client_secret.as_bytes()).is_empty());
     assert!(!home.join("config/profiles/nokr.toml").exists());
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -415,18 +416,19 @@ fn the_secret_is_never_a_command_line_argument() {
 #[test]
 fn several_profiles_need_a_choice_and_bad_names_are_refused() {
     let home = dirs("choice");
+    let home = home.path();
     for name in ["a", "b"] {
         std::fs::create_dir_all(home.join("config/profiles")).expect("dir");
         std::fs::write(home.join(format!("config/profiles/{name}.toml")), "tenant = \"t.onmicrosoft.com\"\nclient_id = \"c\"\ncloud = \"public\"\nsources = [\"arm\"]\n").expect("write");
     }
-    let out = tenx(&home).arg("fetch").output().expect("fetch");
+    let out = tenx(home).arg("fetch").output().expect("fetch");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("there are 2 profiles (a, b): choose one with --profile NAME"),
         "{}",
         text(&out)
     );
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--profile", "../etc"])
         .output()
         .expect("fetch");
@@ -436,7 +438,7 @@ fn several_profiles_need_a_choice_and_bad_names_are_refused() {
         text(&out)
     );
     std::fs::write(home.join("config/profiles/a.toml"), "tenant = [").expect("write");
-    let out = tenx(&home)
+    let out = tenx(home)
         .args(["fetch", "--profile", "a"])
         .output()
         .expect("fetch");
@@ -445,5 +447,4 @@ fn several_profiles_need_a_choice_and_bad_names_are_refused() {
         "{}",
         text(&out)
     );
-    let _ = std::fs::remove_dir_all(&home);
 }

@@ -4,17 +4,18 @@
 //! parse.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use tenx::fake::{FakeParams, FakeTenant, Manifest, RunningTenant, ServerOptions, serve};
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tenx-triage-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
+/// A directory removed when dropped.
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tenx-triage-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn tenx(s: &RunningTenant, data: &Path, args: &[&str]) -> Output {
@@ -68,9 +69,10 @@ fn rows_are_the_devices_with_open_findings_and_groups_add_up() {
     for (users, seed) in [(150, 51), (400, 52)] {
         let s = start(&rt, users, seed);
         let data = tempdir(&format!("rows-{seed}"));
-        assert!(tenx(&s, &data, &["fetch"]).status.success());
+        let data = data.path();
+        assert!(tenx(&s, data, &["fetch"]).status.success());
         let m = Manifest::of(&s.tenant);
-        let v = report(&s, &data, &[]);
+        let v = report(&s, data, &[]);
         let keys: BTreeSet<String> = v["devices"]
             .as_array()
             .expect("devices")
@@ -108,7 +110,7 @@ fn rows_are_the_devices_with_open_findings_and_groups_add_up() {
         // Grouped by platform or owner, every device is in one group; by
         // policy, every failing (device, policy) pair is.
         for by in ["platform", "owner"] {
-            let g = report(&s, &data, &["--group-by", by]);
+            let g = report(&s, data, &["--group-by", by]);
             let sum: u64 = g["groups"]
                 .as_array()
                 .expect("groups")
@@ -117,7 +119,7 @@ fn rows_are_the_devices_with_open_findings_and_groups_add_up() {
                 .sum();
             assert_eq!(sum as usize, want.len(), "{by}");
         }
-        let g = report(&s, &data, &["--group-by", "policy"]);
+        let g = report(&s, data, &["--group-by", "policy"]);
         let sum: u64 = g["groups"]
             .as_array()
             .expect("groups")
@@ -132,7 +134,6 @@ fn rows_are_the_devices_with_open_findings_and_groups_add_up() {
             .map(|p| p[1].as_u64().unwrap_or(0))
             .sum();
         assert_eq!(per_policy, sum);
-        let _ = std::fs::remove_dir_all(&data);
     }
 }
 
@@ -141,12 +142,13 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
     let rt = runtime();
     let s = start(&rt, 150, 53);
     let data = tempdir("status");
-    assert!(tenx(&s, &data, &["fetch"]).status.success());
+    let data = data.path();
+    assert!(tenx(&s, data, &["fetch"]).status.success());
     let first = &Manifest::of(&s.tenant).noncompliant_devices;
     let (a, b) = (first[0].clone(), first[1].clone());
     let out = tenx(
         &s,
-        &data,
+        data,
         &[
             "triage",
             "set",
@@ -163,19 +165,19 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        tenx(&s, &data, &["triage", "set", &b, "--status", "resolved"])
+        tenx(&s, data, &["triage", "set", &b, "--status", "resolved"])
             .status
             .success()
     );
-    let out = tenx(&s, &data, &["triage", "set", &a, "--status", "bogus"]);
+    let out = tenx(&s, data, &["triage", "set", &a, "--status", "bogus"]);
     assert!(
         !out.status.success()
             && String::from_utf8_lossy(&out.stderr).contains("unknown status 'bogus'")
     );
     // Each command is a fresh process (a restart); a new fetch is a new snapshot.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert!(tenx(&s, &data, &["fetch"]).status.success());
-    let v = report(&s, &data, &[]);
+    assert!(tenx(&s, data, &["fetch"]).status.success());
+    let v = report(&s, data, &[]);
     let row = |k: &str| {
         v["devices"]
             .as_array()
@@ -198,7 +200,7 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
     // CSV parses with a standard reader, quoting and all.
     let out = tenx(
         &s,
-        &data,
+        data,
         &["triage", "--format", "csv", "--group-by", "setting"],
     );
     let mut rd = csv::Reader::from_reader(out.stdout.as_slice());
@@ -216,7 +218,7 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
     let path = data.join("report.md");
     let out = tenx(
         &s,
-        &data,
+        data,
         &[
             "triage",
             "--format",
@@ -234,5 +236,4 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
             && md.contains("## Failing policies")
             && md.contains("| device | platform |")
     );
-    let _ = std::fs::remove_dir_all(&data);
 }

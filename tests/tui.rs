@@ -461,8 +461,11 @@ async fn mark_then_export_writes_the_file() {
         Some(tenx::export::Format::Csv)
     );
     app.update(Action::Down);
-    let dir = std::env::temp_dir().join(format!("tenx-ui-export-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-ui-export-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
     let len = app
         .export
         .as_ref()
@@ -495,7 +498,6 @@ async fn mark_then_export_writes_the_file() {
     assert!(keys.contains(&t.users[0].id) && keys.contains(&t.users[1].id));
     app.update(Action::ClearMarks);
     assert!(app.marks.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }
 
