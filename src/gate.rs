@@ -18,7 +18,7 @@
 //! pages is the best guess: the chain furthest along goes first.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
@@ -53,36 +53,12 @@ struct State {
     /// are kept for `First`.
     normal_cap: usize,
     normal_in_flight: usize,
-    /// `First` waiters: the highest rank, then the earliest.
-    first: BinaryHeap<(u32, Reverse<u64>, Handover)>,
+    /// `First` waiters by (rank, highest first; arrival): the first entry
+    /// is served next.
+    first: BTreeMap<(Reverse<u32>, u64), oneshot::Sender<()>>,
     /// Numbers `First` waiters in arrival order.
     arrivals: u64,
     normal: VecDeque<oneshot::Sender<()>>,
-}
-
-/// Hands a slot to a waiter; ordered by nothing (the heap orders by rank
-/// and arrival, which are unique together).
-#[derive(Debug)]
-struct Handover(oneshot::Sender<()>);
-
-impl PartialEq for Handover {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Handover {}
-
-impl PartialOrd for Handover {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Handover {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
 }
 
 /// A slot in flight; the next waiter gets it when this is dropped.
@@ -132,7 +108,7 @@ impl Gate {
                 free: slots,
                 normal_cap: slots - reserve.min(slots - 1),
                 normal_in_flight: 0,
-                first: BinaryHeap::new(),
+                first: BTreeMap::new(),
                 arrivals: 0,
                 normal: VecDeque::new(),
             }),
@@ -161,8 +137,8 @@ impl Gate {
             match priority {
                 Priority::First(rank) => {
                     s.arrivals += 1;
-                    let arrival = Reverse(s.arrivals);
-                    s.first.push((rank, arrival, Handover(tx)));
+                    let arrival = s.arrivals;
+                    s.first.insert((Reverse(rank), arrival), tx);
                 }
                 Priority::Normal => s.normal.push_back(tx),
             }
@@ -194,7 +170,7 @@ impl Gate {
             s.normal_in_flight = s.normal_in_flight.saturating_sub(1);
         }
         loop {
-            if let Some((_, _, Handover(tx))) = s.first.pop() {
+            if let Some((_, tx)) = s.first.pop_first() {
                 if tx.send(()).is_ok() {
                     return;
                 }
