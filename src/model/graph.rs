@@ -480,14 +480,9 @@ impl TenantGraph {
         if cur.id().is_empty() {
             cur.id = (new.id() != &*cur.key).then(|| new.id().into());
         }
-        if !new.display_name.is_empty() {
-            cur.display_name = new.display_name;
-        }
         if cur.props != new.props {
             let mut merged = cur.properties();
-            let incoming: Map<String, Value> =
-                serde_json::from_str(&new.props.to_json()).unwrap_or_default();
-            for (k, v) in incoming {
+            for (k, v) in new.properties() {
                 if !v.is_null() || !merged.contains_key(&k) {
                     merged.insert(k, v);
                 }
@@ -495,6 +490,9 @@ impl TenantGraph {
             if let Ok(s) = serde_json::to_string(&merged) {
                 cur.props = Props::json(s);
             }
+        }
+        if !new.display_name.is_empty() {
+            cur.display_name = new.display_name;
         }
     }
 
