@@ -37,6 +37,9 @@ pub struct AccessToken {
 /// Refresh this long before a token's stated expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
+/// The longest a token is kept, whatever its answer says.
+const MAX_LIFE: Duration = Duration::from_secs(24 * 3600);
+
 impl AccessToken {
     pub fn from_response(body: &Value) -> Option<AccessToken> {
         let value = body["access_token"].as_str()?.to_string();
@@ -44,16 +47,20 @@ impl AccessToken {
             .as_u64()
             .or_else(|| body["expires_in"].as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(3599);
-        let life = Duration::from_secs(expires_in);
+        // A lifetime from the network is a claim, not arithmetic to trust:
+        // no token of the identity platform lives a day, and `Instant`
+        // panics past its range (18446744073709551615 s did).
+        let life = Duration::from_secs(expires_in.min(MAX_LIFE.as_secs()));
         let margin = REFRESH_MARGIN.min(life / 2);
         let mut header = reqwest::header::HeaderValue::from_str(&format!("Bearer {value}")).ok()?;
         header.set_sensitive(true);
+        let now = Instant::now();
         Some(AccessToken {
             header,
             roles: roles_of(&value),
             value: Secret::new(value),
-            refresh_at: Instant::now() + life - margin,
-            obtained: Instant::now(),
+            refresh_at: now.checked_add(life - margin).unwrap_or(now),
+            obtained: now,
         })
     }
 
@@ -142,7 +149,7 @@ impl AuthError {
     pub fn from_body(api: Api, status: u16, body: &Value) -> AuthError {
         let code = body["error_codes"][0]
             .as_u64()
-            .map(|c| c as u32)
+            .and_then(|c| u32::try_from(c).ok())
             .or_else(|| {
                 body["error_description"]
                     .as_str()

@@ -61,6 +61,28 @@ impl Source {
         }
     }
 
+    /// The source whose records make an entity of this kind: a source
+    /// that was not read is carried over with the kinds it owns.
+    pub fn of_kind(kind: crate::model::EntityKind) -> Source {
+        use crate::model::EntityKind as K;
+        match kind {
+            K::AzureAccount
+            | K::AzureUser
+            | K::AzureUserGroup
+            | K::AzureGroupMember
+            | K::AzureServicePrincipal => Source::Directory,
+            K::DefenderMachine | K::DefenderVulnerability | K::Cve | K::DefenderLogonUser => {
+                Source::Defender
+            }
+            K::AzureSubscription
+            | K::AzureResourceGroup
+            | K::AzureRoleAssignment
+            | K::AzureRoleDefinition => Source::Arm,
+            k if k.is_azure_resource() => Source::Arm,
+            _ => Source::Intune,
+        }
+    }
+
     pub fn parse_list(s: &str) -> anyhow::Result<Vec<Source>> {
         let mut out = Vec::new();
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
@@ -90,6 +112,13 @@ pub enum FetchEvent {
     Batch { source: Source, batch: Batch },
     /// Something was skipped or is incomplete, but the source goes on.
     Warning { source: Source, message: String },
+    /// A request waits for a throttled or failing service before it tries
+    /// again (waits of a second or more).
+    Waiting {
+        endpoint: String,
+        wait: Duration,
+        cause: String,
+    },
     /// A source ended, with its outcome.
     SourceDone {
         source: Source,
@@ -102,30 +131,158 @@ pub enum FetchEvent {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Everything was read.
     Complete,
-    /// Some collections could not be read; the rest is there.
+    /// Some collections could not be read, or some of their records; the
+    /// rest is there.
     Partial,
     /// Nothing could be read.
     Failed,
+    /// This fetch did not ask for the source (`--sources`, the profile's).
+    NotAsked,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::NotAsked => "not-asked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Complete,
+            Outcome::Partial,
+            Outcome::Failed,
+            Outcome::NotAsked,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
     pub source: Source,
+    /// What this fetch read of the source.
     pub outcome: Outcome,
-    /// One line per collection that failed: what, why and how to fix it.
+    /// One line per collection that failed or lost records: what, why and
+    /// how to fix it.
     pub errors: Vec<String>,
     /// Items read per collection.
     pub counts: BTreeMap<String, usize>,
+    /// Records a collection answered but that could not be kept (not an
+    /// object, no id, …), per collection.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, usize>,
+    /// Collections not read completely: failed, or with records skipped or
+    /// cut.
+    #[serde(default)]
+    pub incomplete: Vec<String>,
     pub elapsed_ms: u64,
     /// What a person should know of what was read, though nothing failed
     /// (logon users carried over from an earlier snapshot, and how old).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// When this fetch did not read the source completely, the data shown
+    /// for it comes from an earlier snapshot that did: which, and when it
+    /// was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Carried>,
+}
+
+/// What a snapshot's data lacks or holds from earlier snapshots, one line
+/// per source not read completely by its fetch (`SourceStatus::gap`).
+pub fn gaps(
+    statuses: &BTreeMap<Source, SourceStatus>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    statuses
+        .values()
+        .filter(|s| s.outcome != Outcome::Complete)
+        .map(|s| s.gap(now))
+        .collect()
+}
+
+/// Where a source's data came from when this fetch did not read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The snapshot that read it completely.
+    pub snapshot: i64,
+    /// When that snapshot was read (RFC 3339).
+    pub read_at: String,
+}
+
+impl Carried {
+    /// "carried over from snapshot 3, read 2 h ago".
+    pub fn words(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let age = chrono::DateTime::parse_from_rfc3339(&self.read_at)
+            .map(|t| crate::logons::age((now - t.with_timezone(&chrono::Utc)).num_seconds()))
+            .unwrap_or_else(|_| "at an unknown time".into());
+        format!(
+            "carried over from snapshot {}, read {age} ago",
+            self.snapshot
+        )
+    }
+}
+
+impl SourceStatus {
+    /// What this source lacks, in one line: "intune: partial (compliance
+    /// device statuses not read completely)", "arm: not asked; carried over
+    /// from snapshot 3, read 2 h ago".
+    pub fn gap(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let mut line = format!(
+            "{}: {}",
+            self.source.name(),
+            self.outcome.name().replace('-', " ")
+        );
+        if !self.incomplete.is_empty() {
+            line += &format!(" ({} not read completely)", self.incomplete.join(", "));
+        }
+        match &self.carried {
+            Some(c) => line += &format!("; {}", c.words(now)),
+            None if self.outcome != Outcome::Partial => line += "; no earlier snapshot has it",
+            None => {}
+        }
+        line
+    }
+
+    /// A source this fetch did not ask for.
+    pub fn not_asked(source: Source) -> SourceStatus {
+        SourceStatus {
+            source,
+            outcome: Outcome::NotAsked,
+            errors: Vec::new(),
+            counts: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            incomplete: Vec::new(),
+            elapsed_ms: 0,
+            notes: Vec::new(),
+            carried: None,
+        }
+    }
+
+    /// A source that ended before reading anything, with why.
+    pub fn failed(source: Source, errors: Vec<String>, elapsed_ms: u64) -> SourceStatus {
+        SourceStatus {
+            outcome: Outcome::Failed,
+            errors,
+            elapsed_ms,
+            ..SourceStatus::not_asked(source)
+        }
+    }
+
+    /// Whether the data of this source in the snapshot is whole: read
+    /// completely now, or carried over from a snapshot that read it so.
+    pub fn is_whole(&self) -> bool {
+        self.outcome == Outcome::Complete || self.carried.is_some()
+    }
 }
 
 /// Reads the previous snapshot's logon users; run on a blocking thread
@@ -170,9 +327,46 @@ pub struct Ctx {
     reported: std::sync::Mutex<BTreeMap<&'static str, Instant>>,
     errors: std::sync::Mutex<Vec<String>>,
     notes: std::sync::Mutex<Vec<String>>,
+    /// Per collection: records not kept, and a few of their reasons.
+    skipped: std::sync::Mutex<BTreeMap<&'static str, Losses>>,
+    /// Per collection: records kept with values changed to be readable.
+    repaired: std::sync::Mutex<BTreeMap<&'static str, Losses>>,
+    /// Collections that failed.
+    failed: std::sync::Mutex<Vec<&'static str>>,
     collections: std::sync::atomic::AtomicUsize,
     /// Records not yet sent (see `BATCH_RECORDS`).
     gathered: std::sync::Mutex<Batch>,
+}
+
+/// Records of one collection that were not kept whole: how many, whether
+/// any value was lost, and the first few reasons.
+#[derive(Debug, Default)]
+struct Losses {
+    count: usize,
+    lost: bool,
+    examples: Vec<String>,
+}
+
+impl Losses {
+    const EXAMPLES: usize = 3;
+
+    fn add(&mut self, why: String, lost: bool) {
+        self.count += 1;
+        self.lost |= lost;
+        if self.examples.len() < Self::EXAMPLES && !self.examples.contains(&why) {
+            self.examples.push(why);
+        }
+    }
+
+    /// The first few reasons, and how many more there were.
+    fn examples(&self) -> String {
+        let more = self.count.saturating_sub(self.examples.len());
+        let mut s = self.examples.join("; ");
+        if more > 0 {
+            s += &format!("; and {more} more");
+        }
+        s
+    }
 }
 
 impl Ctx {
@@ -193,19 +387,51 @@ impl Ctx {
             reported: Default::default(),
             errors: Default::default(),
             notes: Default::default(),
+            skipped: Default::default(),
+            repaired: Default::default(),
+            failed: Default::default(),
             collections: Default::default(),
             gathered: Default::default(),
         }
     }
 
-    /// Hands records to the graph: skipped-record warnings at once, the
-    /// records themselves gathered into batches of `BATCH_RECORDS`.
-    pub fn send(&self, mut batch: Batch) {
-        for s in batch.skipped.drain(..) {
-            let _ = self.tx.send(FetchEvent::Warning {
-                source: self.source,
-                message: s,
-            });
+    /// One page of a collection: each record through `ingest`, then the
+    /// records to the graph and the page counted. Records that could not be
+    /// kept (`Batch::skip`) or were kept with values changed to be readable
+    /// (`Record::repair`) are counted against the collection.
+    pub fn ingest(
+        &self,
+        collection: &'static str,
+        records: &[crate::record::Record<'_>],
+        mut ingest: impl FnMut(&crate::record::Record<'_>, &mut Batch),
+    ) {
+        let mut b = Batch::default();
+        for r in records {
+            ingest(r, &mut b);
+            if let Some(repair) = r.repair() {
+                let id = crate::ingest::text(r, "id").unwrap_or("a record");
+                if let Ok(mut m) = self.repaired.lock() {
+                    m.entry(collection)
+                        .or_default()
+                        .add(format!("{id}: {}", repair.notes.join(", ")), repair.lost);
+                }
+            }
+        }
+        self.progress(collection, records.len(), false);
+        self.send(collection, b);
+    }
+
+    /// Hands records to the graph, gathered into batches of
+    /// `BATCH_RECORDS`; records that could not be kept are counted against
+    /// `collection` (and make it incomplete).
+    pub fn send(&self, collection: &'static str, mut batch: Batch) {
+        if !batch.skipped.is_empty() {
+            if let Ok(mut m) = self.skipped.lock() {
+                let losses = m.entry(collection).or_default();
+                for why in batch.skipped.drain(..) {
+                    losses.add(why, true);
+                }
+            }
         }
         if batch.is_empty() {
             return;
@@ -296,6 +522,9 @@ impl Ctx {
                 if let Ok(mut errs) = self.errors.lock() {
                     errs.push(line);
                 }
+                if let Ok(mut f) = self.failed.lock() {
+                    f.push(collection);
+                }
             }
         }
     }
@@ -313,6 +542,67 @@ impl Ctx {
             source: self.source,
             message,
         });
+    }
+
+    /// The source's status once every collection has ended.
+    fn status(&self, elapsed_ms: u64) -> SourceStatus {
+        let mut errors = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
+        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut notes = self.notes.lock().map(|n| n.clone()).unwrap_or_default();
+        let failed = self.failed.lock().map(|f| f.clone()).unwrap_or_default();
+        let mut incomplete: Vec<String> = failed.iter().map(|c| c.to_string()).collect();
+        let mut skipped = BTreeMap::new();
+        if let Ok(m) = self.skipped.lock() {
+            for (collection, losses) in m.iter() {
+                skipped.insert(collection.to_string(), losses.count);
+                incomplete.push(collection.to_string());
+                errors.push(format!(
+                    "{collection}: {} of {} records could not be kept: {}",
+                    losses.count,
+                    counts.get(*collection).copied().unwrap_or(losses.count),
+                    losses.examples()
+                ));
+            }
+        }
+        if let Ok(m) = self.repaired.lock() {
+            for (collection, losses) in m.iter() {
+                let line = format!(
+                    "{collection}: {} record{} kept with values changed: {}",
+                    losses.count,
+                    if losses.count == 1 { "" } else { "s" },
+                    losses.examples()
+                );
+                if losses.lost {
+                    incomplete.push(collection.to_string());
+                    errors.push(line);
+                } else {
+                    notes.push(line);
+                }
+            }
+        }
+        // Collections end in any order; sorted, the same failure reads the same.
+        errors.sort();
+        incomplete.sort();
+        incomplete.dedup();
+        let total = self.collections.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = if incomplete.is_empty() && errors.is_empty() {
+            Outcome::Complete
+        } else if failed.len() >= total || counts.values().all(|&n| n == 0) {
+            Outcome::Failed
+        } else {
+            Outcome::Partial
+        };
+        SourceStatus {
+            source: self.source,
+            outcome,
+            errors,
+            counts,
+            skipped,
+            incomplete,
+            elapsed_ms,
+            notes,
+            carried: None,
+        }
     }
 }
 
@@ -378,20 +668,57 @@ pub fn spawn_with(
     let options = Arc::new(options);
     tokio::spawn(async move {
         let start = Instant::now();
+        // Waits for throttled services are shown while they last.
+        let mut waits = http.watch_waits();
+        let told = tx.clone();
+        let _waits = AbortOnDrop(tokio::spawn(async move {
+            while let Some(w) = waits.recv().await {
+                let _ = told.send(FetchEvent::Waiting {
+                    endpoint: w.endpoint,
+                    wait: w.wait,
+                    cause: w.cause,
+                });
+            }
+        }));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut running = std::collections::HashMap::new();
         for source in sources {
             let http = http.clone();
             let tx = tx.clone();
             let options = options.clone();
-            tasks.spawn(async move {
+            let task = tasks.spawn(async move {
                 let status = run_source(http, source, options, tx.clone()).await;
                 let _ = tx.send(FetchEvent::SourceDone { source, status });
             });
+            running.insert(task.id(), source);
         }
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined {
-                tracing::error!("a source task ended abnormally: {e}");
-            }
+        // A source whose task dies (a panic) is reported failed with its
+        // cause, never left out.
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let Err(e) = joined else { continue };
+            let Some(source) = running.get(&e.id()).copied() else {
+                continue;
+            };
+            let cause = if e.is_panic() {
+                let payload = e.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                format!("tenx failed while reading it (a panic: {text}); please report this")
+            } else {
+                "its task was cancelled".to_string()
+            };
+            tracing::error!(source = source.name(), %cause, "a source task ended abnormally");
+            let line = format!("{}: {cause}", source.name());
+            let _ = tx.send(FetchEvent::Warning {
+                source,
+                message: line.clone(),
+            });
+            let status =
+                SourceStatus::failed(source, vec![line], start.elapsed().as_millis() as u64);
+            let _ = tx.send(FetchEvent::SourceDone { source, status });
         }
         let _ = tx.send(FetchEvent::Done {
             metrics: http.metrics(),
@@ -401,6 +728,15 @@ pub fn spawn_with(
     rx
 }
 
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn run_source(
     http: Arc<Http>,
     source: Source,
@@ -408,14 +744,6 @@ async fn run_source(
     tx: UnboundedSender<FetchEvent>,
 ) -> SourceStatus {
     let start = Instant::now();
-    let failed = |errors: Vec<String>| SourceStatus {
-        source,
-        outcome: Outcome::Failed,
-        errors,
-        counts: BTreeMap::new(),
-        elapsed_ms: start.elapsed().as_millis() as u64,
-        notes: Vec::new(),
-    };
     // The token tells the tenant's GUID (the account entity's key) and
     // whether the API can be used at all.
     let api = match source {
@@ -431,7 +759,7 @@ async fn run_source(
                 source,
                 message: line.clone(),
             });
-            return failed(vec![line]);
+            return SourceStatus::failed(source, vec![line], start.elapsed().as_millis() as u64);
         }
     };
     let tenant = crate::auth::claims_of(token.value.expose())
@@ -445,27 +773,7 @@ async fn run_source(
         Source::Arm => crate::sources::arm::run(&ctx).await,
     }
     ctx.flush();
-    // Collections end in any order; sorted, the same failure reads the same.
-    let mut errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
-    errors.sort();
-    let counts = ctx.counts.lock().map(|c| c.clone()).unwrap_or_default();
-    let notes = ctx.notes.lock().map(|n| n.clone()).unwrap_or_default();
-    let total = ctx.collections.load(std::sync::atomic::Ordering::Relaxed);
-    let outcome = if errors.is_empty() {
-        Outcome::Complete
-    } else if errors.len() >= total || counts.values().all(|&n| n == 0) {
-        Outcome::Failed
-    } else {
-        Outcome::Partial
-    };
-    SourceStatus {
-        source,
-        outcome,
-        errors,
-        counts,
-        elapsed_ms: start.elapsed().as_millis() as u64,
-        notes,
-    }
+    ctx.status(start.elapsed().as_millis() as u64)
 }
 
 /// Turns events into a graph: applies batches, and makes the cross-source
@@ -515,7 +823,7 @@ impl GraphBuilder {
                 self.elapsed = Some(elapsed);
                 return true;
             }
-            FetchEvent::Progress { .. } => {}
+            FetchEvent::Progress { .. } | FetchEvent::Waiting { .. } => {}
         }
         false
     }
@@ -604,9 +912,9 @@ mod tests {
         let (ctx, mut rx) = ctx();
         let mut skipped = one(0);
         skipped.skip("machine", "no id");
-        ctx.send(skipped);
+        ctx.send("machines", skipped);
         for i in 1..5_000 {
-            ctx.send(one(i));
+            ctx.send("machines", one(i));
             ctx.progress("machines", 1, false);
         }
         ctx.progress("machines", 0, true);
@@ -630,9 +938,24 @@ mod tests {
             }
         }
         assert_eq!(entities, 5_000);
-        assert_eq!(warnings, 1, "a skipped record is told at once");
+        assert_eq!(warnings, 0, "a skipped record is counted, not told alone");
         assert_eq!(batches, 5, "2,000 records an event");
         assert!(progress < 100, "{progress} progress events for 5,000 sends");
         assert_eq!(last, Some(4_999));
+        // The skipped record makes its collection, and the source, incomplete.
+        ctx.finish("machines", Ok(4_999));
+        let status = ctx.status(1);
+        assert_eq!(status.skipped.get("machines"), Some(&1));
+        assert_eq!(status.incomplete, ["machines"]);
+        assert_eq!(status.outcome, Outcome::Partial);
+        assert!(
+            status
+                .errors
+                .iter()
+                .any(|e| e
+                    == "machines: 1 of 4999 records could not be kept: skipped machine: no id"),
+            "{:?}",
+            status.errors
+        );
     }
 }

@@ -36,10 +36,22 @@ pub struct HttpOptions {
     pub error_attempts: u32,
     /// First backoff step when no `Retry-After` is given; doubles each time.
     pub backoff: Duration,
-    /// The longest single wait, whatever `Retry-After` says.
+    /// The longest a collection waits in all for a throttled service (every
+    /// `Retry-After` and backoff of its requests). A service that asks for
+    /// more than is left is given up on at once, with what it asked.
     pub max_wait: Duration,
     pub timeout: Duration,
 }
+
+/// The largest answer tenx reads: far above any real page (Graph's 999
+/// users are about 2 MB, Defender's 10,000 machines about 10 MB, an advanced
+/// hunting result at most 124 MB), and a bound on what a broken or hostile
+/// server can make tenx hold.
+pub const MAX_BODY: usize = 256 << 20;
+
+/// The most pages one collection may have: 20,000 pages of 999 users is
+/// twenty million users. A service that pages on past it is broken.
+pub const MAX_PAGES: usize = 20_000;
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -48,7 +60,7 @@ impl Default for HttpOptions {
             throttle_attempts: 10,
             error_attempts: 5,
             backoff: Duration::from_millis(250),
-            max_wait: Duration::from_secs(120),
+            max_wait: Duration::from_secs(300),
             timeout: Duration::from_secs(100),
         }
     }
@@ -108,19 +120,32 @@ type OnHead<'a> = dyn Fn(String) + Send + Sync + 'a;
 /// A page request in a chain: its page, once read whole.
 type PageTask = std::pin::Pin<Box<dyn Future<Output = Result<RawPage, HttpError>> + Send>>;
 
-/// Reads a body chunk by chunk, telling `on_head` the next link the moment
-/// the first bytes name it.
-async fn read_watching_head(
+/// Why a body could not be read whole.
+enum BodyError {
+    /// Larger than `MAX_BODY` (claimed or seen).
+    TooLarge,
+    Broken(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, up to `MAX_BODY`, telling `on_head` (if
+/// any) the next link the moment the first bytes name it.
+async fn read_body(
     mut resp: reqwest::Response,
-    on_head: &OnHead<'_>,
-) -> Result<bytes::Bytes, reqwest::Error> {
+    on_head: Option<&OnHead<'_>>,
+) -> Result<bytes::Bytes, BodyError> {
     // A length the service claims is a hint, not a promise to allocate.
-    let hint = resp.content_length().unwrap_or(64 << 10).min(16 << 20) as usize;
-    let mut buf = bytes::BytesMut::with_capacity(hint);
-    let mut watching = true;
-    while let Some(chunk) = resp.chunk().await? {
+    let claimed = resp.content_length().unwrap_or(64 << 10);
+    if claimed > MAX_BODY as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = bytes::BytesMut::with_capacity(claimed.min(16 << 20) as usize);
+    let mut watching = on_head.is_some();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Broken)? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
         buf.extend_from_slice(&chunk);
-        if watching {
+        if let (true, Some(on_head)) = (watching, on_head) {
             match crate::record::head_link(&buf) {
                 crate::record::Head::Link(link) => {
                     on_head(link);
@@ -172,7 +197,7 @@ pub enum HttpError {
         code: Option<String>,
         message: String,
     },
-    #[error("{endpoint}: the answer was not valid JSON ({cause})")]
+    #[error("{endpoint}: the answer could not be read ({cause})")]
     Malformed { endpoint: String, cause: String },
     #[error("{endpoint}: {cause}")]
     Transport { endpoint: String, cause: String },
@@ -185,6 +210,28 @@ pub enum HttpError {
         endpoint: String,
         retry_after: Duration,
     },
+    #[error("{endpoint}: still throttled; the service asks to wait {} s more, beyond the {} s tenx waits for one collection (waited {} s)", asked.as_secs_f64().ceil(), limit.as_secs(), waited.as_secs())]
+    WaitedTooLong {
+        endpoint: String,
+        asked: Duration,
+        waited: Duration,
+        limit: Duration,
+    },
+    #[error("{endpoint}: the answer is larger than {} MiB, the most tenx reads; the collection was not read", MAX_BODY >> 20)]
+    TooLarge { endpoint: String },
+    #[error(
+        "{endpoint}: the next link leads back to page {again} of this collection after {pages} pages; the service pages in a loop, so the collection was not read whole"
+    )]
+    PageLoop {
+        endpoint: String,
+        pages: usize,
+        again: usize,
+    },
+    #[error(
+        "{endpoint}: more than {} pages; the collection was not read whole",
+        MAX_PAGES
+    )]
+    TooManyPages { endpoint: String },
 }
 
 impl HttpError {
@@ -197,6 +244,10 @@ impl HttpError {
             | HttpError::Transport { endpoint, .. }
             | HttpError::Throttled { endpoint, .. }
             | HttpError::RateLimited { endpoint, .. }
+            | HttpError::WaitedTooLong { endpoint, .. }
+            | HttpError::TooLarge { endpoint }
+            | HttpError::PageLoop { endpoint, .. }
+            | HttpError::TooManyPages { endpoint }
             | HttpError::ForeignLink { endpoint } => Some(endpoint),
         }
     }
@@ -236,6 +287,38 @@ pub struct Http {
     limits: [Gate; 3],
     metrics: Metrics,
     opts: HttpOptions,
+    /// Told of every wait of a second or more (`watch_waits`).
+    waits: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<WaitNotice>>>,
+}
+
+/// A request waiting for a throttled or failing service before it tries
+/// again: shown while a fetch runs, so a long wait is never silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitNotice {
+    pub endpoint: String,
+    pub wait: Duration,
+    /// Why: `HTTP 429`, `HTTP 503`, a broken connection, …
+    pub cause: String,
+}
+
+/// What the requests of one collection have waited so far, against
+/// `HttpOptions::max_wait`.
+#[derive(Debug, Default)]
+pub struct Waited(AtomicU64);
+
+impl Waited {
+    fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+
+    fn add(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                Some(w.saturating_add(ms))
+            });
+    }
 }
 
 /// Which of a response's statuses to treat how.
@@ -272,7 +355,49 @@ impl Http {
             auth,
             metrics: Metrics::default(),
             opts,
+            waits: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Waits of a second or more from now on are told on the returned
+    /// channel (the last caller's; a fetch watches its own).
+    pub fn watch_waits(&self) -> tokio::sync::mpsc::UnboundedReceiver<WaitNotice> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut w) = self.waits.lock() {
+            *w = Some(tx);
+        }
+        rx
+    }
+
+    /// Takes `wait` out of a collection's allowance and tells the watcher;
+    /// an error when the allowance cannot cover it.
+    fn take_wait(
+        &self,
+        endpoint: &str,
+        wait: Duration,
+        cause: &str,
+        waited: &Waited,
+    ) -> Result<(), HttpError> {
+        let so_far = waited.get();
+        if so_far + wait > self.opts.max_wait {
+            return Err(HttpError::WaitedTooLong {
+                endpoint: endpoint.to_string(),
+                asked: wait,
+                waited: so_far,
+                limit: self.opts.max_wait,
+            });
+        }
+        waited.add(wait);
+        if wait >= Duration::from_secs(1) {
+            if let Some(tx) = self.waits.lock().ok().and_then(|w| w.clone()) {
+                let _ = tx.send(WaitNotice {
+                    endpoint: endpoint.to_string(),
+                    wait,
+                    cause: cause.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The configured number of requests in flight for an API.
@@ -371,7 +496,7 @@ impl Http {
         out: &Outgoing<'_>,
         parse: impl Fn(bytes::Bytes) -> Result<T, serde_json::Error>,
     ) -> Result<T, HttpError> {
-        self.send_inner(out, parse, None, Priority::Normal, None)
+        self.send_inner(out, parse, None, Priority::Normal, None, &Waited::default())
             .await
     }
 
@@ -385,6 +510,7 @@ impl Http {
         on_head: Option<&OnHead<'_>>,
         priority: Priority,
         patience: Option<Duration>,
+        waited: &Waited,
     ) -> Result<T, HttpError> {
         let api = out.api();
         let endpoint = self.endpoint_name(out);
@@ -486,7 +612,8 @@ impl Http {
                     } else {
                         wait
                     };
-                    tokio::time::sleep(wait.min(self.opts.max_wait)).await;
+                    self.take_wait(&endpoint, wait, &cause, waited)?;
+                    tokio::time::sleep(wait).await;
                 }
                 Verdict::Fail(e) => return Err(e),
             }
@@ -540,13 +667,14 @@ impl Http {
     ) -> Verdict<T> {
         let status = resp.status().as_u16();
         let retry_wait = retry_after(resp.headers());
-        let body = match on_head.filter(|_| status == 200) {
-            Some(on_head) => read_watching_head(resp, on_head).await,
-            None => resp.bytes().await,
-        };
-        let bytes = match body {
+        let bytes = match read_body(resp, on_head.filter(|_| status == 200)).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(BodyError::TooLarge) => {
+                return Verdict::Fail(HttpError::TooLarge {
+                    endpoint: endpoint.to_string(),
+                });
+            }
+            Err(BodyError::Broken(e)) => {
                 return Verdict::Retry {
                     wait: Duration::ZERO,
                     throttled: false,
@@ -651,6 +779,7 @@ impl Http {
         mut on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let first = join(self.auth.endpoints.base(api), path);
+        let waited = Arc::new(Waited::default());
         let page = self
             .send_inner(
                 &Outgoing::Get { api, url: &first },
@@ -658,20 +787,24 @@ impl Http {
                 None,
                 Priority::Normal,
                 patience,
+                &waited,
             )
             .await?;
-        self.follow(api, page, &mut on_page).await
+        self.follow(api, first, page, waited, &mut on_page).await
     }
 
     /// Hands a page's records over and follows its next links. The chain of
     /// next links runs as a task of its own, a few pages ahead of the
     /// records' reading: a source reads all its collections on one task, and
     /// the longest chain of requests must never wait while another
-    /// collection's page is read.
+    /// collection's page is read. `first` is the first page's URL: a next
+    /// link back to it is a loop.
     async fn follow(
         self: &Arc<Self>,
         api: Api,
+        first: String,
         mut page: RawPage,
+        waited: Arc<Waited>,
         on_page: &mut impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
         let mut total = 0;
@@ -685,7 +818,9 @@ impl Http {
             return Ok(total);
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        let _chain = AbortOnDrop(tokio::spawn(Arc::clone(self).chain(api, next, tx)));
+        let _chain = AbortOnDrop(tokio::spawn(
+            Arc::clone(self).chain(api, first, next, waited, tx),
+        ));
         deliver(&page);
         while let Some(next) = rx.recv().await {
             match next {
@@ -700,18 +835,25 @@ impl Http {
     /// order, as soon as it is scanned. A page's request goes out the moment
     /// the page before names it — from its first bytes where the service
     /// writes the link before the records (Graph) — so a page's transfer and
-    /// scan overlap the next one's round trip.
+    /// scan overlap the next one's round trip. A link already followed ends
+    /// the chain with `PageLoop`, and so does a chain longer than
+    /// `MAX_PAGES`: a broken service must not page forever.
     async fn chain(
         self: Arc<Self>,
         api: Api,
+        first: String,
         next: String,
+        waited: Arc<Waited>,
         tx: tokio::sync::mpsc::Sender<Result<RawPage, HttpError>>,
     ) {
         use futures::StreamExt;
         let mut pages: futures::stream::FuturesOrdered<PageTask> = Default::default();
+        // Each page's URL, with its number in the collection.
+        let mut seen: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::from([(first, 1)]);
         // Pages read before the one asked for: the chain's rank at the gate.
         let mut depth = 1;
-        let mut link = Some(self.start_page(api, next, depth, &mut pages));
+        let mut link = Some(self.start_page(api, next, depth, &waited, &mut seen, &mut pages));
         loop {
             tokio::select! {
                 // The next link first: a request out sooner, a page later.
@@ -725,7 +867,7 @@ impl Http {
                     link = None;
                     if let Ok(Some(next)) = named {
                         depth += 1;
-                        link = Some(self.start_page(api, next, depth, &mut pages));
+                        link = Some(self.start_page(api, next, depth, &waited, &mut seen, &mut pages));
                     }
                 }
                 Some(page) = pages.next(), if !pages.is_empty() => {
@@ -739,27 +881,47 @@ impl Http {
         }
     }
 
-    /// Starts the request of one page of a chain as a task of its own and
-    /// queues its page. The returned receiver gets the page's next link
-    /// (`None` at the last page or when the page cannot be read), early when
-    /// its head names it. A link to another host is not followed: its page is
-    /// an error, queued after the pages before it.
+    /// Starts the request of one page of a chain (page `depth + 1`) as a
+    /// task of its own and queues its page. The returned receiver gets the
+    /// page's next link (`None` at the last page or when the page cannot be
+    /// read), early when its head names it. A link to another host, one
+    /// already followed, or past `MAX_PAGES` is not followed: its page is an
+    /// error, queued after the pages before it.
     fn start_page(
         self: &Arc<Self>,
         api: Api,
         url: String,
         depth: u32,
+        waited: &Arc<Waited>,
+        seen: &mut std::collections::HashMap<String, usize>,
         pages: &mut futures::stream::FuturesOrdered<PageTask>,
     ) -> tokio::sync::oneshot::Receiver<Option<String>> {
         let (link_tx, link_rx) = tokio::sync::oneshot::channel();
-        if !self.same_origin(api, &url) {
-            let endpoint = format!("GET {}", url.split('?').next().unwrap_or(""));
-            pages.push_back(Box::pin(
-                async move { Err(HttpError::ForeignLink { endpoint }) },
-            ));
+        let number = depth as usize + 1;
+        let refused = if !self.same_origin(api, &url) {
+            Some(HttpError::ForeignLink {
+                endpoint: format!("GET {}", url.split('?').next().unwrap_or("")),
+            })
+        } else if let Some(&again) = seen.get(&url) {
+            Some(HttpError::PageLoop {
+                endpoint: self.endpoint_name(&Outgoing::Get { api, url: &url }),
+                pages: number - 1,
+                again,
+            })
+        } else if number > MAX_PAGES {
+            Some(HttpError::TooManyPages {
+                endpoint: self.endpoint_name(&Outgoing::Get { api, url: &url }),
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            pages.push_back(Box::pin(async move { Err(e) }));
             return link_rx;
         }
+        seen.insert(url.clone(), number);
         let http = Arc::clone(self);
+        let waited = Arc::clone(waited);
         let endpoint = self.endpoint_name(&Outgoing::Get { api, url: &url });
         let task = AbortOnDrop(tokio::spawn(async move {
             let link = std::sync::Mutex::new(Some(link_tx));
@@ -775,6 +937,7 @@ impl Http {
                     Some(&|next| tell(Some(next))),
                     Priority::First(depth),
                     None,
+                    &waited,
                 )
                 .await;
             // Told already when the head named it; else the scan tells.
@@ -806,16 +969,31 @@ impl Http {
 
     /// Graph `$batch`: every path answered on its own, in order. Throttled,
     /// unavailable and expired-token sub-requests are sent again (after the
-    /// longest `Retry-After` among them); the rest fail one by one.
+    /// longest `Retry-After` among them), and so are sub-answers with a
+    /// success status whose body is not a page (`null`, an error object, a
+    /// string that is not a base64 page); the rest fail one by one.
     pub async fn graph_batch(
         &self,
         version: &str,
         paths: &[String],
     ) -> Vec<Result<RawPage, HttpError>> {
+        self.graph_batch_waiting(version, paths, &Waited::default())
+            .await
+    }
+
+    async fn graph_batch_waiting(
+        &self,
+        version: &str,
+        paths: &[String],
+        waited: &Waited,
+    ) -> Vec<Result<RawPage, HttpError>> {
         let chunks: Vec<&[String]> = paths.chunks(MAX_BATCH).collect();
-        let results =
-            futures::future::join_all(chunks.into_iter().map(|c| self.batch_chunk(version, c)))
-                .await;
+        let results = futures::future::join_all(
+            chunks
+                .into_iter()
+                .map(|c| self.batch_chunk(version, c, waited)),
+        )
+        .await;
         results.into_iter().flatten().collect()
     }
 
@@ -823,23 +1001,40 @@ impl Http {
         &self,
         version: &str,
         paths: &[String],
+        waited: &Waited,
     ) -> Vec<Result<RawPage, HttpError>> {
+        let endpoint_of = |i: usize| {
+            format!(
+                "GET /{version}/{}",
+                paths[i]
+                    .trim_start_matches('/')
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+            )
+        };
         let mut results: Vec<Option<Result<RawPage, HttpError>>> = vec![None; paths.len()];
         let mut pending: Vec<usize> = (0..paths.len()).collect();
-        let mut tries = 0u32;
+        // Per request: answers that failed other than by throttling.
+        let mut failures: Vec<u32> = vec![0; paths.len()];
+        let mut round = 0u32;
         while !pending.is_empty() {
-            tries += 1;
+            round += 1;
             let sub_paths: Vec<String> = pending.iter().map(|&i| paths[i].clone()).collect();
             self.metrics
                 .batched
                 .fetch_add(sub_paths.len() as u64, Ordering::Relaxed);
             let answer = self
-                .send_as(
+                .send_inner(
                     &Outgoing::GraphBatch {
                         version,
                         paths: &sub_paths,
                     },
                     BatchAnswer::scan,
+                    None,
+                    Priority::Normal,
+                    None,
+                    waited,
                 )
                 .await;
             let mut answer = match answer {
@@ -853,62 +1048,85 @@ impl Http {
             };
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
-            let mut throttled = false;
+            let mut cause = String::new();
+            // A request that failed other than by throttling is asked
+            // again up to `error_attempts` times in all.
+            let max = self.opts.error_attempts;
+            let retry =
+                |i: usize,
+                 error: HttpError,
+                 again: &mut Vec<usize>,
+                 failures: &mut [u32],
+                 results: &mut [Option<Result<RawPage, HttpError>>]| {
+                    failures[i] += 1;
+                    if failures[i] >= max {
+                        results[i] = Some(Err(error));
+                    } else {
+                        again.push(i);
+                    }
+                };
             for (pos, &i) in pending.iter().enumerate() {
-                let endpoint = format!(
-                    "GET /{version}/{}",
-                    paths[i]
-                        .trim_start_matches('/')
-                        .split('?')
-                        .next()
-                        .unwrap_or("")
-                );
+                let endpoint = endpoint_of(i);
                 let id = pos.to_string();
                 let Some(at) = answer
                     .subs
                     .iter()
                     .position(|r| r.id.as_deref() == Some(id.as_str()))
                 else {
-                    again.push(i);
+                    cause = "no answer in the $batch answer".into();
+                    let e = HttpError::Transport {
+                        endpoint,
+                        cause: "the $batch answer had no answer for it in every attempt".into(),
+                    };
+                    retry(i, e, &mut again, &mut failures, &mut results);
                     continue;
                 };
                 let status = answer.subs[at].status;
-                if let 200..=299 = status {
-                    results[i] = Some(Ok(answer.page(at)));
-                    continue;
-                }
-                let sub = &answer.subs[at];
                 match status {
-                    429 | 503 | 500 | 502 | 504 | 401 => {
-                        if status == 429 || status == 503 {
-                            throttled = true;
-                            self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
-                            let ra = sub.retry_after.as_deref().and_then(parse_retry_after);
-                            wait = wait.max(ra.unwrap_or_default());
+                    200..=299 => match answer.take_page(at) {
+                        Ok(page) => results[i] = Some(Ok(page)),
+                        Err(why) => {
+                            tracing::debug!(%endpoint, %why, "a $batch sub-answer is not a page");
+                            cause = format!("HTTP {status} with {why}");
+                            let e = HttpError::Malformed {
+                                endpoint,
+                                cause: format!("HTTP {status} with {why}, in every attempt"),
+                            };
+                            retry(i, e, &mut again, &mut failures, &mut results);
                         }
+                    },
+                    429 | 503 => {
+                        self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                        let sub = &answer.subs[at];
+                        let ra = sub.retry_after.as_deref().and_then(parse_retry_after);
+                        wait = wait.max(ra.unwrap_or_default());
+                        cause = format!("HTTP {status}");
+                        if round >= self.opts.throttle_attempts {
+                            results[i] = Some(Err(HttpError::Throttled {
+                                endpoint,
+                                attempts: round,
+                            }));
+                        } else {
+                            again.push(i);
+                        }
+                    }
+                    500 | 502 | 504 | 401 => {
                         if status == 401 {
                             if let Ok(t) = self.token(Api::Graph).await {
                                 self.invalidate(Api::Graph, &t).await;
                             }
                         }
-                        again.push(i);
-                        if tries >= self.opts.throttle_attempts {
-                            results[i] = Some(Err(if throttled {
-                                HttpError::Throttled {
-                                    endpoint,
-                                    attempts: tries,
-                                }
-                            } else {
-                                HttpError::Status {
-                                    endpoint,
-                                    status,
-                                    code: None,
-                                    message: "failed in every attempt".into(),
-                                }
-                            }));
-                        }
+                        cause = format!("HTTP {status}");
+                        let e = HttpError::Status {
+                            endpoint,
+                            status,
+                            code: None,
+                            message: "failed in every attempt".into(),
+                        };
+                        retry(i, e, &mut again, &mut failures, &mut results);
                     }
                     _ => {
+                        let sub = &answer.subs[at];
                         let (code, message) = error_of(answer.body_value(sub).as_ref());
                         results[i] = Some(Err(if status == 403 {
                             HttpError::Forbidden {
@@ -928,18 +1146,35 @@ impl Http {
                     }
                 }
             }
-            if tries >= self.opts.throttle_attempts {
-                break;
-            }
             pending = again;
             if !pending.is_empty() {
                 self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 let w = if wait.is_zero() {
-                    backoff(self.opts.backoff, tries)
+                    backoff(self.opts.backoff, round)
                 } else {
                     wait
                 };
-                tokio::time::sleep(w.min(self.opts.max_wait)).await;
+                let batch = format!("POST /{version}/$batch");
+                if let Err(e) = self.take_wait(&batch, w, &cause, waited) {
+                    for &i in &pending {
+                        results[i] = Some(Err(match &e {
+                            HttpError::WaitedTooLong {
+                                asked,
+                                waited,
+                                limit,
+                                ..
+                            } => HttpError::WaitedTooLong {
+                                endpoint: endpoint_of(i),
+                                asked: *asked,
+                                waited: *waited,
+                                limit: *limit,
+                            },
+                            other => other.clone(),
+                        }));
+                    }
+                    break;
+                }
+                tokio::time::sleep(w).await;
             }
         }
         results
@@ -956,36 +1191,53 @@ impl Http {
     }
 
     /// Many collections at once: first pages through `$batch`, the rest by
-    /// following next links. `on_page(index, items)` for each page.
+    /// following next links. `on_page(index, items)` for each page. The
+    /// collections share one allowance of waiting (`HttpOptions::max_wait`).
     pub async fn batch_pages(
         self: &Arc<Self>,
         version: &str,
         paths: &[String],
         on_page: impl Fn(usize, Vec<Record<'_>>),
     ) -> Vec<Result<usize, HttpError>> {
-        let firsts = self.graph_batch(version, paths).await;
+        let waited = Arc::new(Waited::default());
+        let firsts = self.graph_batch_waiting(version, paths, &waited).await;
+        let base = self.auth.endpoints.graph.clone();
         let follows = firsts.into_iter().enumerate().map(|(i, first)| {
             let on_page = &on_page;
+            let url = join(
+                &base,
+                &format!("/{version}/{}", paths[i].trim_start_matches('/')),
+            );
+            let waited = Arc::clone(&waited);
             async move {
                 let page = first?;
-                self.follow(Api::Graph, page, &mut |items| on_page(i, items))
-                    .await
+                self.follow(Api::Graph, url, page, waited, &mut |items| {
+                    on_page(i, items)
+                })
+                .await
             }
         });
         futures::future::join_all(follows).await
     }
 
     /// An Azure Resource Graph query over some subscriptions, paged by
-    /// `$skipToken`.
+    /// `$skipToken`; a token that comes back again is a loop
+    /// (`HttpError::PageLoop`), and pages past `MAX_PAGES` are refused.
     pub async fn resource_graph(
         &self,
         subscriptions: &[String],
         query: &str,
         mut on_page: impl FnMut(Vec<Record<'_>>),
     ) -> Result<usize, HttpError> {
+        let endpoint = self.endpoint_name(&Outgoing::ResourceGraph { body: &Value::Null });
+        let waited = Waited::default();
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
         let mut skip: Option<String> = None;
         let mut total = 0;
-        loop {
+        for number in 1.. {
+            if number > MAX_PAGES {
+                return Err(HttpError::TooManyPages { endpoint });
+            }
             let mut options = json!({"$top": 1000, "resultFormat": "objectArray"});
             if let Some(s) = &skip {
                 options["$skipToken"] = json!(s);
@@ -995,19 +1247,34 @@ impl Http {
             // becomes its properties without a `Value` made and written
             // out again.
             let page = self
-                .send_as(
+                .send_inner(
                     &Outgoing::ResourceGraph { body: &body },
                     RawPage::scan_resource_graph,
+                    None,
+                    Priority::Normal,
+                    None,
+                    &waited,
                 )
                 .await?;
             let records = page.records();
             total += records.len();
             on_page(records);
             match page.next {
-                Some(s) => skip = Some(s),
+                Some(s) => {
+                    if let Some(&again) = seen.get(&s) {
+                        return Err(HttpError::PageLoop {
+                            endpoint,
+                            pages: number,
+                            again: again + 1,
+                        });
+                    }
+                    seen.insert(s.clone(), number);
+                    skip = Some(s);
+                }
                 None => return Ok(total),
             }
         }
+        Ok(total)
     }
 }
 
@@ -1070,17 +1337,75 @@ impl BatchAnswer {
         Ok(BatchAnswer { body, subs })
     }
 
-    /// A successful sub-response's collection page (empty when it has none),
-    /// taken out of the answer.
-    fn page(&mut self, at: usize) -> RawPage {
-        let scan = self.subs.get_mut(at).and_then(|s| s.page.take());
-        scan.map(|s| RawPage::scanned(self.body.clone(), s))
-            .unwrap_or_default()
+    /// A successful sub-response's collection page, taken out of the
+    /// answer; why not when its body is not one. Graph writes a body whose
+    /// content type is not JSON as a base64 string (the OData JSON batch
+    /// format says so, and Graph's SDKs decode such bodies when they are
+    /// not JSON); a string that decodes to a page is read as that page.
+    fn take_page(&mut self, at: usize) -> Result<RawPage, String> {
+        let Some(sub) = self.subs.get_mut(at) else {
+            return Err("no answer".into());
+        };
+        if let Some(scan) = sub.page.take() {
+            if scan.has_items {
+                return Ok(RawPage::scanned(
+                    self.body.clone(),
+                    scan,
+                    crate::scan::COLLECTION,
+                ));
+            }
+            let v = sub
+                .body
+                .clone()
+                .and_then(|r| serde_json::from_slice::<Value>(&self.body[r]).ok());
+            return Err(match v.as_ref().and_then(|v| v.get("error")) {
+                Some(_) => {
+                    let (code, message) = error_of(v.as_ref());
+                    format!(
+                        "an error body ({}{message})",
+                        code.map(|c| format!("{c}: ")).unwrap_or_default()
+                    )
+                }
+                None => crate::scan::missing_items(crate::scan::COLLECTION).to_string(),
+            });
+        }
+        let Some(range) = sub.body.clone() else {
+            if sub.status == 204 {
+                return Ok(RawPage::default());
+            }
+            return Err("no body".into());
+        };
+        match serde_json::from_slice::<Value>(&self.body[range]) {
+            Ok(Value::String(text)) => base64_page(&text),
+            Ok(Value::Null) => Err("a null body".into()),
+            Ok(Value::Array(_)) => Err("an array for a body".into()),
+            Ok(_) => Err("a body that is not a page".into()),
+            Err(e) => Err(format!("a body that is not JSON ({e})")),
+        }
     }
 
     fn body_value(&self, sub: &crate::scan::SubScan) -> Option<Value> {
         let r = sub.body.clone()?;
         serde_json::from_slice(&self.body[r]).ok()
+    }
+}
+
+/// A `$batch` body sent as a base64 string: the page it encodes.
+fn base64_page(text: &str) -> Result<RawPage, String> {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let decoded = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, lenient),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient),
+    ]
+    .iter()
+    .find_map(|engine| engine.decode(text.trim()).ok());
+    match decoded {
+        Some(bytes) => RawPage::scan(bytes::Bytes::from(bytes))
+            .map_err(|e| format!("a base64 body that is not a page ({e})")),
+        None => Err("a string body that is neither a page nor base64".into()),
     }
 }
 

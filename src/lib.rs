@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![recursion_limit = "256"]
 
+pub mod alloc;
 pub mod auth;
 pub mod cmd;
 pub mod config;

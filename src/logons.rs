@@ -112,10 +112,13 @@ pub fn parse_windows(spec: &str) -> anyhow::Result<Vec<(u32, Duration)>> {
             .trim_end_matches('s')
             .parse()
             .map_err(|_| bad())?;
-        if n == 0 || !(secs > 0.0 && secs.is_finite()) {
+        let window = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero() && n > 0);
+        let Some(window) = window else {
             anyhow::bail!("'{w}' needs at least one call per positive window");
-        }
-        out.push((n, Duration::from_secs_f64(secs)));
+        };
+        out.push((n, window));
     }
     Ok(out)
 }

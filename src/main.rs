@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 /// glibc's allocator spends a third of a large fetch contending between
-/// worker threads; mimalloc does not.
+/// worker threads; mimalloc does not. Guarded: an allocation that fails
+/// ends tenx with a message, not an abort.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tenx::alloc::Guarded<mimalloc::MiMalloc> = tenx::alloc::Guarded(mimalloc::MiMalloc);
 
 use tenx::fake::{
     FakeParams, FakeTenant, Faults, Manifest, RateLimits, ServerOptions, ThrottleSpec,
@@ -112,6 +113,11 @@ struct FetchArgs {
     /// `all` paces itself to those limits, however long that takes.
     #[arg(long, default_value = "100", value_name = "N|all|none", value_parser = tenx::logons::LogonBudget::parse)]
     logon_users: tenx::logons::LogonBudget,
+    /// Do not complete the snapshot with the sources this fetch did not
+    /// read (by default each is carried over, with its age, from the latest
+    /// snapshot that has it whole).
+    #[arg(long)]
+    no_carry_over: bool,
 }
 
 #[derive(Args)]
@@ -388,6 +394,7 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
         json: args.json,
         keep: args.keep,
         logon_users: args.logon_users,
+        carry_over: !args.no_carry_over,
     };
     runtime()?.block_on(tenx::cmd::fetch::run(target, args))
 }

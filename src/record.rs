@@ -51,6 +51,8 @@ pub struct Record<'a> {
     /// Whether the text has no white space outside strings (the scan finds
     /// out for free; false when unknown, and then each value is checked).
     compact: bool,
+    /// What was changed to make the record readable, if anything.
+    repair: Option<&'a crate::scan::Repair>,
 }
 
 impl<'a> Record<'a> {
@@ -76,6 +78,7 @@ impl<'a> Record<'a> {
             fields: None,
             unescaped: Vec::new(),
             compact: false,
+            repair: None,
         }
     }
 
@@ -96,6 +99,7 @@ impl<'a> Record<'a> {
             fields: None,
             unescaped: Vec::new(),
             compact: item.compact,
+            repair: None,
         };
         if item.escapes {
             for (i, f) in fields.iter().enumerate() {
@@ -122,6 +126,12 @@ impl<'a> Record<'a> {
 
     pub fn is_object(&self) -> bool {
         self.fields.is_some()
+    }
+
+    /// What was changed to make this record readable (a value nested too
+    /// deep cut, a number out of range kept as text), if anything.
+    pub fn repair(&self) -> Option<&'a crate::scan::Repair> {
+        self.repair
     }
 
     /// The record's JSON text, as the service wrote it.
@@ -318,6 +328,8 @@ pub struct RawPage {
     body: Bytes,
     scan: crate::scan::PageScan,
     pub next: Option<String>,
+    /// Items rewritten so they can be read (`scan::repair`), by position.
+    repairs: Vec<(usize, crate::scan::Repair)>,
 }
 
 impl RawPage {
@@ -333,19 +345,67 @@ impl RawPage {
     pub fn scan_resource_graph(body: Bytes) -> Result<RawPage, serde_json::Error> {
         let scan = crate::scan::page_of(crate::scan::RESOURCE_GRAPH, &body, 0..body.len())
             .map_err(de::Error::custom)?;
-        Ok(RawPage::scanned(body, scan))
+        Ok(RawPage::scanned(body, scan, crate::scan::RESOURCE_GRAPH))
     }
 
     /// Scans the part `within` of a body (a `$batch` sub-response's body).
     pub fn scan_in(body: Bytes, within: Range<usize>) -> Result<RawPage, serde_json::Error> {
         let scan = crate::scan::page(&body, within).map_err(de::Error::custom)?;
-        Ok(RawPage::scanned(body, scan))
+        Ok(RawPage::scanned(body, scan, crate::scan::COLLECTION))
     }
 
-    /// A page from a scan of (part of) its body.
-    pub fn scanned(body: Bytes, mut scan: crate::scan::PageScan) -> RawPage {
+    /// A page from a scan of (part of) its body. Items that serde could not
+    /// build a value of (`ItemAt::odd`) are rewritten first, keeping what
+    /// can be kept, and the page is scanned again: rare, and then only the
+    /// page's own part of the body is copied.
+    pub fn scanned(
+        body: Bytes,
+        mut scan: crate::scan::PageScan,
+        shape: crate::scan::Shape,
+    ) -> RawPage {
+        if scan.has_odd() {
+            if let Some(page) = RawPage::repaired(&body, &scan, shape) {
+                return page;
+            }
+        }
         let next = scan.next.take();
-        RawPage { body, scan, next }
+        RawPage {
+            body,
+            scan,
+            next,
+            repairs: Vec::new(),
+        }
+    }
+
+    fn repaired(
+        body: &Bytes,
+        scan: &crate::scan::PageScan,
+        shape: crate::scan::Shape,
+    ) -> Option<RawPage> {
+        let (start, end) = (scan.span.0 as usize, scan.span.1 as usize);
+        let mut out = Vec::with_capacity(end.saturating_sub(start) + 64);
+        let mut repairs = Vec::new();
+        let mut at = start;
+        for (k, item) in scan.items.iter().enumerate().filter(|(_, i)| i.odd) {
+            let (s, e) = (item.span.0 as usize, item.span.1 as usize);
+            out.extend_from_slice(body.get(at..s)?);
+            let (text, repair) = crate::scan::repair(body.get(s..e)?)?;
+            out.extend_from_slice(text.as_bytes());
+            if !repair.notes.is_empty() {
+                repairs.push((k, repair));
+            }
+            at = e;
+        }
+        out.extend_from_slice(body.get(at..end)?);
+        let body = Bytes::from(out);
+        let mut scan = crate::scan::page_of(shape, &body, 0..body.len()).ok()?;
+        let next = scan.next.take();
+        Some(RawPage {
+            body,
+            scan,
+            next,
+            repairs,
+        })
     }
 
     /// The page's records, read in place from the offsets the scan found.
@@ -366,15 +426,20 @@ impl RawPage {
         self.scan
             .items
             .iter()
-            .map(|item| {
+            .enumerate()
+            .map(|(k, item)| {
                 let raw = span_text(text, base, item.span);
                 let fields = item
                     .fields
                     .and_then(|(from, to)| self.scan.fields.get(from as usize..to as usize));
-                match fields {
+                let mut record = match fields {
                     Some(fields) => Record::new(raw, text, base, item, Cow::Borrowed(fields)),
                     None => Record::not_object(raw),
+                };
+                if !self.repairs.is_empty() {
+                    record.repair = self.repairs.iter().find(|(at, _)| *at == k).map(|(_, r)| r);
                 }
+                record
             })
             .collect()
     }
@@ -645,13 +710,25 @@ mod tests {
     }
 
     #[test]
-    fn pages_without_value_or_link_are_empty_and_bad_json_is_an_error() {
-        let page = RawPage::scan(Bytes::from_static(b"{\"nextLink\":\"\"}")).expect("scans");
+    fn an_answer_without_its_array_of_records_is_not_a_page() {
+        // JSON, but not a page: read as an empty one, it lost whole
+        // collections without a word.
+        for body in [
+            &b"{\"nextLink\":\"\"}"[..],
+            b"{\"value\":null,\"nextLink\":\"n\"}",
+            b"{\"error\":{\"code\":\"x\",\"message\":\"y\"}}",
+            b"{\"value\":{\"id\":\"a\"}}",
+            b"{\"value\":[],\"value\":\"text\"}",
+        ] {
+            let e = RawPage::scan(Bytes::copy_from_slice(body)).expect_err("not a page");
+            assert!(e.to_string().contains("without a `value` array"), "{e}");
+        }
+        let page = RawPage::scan(Bytes::from_static(b"{\"value\":[],\"nextLink\":\"\"}"))
+            .expect("an empty page");
         assert!(page.records().is_empty() && page.next.is_none());
-        let page = RawPage::scan(Bytes::from_static(b"{\"value\":null,\"nextLink\":\"n\"}"))
-            .expect("scans");
-        assert!(page.records().is_empty());
-        assert_eq!(page.next.as_deref(), Some("n"));
+        let e = RawPage::scan_resource_graph(Bytes::from_static(b"{\"totalRecords\":0}"))
+            .expect_err("no rows");
+        assert!(e.to_string().contains("`data` array"), "{e}");
         assert!(RawPage::scan(Bytes::from_static(b"{\"value\":[{\"id\":")).is_err());
         assert!(RawPage::scan(Bytes::from_static(b"<html>")).is_err());
     }

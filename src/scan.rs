@@ -59,7 +59,16 @@ pub struct ItemAt {
     pub fields: Option<(u32, u32)>,
     pub compact: bool,
     pub escapes: bool,
+    /// The item holds what serde cannot build a value of, though it is
+    /// JSON: nesting deeper than `MAX_DEPTH`, or a number out of the range
+    /// of a double. `repair` makes it a record that can be read.
+    pub odd: bool,
 }
+
+/// Nesting a record may have (the record's own object is level 1). serde
+/// builds values up to 128 levels; a record's properties are built inside
+/// a few levels more (an export's entity, a page).
+pub const MAX_DEPTH: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageScan {
@@ -67,6 +76,19 @@ pub struct PageScan {
     pub fields: Vec<FieldAt>,
     /// `@odata.nextLink`, else `nextLink`; an empty one is none.
     pub next: Option<String>,
+    /// Whether the page has its array of items (`value`, or `data`): a
+    /// page without one is not a page, though it is JSON (`null`, an error
+    /// object answered with 200, `{"value": null}`).
+    pub has_items: bool,
+    /// Where the page is in the body.
+    pub span: (u32, u32),
+}
+
+impl PageScan {
+    /// Whether any item needs `repair` before it can be read.
+    pub fn has_odd(&self) -> bool {
+        self.items.iter().any(|i| i.odd)
+    }
 }
 
 /// Where a kind of page keeps its items and its next link.
@@ -116,7 +138,21 @@ pub fn page_of(shape: Shape, body: &[u8], within: Range<usize>) -> Scanned<PageS
     if c.i != c.end {
         return c.bad("characters after the answer");
     }
+    if !scan.has_items {
+        return Err(ScanError {
+            at: scan.span.0 as usize,
+            what: missing_items(shape),
+        });
+    }
     Ok(scan)
+}
+
+/// What a page without its array of items lacks, in words.
+pub fn missing_items(shape: Shape) -> &'static str {
+    match shape.items {
+        "data" => "an answer without a `data` array of rows",
+        _ => "an answer without a `value` array of records",
+    }
 }
 
 /// Scans one record (a JSON value on its own, not in a page): its item and
@@ -219,6 +255,123 @@ pub fn batch(body: &[u8]) -> Scanned<Vec<SubScan>> {
     Ok(subs)
 }
 
+/// A record made readable: what `repair` changed, and whether anything was
+/// lost (a cut) rather than only written another way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repair {
+    /// One line per change: the top-level field and what became of it.
+    pub notes: Vec<String>,
+    /// A value was cut (nested too deep); numbers kept as text lose nothing.
+    pub lost: bool,
+}
+
+/// Rewrites a record's JSON text (an object the scan accepted) so that serde
+/// can build its value, keeping all it can: a value nested deeper than
+/// `MAX_DEPTH` becomes a string saying it was cut, and a number out of a
+/// double's range becomes the string of its digits. Everything else is
+/// copied as written (white space outside strings dropped). `None` when the
+/// text is not JSON.
+pub fn repair(text: &[u8]) -> Option<(String, Repair)> {
+    let mut c = Cursor::over(text, 0..text.len()).ok()?;
+    let src = std::str::from_utf8(text).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let mut repair = Repair::default();
+    // Closers of the containers open, the record's own first.
+    let mut open: Vec<u8> = Vec::new();
+    // The top-level field being written, for the notes.
+    let mut field = String::new();
+    let mut noted: Vec<(String, String)> = Vec::new();
+    c.ws();
+    loop {
+        // At a value.
+        match c.peek() {
+            Some(b'{' | b'[') if open.len() + 1 > MAX_DEPTH => {
+                c.nested().ok()?;
+                out.push_str(&format!("\"(cut: nested deeper than {MAX_DEPTH} levels)\""));
+                repair.lost = true;
+                noted.push((
+                    field.clone(),
+                    format!("a value nested deeper than {MAX_DEPTH} levels was cut"),
+                ));
+            }
+            Some(opener @ (b'{' | b'[')) => {
+                let closer = if opener == b'{' { b'}' } else { b']' };
+                out.push(opener as char);
+                if c.open_empty(closer) {
+                    out.push(closer as char);
+                } else {
+                    open.push(closer);
+                    if closer == b'}' {
+                        let (name, escaped) = c.name().ok()?;
+                        if open.len() == 1 {
+                            field = c.decode(name, escaped).ok()?;
+                        }
+                        out.push_str(&src[name.0..name.1]);
+                        out.push(':');
+                    }
+                    continue;
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let start = c.i;
+                c.number().ok()?;
+                let number = &src[start..c.i];
+                if serde_json::from_str::<serde_json::Number>(number).is_ok() {
+                    out.push_str(number);
+                } else {
+                    out.push('"');
+                    out.push_str(number);
+                    out.push('"');
+                    noted.push((
+                        field.clone(),
+                        format!(
+                            "the number {}{} is out of range and was kept as text",
+                            &number[..number.len().min(40)],
+                            if number.len() > 40 { "…" } else { "" }
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                let start = c.i;
+                c.value().ok()?;
+                out.push_str(&src[start..c.i]);
+            }
+        }
+        // After a value: close what ends here, then the next member or
+        // element.
+        loop {
+            let &closer = open.last()?;
+            if c.next_or_close(closer).ok()? {
+                out.push(',');
+                if closer == b'}' {
+                    let (name, escaped) = c.name().ok()?;
+                    if open.len() == 1 {
+                        field = c.decode(name, escaped).ok()?;
+                    }
+                    out.push_str(&src[name.0..name.1]);
+                    out.push(':');
+                }
+                break;
+            }
+            out.push(closer as char);
+            open.pop();
+            if open.is_empty() {
+                c.ws();
+                if c.i != c.end {
+                    return None;
+                }
+                noted.dedup();
+                repair.notes = noted
+                    .into_iter()
+                    .map(|(f, what)| format!("`{f}`: {what}"))
+                    .collect();
+                return Some((out, repair));
+            }
+        }
+    }
+}
+
 /// A scanned string's text, quotes included, as the string it spells:
 /// borrowed unless it holds escapes (`escaped`, as the scan found); `None`
 /// when an escape does not decode (a lone surrogate).
@@ -241,6 +394,9 @@ struct Cursor<'a> {
     /// Whether white space was skipped since last reset (an item is compact
     /// without any).
     spaced: bool,
+    /// Whether something serde cannot build a value of was met since last
+    /// reset (see `ItemAt::odd`).
+    odd: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -267,6 +423,7 @@ impl<'a> Cursor<'a> {
             end: within.end,
             i: within.start,
             spaced: false,
+            odd: false,
         })
     }
 
@@ -278,6 +435,7 @@ impl<'a> Cursor<'a> {
             ..PageScan::default()
         };
         let (mut link, mut fallback) = (None, None);
+        let start = self.i;
         self.object(|c, name, escaped| {
             let name = c.decode(name, escaped)?;
             match c.peek() {
@@ -286,12 +444,15 @@ impl<'a> Cursor<'a> {
                     // parsers keep it.
                     scan.items.clear();
                     scan.fields.clear();
+                    scan.has_items = true;
                     c.array(|c| c.item(&mut scan))
                 }
-                // Items that are not an array are none.
+                // Items that are not an array are none, and the page is
+                // not one.
                 _ if name == shape.items => {
                     scan.items.clear();
                     scan.fields.clear();
+                    scan.has_items = false;
                     c.value()
                 }
                 _ if name == shape.link => c.link().map(|l| link = l),
@@ -300,6 +461,7 @@ impl<'a> Cursor<'a> {
             }
         })?;
         scan.next = link.or(fallback).filter(|l: &String| !l.is_empty());
+        scan.span = (start as u32, self.i as u32);
         Ok(scan)
     }
 
@@ -433,17 +595,19 @@ impl<'a> Cursor<'a> {
         if self.peek() == Some(b'-') {
             self.i += 1;
         }
-        match self.peek() {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
+        let mut digits = match self.peek() {
+            Some(b'0') => {
+                self.i += 1;
+                1
             }
+            Some(b'1'..=b'9') => self.digits(),
             _ => return self.bad("an invalid number"),
-        }
+        };
         if self.peek() == Some(b'.') {
             self.i += 1;
-            if self.digits() == 0 {
-                return self.bad("an invalid number");
+            match self.digits() {
+                0 => return self.bad("an invalid number"),
+                n => digits += n,
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -451,9 +615,16 @@ impl<'a> Cursor<'a> {
             if let Some(b'+' | b'-') = self.peek() {
                 self.i += 1;
             }
-            if self.digits() == 0 {
-                return self.bad("an invalid number");
+            match self.digits() {
+                0 => return self.bad("an invalid number"),
+                // An exponent of three digits or more may leave a double's
+                // range (1.8e308): `repair` asks serde.
+                n if n >= 3 => self.odd = true,
+                _ => {}
             }
+        }
+        if digits >= 300 {
+            self.odd = true;
         }
         Ok(())
     }
@@ -558,6 +729,10 @@ impl<'a> Cursor<'a> {
                     let closer = if open_with == b'{' { b'}' } else { b']' };
                     if !self.open_empty(closer) {
                         open.push(closer);
+                        // A member's value is level 2 of its record.
+                        if open.len() + 1 > MAX_DEPTH {
+                            self.odd = true;
+                        }
                         if closer == b'}' {
                             self.name()?;
                         }
@@ -625,10 +800,12 @@ impl<'a> Cursor<'a> {
                 fields: None,
                 compact: false,
                 escapes: false,
+                odd: false,
             });
             return Ok(());
         }
         self.spaced = false;
+        self.odd = false;
         let first = scan.fields.len() as u32;
         let mut escapes = false;
         self.object(|c, name, escaped| {
@@ -653,6 +830,7 @@ impl<'a> Cursor<'a> {
             fields: Some((first, scan.fields.len() as u32)),
             compact: !self.spaced,
             escapes,
+            odd: self.odd,
         });
         Ok(())
     }
@@ -717,6 +895,10 @@ mod tests {
         let (Ok(odata), Ok(plain)) = (link("@odata.nextLink"), link("nextLink")) else {
             return Some(Serde::Rejects);
         };
+        // A page has its array of records.
+        if !v.get("value").is_some_and(Value::is_array) {
+            return Some(Serde::Rejects);
+        }
         Some(Serde::Accepts {
             items: v["value"].as_array().map_or(0, Vec::len),
             next: odata.or(plain).filter(|l| !l.is_empty()),

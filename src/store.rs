@@ -10,11 +10,13 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::fetch::{Source, SourceStatus};
+use crate::fetch::{Carried, Outcome, Source, SourceStatus};
 use crate::model::{Entity, EntityKind, TenantGraph, Verb};
 
 /// 2: `read_times`, and `source_status.notes`.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `source_status.skipped`, `incomplete`, `carried_from`,
+/// `carried_read_at`; the outcome `not-asked`.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +91,50 @@ pub struct SnapshotInfo {
     pub sources: BTreeMap<Source, SourceStatus>,
 }
 
+/// The sources a fetch did not read, as an earlier snapshot had them
+/// (`Store::carry_patch`): read on a blocking thread, applied where the
+/// graph is.
+#[derive(Debug, Default)]
+pub struct CarryPatch {
+    pub entities: Vec<Entity>,
+    pub relationships: Vec<(String, Verb, String)>,
+    pub read_times: Vec<(String, i64)>,
+    /// The sources carried over, and where their data was read.
+    pub carried: Vec<(Source, Carried)>,
+}
+
+impl CarryPatch {
+    /// Adds the carried sources to a graph and says so in their statuses.
+    /// A relationship whose other end is not in the graph (gone since) is
+    /// left out. Returns the sources carried over.
+    pub fn apply(
+        self,
+        graph: &mut TenantGraph,
+        statuses: &mut BTreeMap<Source, SourceStatus>,
+    ) -> Vec<Source> {
+        for e in self.entities {
+            graph.upsert(e);
+        }
+        for (from, verb, to) in &self.relationships {
+            if let (Some(f), Some(t)) = (graph.id_of(from), graph.id_of(to)) {
+                graph.link(f, *verb, t);
+            }
+        }
+        for (key, at) in &self.read_times {
+            graph.set_read_at(key, *at);
+        }
+        let mut sources = Vec::new();
+        for (source, from) in self.carried {
+            statuses
+                .entry(source)
+                .or_insert_with(|| SourceStatus::not_asked(source))
+                .carried = Some(from);
+            sources.push(source);
+        }
+        sources
+    }
+}
+
 /// The data directory: `TENX_DATA_DIR`, else the platform's (e.g.
 /// `~/.local/share/tenx`).
 pub fn data_dir() -> anyhow::Result<PathBuf> {
@@ -140,13 +186,21 @@ pub fn carry_loader(store_name: String) -> crate::fetch::CarryLoader {
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     // `relationships_from` serves everything this index did.
     conn.execute_batch("DROP INDEX IF EXISTS relationships_by_snapshot")?;
-    let has_notes = conn
-        .prepare("SELECT 1 FROM pragma_table_info('source_status') WHERE name = 'notes'")?
-        .exists([])?;
-    if !has_notes {
-        conn.execute_batch(
-            "ALTER TABLE source_status ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'",
-        )?;
+    for (column, definition) in [
+        ("notes", "TEXT NOT NULL DEFAULT '[]'"),
+        ("skipped", "TEXT NOT NULL DEFAULT '{}'"),
+        ("incomplete", "TEXT NOT NULL DEFAULT '[]'"),
+        ("carried_from", "INTEGER"),
+        ("carried_read_at", "TEXT"),
+    ] {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('source_status') WHERE name = ?1")?
+            .exists(params![column])?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE source_status ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -252,16 +306,20 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         {
-            let mut st = tx.prepare("INSERT INTO source_status (snapshot_id, source, outcome, errors, counts, elapsed_ms, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            let mut st = tx.prepare("INSERT INTO source_status (snapshot_id, source, outcome, errors, counts, elapsed_ms, notes, skipped, incomplete, carried_from, carried_read_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
             for (source, s) in statuses {
                 st.execute(params![
                     id,
                     source.name(),
-                    serde_json::to_string(&s.outcome)?.trim_matches('"'),
+                    s.outcome.name(),
                     serde_json::to_string(&s.errors)?,
                     serde_json::to_string(&s.counts)?,
                     s.elapsed_ms as i64,
-                    serde_json::to_string(&s.notes)?
+                    serde_json::to_string(&s.notes)?,
+                    serde_json::to_string(&s.skipped)?,
+                    serde_json::to_string(&s.incomplete)?,
+                    s.carried.as_ref().map(|c| c.snapshot),
+                    s.carried.as_ref().map(|c| c.read_at.as_str()),
                 ])?;
             }
             let mut rt = tx.prepare(
@@ -327,34 +385,37 @@ impl Store {
             )
             .optional()?
             .with_context(|| format!("no snapshot {id} in {}", self.path.display()))?;
-        let mut st = self.conn.prepare("SELECT source, outcome, errors, counts, elapsed_ms, notes FROM source_status WHERE snapshot_id = ?1")?;
+        let mut st = self.conn.prepare("SELECT source, outcome, errors, counts, elapsed_ms, notes, skipped, incomplete, carried_from, carried_read_at FROM source_status WHERE snapshot_id = ?1")?;
         let rows = st.query_map(params![id], |r| {
+            let source: String = r.get(0)?;
+            let outcome: String = r.get(1)?;
+            let text = |i: usize| r.get::<_, String>(i);
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
+                source,
+                SourceStatus {
+                    source: Source::Directory,
+                    // An outcome this tenx does not know is not one to trust.
+                    outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failed),
+                    errors: serde_json::from_str(&text(2)?).unwrap_or_default(),
+                    counts: serde_json::from_str(&text(3)?).unwrap_or_default(),
+                    elapsed_ms: r.get::<_, i64>(4)?.max(0) as u64,
+                    notes: serde_json::from_str(&text(5)?).unwrap_or_default(),
+                    skipped: serde_json::from_str(&text(6)?).unwrap_or_default(),
+                    incomplete: serde_json::from_str(&text(7)?).unwrap_or_default(),
+                    carried: match (r.get::<_, Option<i64>>(8)?, r.get::<_, Option<String>>(9)?) {
+                        (Some(snapshot), Some(read_at)) => Some(Carried { snapshot, read_at }),
+                        _ => None,
+                    },
+                },
             ))
         })?;
         for row in rows {
-            let (source, outcome, errors, counts, elapsed, notes) = row?;
+            let (source, mut status) = row?;
             let Ok(source) = Source::parse(&source) else {
                 continue;
             };
-            info.sources.insert(
-                source,
-                SourceStatus {
-                    source,
-                    outcome: serde_json::from_str(&format!("\"{outcome}\""))
-                        .unwrap_or(crate::fetch::Outcome::Failed),
-                    errors: serde_json::from_str(&errors).unwrap_or_default(),
-                    counts: serde_json::from_str(&counts).unwrap_or_default(),
-                    elapsed_ms: elapsed as u64,
-                    notes: serde_json::from_str(&notes).unwrap_or_default(),
-                },
-            );
+            status.source = source;
+            info.sources.insert(source, status);
         }
         Ok(info)
     }
@@ -406,6 +467,130 @@ impl Store {
             g.set_read_at_id(eid as u32, at);
         }
         Ok((info, g))
+    }
+
+    /// Completes a fetch's graph with the sources it did not read (see
+    /// `carry_patch`); returns the sources carried over.
+    pub fn carry_over(
+        &self,
+        graph: &mut TenantGraph,
+        statuses: &mut BTreeMap<Source, SourceStatus>,
+    ) -> anyhow::Result<Vec<Source>> {
+        Store::mark_not_asked(statuses);
+        Ok(self.carry_patch(statuses)?.apply(graph, statuses))
+    }
+
+    /// What completes a fetch with the sources it did not read: each source
+    /// not asked or failed, whole — its entities, the relationships that
+    /// touch them, its read times — from the latest snapshot that has it
+    /// whole, with which snapshot read it and when. A partial source is kept
+    /// as read: mixing in older data would bring back what was deleted
+    /// since; what it lacks is named in its status.
+    pub fn carry_patch(
+        &self,
+        statuses: &BTreeMap<Source, SourceStatus>,
+    ) -> anyhow::Result<CarryPatch> {
+        let mut patch = CarryPatch::default();
+        for source in Source::ALL {
+            let wanted = statuses
+                .get(&source)
+                .is_none_or(|s| matches!(s.outcome, Outcome::Failed | Outcome::NotAsked));
+            if !wanted {
+                continue;
+            }
+            if let Some((snapshot, from)) = self.whole(source)? {
+                self.copy_source(snapshot, source, &mut patch)?;
+                patch.carried.push((source, from));
+            }
+        }
+        Ok(patch)
+    }
+
+    /// Records every source missing from `statuses` as not asked.
+    pub fn mark_not_asked(statuses: &mut BTreeMap<Source, SourceStatus>) {
+        for source in Source::ALL {
+            statuses
+                .entry(source)
+                .or_insert_with(|| SourceStatus::not_asked(source));
+        }
+    }
+
+    /// The latest snapshot that has a source whole, and where its data was
+    /// read: that snapshot, or the one it was carried over from.
+    fn whole(&self, source: Source) -> anyhow::Result<Option<(i64, Carried)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT s.snapshot_id, s.carried_from, s.carried_read_at, n.created_at
+                 FROM source_status s JOIN snapshots n ON n.id = s.snapshot_id
+                 WHERE s.source = ?1 AND (s.outcome = 'complete' OR s.carried_from IS NOT NULL)
+                 ORDER BY s.snapshot_id DESC LIMIT 1",
+                params![source.name()],
+                |r| {
+                    let id: i64 = r.get(0)?;
+                    let from = match (r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?) {
+                        (Some(snapshot), Some(read_at)) => Carried { snapshot, read_at },
+                        _ => Carried {
+                            snapshot: id,
+                            read_at: r.get(3)?,
+                        },
+                    };
+                    Ok((id, from))
+                },
+            )
+            .optional()?)
+    }
+
+    /// Reads a source's part of a snapshot into a patch: the entities of
+    /// the kinds it makes, every relationship with an end among them, and
+    /// their read times.
+    fn copy_source(&self, id: i64, source: Source, patch: &mut CarryPatch) -> anyhow::Result<()> {
+        let list = EntityKind::ALL
+            .iter()
+            .filter(|k| Source::of_kind(**k) == source)
+            .map(|k| format!("'{}'", k.type_name()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut st = self.conn.prepare(&format!(
+            "SELECT key, type, id, display_name, props FROM entities
+             WHERE snapshot_id = ?1 AND type IN ({list}) ORDER BY eid"
+        ))?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            let ty: String = r.get(1)?;
+            let kind = EntityKind::from_type_name(&ty)
+                .with_context(|| format!("snapshot {id}: unknown entity type '{ty}'"))?;
+            patch.entities.push(Entity::with_props_json(
+                r.get::<_, String>(0)?,
+                kind,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ));
+        }
+        let mut st = self.conn.prepare(&format!(
+            "SELECT f.key, r.verb, t.key FROM relationships r
+             JOIN entities f ON f.snapshot_id = r.snapshot_id AND f.eid = r.from_eid
+             JOIN entities t ON t.snapshot_id = r.snapshot_id AND t.eid = r.to_eid
+             WHERE r.snapshot_id = ?1 AND (f.type IN ({list}) OR t.type IN ({list}))"
+        ))?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            let verb: String = r.get(1)?;
+            let verb = Verb::from_class(&verb)
+                .with_context(|| format!("snapshot {id}: unknown verb '{verb}'"))?;
+            patch.relationships.push((r.get(0)?, verb, r.get(2)?));
+        }
+        let mut st = self.conn.prepare(&format!(
+            "SELECT e.key, t.read_at FROM read_times t
+             JOIN entities e ON e.snapshot_id = t.snapshot_id AND e.eid = t.eid
+             WHERE t.snapshot_id = ?1 AND e.type IN ({list})"
+        ))?;
+        let mut rows = st.query(params![id])?;
+        while let Some(r) = rows.next()? {
+            patch.read_times.push((r.get(0)?, r.get(1)?));
+        }
+        Ok(())
     }
 
     /// The latest snapshot's logon users per machine, with when they were
@@ -616,6 +801,7 @@ mod tests {
                 counts: BTreeMap::from([("users".into(), 1)]),
                 elapsed_ms: 5,
                 notes: notes.iter().map(|n| n.to_string()).collect(),
+                ..SourceStatus::not_asked(Source::Directory)
             },
         )])
     }

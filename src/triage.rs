@@ -339,9 +339,171 @@ pub struct Summary {
     /// Against the previous snapshot: devices that started and stopped failing.
     pub new_since_previous: Option<usize>,
     pub fixed_since_previous: Option<usize>,
+    /// Why there is no comparison with the previous snapshot, when there
+    /// is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_comparison: Option<String>,
+    /// What the rows rest on: whether Intune's devices and findings were
+    /// read, and Defender's machines.
+    pub coverage: Coverage,
 }
 
-pub fn summary(g: &TenantGraph, rows: &[Row], previous: Option<&HashSet<String>>) -> Summary {
+/// Intune's collections the rows and counts are made of: a device missing
+/// from any of them would be missing from triage, or shown compliant.
+pub const FINDING_COLLECTIONS: [&str; 4] = [
+    "managed devices",
+    "compliance policies",
+    "compliance device statuses",
+    "noncompliance findings",
+];
+
+/// How the data of one source that triage draws on was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Reading {
+    /// Read completely in this snapshot's fetch.
+    Read,
+    /// Not read by this snapshot's fetch; carried over from one that did.
+    Carried {
+        snapshot: i64,
+        #[serde(rename = "readAt")]
+        read_at: String,
+    },
+    /// Read in part: these collections were not read completely.
+    Partial { missing: Vec<String> },
+    /// Not in the snapshot at all.
+    Missing,
+}
+
+/// What triage's conclusions rest on (see `Reading`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// Intune's devices and noncompliance findings.
+    pub intune: Reading,
+    /// Defender's machines, for the risk and CVE columns.
+    pub defender: Reading,
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage {
+            intune: Reading::Read,
+            defender: Reading::Read,
+        }
+    }
+}
+
+impl Coverage {
+    /// From a snapshot's source statuses. A collection that failed in a
+    /// snapshot written before collections were named is found by the
+    /// error line that names it.
+    pub fn of(statuses: &BTreeMap<crate::fetch::Source, crate::fetch::SourceStatus>) -> Coverage {
+        use crate::fetch::{Outcome, Source};
+        let reading = |source: Source, wanted: &[&str]| match statuses.get(&source) {
+            None => Reading::Missing,
+            Some(s) if s.outcome == Outcome::Complete => Reading::Read,
+            Some(s) => match (&s.carried, s.outcome) {
+                (Some(c), _) => Reading::Carried {
+                    snapshot: c.snapshot,
+                    read_at: c.read_at.clone(),
+                },
+                (None, Outcome::Partial) => {
+                    let named = |c: &str| {
+                        s.incomplete.iter().any(|i| i == c)
+                            || s.errors.iter().any(|e| e.starts_with(&format!("{c}:")))
+                    };
+                    let missing: Vec<String> = wanted
+                        .iter()
+                        .filter(|c| named(c))
+                        .map(|c| c.to_string())
+                        .collect();
+                    // A partial source whose gaps are elsewhere is read
+                    // as far as triage goes.
+                    if missing.is_empty() && !(s.incomplete.is_empty() && s.errors.is_empty()) {
+                        Reading::Read
+                    } else if missing.is_empty() {
+                        Reading::Partial {
+                            missing: vec!["(unknown)".into()],
+                        }
+                    } else {
+                        Reading::Partial { missing }
+                    }
+                }
+                (None, _) => Reading::Missing,
+            },
+        };
+        Coverage {
+            intune: reading(Source::Intune, &FINDING_COLLECTIONS),
+            defender: reading(Source::Defender, &["machines", "machine vulnerabilities"]),
+        }
+    }
+
+    /// Whether the rows and counts cover every device and finding, read by
+    /// this snapshot's fetch.
+    pub fn complete(&self) -> bool {
+        self.intune == Reading::Read
+    }
+
+    /// Whether Intune's findings are whole (read now or carried over): the
+    /// least a snapshot must have to be compared with another.
+    pub fn findings_whole(&self) -> bool {
+        matches!(self.intune, Reading::Read | Reading::Carried { .. })
+    }
+
+    /// What a person must know before trusting the counts, one line each;
+    /// none when everything was read.
+    pub fn lines(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        let words = |what: &str, r: &Reading, consequence: &str| -> Option<String> {
+            match r {
+                Reading::Read => None,
+                Reading::Carried { snapshot, read_at } => Some(format!(
+                    "{what} not read by this fetch: {} ({consequence})",
+                    crate::fetch::Carried {
+                        snapshot: *snapshot,
+                        read_at: read_at.clone()
+                    }
+                    .words(now)
+                )),
+                Reading::Partial { missing } => Some(format!(
+                    "{what} read in part ({} not read completely): {consequence}",
+                    missing.join(", ")
+                )),
+                Reading::Missing => Some(format!(
+                    "{what} not read, and no earlier snapshot has it: {consequence}"
+                )),
+            }
+        };
+        out.extend(words(
+            "Intune",
+            &self.intune,
+            match self.intune {
+                Reading::Carried { .. } => "its devices and findings are as they were then",
+                _ => "devices and findings not read are missing, and none is counted as fixed",
+            },
+        ));
+        out.extend(words(
+            "Defender",
+            &self.defender,
+            match self.defender {
+                Reading::Carried { .. } => "risk and CVEs are as they were then",
+                _ => "risk and CVEs of machines not read are blank",
+            },
+        ));
+        out
+    }
+}
+
+/// Rows' summary. `previous` is the set of devices failing in the previous
+/// snapshot, given only when both snapshots' findings can be compared
+/// (`no_comparison` says why not, otherwise).
+pub fn summary(
+    g: &TenantGraph,
+    rows: &[Row],
+    previous: Option<&HashSet<String>>,
+    coverage: Coverage,
+    no_comparison: Option<String>,
+) -> Summary {
     let failing: Vec<&Row> = rows.iter().filter(|r| !r.compliant_now).collect();
     let devices = EntityKind::ALL
         .iter()
@@ -368,6 +530,29 @@ pub fn summary(g: &TenantGraph, rows: &[Row], previous: Option<&HashSet<String>>
         new_since_previous: previous.map(|p| now.iter().filter(|k| !p.contains(**k)).count()),
         fixed_since_previous: previous
             .map(|p| p.iter().filter(|k| !now.contains(k.as_str())).count()),
+        no_comparison: if previous.is_some() {
+            None
+        } else {
+            no_comparison
+        },
+        coverage,
+    }
+}
+
+/// Why two snapshots' findings cannot be compared, if they cannot: the
+/// current one must have read Intune now, the previous one whole. "Fixed"
+/// is never counted from findings that were not read.
+pub fn comparable(current: &Coverage, previous: Option<&Coverage>) -> Result<(), String> {
+    match (&current.intune, previous) {
+        (_, None) => Err("no previous snapshot".into()),
+        (Reading::Read, Some(p)) if p.findings_whole() => Ok(()),
+        (Reading::Read, Some(_)) => {
+            Err("not compared: the previous snapshot did not read Intune completely".into())
+        }
+        (Reading::Carried { .. }, _) => {
+            Err("not compared: Intune was not read by this fetch".into())
+        }
+        _ => Err("not compared: Intune was not read completely by this fetch".into()),
     }
 }
 
@@ -436,7 +621,13 @@ mod tests {
         assert_eq!(keys, [("d1", false), ("d2", true)]);
         assert_eq!(r[0].settings, ["Require BitLocker"]);
         assert_eq!(r[1].state, "compliant");
-        let s = summary(&g, &r, Some(&HashSet::from(["d9".to_string()])));
+        let s = summary(
+            &g,
+            &r,
+            Some(&HashSet::from(["d9".to_string()])),
+            Coverage::default(),
+            None,
+        );
         assert_eq!(
             (
                 s.noncompliant,

@@ -284,7 +284,7 @@ async fn a_malformed_page_names_its_endpoint_and_loses_nothing_else() {
     assert_eq!(dir.outcome, Outcome::Partial);
     let text = dir.errors.join("\n");
     assert!(
-        text.contains("GET /v1.0/servicePrincipals") && text.contains("not valid JSON"),
+        text.contains("GET /v1.0/servicePrincipals") && text.contains("could not be read"),
         "{text}"
     );
     let m = Manifest::of(&s.tenant);

@@ -70,6 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             json: false,
             keep: 5,
             logon_users: crate::logons::LogonBudget::DEFAULT,
+            carry_over: true,
         },
     )
     .await;

@@ -70,7 +70,10 @@ pub fn open_snapshot(
 }
 
 pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
-    let (_, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
+    let (info, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
+    for g in crate::fetch::gaps(&info.sources, chrono::Utc::now()) {
+        eprintln!("note: the snapshot is incomplete: {g}");
+    }
     let mut seeds = Vec::new();
     for key in &args.select {
         match graph

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fetch::{FetchEvent, FetchOptions, GraphBuilder, Outcome, Source, fetch_all_with};
+use crate::fetch::{
+    FetchEvent, FetchOptions, GraphBuilder, Outcome, Source, SourceStatus, fetch_all_with,
+};
 use crate::http::{Http, HttpOptions};
 use crate::store::Store;
 
@@ -18,6 +20,9 @@ pub struct FetchArgs {
     pub json: bool,
     pub keep: usize,
     pub logon_users: crate::logons::LogonBudget,
+    /// Complete the snapshot with the sources not read (from the latest
+    /// snapshot that has each whole).
+    pub carry_over: bool,
 }
 
 pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -30,11 +35,18 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         logons: crate::logons::LogonPolicy::with_budget(args.logon_users)?,
         carry: Some(crate::store::carry_loader(target.store_name.clone())),
     };
-    let b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
+    let mut b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
     let fetch_cpu = cpu_ms();
     progress.clear();
-    let any = b.statuses.values().any(|s| s.outcome != Outcome::Failed);
-    let all = b.statuses.values().all(|s| s.outcome == Outcome::Complete);
+    let any = b
+        .statuses
+        .values()
+        .any(|s| matches!(s.outcome, Outcome::Complete | Outcome::Partial));
+    let all = args.sources.iter().all(|s| {
+        b.statuses
+            .get(s)
+            .is_some_and(|st| st.outcome == Outcome::Complete)
+    });
     let tenant_id = b
         .graph
         .of_kind(crate::model::EntityKind::AzureAccount)
@@ -43,6 +55,11 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(tenant_hint);
     let snapshot = if any {
         let mut store = Store::for_profile(&target.store_name)?;
+        if args.carry_over {
+            store.carry_over(&mut b.graph, &mut b.statuses)?;
+        } else {
+            Store::mark_not_asked(&mut b.statuses);
+        }
         let metrics = serde_json::to_value(b.metrics.unwrap_or_default())?;
         let id = store.save(
             &tenant_id,
@@ -57,11 +74,15 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         }
         Some((id, store.path().to_path_buf()))
     } else {
+        Store::mark_not_asked(&mut b.statuses);
         None
     };
+    let missing = missing(&b.statuses, &args.sources);
     if args.json {
         let v = serde_json::json!({
             "snapshot": snapshot.as_ref().map(|(id, p)| serde_json::json!({"id": id, "path": p})),
+            "complete": all,
+            "missing": missing,
             "entities": b.graph.entity_counts(),
             "relationships": b.graph.relationship_counts(),
             "sources": b.statuses,
@@ -72,7 +93,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print_report(&b, snapshot.as_ref());
+        print_report(&b, snapshot.as_ref(), &missing);
     }
     tracing::info!(
         entities = b.graph.entity_count(),
@@ -88,7 +109,23 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_report(b: &GraphBuilder, snapshot: Option<&(i64, std::path::PathBuf)>) {
+/// What a fetch was asked for and did not read, one line per source:
+/// its outcome, the collections it lacks, where its data comes from.
+pub fn missing(statuses: &BTreeMap<Source, SourceStatus>, asked: &[Source]) -> Vec<String> {
+    let now = chrono::Utc::now();
+    statuses
+        .values()
+        .filter(|s| s.outcome != Outcome::Complete)
+        .filter(|s| asked.contains(&s.source) || s.carried.is_some())
+        .map(|s| s.gap(now))
+        .collect()
+}
+
+fn print_report(
+    b: &GraphBuilder,
+    snapshot: Option<&(i64, std::path::PathBuf)>,
+    missing: &[String],
+) {
     let counts = b.graph.entity_counts();
     let width = counts.keys().map(String::len).max().unwrap_or(10).max(12);
     println!("{:<width$}  {:>9}", "_type", "entities");
@@ -102,22 +139,38 @@ fn print_report(b: &GraphBuilder, snapshot: Option<&(i64, std::path::PathBuf)>) 
         b.graph.relationship_count()
     );
     println!();
+    let now = chrono::Utc::now();
     for (source, st) in &b.statuses {
         let mark = match st.outcome {
             Outcome::Complete => "ok",
             Outcome::Partial => "PARTIAL",
             Outcome::Failed => "FAILED",
+            Outcome::NotAsked => "not asked",
         };
         let items: usize = st.counts.values().sum();
-        println!(
-            "{:<10} {:<8} {:>9} items in {:.1} s",
+        let skipped: usize = st.skipped.values().sum();
+        let mut line = format!(
+            "{:<10} {:<9} {:>9} items in {:.1} s",
             source.name(),
             mark,
             items,
             st.elapsed_ms as f64 / 1000.0
         );
+        if skipped > 0 {
+            line += &format!(", {skipped} not kept");
+        }
+        if st.outcome == Outcome::NotAsked {
+            line = format!("{:<10} {mark}", source.name());
+        }
+        println!("{line}");
         for e in &st.errors {
             println!("    {e}");
+        }
+        if !st.incomplete.is_empty() {
+            println!("    not read completely: {}", st.incomplete.join(", "));
+        }
+        if let Some(c) = &st.carried {
+            println!("    {}", c.words(now));
         }
         for n in &st.notes {
             println!("    note: {n}");
@@ -142,6 +195,12 @@ fn print_report(b: &GraphBuilder, snapshot: Option<&(i64, std::path::PathBuf)>) 
         Some((id, path)) => println!("saved snapshot {id} in {}", path.display()),
         None => println!("nothing was read; no snapshot saved"),
     }
+    if !missing.is_empty() {
+        println!("incomplete:");
+        for m in missing {
+            println!("    {m}");
+        }
+    }
 }
 
 /// One line on stderr that says what is being read, redrawn at most ten
@@ -149,6 +208,8 @@ fn print_report(b: &GraphBuilder, snapshot: Option<&(i64, std::path::PathBuf)>) 
 struct Progress {
     on: bool,
     last: Instant,
+    /// When a wait was last told (at most one line a second).
+    last_wait: Instant,
     state: BTreeMap<(Source, &'static str), usize>,
     done: BTreeMap<Source, bool>,
 }
@@ -157,13 +218,36 @@ impl Progress {
     fn new(on: bool) -> Progress {
         Progress {
             on,
-            last: Instant::now() - Duration::from_secs(1),
+            last: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
+            last_wait: Instant::now()
+                .checked_sub(Duration::from_secs(2))
+                .unwrap_or_else(Instant::now),
             state: BTreeMap::new(),
             done: BTreeMap::new(),
         }
     }
 
     fn see(&mut self, ev: &FetchEvent) {
+        // A wait is told on and off a terminal: a long one must never be
+        // silent.
+        if let FetchEvent::Waiting {
+            endpoint,
+            wait,
+            cause,
+        } = ev
+        {
+            if self.last_wait.elapsed() >= Duration::from_secs(1) {
+                self.last_wait = Instant::now();
+                self.clear();
+                eprintln!(
+                    "tenx: {endpoint}: {cause}; waiting {} s as the service asks",
+                    wait.as_secs_f64().ceil()
+                );
+            }
+            return;
+        }
         if !self.on {
             return;
         }

@@ -23,7 +23,9 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
             bail!("--kind {k}: unknown kind (one of {})", names.join(", "));
         }
     }
-    let (_, graph) = super::export::open_snapshot(store_name, args.snapshot.as_deref())?;
+    let (info, graph) = super::export::open_snapshot(store_name, args.snapshot.as_deref())?;
+    // Not found may mean not read: what the snapshot lacks is said.
+    let gaps = crate::fetch::gaps(&info.sources, chrono::Utc::now());
     let index = SearchIndex::build(&graph);
     let query = Query::parse(&args.query, args.kind.as_deref());
     let r = search_once(&index, &query, args.limit);
@@ -39,7 +41,7 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"query": args.query, "total": r.total, "results": hits})
+                &json!({"query": args.query, "total": r.total, "results": hits, "incomplete": gaps})
             )?
         );
     } else {
@@ -59,6 +61,9 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
             r.total,
             if r.total == 1 { "" } else { "es" }
         );
+        for g in &gaps {
+            eprintln!("note: the snapshot is incomplete: {g}");
+        }
     }
     Ok(if r.total > 0 {
         ExitCode::SUCCESS

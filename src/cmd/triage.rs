@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::store::Store;
-use crate::triage::{GroupBy, Row, Status, Summary, group, rows, summary};
+use crate::triage::{Coverage, GroupBy, Row, Status, Summary, comparable, group, rows, summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -69,11 +69,20 @@ pub fn load(
         .ok()
         .map(|d| d.with_timezone(&chrono::Utc));
     let r = rows(&graph, &notes, when);
+    let coverage = Coverage::of(&info.sources);
     let previous = match store.previous_id(id)? {
-        Some(p) => Some(store.failing_devices(p)?),
+        Some(p) => Some((p, Coverage::of(&store.info(p)?.sources))),
         None => None,
     };
-    let s = summary(&graph, &r, previous.as_ref());
+    // "Fixed" is only counted between snapshots whose findings were read.
+    let (previous, no_comparison) = match comparable(&coverage, previous.as_ref().map(|p| &p.1)) {
+        Ok(()) => match previous {
+            Some((p, _)) => (Some(store.failing_devices(p)?), None),
+            None => (None, None),
+        },
+        Err(why) => (None, Some(why)),
+    };
+    let s = summary(&graph, &r, previous.as_ref(), coverage, no_comparison);
     let tenant = graph
         .of_kind(crate::model::EntityKind::AzureAccount)
         .first()
@@ -112,6 +121,9 @@ fn last(r: &Row) -> String {
 
 pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (rows, summary, title) = load(store_name, args.snapshot.as_deref())?;
+    // What the counts rest on: a line in the table and Markdown, a field in
+    // JSON; CSV has no place for it, so stderr and the exit status tell.
+    let coverage = summary.coverage.lines(chrono::Utc::now());
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
         ReportFormat::Json => {
@@ -187,11 +199,19 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                 "**{}** of {} devices are noncompliant.",
                 summary.noncompliant, summary.devices
             )?;
-            if let (Some(n), Some(f)) = (summary.new_since_previous, summary.fixed_since_previous) {
-                writeln!(
+            for line in &coverage {
+                writeln!(buf, "\n> **Incomplete:** {}", md(line))?;
+            }
+            match (summary.new_since_previous, summary.fixed_since_previous) {
+                (Some(n), Some(f)) => writeln!(
                     buf,
-                    "Since the previous snapshot: {n} started failing, {f} were fixed."
-                )?;
+                    "\nSince the previous snapshot: {n} started failing, {f} were fixed."
+                )?,
+                _ => {
+                    if let Some(why) = &summary.no_comparison {
+                        writeln!(buf, "\nSince the previous snapshot: {}.", md(why))?;
+                    }
+                }
             }
             writeln!(
                 buf,
@@ -255,9 +275,24 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Table => {
             writeln!(
                 buf,
-                "{title}\n{} of {} devices noncompliant\n",
+                "{title}\n{} of {} devices noncompliant",
                 summary.noncompliant, summary.devices
             )?;
+            match (summary.new_since_previous, summary.fixed_since_previous) {
+                (Some(n), Some(f)) => writeln!(
+                    buf,
+                    "since the previous snapshot: {n} started failing, {f} were fixed"
+                )?,
+                _ => {
+                    if let Some(why) = &summary.no_comparison {
+                        writeln!(buf, "since the previous snapshot: {why}")?;
+                    }
+                }
+            }
+            for line in &coverage {
+                writeln!(buf, "INCOMPLETE: {line}")?;
+            }
+            writeln!(buf)?;
             for (label, idx) in group(&rows, args.group_by) {
                 if args.group_by != GroupBy::None {
                     writeln!(buf, "== {label} ({})", idx.len())?;
@@ -303,7 +338,15 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
         None => std::io::stdout().write_all(&buf)?,
     }
-    Ok(ExitCode::SUCCESS)
+    if summary.coverage.complete() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == ReportFormat::Csv || args.output.is_some() {
+        for line in &coverage {
+            eprintln!("tenx triage: incomplete: {line}");
+        }
+    }
+    Ok(ExitCode::from(2))
 }
 
 fn cut(s: &str, n: usize) -> String {

@@ -119,7 +119,10 @@ impl Faults {
                     let s: f64 = value
                         .parse()
                         .with_context(|| format!("--faults expire: '{value}' is not seconds"))?;
-                    f.expire_after = Some(Duration::from_secs_f64(s.max(0.0)));
+                    f.expire_after =
+                        Some(Duration::try_from_secs_f64(s.max(0.0)).with_context(|| {
+                            format!("--faults expire: '{value}' is not seconds")
+                        })?);
                 }
                 "retry-after" => {
                     f.retry_after = match value {
@@ -177,8 +180,13 @@ impl ThrottleSpec {
                 "arm" => Service::Arm,
                 _ => bail!("--throttle: unknown service '{svc}' (graph, defender, arm)"),
             };
-            t.budgets
-                .insert(svc, (n.max(1), Duration::from_secs_f64(secs.max(0.001))));
+            t.budgets.insert(
+                svc,
+                (
+                    n.max(1),
+                    Duration::try_from_secs_f64(secs.max(0.001)).with_context(err)?,
+                ),
+            );
         }
         Ok(t)
     }

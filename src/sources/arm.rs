@@ -14,31 +14,58 @@ const API_SUBSCRIPTIONS: &str = "api-version=2022-12-01";
 
 pub async fn run(ctx: &Ctx) {
     let mut subs: Vec<String> = Vec::new();
+    let mut not_read: Vec<String> = Vec::new();
     let r = ctx
         .http
         .get_pages(
             Api::Arm,
             &format!("/subscriptions?{API_SUBSCRIPTIONS}"),
             |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::subscription(&v.to_value(), &ctx.tenant, &mut b);
-                    // Disabled subscriptions are listed but cannot be read.
-                    let enabled =
-                        text(v, "state").is_none_or(|s| !s.eq_ignore_ascii_case("disabled"));
-                    if let (Some(id), true) = (text(v, "subscriptionId"), enabled) {
-                        subs.push(id.to_string());
+                ctx.ingest("subscriptions", &items, |v, b| {
+                    ingest::subscription(&v.to_value(), &ctx.tenant, b);
+                    let Some(id) = text(v, "subscriptionId") else {
+                        return;
+                    };
+                    // Disabled (and deleted) subscriptions are listed but
+                    // not read: said in the source's notes.
+                    match text(v, "state") {
+                        Some(state)
+                            if state.eq_ignore_ascii_case("disabled")
+                                || state.eq_ignore_ascii_case("deleted") =>
+                        {
+                            let name = text(v, "displayName").unwrap_or(id);
+                            not_read.push(format!("{name} ({id}, {state})"));
+                        }
+                        _ => subs.push(id.to_string()),
                     }
-                }
-                ctx.progress("subscriptions", items.len(), false);
-                ctx.send(b);
+                })
             },
         )
         .await;
     let listed = matches!(r, Ok(n) if n > 0);
+    let answered = r.is_ok();
     ctx.finish("subscriptions", r);
+    if !not_read.is_empty() {
+        ctx.note(format!(
+            "{} subscription{} not read, because ARM does not serve {} resources: {}",
+            not_read.len(),
+            if not_read.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            },
+            if not_read.len() == 1 { "its" } else { "their" },
+            not_read.join(", ")
+        ));
+    }
     if !listed {
-        ctx.warn("subscriptions: none visible; grant the app the Reader role on the subscriptions (or the Tenant Root management group)".into());
+        if answered {
+            // ARM answers an app without any role on a subscription with
+            // an empty list, exactly as it answers a tenant without any.
+            let note = "no subscription is visible to the app: ARM lists only the subscriptions an app has a role on; grant it the Reader role on the subscriptions (or the Tenant Root management group) if the tenant has any".to_string();
+            ctx.warn(format!("subscriptions: {note}"));
+            ctx.note(note);
+        }
         return;
     }
     let per_sub = futures::stream::iter(subs.iter().cloned())
@@ -60,12 +87,7 @@ pub async fn run(ctx: &Ctx) {
             let r = ctx
                 .http
                 .resource_graph(chunk, "Resources", |items| {
-                    let mut b = Batch::default();
-                    for v in &items {
-                        ingest::resource(v, &mut b);
-                    }
-                    ctx.progress("resources", items.len(), false);
-                    ctx.send(b);
+                    ctx.ingest("resources", &items, |v, b| ingest::resource(v, b))
                 })
                 .await;
             if r.is_err() {
@@ -87,13 +109,8 @@ async fn collection(
     let r = ctx
         .http
         .get_pages(Api::Arm, &path, |items| {
-            let mut b = Batch::default();
             // ARM's records are few and nest what ingest reads.
-            for v in &items {
-                f(&v.to_value(), &mut b);
-            }
-            ctx.progress(what, items.len(), false);
-            ctx.send(b);
+            ctx.ingest(what, &items, |v, b| f(&v.to_value(), b))
         })
         .await;
     (what, r)

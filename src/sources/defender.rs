@@ -30,9 +30,8 @@ pub async fn run(ctx: &Ctx) {
         let r = ctx
             .http
             .get_pages(Api::Defender, "/api/machines?$top=10000", |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::machine(v, &ctx.tenant, &mut b);
+                ctx.ingest("machines", &items, |v, b| {
+                    ingest::machine(v, &ctx.tenant, b);
                     if let Some(id) = text(v, "id") {
                         listed.push(MachineSeen {
                             key: id.to_string(),
@@ -40,9 +39,7 @@ pub async fn run(ctx: &Ctx) {
                             last_seen: text(v, "lastSeen").unwrap_or("").to_string(),
                         });
                     }
-                }
-                ctx.progress("machines", items.len(), false);
-                ctx.send(b);
+                })
             })
             .await;
         // A listing that broke off reads no logon users, but the machines it
@@ -81,12 +78,7 @@ pub async fn run(ctx: &Ctx) {
         let r = ctx
             .http
             .get_pages(Api::Defender, "/api/vulnerabilities?$top=8000", |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::cve(v, &mut b);
-                }
-                ctx.progress("vulnerabilities", items.len(), false);
-                ctx.send(b);
+                ctx.ingest("vulnerabilities", &items, |v, b| ingest::cve(v, b))
             })
             .await;
         ctx.finish("vulnerabilities", r);
@@ -98,12 +90,9 @@ pub async fn run(ctx: &Ctx) {
                 Api::Defender,
                 "/api/vulnerabilities/machinesVulnerabilities?$top=10000",
                 |items| {
-                    let mut b = Batch::default();
-                    for v in &items {
-                        ingest::machine_vulnerability(v, &mut b);
-                    }
-                    ctx.progress("machine vulnerabilities", items.len(), false);
-                    ctx.send(b);
+                    ctx.ingest("machine vulnerabilities", &items, |v, b| {
+                        ingest::machine_vulnerability(v, b)
+                    })
                 },
             )
             .await;
@@ -148,12 +137,9 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
             }
             let path = format!("/api/machines/{}/logonusers", m.key);
             let on_page = |items: Vec<crate::record::Record<'_>>| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::logon_user(&m.key, v, &mut b);
-                }
-                ctx.progress("logon users", items.len(), false);
-                ctx.send(b);
+                ctx.ingest("logon users", &items, |v, b| {
+                    ingest::logon_user(&m.key, v, b)
+                })
             };
             let r = ctx
                 .http
@@ -161,10 +147,13 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
                 .await;
             match r {
                 Ok(_) => {
-                    ctx.send(Batch {
-                        read_at: vec![(m.key.clone(), now)],
-                        ..Default::default()
-                    });
+                    ctx.send(
+                        "logon users",
+                        Batch {
+                            read_at: vec![(m.key.clone(), now)],
+                            ..Default::default()
+                        },
+                    );
                     (i, Read::Done)
                 }
                 Err(HttpError::RateLimited { retry_after, .. }) => {
@@ -236,7 +225,7 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
         }
         b.read_at.push((m.key.clone(), c.read_at));
         // Gathered into events of 2,000 records by `send`.
-        ctx.send(b);
+        ctx.send("logon users carried over", b);
     }
     if !carried_users.is_empty() {
         ctx.progress("logon users carried over", carried_users.len(), false);

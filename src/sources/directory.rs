@@ -3,7 +3,7 @@
 //! soon as each page of groups arrives.
 
 use crate::fetch::Ctx;
-use crate::ingest::{Batch, directory as ingest};
+use crate::ingest::directory as ingest;
 
 pub async fn run(ctx: &Ctx) {
     let org = async {
@@ -12,14 +12,7 @@ pub async fn run(ctx: &Ctx) {
             .get_pages(
                 crate::endpoints::Api::Graph,
                 "/v1.0/organization",
-                |items| {
-                    let mut b = Batch::default();
-                    for v in &items {
-                        ingest::organization(v, &mut b);
-                    }
-                    ctx.progress("organization", items.len(), false);
-                    ctx.send(b);
-                },
+                |items| ctx.ingest("organization", &items, |v, b| ingest::organization(v, b)),
             )
             .await;
         ctx.finish("organization", r);
@@ -29,12 +22,7 @@ pub async fn run(ctx: &Ctx) {
         let r = ctx
             .http
             .get_pages(crate::endpoints::Api::Graph, &path, |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::user(v, &ctx.tenant, &mut b);
-                }
-                ctx.progress("users", items.len(), false);
-                ctx.send(b);
+                ctx.ingest("users", &items, |v, b| ingest::user(v, &ctx.tenant, b))
             })
             .await;
         ctx.finish("users", r);
@@ -46,12 +34,9 @@ pub async fn run(ctx: &Ctx) {
                 crate::endpoints::Api::Graph,
                 "/v1.0/servicePrincipals?$top=999",
                 |items| {
-                    let mut b = Batch::default();
-                    for v in &items {
-                        ingest::service_principal(v, &ctx.tenant, &mut b);
-                    }
-                    ctx.progress("service principals", items.len(), false);
-                    ctx.send(b);
+                    ctx.ingest("service principals", &items, |v, b| {
+                        ingest::service_principal(v, &ctx.tenant, b)
+                    })
                 },
             )
             .await;
@@ -67,16 +52,13 @@ pub async fn run(ctx: &Ctx) {
                 crate::endpoints::Api::Graph,
                 "/v1.0/groups?$top=999",
                 |items| {
-                    let mut b = Batch::default();
                     let mut ids = Vec::new();
-                    for v in &items {
-                        ingest::group(v, &ctx.tenant, &mut b);
+                    ctx.ingest("groups", &items, |v, b| {
+                        ingest::group(v, &ctx.tenant, b);
                         if let Some(id) = crate::ingest::text(v, "id") {
                             ids.push(id.to_string());
                         }
-                    }
-                    ctx.progress("groups", items.len(), false);
-                    ctx.send(b);
+                    });
                     let _ = gtx.send(ids);
                 },
             )
@@ -133,12 +115,9 @@ async fn members_of(ctx: &Ctx, group_ids: Vec<String>) -> Result<(), crate::http
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
-            let mut b = Batch::default();
-            for v in &items {
-                ingest::member(&group_ids[i], v, &mut b);
-            }
-            ctx.progress("group members", items.len(), false);
-            ctx.send(b);
+            ctx.ingest("group members", &items, |v, b| {
+                ingest::member(&group_ids[i], v, b)
+            })
         })
         .await;
     let mut first_err = None;

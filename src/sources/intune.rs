@@ -32,12 +32,9 @@ pub async fn run(ctx: &Ctx) {
                 Api::Graph,
                 "/v1.0/deviceManagement/managedDevices?$top=1000",
                 |items| {
-                    let mut b = Batch::default();
-                    for v in &items {
-                        ingest::managed_device(v, &mut b);
-                    }
-                    ctx.progress("managed devices", items.len(), false);
-                    ctx.send(b);
+                    ctx.ingest("managed devices", &items, |v, b| {
+                        ingest::managed_device(v, b)
+                    })
                 },
             )
             .await;
@@ -63,7 +60,7 @@ pub async fn run(ctx: &Ctx) {
             b.rel(app, Verb::Manages, d);
         }
     }
-    ctx.send(b);
+    ctx.send("managed apps", b);
 }
 
 async fn compliance(ctx: &Ctx) {
@@ -74,15 +71,12 @@ async fn compliance(ctx: &Ctx) {
             Api::Graph,
             "/v1.0/deviceManagement/deviceCompliancePolicies",
             |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::compliance_policy(v, &mut b);
+                ctx.ingest("compliance policies", &items, |v, b| {
+                    ingest::compliance_policy(v, b);
                     if let Some(id) = text(v, "id") {
                         policies.push(id.to_string());
                     }
-                }
-                ctx.progress("compliance policies", items.len(), false);
-                ctx.send(b);
+                })
             },
         )
         .await;
@@ -104,26 +98,24 @@ async fn compliance(ctx: &Ctx) {
         let results = ctx
             .http
             .batch_pages("v1.0", &paths, |i, items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    if let Some((device, state)) = ingest::device_status(
+                ctx.ingest("compliance device statuses", &items, |v, b| {
+                    let Some((device, state)) = ingest::device_status(
                         &policies[i],
                         EntityKind::IntuneCompliancePolicy,
                         v,
-                        &mut b,
-                    ) {
-                        if ingest::is_failing_state(state) {
-                            let _ = failing_tx.send(Failing {
-                                device: device.to_string(),
-                                policy: policies[i].clone(),
-                                state: state.to_ascii_lowercase(),
-                                row: crate::ingest::Json::to_value(v),
-                            });
-                        }
+                        b,
+                    ) else {
+                        return;
+                    };
+                    if ingest::is_failing_state(state) {
+                        let _ = failing_tx.send(Failing {
+                            device: device.to_string(),
+                            policy: policies[i].clone(),
+                            state: state.to_ascii_lowercase(),
+                            row: crate::ingest::Json::to_value(v),
+                        });
                     }
-                }
-                ctx.progress("compliance device statuses", items.len(), false);
-                ctx.send(b);
+                })
             })
             .await;
         drop(failing_tx);
@@ -200,14 +192,14 @@ async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
                 let n = b.entities.len();
                 if n >= 2000 {
                     ctx.progress("noncompliance findings", n, false);
-                    ctx.send(b.take());
+                    ctx.send("noncompliance findings", b.take());
                 }
             }
             else => break,
         }
     }
     ctx.progress("noncompliance findings", b.entities.len(), false);
-    ctx.send(b);
+    ctx.send("noncompliance findings", b);
     if unknown > 0 {
         ctx.warn(format!(
             "noncompliance findings: the failing settings of {unknown} findings could not be read"
@@ -258,15 +250,12 @@ async fn configurations(ctx: &Ctx) {
             Api::Graph,
             "/v1.0/deviceManagement/deviceConfigurations",
             |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    ingest::configuration(v, &mut b);
+                ctx.ingest("device configurations", &items, |v, b| {
+                    ingest::configuration(v, b);
                     if let Some(id) = text(v, "id") {
                         configs.push(id.to_string());
                     }
-                }
-                ctx.progress("device configurations", items.len(), false);
-                ctx.send(b);
+                })
             },
         )
         .await;
@@ -281,17 +270,9 @@ async fn configurations(ctx: &Ctx) {
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
-            let mut b = Batch::default();
-            for v in &items {
-                ingest::device_status(
-                    &configs[i],
-                    EntityKind::IntuneDeviceConfiguration,
-                    v,
-                    &mut b,
-                );
-            }
-            ctx.progress("configuration device statuses", items.len(), false);
-            ctx.send(b);
+            ctx.ingest("configuration device statuses", &items, |v, b| {
+                ingest::device_status(&configs[i], EntityKind::IntuneDeviceConfiguration, v, b);
+            })
         })
         .await;
     ctx.finish("configuration device statuses", first_error(results));
@@ -306,14 +287,11 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
             Api::Graph,
             "/v1.0/deviceManagement/detectedApps?$top=1000",
             |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    if let Some(app) = ingest::detected_app(v, &mut b) {
+                ctx.ingest("detected apps", &items, |v, b| {
+                    if let Some(app) = ingest::detected_app(v, b) {
                         apps.push(app);
                     }
-                }
-                ctx.progress("detected apps", items.len(), false);
-                ctx.send(b);
+                })
             },
         )
         .await;
@@ -328,12 +306,9 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
-            let mut b = Batch::default();
-            for v in &items {
-                ingest::app_device(&ids[i], v, &mut b);
-            }
-            ctx.progress("devices per detected app", items.len(), false);
-            ctx.send(b);
+            ctx.ingest("devices per detected app", &items, |v, b| {
+                ingest::app_device(&ids[i], v, b)
+            })
         })
         .await;
     ctx.finish("devices per detected app", first_error(results));
@@ -348,14 +323,11 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
             Api::Graph,
             "/v1.0/deviceAppManagement/mobileApps",
             |items| {
-                let mut b = Batch::default();
-                for v in &items {
-                    if let Some(app) = ingest::mobile_app(v, &mut b) {
+                ctx.ingest("managed apps", &items, |v, b| {
+                    if let Some(app) = ingest::mobile_app(v, b) {
                         apps.push(app);
                     }
-                }
-                ctx.progress("managed apps", items.len(), false);
-                ctx.send(b);
+                })
             },
         )
         .await;
@@ -371,12 +343,9 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
     let results = ctx
         .http
         .batch_pages("beta", &paths, |i, items| {
-            let mut b = Batch::default();
-            for v in &items {
-                ingest::mobile_app_status(&ids[i], v, &mut b);
-            }
-            ctx.progress("managed app install states", items.len(), false);
-            ctx.send(b);
+            ctx.ingest("managed app install states", &items, |v, b| {
+                ingest::mobile_app_status(&ids[i], v, b)
+            })
         })
         .await;
     ctx.finish("managed app install states", first_error(results));

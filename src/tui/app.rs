@@ -87,6 +87,9 @@ pub struct TriageData {
     pub notes: std::collections::HashMap<String, crate::triage::Note>,
     /// Devices failing in the snapshot before the data on screen.
     pub previous_failing: Option<std::collections::HashSet<String>>,
+    /// What that snapshot read: "fixed" is counted only against one whose
+    /// findings are whole.
+    pub previous_coverage: Option<crate::triage::Coverage>,
 }
 
 /// The triage view's state.
@@ -280,6 +283,8 @@ pub struct App {
     pub quit: bool,
     /// Set by `Refresh`; the event loop starts a fetch and clears it.
     pub refresh_requested: bool,
+    /// The last fetch read nothing (the data shown, if any, is older).
+    pub refresh_failed: bool,
     pub spinner: usize,
     pub areas: Areas,
     pub loading: Option<String>,
@@ -327,6 +332,7 @@ impl App {
             tz: *chrono::Local::now().offset(),
             quit: false,
             refresh_requested: false,
+            refresh_failed: false,
             spinner: 0,
             areas: Areas::default(),
             loading: None,
@@ -365,6 +371,31 @@ impl App {
         }
     }
 
+    /// Per source whose data on screen is not a complete read of the last
+    /// fetch, a few words for the tree's counts.
+    pub fn gaps(&self) -> BTreeMap<Source, String> {
+        let mut out = BTreeMap::new();
+        for (source, st) in &self.data.statuses {
+            let words = match (&st.carried, st.outcome) {
+                (_, Outcome::Complete) => continue,
+                (Some(c), _) => {
+                    let age = chrono::DateTime::parse_from_rfc3339(&c.read_at)
+                        .map(|t| {
+                            crate::logons::age(
+                                (self.now - t.with_timezone(&chrono::Utc)).num_seconds(),
+                            )
+                        })
+                        .unwrap_or_else(|_| "?".into());
+                    format!("carried over, {age} old")
+                }
+                (None, Outcome::Partial) => "partial".to_string(),
+                (None, _) => "not read".to_string(),
+            };
+            out.insert(*source, words);
+        }
+        out
+    }
+
     /// The tree's items for the current state (what is rendered).
     pub fn items(&self) -> Vec<tui_tree_widget::TreeItem<'static, Node>> {
         Builder {
@@ -374,6 +405,7 @@ impl App {
             root_label: self.root_label(),
             rels: &self.rels,
             marked: &self.marked_ids,
+            gaps: &self.gaps(),
         }
         .build()
     }
@@ -945,11 +977,15 @@ impl App {
     /// Opens the triage view on the data on screen.
     pub fn open_triage(&mut self) {
         let rows = crate::triage::rows(self.graph(), &self.triage_data.notes, self.data_time);
-        let summary = crate::triage::summary(
-            self.graph(),
-            &rows,
-            self.triage_data.previous_failing.as_ref(),
-        );
+        let coverage = crate::triage::Coverage::of(&self.data.statuses);
+        let previous = &self.triage_data;
+        let (previous, no_comparison) =
+            match crate::triage::comparable(&coverage, previous.previous_coverage.as_ref()) {
+                Ok(()) => (previous.previous_failing.as_ref(), None),
+                Err(why) => (None, Some(why)),
+            };
+        let summary =
+            crate::triage::summary(self.graph(), &rows, previous, coverage, no_comparison);
         let keep = self
             .triage
             .take()
@@ -1320,7 +1356,7 @@ impl App {
             FetchEvent::SourceDone { source, status } => {
                 let p = self.progress.entry(*source).or_default();
                 p.done = true;
-                p.outcome = Some(status.outcome.clone());
+                p.outcome = Some(status.outcome);
                 p.count = status.counts.values().sum();
                 if let Some(first) = status.errors.first() {
                     p.error = Some(first.clone());
@@ -1340,10 +1376,33 @@ impl App {
         }
         if done {
             self.fetching = false;
-            self.data_time = Some(self.now);
-            if let Some(fresh) = self.incoming.take() {
-                self.swap_in(fresh);
+            let read_any = |b: &GraphBuilder| {
+                b.statuses
+                    .values()
+                    .any(|s| matches!(s.outcome, Outcome::Complete | Outcome::Partial))
+            };
+            match self.incoming.take() {
+                // A refresh that read nothing keeps what is shown.
+                Some(fresh) if !read_any(&fresh) => {
+                    let why = fresh
+                        .statuses
+                        .values()
+                        .find_map(|s| s.errors.first().cloned())
+                        .unwrap_or_else(|| "no source could be read".into());
+                    self.refresh_failed = true;
+                    self.set_message(
+                        format!("refresh failed, still showing the earlier data: {why}"),
+                        true,
+                    );
+                    return done;
+                }
+                Some(fresh) => {
+                    self.data_time = Some(self.now);
+                    self.swap_in(fresh);
+                }
+                None => self.data_time = Some(self.now),
             }
+            self.refresh_failed = !read_any(&self.data);
             self.index.update(&self.data.graph);
             self.index.sort_all(&self.data.graph);
             let failed: Vec<&str> = self
@@ -1364,6 +1423,39 @@ impl App {
             }
         }
         done
+    }
+
+    /// The statuses of the fetch just done, for `Store::carry_patch`; none
+    /// when it read nothing (the data on screen stays as it was).
+    pub fn carry_wanted(&self) -> Option<BTreeMap<Source, crate::fetch::SourceStatus>> {
+        if self.refresh_failed {
+            return None;
+        }
+        let mut statuses = self.data.statuses.clone();
+        crate::store::Store::mark_not_asked(&mut statuses);
+        Some(statuses)
+    }
+
+    /// Adds the sources the fetch did not read, carried over from an
+    /// earlier snapshot, to the data on screen.
+    pub fn apply_carry(&mut self, patch: crate::store::CarryPatch) {
+        crate::store::Store::mark_not_asked(&mut self.data.statuses);
+        let carried = patch.apply(&mut self.data.graph, &mut self.data.statuses);
+        if carried.is_empty() {
+            return;
+        }
+        self.index.update(&self.data.graph);
+        self.index.sort_all(&self.data.graph);
+        self.search_index.update(&self.data.graph);
+        self.rels = RelCache::default();
+        let names: Vec<&str> = carried.iter().map(|s| s.name()).collect();
+        self.set_message(
+            format!(
+                "not read now, carried over from an earlier snapshot: {}",
+                names.join(", ")
+            ),
+            false,
+        );
     }
 
     /// Files newly arrived entities into the tree and the search index

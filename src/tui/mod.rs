@@ -134,13 +134,17 @@ pub async fn run(
                     (Some(l), true) => s.previous_id(l)?,
                     (l, _) => l,
                 };
-                let previous_failing = match prev {
-                    Some(id) => Some(s.failing_devices(id)?),
-                    None => None,
+                let (previous_failing, previous_coverage) = match prev {
+                    Some(id) => (
+                        Some(s.failing_devices(id)?),
+                        Some(crate::triage::Coverage::of(&s.info(id)?.sources)),
+                    ),
+                    None => (None, None),
                 };
                 Ok(app::TriageData {
                     notes,
                     previous_failing,
+                    previous_coverage,
                 })
             });
             let _ = tx.send(Background::Triage(r.map_err(|e| format!("{e:#}"))));
@@ -241,8 +245,16 @@ pub async fn run(
                 }
                 if done {
                     fetch_rx = None;
-                    if let Some(p) = &plan {
-                        save_snapshot(&app, p, bg_tx.clone());
+                    // What the fetch did not read comes from the latest
+                    // snapshot that has it, read off the UI task; the
+                    // snapshot is saved once it is in.
+                    if let (Some(p), Some(statuses)) = (&plan, app.carry_wanted()) {
+                        let name = p.store_name.clone();
+                        let tx = bg_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let r = Store::for_profile(&name).and_then(|s| s.carry_patch(&statuses));
+                            let _ = tx.send(Background::Carried(r.map_err(|e| format!("{e:#}"))));
+                        });
                     }
                 }
                 dirty = true;
@@ -260,6 +272,15 @@ pub async fn run(
                     Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
                     Background::Searched(generation, results) => app.on_search_results(generation, results),
                     Background::Exported(result) => app.on_export_written(result),
+                    Background::Carried(r) => {
+                        match r {
+                            Ok(patch) => app.apply_carry(patch),
+                            Err(e) => app.message = Some((format!("cannot read the earlier snapshot to complete this one: {e}"), true)),
+                        }
+                        if let Some(p) = &plan {
+                            save_snapshot(&app, p, bg_tx.clone());
+                        }
+                    }
                     Background::Triage(Ok(data)) => app.triage_data = data,
                     Background::Triage(Err(e)) => app.message = Some((format!("cannot read triage statuses: {e}"), true)),
                 }
@@ -285,6 +306,8 @@ enum Background {
     Searched(u64, Option<crate::search::Results>),
     Exported(Result<String, String>),
     Triage(Result<app::TriageData, String>),
+    /// The sources a fetch did not read, from an earlier snapshot.
+    Carried(Result<crate::store::CarryPatch, String>),
 }
 
 async fn recv(
@@ -298,12 +321,7 @@ async fn recv(
 
 /// Saves what the fetch read, off the UI task.
 fn save_snapshot(app: &App, plan: &FetchPlan, tx: tokio::sync::mpsc::UnboundedSender<Background>) {
-    if app
-        .data
-        .statuses
-        .values()
-        .all(|s| s.outcome == crate::fetch::Outcome::Failed)
-    {
+    if app.refresh_failed {
         return;
     }
     let graph = app.data.graph.clone();

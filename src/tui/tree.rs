@@ -62,6 +62,27 @@ pub enum Category {
 }
 
 impl Category {
+    /// The source whose records fill this category; none for `Other`,
+    /// which holds several.
+    pub fn source(self) -> Option<crate::fetch::Source> {
+        use crate::fetch::Source;
+        match self {
+            Category::Users | Category::Groups | Category::ServicePrincipals => {
+                Some(Source::Directory)
+            }
+            Category::Devices
+            | Category::DevicesByPlatform
+            | Category::DevicesByCompliance
+            | Category::Findings
+            | Category::Policies
+            | Category::Configurations
+            | Category::Applications => Some(Source::Intune),
+            Category::Machines | Category::Vulnerabilities => Some(Source::Defender),
+            Category::Azure => Some(Source::Arm),
+            Category::Other => None,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Category::Users => "Users",
@@ -494,6 +515,9 @@ pub struct Builder<'a> {
     pub root_label: String,
     pub rels: &'a RelCache,
     pub marked: &'a std::collections::HashSet<EntityId>,
+    /// Per source whose data is not a complete read of this fetch: a few
+    /// words shown after its categories' counts ("carried over, 3 h old").
+    pub gaps: &'a std::collections::BTreeMap<crate::fetch::Source, String>,
 }
 
 impl Builder<'_> {
@@ -530,10 +554,18 @@ impl Builder<'_> {
         } else {
             l.total
         };
-        let label = Line::from(vec![
+        let mut label = Line::from(vec![
             Span::styled(self.index.label(self.g, list), theme::category()),
             Span::styled(format!("  {count}"), theme::count()),
         ]);
+        // A count from data not read by this fetch says so.
+        if let ListKey::Category(c) = &l.key {
+            if let Some(gap) = c.source().and_then(|s| self.gaps.get(&s)) {
+                label
+                    .spans
+                    .push(Span::styled(format!("  {gap}"), theme::error()));
+            }
+        }
         let has_children = !l.children.is_empty() || !l.members.is_empty();
         let children = if !has_children {
             vec![]

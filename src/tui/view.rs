@@ -137,10 +137,20 @@ fn draw_search(f: &mut Frame, app: &App, area: Rect) {
         ),
         (None, _, _) => format!("searching {kind}…"),
     };
-    f.render_widget(
-        Paragraph::new(Line::from(Span::styled(status, theme::dim()))),
-        parts[1],
-    );
+    // Not found may mean not read: the sources that were not are named.
+    let gaps = app.gaps();
+    let mut status_line = vec![Span::styled(status, theme::dim())];
+    if !gaps.is_empty() {
+        let names: Vec<String> = gaps
+            .iter()
+            .map(|(s, w)| format!("{} {w}", s.name()))
+            .collect();
+        status_line.push(Span::styled(
+            format!(" · {}", names.join(", ")),
+            theme::error(),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(status_line)), parts[1]);
     let g = app.graph();
     let items: Vec<ListItem> = ui
         .results
@@ -282,14 +292,14 @@ fn summary(app: &App) -> Vec<Line<'static>> {
     out
 }
 
-/// Each source's failures and notes (what was carried over, and how old):
-/// what a person must know before trusting the counts above.
+/// Each source's failures, gaps and notes (what was carried over, and how
+/// old): what a person must know before trusting the counts above.
 fn what_was_read(app: &App) -> Vec<Line<'static>> {
     let statuses = &app.data.statuses;
-    if statuses
-        .values()
-        .all(|s| s.errors.is_empty() && s.notes.is_empty())
-    {
+    let plain = |s: &crate::fetch::SourceStatus| {
+        s.outcome == Outcome::Complete && s.errors.is_empty() && s.notes.is_empty()
+    };
+    if statuses.values().all(plain) {
         return Vec::new();
     }
     let mut out = vec![
@@ -297,20 +307,34 @@ fn what_was_read(app: &App) -> Vec<Line<'static>> {
         Line::from(Span::styled("What was read", theme::category())),
     ];
     for (source, st) in statuses {
-        if st.errors.is_empty() && st.notes.is_empty() {
+        if plain(st) {
             continue;
         }
-        let (mark, style) = match st.outcome {
-            Outcome::Complete => ("✓", theme::ok()),
-            Outcome::Partial => ("!", theme::error()),
-            Outcome::Failed => ("✗", theme::error()),
+        let (mark, what, style) = match st.outcome {
+            Outcome::Complete => ("✓", "", theme::ok()),
+            Outcome::Partial => ("!", " (partial)", theme::error()),
+            Outcome::Failed => ("✗", " (failed)", theme::error()),
+            Outcome::NotAsked => ("–", " (not read)", theme::dim()),
         };
         out.push(Line::from(Span::styled(
-            format!("{mark} {}", source.title()),
+            format!("{mark} {}{what}", source.title()),
             style,
         )));
         for e in &st.errors {
             out.push(Line::from(Span::styled(format!("  {e}"), theme::error())));
+        }
+        if !st.incomplete.is_empty() {
+            out.push(Line::from(Span::styled(
+                format!("  not read completely: {}", st.incomplete.join(", ")),
+                theme::error(),
+            )));
+        }
+        match &st.carried {
+            Some(c) => out.push(Line::from(Span::raw(format!("  {}", c.words(app.now))))),
+            None if matches!(st.outcome, Outcome::Failed | Outcome::NotAsked) => out.push(
+                Line::from(Span::raw("  not in any snapshot: nothing of it is shown")),
+            ),
+            None => {}
         }
         for n in &st.notes {
             out.push(Line::from(Span::raw(format!("  {n}"))));
@@ -543,10 +567,38 @@ fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
     use super::app::{TRIAGE_COLUMNS, TriageLine};
     use ratatui::widgets::{Cell, Row, Table, TableState};
     let Some(ui) = &app.triage else { return };
+    // What the counts rest on, across the top, before anything drawn from
+    // them: Intune or Defender not read, or read in part.
+    let gaps: Vec<Line> = ui
+        .summary
+        .as_ref()
+        .map(|s| s.coverage.lines(app.now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| Line::from(Span::styled(format!("⚠ {l}"), theme::error())))
+        .collect();
+    let gap_rows = if gaps.is_empty() {
+        0
+    } else {
+        // Each line wraps to the width; at most a third of the screen.
+        let w = area.width.max(1) as usize;
+        let rows: usize = gaps.iter().map(|l| l.width().div_ceil(w).max(1)).sum();
+        (rows as u16).min(area.height / 3)
+    };
+    let outer = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(gap_rows), Constraint::Min(3)])
+        .split(area);
+    if gap_rows > 0 {
+        f.render_widget(
+            Paragraph::new(gaps).wrap(ratatui::widgets::Wrap { trim: false }),
+            outer[0],
+        );
+    }
     let parts = Layout::default()
         .direction(Direction::Vertical)
         .constraints([Constraint::Length(9), Constraint::Min(3)])
-        .split(area);
+        .split(outer[1]);
     // The picture at a glance.
     let head = Layout::default()
         .direction(Direction::Horizontal)
@@ -585,7 +637,9 @@ fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
                 ]));
             }
             _ => left.push(Line::from(Span::styled(
-                "no previous snapshot",
+                s.no_comparison
+                    .clone()
+                    .unwrap_or_else(|| "no previous snapshot".into()),
                 theme::dim(),
             ))),
         }
