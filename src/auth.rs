@@ -223,4 +223,19 @@ mod tests {
         assert!(short.refresh_at <= Instant::now() + Duration::from_secs(30));
         assert!(roles_of("garbage").is_empty());
     }
+
+    #[test]
+    fn a_lifetime_from_the_network_cannot_overflow() {
+        // u64::MAX seconds overflowed `Instant` and killed the source's task.
+        for life in [json!(u64::MAX), json!("18446744073709551615"), json!(0)] {
+            let t =
+                AccessToken::from_response(&json!({"access_token": "a.b.c", "expires_in": life}))
+                    .expect("token");
+            assert!(t.refresh_at <= Instant::now() + MAX_LIFE);
+        }
+        let t =
+            AccessToken::from_response(&json!({"access_token": "a.b.c", "expires_in": u64::MAX}))
+                .expect("token");
+        assert!(t.fresh(), "a long-lived token is used, for a day at most");
+    }
 }

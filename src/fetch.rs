@@ -680,52 +680,61 @@ pub fn spawn_with(
                 });
             }
         }));
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut running = std::collections::HashMap::new();
-        for source in sources {
+        let tasks = sources.into_iter().map(|source| {
             let http = http.clone();
             let tx = tx.clone();
             let options = options.clone();
-            let task = tasks.spawn(async move {
+            (source, async move {
                 let status = run_source(http, source, options, tx.clone()).await;
                 let _ = tx.send(FetchEvent::SourceDone { source, status });
-            });
-            running.insert(task.id(), source);
-        }
-        // A source whose task dies (a panic) is reported failed with its
-        // cause, never left out.
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let Err(e) = joined else { continue };
-            let Some(source) = running.get(&e.id()).copied() else {
-                continue;
-            };
-            let cause = if e.is_panic() {
-                let payload = e.into_panic();
-                let text = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
-                format!("tenx failed while reading it (a panic: {text}); please report this")
-            } else {
-                "its task was cancelled".to_string()
-            };
-            tracing::error!(source = source.name(), %cause, "a source task ended abnormally");
-            let line = format!("{}: {cause}", source.name());
-            let _ = tx.send(FetchEvent::Warning {
-                source,
-                message: line.clone(),
-            });
-            let status =
-                SourceStatus::failed(source, vec![line], start.elapsed().as_millis() as u64);
-            let _ = tx.send(FetchEvent::SourceDone { source, status });
-        }
+            })
+        });
+        supervise(tasks, &tx, start).await;
         let _ = tx.send(FetchEvent::Done {
             metrics: http.metrics(),
             elapsed: start.elapsed(),
         });
     });
     rx
+}
+
+/// Runs each source's task to its end. A source whose task dies (a panic)
+/// is reported failed with its cause, never left out.
+async fn supervise(
+    tasks: impl IntoIterator<Item = (Source, impl Future<Output = ()> + Send + 'static)>,
+    tx: &UnboundedSender<FetchEvent>,
+    start: Instant,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    let mut running = std::collections::HashMap::new();
+    for (source, task) in tasks {
+        running.insert(set.spawn(task).id(), source);
+    }
+    while let Some(joined) = set.join_next_with_id().await {
+        let Err(e) = joined else { continue };
+        let Some(source) = running.get(&e.id()).copied() else {
+            continue;
+        };
+        let cause = if e.is_panic() {
+            let payload = e.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("tenx failed while reading it (a panic: {text}); please report this")
+        } else {
+            "its task was cancelled".to_string()
+        };
+        tracing::error!(source = source.name(), %cause, "a source task ended abnormally");
+        let line = format!("{}: {cause}", source.name());
+        let _ = tx.send(FetchEvent::Warning {
+            source,
+            message: line.clone(),
+        });
+        let status = SourceStatus::failed(source, vec![line], start.elapsed().as_millis() as u64);
+        let _ = tx.send(FetchEvent::SourceDone { source, status });
+    }
 }
 
 /// A task that ends when its handle is dropped.
@@ -905,6 +914,50 @@ mod tests {
         );
         b.rel("t", Verb::Has, &key);
         b
+    }
+
+    #[tokio::test]
+    async fn a_source_whose_task_panics_is_reported_failed_with_its_cause() {
+        let (tx, mut rx) = unbounded_channel();
+        let ok_tx = tx.clone();
+        type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+        let complete: Task = Box::pin(async move {
+            let status = SourceStatus {
+                outcome: Outcome::Complete,
+                ..SourceStatus::not_asked(Source::Directory)
+            };
+            let _ = ok_tx.send(FetchEvent::SourceDone {
+                source: Source::Directory,
+                status,
+            });
+        });
+        // What a token's `expires_in` of u64::MAX once did in auth.
+        let overflow: Task = Box::pin(async {
+            let big: u64 = std::hint::black_box(u64::MAX);
+            let _ = Instant::now() + Duration::from_secs(big);
+        });
+        supervise(
+            [(Source::Directory, complete), (Source::Arm, overflow)],
+            &tx,
+            Instant::now(),
+        )
+        .await;
+        drop(tx);
+        let mut done = BTreeMap::new();
+        while let Some(ev) = rx.recv().await {
+            if let FetchEvent::SourceDone { source, status } = ev {
+                done.insert(source, status);
+            }
+        }
+        assert_eq!(done.len(), 2, "no source vanishes: {done:?}");
+        assert_eq!(done[&Source::Directory].outcome, Outcome::Complete);
+        let arm = &done[&Source::Arm];
+        assert_eq!(arm.outcome, Outcome::Failed);
+        assert!(
+            arm.errors[0].starts_with("arm: tenx failed while reading it (a panic: overflow"),
+            "{:?}",
+            arm.errors
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct HttpOptions {
     /// more than is left is given up on at once, with what it asked.
     pub max_wait: Duration,
     pub timeout: Duration,
+    /// The largest answer read (`MAX_BODY`).
+    pub max_body: usize,
+    /// The most pages of one collection (`MAX_PAGES`).
+    pub max_pages: usize,
 }
 
 /// The largest answer tenx reads: far above any real page (Graph's 999
@@ -62,6 +66,8 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(250),
             max_wait: Duration::from_secs(300),
             timeout: Duration::from_secs(100),
+            max_body: MAX_BODY,
+            max_pages: MAX_PAGES,
         }
     }
 }
@@ -132,16 +138,17 @@ enum BodyError {
 async fn read_body(
     mut resp: reqwest::Response,
     on_head: Option<&OnHead<'_>>,
+    max: usize,
 ) -> Result<bytes::Bytes, BodyError> {
     // A length the service claims is a hint, not a promise to allocate.
     let claimed = resp.content_length().unwrap_or(64 << 10);
-    if claimed > MAX_BODY as u64 {
+    if claimed > max as u64 {
         return Err(BodyError::TooLarge);
     }
     let mut buf = bytes::BytesMut::with_capacity(claimed.min(16 << 20) as usize);
     let mut watching = on_head.is_some();
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Broken)? {
-        if buf.len() + chunk.len() > MAX_BODY {
+        if buf.len() + chunk.len() > max {
             return Err(BodyError::TooLarge);
         }
         buf.extend_from_slice(&chunk);
@@ -217,8 +224,8 @@ pub enum HttpError {
         waited: Duration,
         limit: Duration,
     },
-    #[error("{endpoint}: the answer is larger than {} MiB, the most tenx reads; the collection was not read", MAX_BODY >> 20)]
-    TooLarge { endpoint: String },
+    #[error("{endpoint}: the answer is larger than {} MiB, the most tenx reads; the collection was not read", limit >> 20)]
+    TooLarge { endpoint: String, limit: usize },
     #[error(
         "{endpoint}: the next link leads back to page {again} of this collection after {pages} pages; the service pages in a loop, so the collection was not read whole"
     )]
@@ -227,11 +234,8 @@ pub enum HttpError {
         pages: usize,
         again: usize,
     },
-    #[error(
-        "{endpoint}: more than {} pages; the collection was not read whole",
-        MAX_PAGES
-    )]
-    TooManyPages { endpoint: String },
+    #[error("{endpoint}: more than {limit} pages; the collection was not read whole")]
+    TooManyPages { endpoint: String, limit: usize },
 }
 
 impl HttpError {
@@ -245,9 +249,9 @@ impl HttpError {
             | HttpError::Throttled { endpoint, .. }
             | HttpError::RateLimited { endpoint, .. }
             | HttpError::WaitedTooLong { endpoint, .. }
-            | HttpError::TooLarge { endpoint }
+            | HttpError::TooLarge { endpoint, .. }
             | HttpError::PageLoop { endpoint, .. }
-            | HttpError::TooManyPages { endpoint }
+            | HttpError::TooManyPages { endpoint, .. }
             | HttpError::ForeignLink { endpoint } => Some(endpoint),
         }
     }
@@ -667,21 +671,23 @@ impl Http {
     ) -> Verdict<T> {
         let status = resp.status().as_u16();
         let retry_wait = retry_after(resp.headers());
-        let bytes = match read_body(resp, on_head.filter(|_| status == 200)).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
-                return Verdict::Fail(HttpError::TooLarge {
-                    endpoint: endpoint.to_string(),
-                });
-            }
-            Err(BodyError::Broken(e)) => {
-                return Verdict::Retry {
-                    wait: Duration::ZERO,
-                    throttled: false,
-                    cause: format!("the connection broke mid-answer: {}", describe(&e)),
-                };
-            }
-        };
+        let bytes =
+            match read_body(resp, on_head.filter(|_| status == 200), self.opts.max_body).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => {
+                    return Verdict::Fail(HttpError::TooLarge {
+                        endpoint: endpoint.to_string(),
+                        limit: self.opts.max_body,
+                    });
+                }
+                Err(BodyError::Broken(e)) => {
+                    return Verdict::Retry {
+                        wait: Duration::ZERO,
+                        throttled: false,
+                        cause: format!("the connection broke mid-answer: {}", describe(&e)),
+                    };
+                }
+            };
         if let Outgoing::Token { api } = out {
             if status == 200 {
                 if let Ok(v) = parse(bytes.clone()) {
@@ -908,9 +914,10 @@ impl Http {
                 pages: number - 1,
                 again,
             })
-        } else if number > MAX_PAGES {
+        } else if number > self.opts.max_pages {
             Some(HttpError::TooManyPages {
                 endpoint: self.endpoint_name(&Outgoing::Get { api, url: &url }),
+                limit: self.opts.max_pages,
             })
         } else {
             None
@@ -1235,8 +1242,11 @@ impl Http {
         let mut skip: Option<String> = None;
         let mut total = 0;
         for number in 1.. {
-            if number > MAX_PAGES {
-                return Err(HttpError::TooManyPages { endpoint });
+            if number > self.opts.max_pages {
+                return Err(HttpError::TooManyPages {
+                    endpoint,
+                    limit: self.opts.max_pages,
+                });
             }
             let mut options = json!({"$top": 1000, "resultFormat": "objectArray"});
             if let Some(s) = &skip {
@@ -1416,8 +1426,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return None;
     }
     if let Ok(secs) = v.parse::<f64>() {
+        // Kept as asked (what tenx does with a long wait is its own
+        // decision, `HttpOptions::max_wait`), within what a Duration holds.
         return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+            .then(|| Duration::from_secs_f64(secs.min(f64::from(u32::MAX))));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -1768,6 +1780,292 @@ mod tests {
         let err = r.expect_err("a foreign next link");
         assert!(matches!(err, HttpError::ForeignLink { .. }), "{err:?}");
         assert_eq!(ids, ["l"], "the page that named the link is still read");
+    }
+
+    fn client_with(base: url::Url, opts: HttpOptions) -> Arc<Http> {
+        let mut endpoints = crate::endpoints::Endpoints::for_cloud(crate::endpoints::Cloud::Public);
+        endpoints.login = base.clone();
+        endpoints.graph = base.clone();
+        endpoints.arm = base;
+        let auth = Auth::new(
+            crate::auth::Credentials {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                secret: crate::secret::Secret::new("s"),
+            },
+            endpoints,
+        );
+        Arc::new(Http::new(Arc::new(auth), opts).expect("client"))
+    }
+
+    /// A loopback server of hostile answers: `$batch` sub-answers by path
+    /// (`/ok`, `/b64`, `/null`, `/error`, `/valuenull`, `/flaky`: null the
+    /// first time), pages whose last links back (`/v1.0/loop`), pages that
+    /// never end with new links (`/v1.0/endless`), a page of 2 MB
+    /// (`/v1.0/big`, and `/v1.0/bigstream` without a length), and Resource
+    /// Graph answers whose `$skipToken` never changes.
+    async fn hostile_server() -> url::Url {
+        use axum::extract::{Query, Request};
+        use axum::response::IntoResponse;
+        use base64::Engine;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let flaky = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(
+            move |Query(q): Query<std::collections::HashMap<String, String>>, req: Request| {
+                let flaky = flaky.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    let page = json!({"value": [{"id": "a"}]});
+                    if req.method() == axum::http::Method::POST && path.ends_with("/token") {
+                        let t = json!({"access_token": "x", "expires_in": 3600, "token_type": "Bearer"});
+                        return axum::Json(t).into_response();
+                    }
+                    if path == "/v1.0/$batch" {
+                        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                            .await
+                            .unwrap_or_default();
+                        let asked: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let subs: Vec<Value> = asked["requests"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|r| {
+                                let url = r["url"].as_str().unwrap_or("");
+                                let body = match url {
+                                    "/ok" => page.clone(),
+                                    "/b64" => json!(base64::engine::general_purpose::STANDARD.encode(page.to_string())),
+                                    "/null" => Value::Null,
+                                    "/error" => json!({"error": {"code": "generalException", "message": "General exception while processing"}}),
+                                    "/valuenull" => json!({"value": null}),
+                                    _ if flaky.fetch_add(1, Ordering::SeqCst) == 0 => Value::Null,
+                                    _ => page.clone(),
+                                };
+                                json!({"id": r["id"], "status": 200, "body": body})
+                            })
+                            .collect();
+                        return axum::Json(json!({"responses": subs})).into_response();
+                    }
+                    if path.ends_with("/resources") {
+                        return axum::Json(json!({"data": [{"id": "r"}], "$skipToken": "same"}))
+                            .into_response();
+                    }
+                    let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                    match path.as_str() {
+                        "/v1.0/loop" => {
+                            let next = if n < 3 { n + 1 } else { 1 };
+                            let v = json!({"value": [{"id": format!("{n}")}], "@odata.nextLink": format!("http://{addr}/v1.0/loop?page={next}")});
+                            axum::Json(v).into_response()
+                        }
+                        "/v1.0/endless" => {
+                            let v = json!({"value": [{"id": format!("{n}")}], "@odata.nextLink": format!("http://{addr}/v1.0/endless?page={}", n + 1)});
+                            axum::Json(v).into_response()
+                        }
+                        "/v1.0/big" => {
+                            let v = json!({"value": [{"id": "a", "pad": "x".repeat(2 << 20)}]});
+                            axum::Json(v).into_response()
+                        }
+                        _ => {
+                            let v = json!({"value": [{"id": "a", "pad": "x".repeat(2 << 20)}]}).to_string();
+                            let parts = futures::stream::iter(
+                                v.into_bytes()
+                                    .chunks(64 << 10)
+                                    .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+                                    .collect::<Vec<_>>(),
+                            );
+                            axum::body::Body::from_stream(parts).into_response()
+                        }
+                    }
+                }
+            },
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url::Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn batch_sub_answers_that_are_not_pages_are_asked_again_then_fail() {
+        let base = hostile_server().await;
+        let http = client_with(
+            base,
+            HttpOptions {
+                backoff: Duration::from_millis(1),
+                ..Default::default()
+            },
+        );
+        let paths: Vec<String> = ["/ok", "/b64", "/null", "/error", "/valuenull", "/flaky"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let got = http.graph_batch("v1.0", &paths).await;
+        let ids = |r: &Result<RawPage, HttpError>| -> Vec<String> {
+            r.as_ref()
+                .map(|p| {
+                    p.records()
+                        .iter()
+                        .filter_map(|r| r.str("id").map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(ids(&got[0]), ["a"]);
+        assert_eq!(ids(&got[1]), ["a"], "a base64 body is the page it encodes");
+        for (i, why) in [
+            (2, "a null body"),
+            (
+                3,
+                "an error body (generalException: General exception while processing)",
+            ),
+            (4, "without a `value` array"),
+        ] {
+            let e = got[i].as_ref().expect_err("not a page");
+            assert!(
+                matches!(e, HttpError::Malformed { .. }) && e.to_string().contains(why),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains(&format!("GET /v1.0{}", paths[i])),
+                "{e}"
+            );
+        }
+        assert_eq!(ids(&got[5]), ["a"], "asked again, and read");
+    }
+
+    #[tokio::test]
+    async fn a_next_link_back_to_a_page_read_ends_the_collection_with_a_loop() {
+        let http = client_of(hostile_server().await);
+        let mut ids = Vec::new();
+        let e = http
+            .get_pages(Api::Graph, "/v1.0/loop?page=1", |records| {
+                ids.extend(records.iter().filter_map(|r| r.str("id").map(String::from)));
+            })
+            .await
+            .expect_err("a loop");
+        assert!(
+            matches!(
+                e,
+                HttpError::PageLoop {
+                    pages: 3,
+                    again: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(ids, ["1", "2", "3"], "each page once");
+        assert!(e.to_string().contains("back to page 1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_collection_past_the_page_limit_ends_with_an_error() {
+        let base = hostile_server().await;
+        let http = client_with(
+            base,
+            HttpOptions {
+                max_pages: 5,
+                ..Default::default()
+            },
+        );
+        let mut n = 0;
+        let e = http
+            .get_pages(Api::Graph, "/v1.0/endless?page=1", |records| {
+                n += records.len()
+            })
+            .await
+            .expect_err("too many pages");
+        assert!(
+            matches!(e, HttpError::TooManyPages { limit: 5, .. }),
+            "{e:?}"
+        );
+        assert_eq!(n, 5);
+    }
+
+    #[tokio::test]
+    async fn a_skip_token_that_repeats_ends_resource_graph_with_a_loop() {
+        let http = client_with(hostile_server().await, HttpOptions::default());
+        let e = http
+            .resource_graph(&["s".into()], "Resources", |_| {})
+            .await
+            .expect_err("a loop");
+        assert!(
+            matches!(
+                e,
+                HttpError::PageLoop {
+                    pages: 2,
+                    again: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_limit_fails_without_being_held() {
+        let base = hostile_server().await;
+        let http = client_with(
+            base,
+            HttpOptions {
+                max_body: 1 << 20,
+                ..Default::default()
+            },
+        );
+        for path in ["/v1.0/big", "/v1.0/bigstream"] {
+            let e = http
+                .get_pages(Api::Graph, path, |_| {})
+                .await
+                .expect_err("too large");
+            assert!(matches!(e, HttpError::TooLarge { .. }), "{path}: {e:?}");
+            assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_longer_than_a_collection_may_wait_gives_up_at_once() {
+        let (base, _) = scripted_server(vec![429], "999999").await;
+        let t = std::time::Instant::now();
+        let e = client_of(base)
+            .get_pages(Api::Graph, "/v1.0/x", |_| {})
+            .await
+            .expect_err("given up");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(matches!(e, HttpError::WaitedTooLong { .. }), "{e:?}");
+        assert!(e.to_string().contains("asks to wait 999999 s"), "{e}");
+        // Waits add up: a second wait past the allowance gives up too.
+        let (base, _) = scripted_server(vec![429, 429], "0.6").await;
+        let http = client_with(
+            base,
+            HttpOptions {
+                max_wait: Duration::from_secs(1),
+                ..Default::default()
+            },
+        );
+        let e = http
+            .get_pages(Api::Graph, "/v1.0/x", |_| {})
+            .await
+            .expect_err("given up");
+        assert!(matches!(e, HttpError::WaitedTooLong { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_wait_of_a_second_or_more_is_told_while_it_lasts() {
+        let (base, _) = scripted_server(vec![429], "1").await;
+        let http = client_of(base);
+        let mut waits = http.watch_waits();
+        let n = http
+            .get_pages(Api::Graph, "/v1.0/x", |_| {})
+            .await
+            .expect("read after the wait");
+        assert_eq!(n, 1);
+        let w = waits.try_recv().expect("the wait was told");
+        assert_eq!(
+            (w.endpoint.as_str(), w.wait, w.cause.as_str()),
+            ("GET /v1.0/x", Duration::from_secs(1), "HTTP 429")
+        );
     }
 
     #[test]

@@ -1055,6 +1055,54 @@ mod tests {
     }
 
     #[test]
+    fn records_serde_cannot_build_are_repaired_keeping_what_can_be_kept() {
+        let deep = format!("{}1{}", "[".repeat(150), "]".repeat(150));
+        let text = format!(
+            r#"{{"value":[{{"id":"s1","quota":-1e999999,"n":1e400,"ok":1e2,"deep":{{"a":{deep}}},"name":"Åsa"}},{{"id":"s2"}}]}}"#
+        );
+        // serde cannot build the record's value: it would be lost.
+        let record_text = &text[10..text.find(r#",{"id":"s2"}"#).expect("second")];
+        assert!(serde_json::from_str::<Value>(record_text).is_err());
+        let page = RawPage::scan(bytes::Bytes::from(text)).expect("a page");
+        let records = page.records();
+        assert_eq!(records.len(), 2, "the record is kept");
+        let r = &records[0];
+        let v = r.to_value();
+        assert_eq!(v["id"], "s1");
+        assert_eq!(v["quota"], "-1e999999", "out of range: kept as text");
+        assert_eq!(v["n"], "1e400");
+        assert_eq!(v["ok"], json!(100.0), "in range: a number still");
+        assert_eq!(v["name"], "Åsa");
+        // Cut where it nests past the levels kept, not before.
+        let mut at = &v["deep"]["a"];
+        let mut levels = 2;
+        while let Some(inner) = at.as_array().and_then(|a| a.first()) {
+            at = inner;
+            levels += 1;
+        }
+        assert_eq!(levels, MAX_DEPTH);
+        assert_eq!(
+            at,
+            &json!(format!("(cut: nested deeper than {MAX_DEPTH} levels)"))
+        );
+        let repair = r.repair().expect("said what changed");
+        assert!(repair.lost, "a cut loses a value");
+        assert_eq!(
+            repair.notes,
+            [
+                "`quota`: the number -1e999999 is out of range and was kept as text",
+                "`n`: the number 1e400 is out of range and was kept as text",
+                "`deep`: a value nested deeper than 100 levels was cut"
+            ]
+        );
+        assert!(records[1].repair().is_none());
+        // Properties read back whole, as export and the details pane read them.
+        let props: Value = serde_json::from_str(&r.props().to_json()).expect("json");
+        assert_eq!(props["quota"], "-1e999999");
+        assert!(props["deep"].is_object());
+    }
+
+    #[test]
     fn errors_say_what_is_wrong_and_where() {
         let e = scan(br#"{"value":[{"id":"a"} {"id":"b"}]}"#).expect_err("bad");
         assert_eq!(e.to_string(), "a ',' or ']' was expected at byte 21");

@@ -691,3 +691,49 @@ async fn devices_count_the_same_by_platform_and_by_compliance_state() {
     assert_eq!(count("By compliance state"), devices, "{text}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_reads_nothing_keeps_what_is_shown_and_says_so() {
+    let s = start(200, 14, "").await;
+    let snapshot = fetched(&s).await;
+    let entities = snapshot.graph().entity_count();
+    let mut app = new_app();
+    app.load_snapshot(
+        snapshot.graph().clone(),
+        None,
+        snapshot.data.statuses.clone(),
+    );
+    app.sync();
+    // The tenant is unreachable: every source fails.
+    let gone = {
+        let mut e = s.endpoints().expect("endpoints");
+        for base in [&mut e.login, &mut e.graph, &mut e.defender, &mut e.arm] {
+            *base = url::Url::parse("http://127.0.0.1:9/x/").expect("url");
+        }
+        let opts = HttpOptions {
+            backoff: std::time::Duration::from_millis(1),
+            ..Default::default()
+        };
+        Arc::new(Http::new(Arc::new(Auth::new(s.credentials(), e)), opts).expect("http"))
+    };
+    app.start_fetch(&Source::ALL);
+    let mut rx = tenx::fetch::spawn(gone, &Source::ALL);
+    while let Some(ev) = rx.recv().await {
+        if app.on_fetch(ev) {
+            break;
+        }
+    }
+    app.sync();
+    assert_eq!(app.graph().entity_count(), entities, "the data shown stays");
+    assert!(app.refresh_failed);
+    assert!(app.carry_wanted().is_none(), "nothing to complete or save");
+    let (text, error) = app.message.clone().expect("a message");
+    assert!(
+        error && text.starts_with("refresh failed, still showing the earlier data"),
+        "{text}"
+    );
+    let screen = screen(&mut app, 120, 30);
+    assert!(!screen.contains("No data yet"), "{screen}");
+    assert!(screen.contains("Users  200"), "{screen}");
+    s.stop().await;
+}

@@ -60,6 +60,14 @@ impl SourceName {
 /// | `missing-role=ROLE` | the app lacks one application permission (e.g. `Machine.Read.All`) |
 /// | `expire=S` | tokens stop working S seconds after they were issued (they still claim an hour) |
 /// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date) |
+/// | `batch-body=KIND[:R]` | `$batch` sub-answers with status 200 get a body that is not a page: `null`, `base64` (the page, base64-encoded: real Graph sends these, and a client reads them), `error` (an error object) or `value-null` (`{"value": null}`); all of them, or a share R |
+/// | `loop-next=PATH` | the last page of every collection under PATH links back to a page already served (`@odata.nextLink`, ARM `nextLink`, Resource Graph `$skipToken`) |
+/// | `token-expires-in=N` | tokens are answered with `expires_in` N (e.g. 18446744073709551615) |
+/// | `null-records=R` | a share R of collection records is replaced by `null`, a string, or the record without its `id` |
+/// | `deep-nesting=N` | the first subscription carries a property nested N levels deep |
+/// | `big-number=NUMBER` | the first subscription carries a number out of a double's range, as written (e.g. `-1e999999`) |
+/// | `big-page=MB` | the first page of users is padded to MB megabytes |
+/// | `arm-no-reader` | the app has no role on any subscription: ARM lists none (200, empty) and refuses the rest |
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     pub rate_429: f64,
@@ -72,6 +80,22 @@ pub struct Faults {
     pub missing_roles: Vec<String>,
     pub expire_after: Option<Duration>,
     pub retry_after: RetryAfter,
+    pub batch_body: Option<(BatchBody, f64)>,
+    pub loop_next: Vec<String>,
+    pub token_expires_in: Option<u64>,
+    pub null_records: f64,
+    pub deep_nesting: Option<usize>,
+    pub big_number: Option<String>,
+    pub big_page_mb: Option<usize>,
+}
+
+/// What a `$batch` sub-answer's body becomes (`batch-body=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchBody {
+    Null,
+    Base64,
+    Error,
+    ValueNull,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,10 +127,53 @@ impl Faults {
     pub fn parse(spec: &str) -> anyhow::Result<Faults> {
         let mut f = Faults::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "arm-no-reader" {
+                f.forbid.push(SourceName::Arm);
+                continue;
+            }
             let (name, value) = item
                 .split_once('=')
                 .with_context(|| format!("--faults: '{item}' is not name=value"))?;
+            let count = |what: &str| -> anyhow::Result<usize> {
+                value
+                    .parse()
+                    .with_context(|| format!("--faults {what}: '{value}' is not a whole number"))
+            };
             match name {
+                "batch-body" => {
+                    let (kind, share) = match value.split_once(':') {
+                        Some((k, r)) => (k, rate(name, r)?),
+                        None => (value, 1.0),
+                    };
+                    let kind = match kind {
+                        "null" => BatchBody::Null,
+                        "base64" => BatchBody::Base64,
+                        "error" => BatchBody::Error,
+                        "value-null" => BatchBody::ValueNull,
+                        other => bail!(
+                            "--faults batch-body: unknown body '{other}' (null, base64, error, value-null)"
+                        ),
+                    };
+                    f.batch_body = Some((kind, share));
+                }
+                "loop-next" => f.loop_next.push(value.to_string()),
+                "token-expires-in" => {
+                    f.token_expires_in = Some(value.parse().with_context(|| {
+                        format!("--faults token-expires-in: '{value}' is not a number of seconds")
+                    })?)
+                }
+                "null-records" => f.null_records = rate(name, value)?,
+                "deep-nesting" => f.deep_nesting = Some(count(name)?),
+                "big-number" => {
+                    let ok = serde_json::from_str::<serde::de::IgnoredAny>(value).is_ok()
+                        && value
+                            .starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+                    if !ok {
+                        bail!("--faults big-number: '{value}' is not a JSON number");
+                    }
+                    f.big_number = Some(value.to_string());
+                }
+                "big-page" => f.big_page_mb = Some(count(name)?),
                 "429" => f.rate_429 = rate(name, value)?,
                 "503" => f.rate_503 = rate(name, value)?,
                 "500" => f.rate_500 = rate(name, value)?,
@@ -134,7 +201,7 @@ impl Faults {
                     }
                 }
                 other => bail!(
-                    "--faults: unknown fault '{other}' (429, 503, 500, malformed, malformed-at, drop, forbid, missing-role, expire, retry-after)"
+                    "--faults: unknown fault '{other}' (429, 503, 500, malformed, malformed-at, drop, forbid, missing-role, expire, retry-after, batch-body, loop-next, token-expires-in, null-records, deep-nesting, big-number, big-page, arm-no-reader)"
                 ),
             }
         }

@@ -15,6 +15,7 @@ const API_SUBSCRIPTIONS: &str = "api-version=2022-12-01";
 pub async fn run(ctx: &Ctx) {
     let mut subs: Vec<String> = Vec::new();
     let mut not_read: Vec<String> = Vec::new();
+    let mut disabled: Vec<String> = Vec::new();
     let r = ctx
         .http
         .get_pages(
@@ -26,15 +27,18 @@ pub async fn run(ctx: &Ctx) {
                     let Some(id) = text(v, "subscriptionId") else {
                         return;
                     };
-                    // Disabled (and deleted) subscriptions are listed but
-                    // not read: said in the source's notes.
+                    // A disabled subscription is read-only, and reads of it
+                    // work (ARM refuses only writes, with
+                    // ReadOnlyDisabledSubscription): it is read, and said.
+                    // A deleted one has nothing left to read.
+                    let name = text(v, "displayName").unwrap_or(id);
                     match text(v, "state") {
-                        Some(state)
-                            if state.eq_ignore_ascii_case("disabled")
-                                || state.eq_ignore_ascii_case("deleted") =>
-                        {
-                            let name = text(v, "displayName").unwrap_or(id);
-                            not_read.push(format!("{name} ({id}, {state})"));
+                        Some(state) if state.eq_ignore_ascii_case("deleted") => {
+                            not_read.push(format!("{name} ({id})"));
+                        }
+                        Some(state) if state.eq_ignore_ascii_case("disabled") => {
+                            disabled.push(format!("{name} ({id})"));
+                            subs.push(id.to_string());
                         }
                         _ => subs.push(id.to_string()),
                     }
@@ -45,16 +49,15 @@ pub async fn run(ctx: &Ctx) {
     let listed = matches!(r, Ok(n) if n > 0);
     let answered = r.is_ok();
     ctx.finish("subscriptions", r);
+    if !disabled.is_empty() {
+        ctx.note(format!(
+            "disabled, so read-only (its resources may be stopped), and read as it is: {}",
+            disabled.join(", ")
+        ));
+    }
     if !not_read.is_empty() {
         ctx.note(format!(
-            "{} subscription{} not read, because ARM does not serve {} resources: {}",
-            not_read.len(),
-            if not_read.len() == 1 {
-                " was"
-            } else {
-                "s were"
-            },
-            if not_read.len() == 1 { "its" } else { "their" },
+            "deleted, so not read (nothing of it is left to read): {}",
             not_read.join(", ")
         ));
     }

@@ -59,18 +59,27 @@ impl Sim {
                 },
             };
             let end = (offset + top).min(items.len());
-            let value: Vec<Value> = items[offset.min(end)..end]
+            let mut value: Vec<Value> = items[offset.min(end)..end]
                 .iter()
                 .map(|&i| render(i))
                 .collect();
+            self.spoil(&mut value);
             let mut out = json!({"value": value});
-            if end < items.len() {
+            // Back to a page already served (`loop-next`).
+            let next = if end < items.len() {
+                Some(end)
+            } else if self.loops(&format!("/arm{path}")) {
+                Some(if items.len() > top { top } else { 0 })
+            } else {
+                None
+            };
+            if let Some(next) = next {
                 let mut params: Vec<(String, String)> =
                     q.0.iter()
                         .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
                         .cloned()
                         .collect();
-                params.push(("$skiptoken".into(), encode_skiptoken(end)));
+                params.push(("$skiptoken".into(), encode_skiptoken(next)));
                 out["nextLink"] =
                     json!(format!("{}/arm{path}?{}", self.base, encode_query(&params)));
             }
@@ -86,7 +95,13 @@ impl Sim {
                 } else {
                     (0..t.subscriptions.len()).collect()
                 };
-                page(&visible, &|i| render::subscription(t, i))
+                page(&visible, &|i| {
+                    let mut v = render::subscription(t, i);
+                    if i == 0 {
+                        self.odd_values(&mut v);
+                    }
+                    v
+                })
             }
             ["subscriptions", s, "resourcegroups"] => match sub_of(s) {
                 Ok(si) => page(&self.ix.rgs_of_sub[si], &|i| render::resource_group(t, i)),
@@ -247,7 +262,8 @@ impl Sim {
             None => opts["$skip"].as_u64().unwrap_or(0) as usize,
         };
         let end = (offset + top).min(rows.len());
-        let data: Vec<Value> = rows[offset.min(end)..end].to_vec();
+        let mut data: Vec<Value> = rows[offset.min(end)..end].to_vec();
+        self.spoil(&mut data);
         let mut out = json!({
             "totalRecords": rows.len(),
             "count": data.len(),
@@ -257,6 +273,10 @@ impl Sim {
         });
         if end < rows.len() {
             out["$skipToken"] = json!(encode_skiptoken(end));
+        } else if self.loops("/arm/providers/Microsoft.ResourceGraph/resources") {
+            // A token already given (`loop-next`).
+            let again = if rows.len() > top { top } else { 0 };
+            out["$skipToken"] = json!(encode_skiptoken(again));
         }
         Reply::ok(out)
     }

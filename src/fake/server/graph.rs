@@ -297,6 +297,39 @@ impl Sim {
             ),
         }
     }
+    /// `batch-body`: a successful sub-answer's body made into something
+    /// that is not a page.
+    fn batch_body_fault(&self, sub: Reply) -> Reply {
+        let Some((kind, share)) = self.options.faults.batch_body else {
+            return sub;
+        };
+        if sub.status != StatusCode::OK || !self.roll(share) {
+            return sub;
+        }
+        let text = match &sub.body {
+            ReplyBody::Json(v) => v.to_string(),
+            ReplyBody::Cached(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => return sub,
+        };
+        use super::super::knobs::BatchBody;
+        let body = match kind {
+            BatchBody::Null => Value::Null,
+            BatchBody::Base64 => {
+                use base64::Engine;
+                json!(base64::engine::general_purpose::STANDARD.encode(text))
+            }
+            BatchBody::Error => {
+                json!({"error": {"code": "generalException", "message": "General exception while processing"}})
+            }
+            BatchBody::ValueNull => json!({"value": null}),
+        };
+        Reply {
+            status: sub.status,
+            headers: sub.headers,
+            body: ReplyBody::Json(body),
+        }
+    }
+
     /// JSON `$batch`: up to 20 requests, each answered on its own.
     pub(super) fn batch(&self, version: &str, body: &[u8], headers: &HeaderMap) -> Reply {
         let Ok(req) = serde_json::from_slice::<Value>(body) else {
@@ -360,6 +393,7 @@ impl Sim {
             out.extend_from_slice(br#","headers":"#);
             out.extend_from_slice(Value::Object(h).to_string().as_bytes());
             out.extend_from_slice(br#","body":"#);
+            let sub = self.batch_body_fault(sub);
             match sub.body {
                 ReplyBody::Json(v) => out.extend_from_slice(v.to_string().as_bytes()),
                 ReplyBody::Raw(s) => out.extend_from_slice(json!(s).to_string().as_bytes()),

@@ -180,7 +180,7 @@ impl Sim {
         }
         Reply::ok(json!({
             "token_type": "Bearer",
-            "expires_in": 3599,
+            "expires_in": self.options.faults.token_expires_in.unwrap_or(3599),
             "ext_expires_in": 3599,
             "access_token": token::issue(self.key, &claims),
         }))

@@ -386,6 +386,9 @@ struct Sim {
 /// Tokens kept verified; more (a client renewing constantly) start afresh.
 const VERIFIED_TOKENS: usize = 64;
 
+/// Where `big-number` goes in a rendered record.
+const BIG_NUMBER_MARK: &str = "__tenx_big_number__";
+
 /// `/api/machines/{id}/logonusers`, the one Defender endpoint with limits
 /// of its own.
 fn is_logon_users(rest: &str) -> bool {
@@ -458,6 +461,75 @@ impl Sim {
 
     fn roll(&self, p: f64) -> bool {
         p > 0.0 && self.rng.lock().map(|mut r| r.chance(p)).unwrap_or(false)
+    }
+
+    /// Whether the last page of the collection at `path` (its full path,
+    /// service prefix included) links back to one already served
+    /// (`loop-next`).
+    fn loops(&self, path: &str) -> bool {
+        self.options
+            .faults
+            .loop_next
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+    }
+
+    /// `null-records`: a share of a page's records replaced by `null`, a
+    /// string, or the record without its `id`, in turn.
+    fn spoil(&self, items: &mut [Value]) {
+        let share = self.options.faults.null_records;
+        if share <= 0.0 {
+            return;
+        }
+        for (k, v) in items.iter_mut().enumerate() {
+            if self.roll(share) {
+                match k % 3 {
+                    0 => *v = Value::Null,
+                    1 => *v = json!("not a record"),
+                    _ => {
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("id");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `deep-nesting` and `big-number`: values serde cannot build, on a
+    /// record (the first subscription). The number is written in by
+    /// `odd_number`, as no `Value` can hold it.
+    fn odd_values(&self, v: &mut Value) {
+        let f = &self.options.faults;
+        if let Some(depth) = f.deep_nesting {
+            let mut deep = json!("the bottom");
+            for _ in 1..depth {
+                deep = json!({ "inner": deep });
+            }
+            v["tenxNested"] = deep;
+        }
+        if f.big_number.is_some() {
+            v["tenxQuota"] = json!(BIG_NUMBER_MARK);
+        }
+    }
+
+    /// An answer's JSON with `big-number` written where `odd_values` left
+    /// its mark.
+    fn odd_number(&self, reply: Reply) -> Reply {
+        let (Some(number), ReplyBody::Json(v)) = (&self.options.faults.big_number, &reply.body)
+        else {
+            return reply;
+        };
+        let text = v.to_string();
+        let mark = format!("\"{BIG_NUMBER_MARK}\"");
+        if !text.contains(&mark) {
+            return reply;
+        }
+        Reply {
+            status: reply.status,
+            headers: reply.headers,
+            body: ReplyBody::Raw(text.replace(&mark, number)),
+        }
     }
 
     fn log(&self, method: &Method, path: &str, query: &str, status: StatusCode) {
@@ -619,9 +691,20 @@ impl Sim {
                 };
             }
         }
+        let first_page =
+            !raw_query.to_ascii_lowercase().contains("skiptoken") && !raw_query.contains("$skip=");
+        let mut reply = reply;
+        if let (Some(mb), true, ReplyBody::Json(v)) = (
+            f.big_page_mb,
+            path == "/graph/v1.0/users" && first_page,
+            &mut reply.body,
+        ) {
+            if v["value"][0].is_object() {
+                v["value"][0]["tenxPadding"] = json!("x".repeat(mb << 20));
+            }
+        }
+        let reply = self.odd_number(reply);
         if reply.status == StatusCode::OK && matches!(reply.body, ReplyBody::Json(_)) {
-            let first_page = !raw_query.to_ascii_lowercase().contains("skiptoken")
-                && !raw_query.contains("$skip=");
             let targeted =
                 f.malformed_at.iter().any(|p| path.starts_with(p.as_str())) && first_page;
             if targeted || self.roll(f.rate_malformed) {

@@ -83,6 +83,14 @@ impl Sim {
                 next_offset = Some(end);
             }
         }
+        let prefix = match svc {
+            Service::Defender => "/defender",
+            _ => "/graph",
+        };
+        if next_offset.is_none() && self.loops(&format!("{prefix}{path}")) {
+            // Back to a page already served: the second, or the first.
+            next_offset = Some(if total > top { top } else { 0 });
+        }
         if let Some(sel) = &select {
             for v in items.iter_mut() {
                 if let Some(o) = v.as_object_mut() {
@@ -109,6 +117,7 @@ impl Sim {
                     .unwrap_or("")
             ),
         };
+        self.spoil(&mut items);
         let mut out = json!({"@odata.context": context, "value": items});
         if let Some(next) = next_offset {
             let mut params: Vec<(String, String)> =
@@ -125,10 +134,6 @@ impl Sim {
                 Service::Defender => params.push(("$skip".into(), next.to_string())),
                 _ => params.push(("$skiptoken".into(), encode_skiptoken(next))),
             }
-            let prefix = match svc {
-                Service::Defender => "/defender",
-                _ => "/graph",
-            };
             out["@odata.nextLink"] = json!(format!(
                 "{}{prefix}{path}?{}",
                 self.base,
