@@ -450,8 +450,9 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
 fn draw_export(f: &mut Frame, app: &App, area: Rect) {
     use super::app::EXPORT_FIELDS;
     let Some(ui) = &app.export else { return };
+    let gaps = app.gaps();
     let w = 76.min(area.width);
-    let h = 14.min(area.height);
+    let h = (14 + u16::from(!gaps.is_empty())).min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -541,6 +542,17 @@ fn draw_export(f: &mut Frame, app: &App, area: Rect) {
         ),
         theme::title(),
     )));
+    // What the export holds is what was read: sources not read now say so.
+    if !gaps.is_empty() {
+        let names: Vec<String> = gaps
+            .iter()
+            .map(|(s, w)| format!("{} {w}", s.name()))
+            .collect();
+        lines.push(Line::from(Span::styled(
+            format!("⚠ {}", names.join(", ")),
+            theme::error(),
+        )));
+    }
     lines.push(Line::from(Span::styled(
         "↑↓ field · ←→ change · Space toggle a verb · Enter write · Esc cancel",
         theme::dim(),
