@@ -310,10 +310,22 @@ fn dot_style(kind: crate::model::EntityKind) -> (&'static str, &'static str) {
     }
 }
 
+/// Text inside a double-quoted Graphviz string: `\` and `"` escaped, a line
+/// break as Graphviz's `\n`, any other control character as `�` (nothing
+/// that could reach a terminal reading the file raw).
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push_str("\\n"),
+            '\t' => o.push(' '),
+            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// Graphviz: nodes labelled with name and type, shaped and coloured by
@@ -343,10 +355,27 @@ pub fn write_dot(g: &TenantGraph, sel: &Selection, w: &mut impl Write) -> std::i
     writeln!(w, "}}")
 }
 
+/// Text inside a quoted Mermaid label. Mermaid's escapes are entity codes
+/// (`#quot;`, `#35;`): `#` itself, quotes, `<` `>` `&` (labels are HTML),
+/// `|` `[` `]` `{` `}` `(` `)` and backticks (node and edge syntax) are
+/// written as codes; a line break as a space; any other control character
+/// as `�`.
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
-        .replace('<', "#lt;")
-        .replace('>', "#gt;")
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("#quot;"),
+            '<' => o.push_str("#lt;"),
+            '>' => o.push_str("#gt;"),
+            '#' | '&' | '|' | '[' | ']' | '{' | '}' | '(' | ')' | '`' | ';' => {
+                o.push_str(&format!("#{};", ch as u32))
+            }
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push(' '),
+            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// A Mermaid flowchart: renders in Markdown viewers that support Mermaid.
@@ -381,6 +410,7 @@ pub fn write_csv_entities(
         header.push("properties");
     }
     c.write_record(&header)?;
+    // Every cell is neutralised for spreadsheets (`text::csv_cell`).
     for &id in &sel.entities {
         let e = g.entity(id);
         let mut row = vec![
@@ -398,7 +428,7 @@ pub fn write_csv_entities(
             }
             row.push(serde_json::to_string(&props).unwrap_or_default());
         }
-        c.write_record(&row)?;
+        c.write_record(row.iter().map(|x| crate::text::csv_cell(x).into_owned()))?;
     }
     c.flush()
 }
@@ -412,7 +442,7 @@ pub fn write_csv_relationships(
     c.write_record(["_key", "_type", "_class", "_fromEntityKey", "_toEntityKey"])?;
     for &(f, v, t) in &sel.relationships {
         let r = relationship_json(g, f, v, t);
-        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let s = |k: &str| crate::text::csv_cell(r[k].as_str().unwrap_or("")).into_owned();
         c.write_record([
             s("_key"),
             s("_type"),
@@ -424,6 +454,10 @@ pub fn write_csv_relationships(
     c.flush()
 }
 
+/// Text in XML content. XML 1.0 forbids C0 controls other than tab, line
+/// feed and carriage return, and U+FFFE and U+FFFF: they are dropped. DEL
+/// and C1 controls, allowed but able to drive a terminal that shows the
+/// file, are dropped too; a carriage return is kept as `&#13;`.
 fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -433,7 +467,10 @@ fn xml_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            '\r' => o.push_str("&#13;"),
+            '\n' | '\t' => o.push(ch),
+            '\u{FFFE}' | '\u{FFFF}' => {}
+            c if crate::text::is_control(c) => {}
             c => o.push(c),
         }
     }

@@ -21,5 +21,6 @@ pub mod secret;
 pub mod secrets;
 pub mod sources;
 pub mod store;
+pub mod text;
 pub mod triage;
 pub mod tui;

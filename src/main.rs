@@ -280,7 +280,7 @@ fn main() -> ExitCode {
         return match result {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("tenx: {e:#}");
+                eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
                 ExitCode::FAILURE
             }
         };
@@ -361,7 +361,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tenx: {e:#}");
+            eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::store::Store;
+use crate::text::{csv_cell, line};
 use crate::triage::{GroupBy, Row, Status, Summary, group, rows, summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +154,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
             for (label, idx) in group(&rows, args.group_by) {
                 for i in idx {
                     let r = &rows[i];
-                    w.write_record([
+                    let cells = [
                         label.clone(),
                         r.name.clone(),
                         r.key.clone(),
@@ -175,13 +176,15 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                         r.cves[3].to_string(),
                         r.status.label().to_string(),
                         r.note.clone(),
-                    ])?;
+                    ];
+                    // No cell a spreadsheet would run as a formula.
+                    w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
                 }
             }
             w.flush()?;
         }
         ReportFormat::Markdown => {
-            writeln!(buf, "# Noncompliant devices\n\n{title}\n")?;
+            writeln!(buf, "# Noncompliant devices\n\n{}\n", md(&title))?;
             writeln!(
                 buf,
                 "**{}** of {} devices are noncompliant.",
@@ -255,12 +258,14 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Table => {
             writeln!(
                 buf,
-                "{title}\n{} of {} devices noncompliant\n",
-                summary.noncompliant, summary.devices
+                "{}\n{} of {} devices noncompliant\n",
+                line(&title),
+                summary.noncompliant,
+                summary.devices
             )?;
             for (label, idx) in group(&rows, args.group_by) {
                 if args.group_by != GroupBy::None {
-                    writeln!(buf, "== {label} ({})", idx.len())?;
+                    writeln!(buf, "== {} ({})", line(&label), idx.len())?;
                 }
                 writeln!(
                     buf,
@@ -306,7 +311,9 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A table cell: one line without control characters, at most `n` wide.
 fn cut(s: &str, n: usize) -> String {
+    let s = line(s);
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -314,9 +321,9 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// Text in a Markdown table cell.
+/// Text in a Markdown table cell: one line without control characters.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    line(s).replace('|', "\\|")
 }
 
 /// `tenx triage set DEVICE --status S [--note TEXT]`: DEVICE is a device key
@@ -357,6 +364,6 @@ pub fn set(
             .unwrap_or_default(),
     };
     store.set_triage(&key, status, &note)?;
-    println!("{key}: {}", status.label());
+    println!("{}: {}", line(&key), status.label());
     Ok(ExitCode::SUCCESS)
 }
