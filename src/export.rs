@@ -126,31 +126,15 @@ impl Selection {
     }
 }
 
-/// Source properties that must never leave tenx, whatever an API returns.
-fn is_sensitive(field: &str) -> bool {
-    let f = field.to_ascii_lowercase();
-    [
-        "secret",
-        "password",
-        "passcode",
-        "privatekey",
-        "accesstoken",
-        "credential",
-    ]
-    .iter()
-    .any(|w| f.contains(w))
-        && !f.ends_with("required")
-        && !f.ends_with("minimumlength")
-}
-
 /// An entity as exported: its source properties, then the fields the data
 /// model names (which win over a property of the same name).
 pub fn entity_json(g: &TenantGraph, id: EntityId, with_properties: bool) -> Value {
     let e = g.entity(id);
     let mut m = Map::new();
     if with_properties {
-        for (k, v) in e.properties() {
-            if !is_sensitive(&k) && !k.starts_with('_') {
+        // Secrets at any depth never leave tenx (`redact`).
+        for (k, v) in crate::redact::redacted(e.properties()) {
+            if !k.starts_with('_') {
                 m.insert(k, v);
             }
         }

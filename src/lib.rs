@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod logons;
 pub mod model;
 pub mod record;
+pub mod redact;
 pub mod scan;
 pub mod search;
 pub mod secret;

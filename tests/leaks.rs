@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use common::{ESCAPES, tempdir, tenx, terminal_controls};
+use common::{ESCAPES, SECRET, tempdir, tenx, terminal_controls};
 use serde_json::Value;
 
 fn ok(out: &std::process::Output) {
@@ -347,4 +347,74 @@ fn csv_cells_are_never_formulas() {
     ] {
         assert!(seen.iter().any(|c| c == want), "no cell {want:?}");
     }
+}
+
+/// Secrets nested in ARM properties, in every format.
+#[test]
+fn no_format_exports_a_secret_at_any_depth() {
+    let data = tempdir("leaks-secrets");
+    let data = data.path();
+    common::snapshot(data);
+    for (format, file) in [
+        ("json", "s.json"),
+        ("jsonl", "s.jsonl"),
+        ("graphml", "s.graphml"),
+        ("dot", "s.dot"),
+        ("mermaid", "s.mmd"),
+    ] {
+        let bytes = export_to(data, format, file, &[]);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(SECRET), "{format}: {text}");
+    }
+    ok(&tenx(
+        data,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "-o",
+            data.join("s.csv").to_str().expect("path"),
+        ],
+    ));
+    for f in ["s-entities.csv", "s-relationships.csv"] {
+        let text = std::fs::read_to_string(data.join(f)).expect("csv");
+        assert!(!text.contains(SECRET), "{f}: {text}");
+    }
+    // To standard output too, and what is not secret stays.
+    let out = tenx(data, &["export", "--select", common::VM, "--depth", "1"]);
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(SECRET), "{text}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let vm = v["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .find(|e| e["_key"] == common::VM)
+        .expect("the vm");
+    let os = &vm["properties"]["osProfile"];
+    assert_eq!(os["adminUsername"], "azureuser");
+    assert!(os.get("adminPassword").is_none(), "{os}");
+    assert_eq!(
+        os["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"],
+        "ssh-rsa AAAA"
+    );
+    let app = v["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .find(|e| e["_key"] == common::WEB_APP)
+        .expect("the web app");
+    let site = &app["properties"]["siteConfig"];
+    assert_eq!(
+        site["connectionStrings"][0]["connectionString"],
+        "(redacted)"
+    );
+    assert_eq!(site["connectionStrings"][0]["name"], "db");
+    assert_eq!(site["appSettings"][4]["value"], "westeurope");
+    assert_eq!(site["appSettings"][3]["value"], "(redacted)");
+    assert_eq!(
+        app["properties"]["defaultHostName"],
+        "app-1.azurewebsites.net"
+    );
 }

@@ -736,3 +736,44 @@ fn a_tenants_escape_sequences_never_reach_the_terminal() {
         }
     }
 }
+
+/// The details pane shows an ARM resource's properties without the secrets
+/// nested in them, by the same rule as export.
+#[test]
+fn the_details_pane_shows_no_secret_at_any_depth() {
+    for key in [common::VM, common::WEB_APP, common::USER] {
+        let app = hostile_app(key);
+        let id = app.graph().id_of(key).expect("entity");
+        let lines = tenx::tui::details::lines(
+            app.graph(),
+            id,
+            app.now,
+            FixedOffset::east_opt(0).expect("utc"),
+        );
+        let text: String = lines
+            .iter()
+            .map(|l| {
+                l.spans
+                    .iter()
+                    .map(|s| s.content.as_ref())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        assert!(!text.contains(common::SECRET), "{key}:\n{text}");
+        if key == common::VM {
+            assert!(text.contains("azureuser"), "{text}");
+        }
+        if key == common::WEB_APP {
+            assert!(
+                text.contains("(redacted)") && text.contains("westeurope"),
+                "{text}"
+            );
+        }
+        // Drawn, too.
+        let mut app = app;
+        app.update(Action::Jump(id));
+        let screen = cells(&mut app, 200, 60).join("\n");
+        assert!(!screen.contains(common::SECRET), "{screen}");
+    }
+}
