@@ -128,7 +128,7 @@ pub fn save(p: &Profile) -> anyhow::Result<PathBuf> {
     crate::store::private_dir(&config_dir()?)?;
     crate::store::private_dir(&dir)?;
     let text = toml::to_string_pretty(p)?;
-    crate::export::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    crate::outfile::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(path)
 }
 

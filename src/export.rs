@@ -1,16 +1,16 @@
 //! Subgraph selection and writers. The JSON form is
 //! `{"entities": [...], "relationships": [...]}` with the fields
-//! DATA-MODEL.md names. Files are written whole or not at all (a temporary
-//! file, then a rename) and created 0600.
+//! DATA-MODEL.md names. Files are written by `outfile`: whole or not at
+//! all, 0600, only over a regular file or at a new path.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use crate::model::{EntityId, TenantGraph, Verb, relationship_type};
+use crate::outfile::{check_target, write_atomic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
@@ -239,6 +239,9 @@ pub fn write_file(
                 .unwrap_or(Path::new("."));
             let ents = dir.join(format!("{stem}-entities.csv"));
             let rels = dir.join(format!("{stem}-relationships.csv"));
+            // Both files are checked before either is written.
+            check_target(&ents)?;
+            check_target(&rels)?;
             write_atomic(&ents, |w| write_csv_entities(g, sel, with_properties, w))?;
             write_atomic(&rels, |w| write_csv_relationships(g, sel, w))?;
             Ok(vec![ents, rels])
@@ -552,47 +555,6 @@ pub fn write_json(
     Ok(())
 }
 
-/// Writes a file whole or not at all, mode 0600: a temporary file in the
-/// same folder, synced, then renamed over the target.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .context("the output path has no file name")?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let file = o
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let result = write(&mut w)
-        .and_then(|_| w.flush())
-        .and_then(|_| w.get_ref().sync_all());
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    drop(w);
-    std::fs::rename(&tmp, path)
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,33 +661,5 @@ mod tests {
         assert_eq!(r["_class"], "HAS");
         assert_eq!(r["_fromEntityKey"], "k2");
         assert_eq!(r["_toEntityKey"], "k1");
-    }
-
-    #[test]
-    fn atomic_writes_leave_nothing_behind_on_failure() {
-        let dir = tempfile::Builder::new()
-            .prefix("tenx-export-")
-            .tempdir()
-            .expect("temp dir");
-        let dir = dir.path();
-        let path = dir.join("out.json");
-        std::fs::write(&path, b"old").expect("write");
-        let r = write_atomic(&path, |w| {
-            w.write_all(b"partial")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(r.is_err());
-        assert_eq!(
-            std::fs::read(&path).expect("read"),
-            b"old",
-            "the old file is untouched"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir).expect("dir").count(),
-            1,
-            "no temporary file is left"
-        );
-        write_atomic(&path, |w| w.write_all(b"new")).expect("write");
-        assert_eq!(std::fs::read(&path).expect("read"), b"new");
     }
 }

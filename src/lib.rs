@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod logons;
 pub mod model;
+pub mod outfile;
 pub mod record;
 pub mod redact;
 pub mod scan;

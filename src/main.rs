@@ -121,9 +121,10 @@ struct TriageArgs {
     /// table, csv, md or json.
     #[arg(long, default_value = "table")]
     format: String,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short = 'o', long = "output")]
-    output: Option<PathBuf>,
+    /// Write to this file (whole or not at all; a regular file or a new
+    /// path); `-` or none for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
+    output: Option<tenx::outfile::Output>,
     /// Group rows by policy, setting, owner or platform.
     #[arg(long)]
     group_by: Option<String>,
@@ -194,9 +195,10 @@ struct ExportArgs {
     /// Leave out source properties.
     #[arg(long)]
     no_properties: bool,
-    /// Output file (written whole or not at all); standard output when absent.
-    #[arg(short = 'o', long = "output")]
-    output: Option<PathBuf>,
+    /// Output file (written whole or not at all; a regular file or a new
+    /// path); `-` or none for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
+    output: Option<tenx::outfile::Output>,
 }
 
 #[derive(Args, Clone)]
@@ -314,8 +316,12 @@ fn main() -> ExitCode {
             }))
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
-        Command::Export(args) => export(profile.as_deref(), args),
+        Command::Export(args) => {
+            tenx::outfile::remove_on_signals();
+            export(profile.as_deref(), args)
+        }
         Command::Triage(a) => (|| {
+            tenx::outfile::remove_on_signals();
             let store = tenx::cmd::store_for(profile.as_deref(), a.snapshot.as_deref())?;
             match a.action {
                 Some(TriageAction::Set {
@@ -332,7 +338,7 @@ fn main() -> ExitCode {
                     &store,
                     tenx::cmd::triage::ReportArgs {
                         format: tenx::cmd::triage::ReportFormat::parse(&a.format)?,
-                        output: a.output,
+                        output: a.output.unwrap_or(tenx::outfile::Output::Stdout),
                         group_by: match &a.group_by {
                             Some(g) => tenx::triage::GroupBy::parse(g)?,
                             None => tenx::triage::GroupBy::None,
@@ -409,7 +415,7 @@ fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
             direction: tenx::export::Direction::parse(&args.direction)?,
             format: tenx::export::Format::parse(&args.format)?,
             properties: !args.no_properties,
-            output: args.output,
+            output: args.output.unwrap_or(tenx::outfile::Output::Stdout),
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -433,8 +439,8 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.manifest {
         let manifest = Manifest::of(&tenant);
         let json = serde_json::to_string_pretty(&manifest)?;
-        write_atomic(path, json.as_bytes())
-            .with_context(|| format!("cannot write manifest {}", path.display()))?;
+        tenx::outfile::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write the manifest {}", path.display()))?;
     }
     let options = ServerOptions {
         latency: Duration::from_millis(args.latency_ms),
@@ -476,22 +482,4 @@ async fn wait_for_stop() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Writes a whole file or nothing: a temporary file beside it, then a rename.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

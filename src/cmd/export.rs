@@ -2,13 +2,14 @@
 //! JSON.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use crate::export::{Direction, Format, Selection, write_file, write_json};
 use crate::model::TenantGraph;
 use crate::model::Verb;
+use crate::outfile::Output;
 use crate::store::Store;
 
 pub struct ExportArgs {
@@ -24,7 +25,8 @@ pub struct ExportArgs {
     pub direction: Direction,
     pub format: Format,
     pub properties: bool,
-    pub output: Option<PathBuf>,
+    /// A file, or standard output.
+    pub output: Output,
 }
 
 /// `HAS,OWNS` → verbs.
@@ -69,7 +71,16 @@ pub fn open_snapshot(
     store.load(id)
 }
 
+/// CSV is two files: they cannot both go to standard output.
+pub const CSV_NEEDS_FILES: &str = "--format csv writes two files (NAME-entities.csv and NAME-relationships.csv): name them with -o NAME.csv, not standard output";
+
 pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
+    // Before any work: what cannot be written is said at once.
+    match (&args.output, args.format) {
+        (Output::Stdout, Format::Csv) => bail!(CSV_NEEDS_FILES),
+        (Output::File(p), _) => crate::outfile::check_target(p)?,
+        _ => {}
+    }
     let (_, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
     let mut seeds = Vec::new();
     for key in &args.select {
@@ -102,7 +113,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
         Selection::around(&graph, &seeds, args.depth, verbs, args.direction)
     };
     match &args.output {
-        Some(path) => {
+        Output::File(path) => {
             let files = write_file(&graph, &sel, args.properties, args.format, path)?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             eprintln!(
@@ -112,10 +123,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
                 names.join(" and ")
             );
         }
-        None if args.format == Format::Csv => {
-            bail!("--format csv writes two files: name them with -o FILE")
-        }
-        None => {
+        Output::Stdout => {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
             match args.format {
@@ -126,7 +134,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
                 Format::Graphml => {
                     crate::export::write_graphml(&graph, &sel, args.properties, &mut w)?
                 }
-                Format::Csv => {}
+                Format::Csv => bail!(CSV_NEEDS_FILES),
             }
             w.flush()?;
         }

@@ -3,7 +3,7 @@
 //! `tenx triage set` to record a status.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -34,7 +34,7 @@ impl ReportFormat {
 
 pub struct ReportArgs {
     pub format: ReportFormat,
-    pub output: Option<PathBuf>,
+    pub output: crate::outfile::Output,
     pub group_by: GroupBy,
     pub snapshot: Option<String>,
 }
@@ -112,6 +112,9 @@ fn last(r: &Row) -> String {
 }
 
 pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = args.output.file() {
+        crate::outfile::check_target(p)?;
+    }
     let (rows, summary, title) = load(store_name, args.snapshot.as_deref())?;
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
@@ -301,12 +304,9 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match &args.output {
-        Some(p) => {
-            crate::export::write_atomic(p, |w| w.write_all(&buf))?;
-            eprintln!("wrote {} devices to {}", rows.len(), p.display());
-        }
-        None => std::io::stdout().write_all(&buf)?,
+    crate::outfile::write_output(&args.output, &buf)?;
+    if let Some(p) = args.output.file() {
+        eprintln!("wrote {} devices to {}", rows.len(), p.display());
     }
     Ok(ExitCode::SUCCESS)
 }
