@@ -43,31 +43,50 @@ pub fn parse_verbs(s: &str) -> anyhow::Result<Vec<Verb>> {
         .collect()
 }
 
-/// Opens the snapshot the arguments name: an id in the profile's store, or
-/// the latest one of a database file.
-pub fn open_snapshot(
-    store_name: &str,
-    snapshot: Option<&str>,
-) -> anyhow::Result<(crate::store::SnapshotInfo, TenantGraph)> {
+/// The store the arguments name, opened read-only: a snapshot database
+/// file, or the profile's store (with the snapshot id given, if any).
+pub fn open_store(store_name: &str, snapshot: Option<&str>) -> anyhow::Result<(Store, i64)> {
     let (store, id) = match snapshot {
-        Some(s) if Path::new(s).is_file() => (Store::open(Path::new(s))?, None),
+        Some(s) if Path::new(s).is_file() => (Store::open_read_only(Path::new(s))?, None),
         Some(s) => {
             let id: i64 = s
                 .parse()
                 .with_context(|| format!("--snapshot '{s}' is neither a snapshot id nor a file"))?;
-            (Store::for_profile(store_name)?, Some(id))
+            (profile_store(store_name)?, Some(id))
         }
-        None => (Store::for_profile(store_name)?, None),
+        None => (profile_store(store_name)?, None),
     };
     let id = match id {
         Some(id) => id,
-        None => store.latest_id()?.with_context(|| {
-            format!(
+        None => match store.latest_id()? {
+            Some(id) => id,
+            None => bail!(
                 "no snapshot in {} yet; run `tenx fetch` first",
                 store.path().display()
-            )
-        })?,
+            ),
+        },
     };
+    Ok((store, id))
+}
+
+/// A profile's store, read-only; an error saying to fetch when there is none.
+fn profile_store(store_name: &str) -> anyhow::Result<Store> {
+    match Store::for_profile_read(store_name)? {
+        Some(s) => Ok(s),
+        None => bail!(
+            "no snapshot for '{store_name}' yet; run `tenx fetch` first (looked in {})",
+            crate::store::data_dir()?.display()
+        ),
+    }
+}
+
+/// Opens the snapshot the arguments name: an id in the profile's store, or
+/// the latest one of a database file. Read-only.
+pub fn open_snapshot(
+    store_name: &str,
+    snapshot: Option<&str>,
+) -> anyhow::Result<(crate::store::SnapshotInfo, TenantGraph)> {
+    let (store, id) = open_store(store_name, snapshot)?;
     store.load(id)
 }
 

@@ -3,7 +3,6 @@
 //! `tenx triage set` to record a status.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -39,31 +38,13 @@ pub struct ReportArgs {
     pub snapshot: Option<String>,
 }
 
-fn open(store_name: &str, snapshot: Option<&str>) -> anyhow::Result<(Store, i64)> {
-    let store = match snapshot {
-        Some(s) if Path::new(s).is_file() => Store::open(Path::new(s))?,
-        _ => Store::for_profile(store_name)?,
-    };
-    let id = match snapshot.filter(|s| !Path::new(s).is_file()) {
-        Some(s) => s
-            .parse()
-            .with_context(|| format!("--snapshot '{s}' is neither a snapshot id nor a file"))?,
-        None => store.latest_id()?.with_context(|| {
-            format!(
-                "no snapshot in {} yet; run `tenx fetch` first",
-                store.path().display()
-            )
-        })?,
-    };
-    Ok((store, id))
-}
-
 /// The rows and summary of a snapshot, with the profile's triage notes.
 pub fn load(
     store_name: &str,
     snapshot: Option<&str>,
 ) -> anyhow::Result<(Vec<Row>, Summary, String)> {
-    let (store, id) = open(store_name, snapshot)?;
+    // Read-only: a report never writes to the database it reads.
+    let (store, id) = super::export::open_store(store_name, snapshot)?;
     let (info, graph) = store.load(id)?;
     let notes = store.triage_notes()?;
     let when = chrono::DateTime::parse_from_rfc3339(&info.created_at)
@@ -334,7 +315,13 @@ pub fn set(
     status: Status,
     note: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let (mut store, id) = open(store_name, None)?;
+    let mut store = Store::for_profile(store_name)?;
+    let id = store.latest_id()?.with_context(|| {
+        format!(
+            "no snapshot in {} yet; run `tenx fetch` first",
+            store.path().display()
+        )
+    })?;
     let (_, graph) = store.load(id)?;
     let key = match graph.id_of(device) {
         Some(i) if graph.entity(i).kind.is_device() => device.to_string(),

@@ -109,8 +109,12 @@ pub async fn run(
         let name = p.store_name.clone();
         let tx = bg_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = Store::for_profile(&name).and_then(|s| match s.latest_id()? {
-                Some(id) => s.load(id).map(|l| Some(Box::new(l))),
+            // Read-only: loading never writes to the store.
+            let result = Store::for_profile_read(&name).and_then(|s| match s {
+                Some(s) => match s.latest_id()? {
+                    Some(id) => s.load(id).map(|l| Some(Box::new(l))),
+                    None => Ok(None),
+                },
                 None => Ok(None),
             });
             let _ = tx.send(Background::Loaded(result.map_err(|e| format!("{e:#}"))));
@@ -125,7 +129,10 @@ pub async fn run(
         let tx = bg_tx.clone();
         let from_snapshot = load_snapshot;
         tokio::task::spawn_blocking(move || {
-            let r = Store::for_profile(&name).and_then(|s| {
+            let r = Store::for_profile_read(&name).and_then(|s| {
+                let Some(s) = s else {
+                    return Ok(app::TriageData::default());
+                };
                 let notes = s.triage_notes()?;
                 let latest = s.latest_id()?;
                 // On a loaded snapshot, "previous" is the one before it; on a
