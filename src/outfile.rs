@@ -161,9 +161,19 @@ impl Drop for TempFile {
     }
 }
 
+/// A temporary folder to remove if a signal ends the process (see
+/// [`remove_on_signals`]); [`forget_on_signals`] once it is gone.
+pub fn remove_dir_on_signals(dir: &Path) {
+    pending().push(dir.to_path_buf());
+}
+
+pub fn forget_on_signals(dir: &Path) {
+    pending().retain(|p| p != dir);
+}
+
 /// For commands (not the explorer, which handles its signals itself):
-/// SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the temporary file being
-/// written, then end the process as the signal would have.
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the temporary files and
+/// folders registered here, then end the process as the signal would have.
 pub fn remove_on_signals() {
     #[cfg(unix)]
     {
@@ -180,7 +190,11 @@ pub fn remove_on_signals() {
                 .spawn(move || {
                     if let Some(sig) = signals.forever().next() {
                         for p in pending().drain(..) {
-                            let _ = std::fs::remove_file(p);
+                            if p.is_dir() {
+                                let _ = std::fs::remove_dir_all(p);
+                            } else {
+                                let _ = std::fs::remove_file(p);
+                            }
                         }
                         let _ = signal_hook::low_level::emulate_default_handler(sig);
                         std::process::exit(128 + sig);
