@@ -12,11 +12,14 @@ use serde_json::{Map, Value, json};
 use crate::model::{EntityId, TenantGraph, Verb, relationship_type};
 use crate::outfile::{check_target, write_atomic};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Direction {
+    #[value(alias = "outgoing")]
     Out,
+    #[value(alias = "incoming")]
     In,
     #[default]
+    #[value(alias = "all")]
     Both,
 }
 
@@ -30,6 +33,10 @@ impl Direction {
         }
     }
 }
+
+/// The most hops `--depth` takes: beyond five, a neighbourhood is most of
+/// a tenant (export everything instead).
+pub const MAX_DEPTH: u8 = 5;
 
 /// Which part of the graph to export.
 #[derive(Debug, Clone, Default)]
@@ -159,12 +166,15 @@ pub fn relationship_json(g: &TenantGraph, from: EntityId, verb: Verb, to: Entity
 }
 
 /// The forms an export can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
     Json,
+    #[value(alias = "ndjson")]
     Jsonl,
+    #[value(alias = "graphviz")]
     Dot,
+    #[value(alias = "mmd")]
     Mermaid,
     Csv,
     Graphml,

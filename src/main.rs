@@ -118,18 +118,18 @@ struct FetchArgs {
 struct TriageArgs {
     #[command(subcommand)]
     action: Option<TriageAction>,
-    /// table, csv, md or json.
-    #[arg(long, default_value = "table")]
-    format: String,
+    /// The report's form.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::cmd::triage::ReportFormat::Table)]
+    format: tenx::cmd::triage::ReportFormat,
     /// Write to this file (whole or not at all; a regular file or a new
     /// path); `-` or none for standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
     output: Option<tenx::outfile::Output>,
     /// Group rows by policy, setting, owner or platform.
-    #[arg(long)]
-    group_by: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    group_by: Option<tenx::triage::GroupBy>,
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
 }
 
@@ -140,8 +140,8 @@ enum TriageAction {
         /// The device's key or exact name.
         device: String,
         /// new, investigating, waiting-for-check-in, accepted-risk or resolved.
-        #[arg(long)]
-        status: String,
+        #[arg(long, value_parser = tenx::triage::Status::parse)]
+        status: tenx::triage::Status,
         /// A free-text note (kept when not given).
         #[arg(long)]
         note: Option<String>,
@@ -153,7 +153,7 @@ struct SearchArgs {
     /// What to look for; `user:ava` narrows to a kind.
     query: String,
     /// Only this kind: user, group, sp, dev, finding, cve, machine, policy, app, sub, rg, res, role.
-    #[arg(long)]
+    #[arg(long, value_parser = kind_arg)]
     kind: Option<String>,
     /// At most this many results.
     #[arg(long, default_value_t = 20)]
@@ -162,14 +162,14 @@ struct SearchArgs {
     #[arg(long)]
     json: bool,
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
 }
 
 #[derive(Args)]
 struct ExportArgs {
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
     /// The _key of an entity to start from (repeatable); everything when neither this nor --query is given.
     #[arg(long = "select", value_name = "KEY")]
@@ -180,18 +180,18 @@ struct ExportArgs {
     /// With --query: start from every match, not only the best.
     #[arg(long)]
     all_matches: bool,
-    /// Hops from the selected entities (0–3 is typical).
-    #[arg(long, default_value_t = 1)]
-    depth: usize,
-    /// Relationship verbs to follow, comma-separated (default: all).
-    #[arg(long, value_name = "VERBS")]
-    follow: Option<String>,
+    /// Hops from the selected entities, 0–5.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=tenx::export::MAX_DEPTH as i64))]
+    depth: u8,
+    /// Relationship verbs to follow, comma-separated (default: all), e.g. HAS,OWNS.
+    #[arg(long, value_name = "VERBS", value_parser = verbs_arg)]
+    follow: Option<Verbs>,
     /// Follow relationships out, in or both ways.
-    #[arg(long, default_value = "both")]
-    direction: String,
-    /// json, jsonl, dot, mermaid, csv (two files), graphml.
-    #[arg(long, default_value = "json")]
-    format: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::export::Direction::Both)]
+    direction: tenx::export::Direction,
+    /// The export's form; csv writes two files.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::export::Format::Json)]
+    format: tenx::export::Format,
     /// Leave out source properties.
     #[arg(long)]
     no_properties: bool,
@@ -274,7 +274,19 @@ struct FakeTenantArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad command line exits 1 like any other error (2 means a partial
+    // fetch, or no search match); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     tenx::cmd::init_logging();
     let profile = cli.profile.clone();
     let Some(command) = cli.command else {
@@ -328,21 +340,13 @@ fn main() -> ExitCode {
                     device,
                     status,
                     note,
-                }) => tenx::cmd::triage::set(
-                    &store,
-                    &device,
-                    tenx::triage::Status::parse(&status)?,
-                    note.as_deref(),
-                ),
+                }) => tenx::cmd::triage::set(&store, &device, status, note.as_deref()),
                 None => tenx::cmd::triage::run(
                     &store,
                     tenx::cmd::triage::ReportArgs {
-                        format: tenx::cmd::triage::ReportFormat::parse(&a.format)?,
+                        format: a.format,
                         output: a.output.unwrap_or(tenx::outfile::Output::Stdout),
-                        group_by: match &a.group_by {
-                            Some(g) => tenx::triage::GroupBy::parse(g)?,
-                            None => tenx::triage::GroupBy::None,
-                        },
+                        group_by: a.group_by.unwrap_or_default(),
                         snapshot: a.snapshot,
                     },
                 ),
@@ -373,6 +377,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--snapshot`: a snapshot id, or a database file that exists.
+fn snapshot_arg(s: &str) -> Result<String, String> {
+    let path = std::path::Path::new(s);
+    if path.is_file() || s.trim().parse::<i64>().is_ok() {
+        return Ok(s.to_string());
+    }
+    if path.exists() {
+        return Err(format!(
+            "{s} is not a file (a snapshot database file or a snapshot id)"
+        ));
+    }
+    Err(format!(
+        "no such file: {s} (a snapshot database file or a snapshot id)"
+    ))
+}
+
+/// `--kind`: one of the search's kind names.
+fn kind_arg(s: &str) -> Result<String, String> {
+    let names: Vec<&str> = tenx::search::KIND_FILTERS.iter().map(|(f, _)| *f).collect();
+    if names.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown kind (one of {})", names.join(", ")))
+    }
+}
+
+/// Relationship verbs, parsed as the command line is read.
+#[derive(Clone)]
+struct Verbs(Vec<tenx::model::Verb>);
+
+fn verbs_arg(s: &str) -> Result<Verbs, String> {
+    tenx::cmd::export::parse_verbs(s)
+        .map(Verbs)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Output piped into a program that stopped reading (`tenx triage | head`)
 /// is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -383,9 +423,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    // What the flags say is checked before the profile is looked for.
+    let asked = match &args.sources {
+        Some(s) => Some(tenx::fetch::Source::parse_list(s)?),
+        None => None,
+    };
     let (target, profile_sources) = tenx::cmd::resolve_target(profile)?;
-    let sources = match (&args.sources, profile_sources) {
-        (Some(s), _) => tenx::fetch::Source::parse_list(s)?,
+    let sources = match (asked, profile_sources) {
+        (Some(s), _) => s,
         (None, Some(p)) => p,
         (None, None) => tenx::fetch::Source::ALL.to_vec(),
     };
@@ -407,13 +452,10 @@ fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
             select: args.select,
             query: args.query,
             all_matches: args.all_matches,
-            depth: args.depth,
-            follow: match &args.follow {
-                Some(v) => tenx::cmd::export::parse_verbs(v)?,
-                None => vec![],
-            },
-            direction: tenx::export::Direction::parse(&args.direction)?,
-            format: tenx::export::Format::parse(&args.format)?,
+            depth: usize::from(args.depth),
+            follow: args.follow.map(|v| v.0).unwrap_or_default(),
+            direction: args.direction,
+            format: args.format,
             properties: !args.no_properties,
             output: args.output.unwrap_or(tenx::outfile::Output::Stdout),
         },

@@ -37,7 +37,7 @@ pub fn parse_verbs(s: &str) -> anyhow::Result<Vec<Verb>> {
         .map(|v| {
             Verb::from_class(v).with_context(|| {
                 let all: Vec<&str> = Verb::ALL.iter().map(|v| v.class()).collect();
-                format!("--follow: unknown verb '{v}' ({})", all.join(", "))
+                format!("unknown verb '{v}' ({})", all.join(", "))
             })
         })
         .collect()

@@ -11,10 +11,11 @@ use crate::store::Store;
 use crate::text::{csv_cell, line};
 use crate::triage::{GroupBy, Row, Status, Summary, group, rows, summary};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Table,
     Csv,
+    #[value(name = "md", alias = "markdown")]
     Markdown,
     Json,
 }
