@@ -196,6 +196,15 @@ impl Store {
         Store::open(&path)
     }
 
+    /// The database of a profile, to record triage statuses in: no
+    /// integrity check first (one row in a small table; the check of a
+    /// large store reads all of it, see `for_profile`).
+    pub fn for_triage(profile: &str) -> anyhow::Result<Store> {
+        let dir = data_dir()?;
+        private_dir(&dir)?;
+        Store::open(&dir.join(db_name(profile)))
+    }
+
     /// The database of a profile, to read: `None` when there is none yet.
     /// Read-only: nothing is written, not even to upgrade it.
     pub fn for_profile_read(profile: &str) -> anyhow::Result<Option<Store>> {

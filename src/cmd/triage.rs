@@ -316,7 +316,7 @@ pub fn set(
     status: Status,
     note: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = Store::for_profile(store_name)?;
+    let mut store = Store::for_triage(store_name)?;
     let id = store.latest_id()?.with_context(|| {
         format!(
             "no snapshot in {} yet; run `tenx fetch` first",

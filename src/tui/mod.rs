@@ -270,7 +270,7 @@ pub async fn run(
                 let name = p.store_name.clone();
                 let tx = bg_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let r = Store::for_profile(&name)
+                    let r = Store::for_triage(&name)
                         .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
                     if let Err(e) = r {
                         let _ = tx.send(Background::Saved(Err(format!(
