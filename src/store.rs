@@ -150,6 +150,12 @@ pub fn carry_loader(store_name: String) -> crate::fetch::CarryLoader {
     })
 }
 
+/// Today's schema in an empty database: what an older one is read through
+/// (never written to it).
+fn schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA).and_then(|_| migrate(conn))
+}
+
 /// Brings a database of an older schema up to this one. Tables are made by
 /// `SCHEMA` (`IF NOT EXISTS`); columns added since are added here.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -209,19 +215,18 @@ impl Store {
     /// Read-only: nothing is written, not even to upgrade it.
     pub fn for_profile_read(profile: &str) -> anyhow::Result<Option<Store>> {
         let path = data_dir()?.join(db_name(profile));
-        if !path.exists() {
+        if !path.exists() || access::is_empty_file(&path) {
             return Ok(None);
         }
-        Store::open_read_only(&path).map(Some)
+        let conn = access::open_read_only(&path, access::Whose::Tenx, schema, SCHEMA_VERSION)?;
+        Ok(Some(Store { conn, path }))
     }
 
     /// A snapshot database to read, never written to. A file that is not a
     /// tenx snapshot database is refused untouched; one of an older schema
     /// is read as it is.
     pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
-        // Today's schema, to read an older one through (never written).
-        let schema = |c: &Connection| c.execute_batch(SCHEMA).and_then(|_| migrate(c));
-        let conn = access::open_read_only(path, schema, SCHEMA_VERSION)?;
+        let conn = access::open_read_only(path, access::Whose::Named, schema, SCHEMA_VERSION)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),

@@ -112,23 +112,61 @@ fn a_foreign_sqlite_file_is_refused_untouched() {
         )
         .expect("a database of something else");
     }
-    let before = fingerprint(&other);
-    std::thread::sleep(Duration::from_millis(20));
-    let o = other.to_str().expect("path");
-    for args in [
-        &["export", "--snapshot", o][..],
-        &["search", "x", "--snapshot", o],
-        &["triage", "--snapshot", o],
-    ] {
-        let out = tenx(None, data, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("not a tenx snapshot database") && err.contains(o),
-            "{args:?}: {err}"
-        );
+    // One in WAL mode too, and one that is not SQLite at all.
+    let wal = files.path().join("wal.db");
+    {
+        let c = Connection::open(&wal).expect("sqlite");
+        c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE notes (text TEXT);")
+            .expect("a WAL database");
     }
-    assert_eq!(fingerprint(&other), before, "the file was changed");
+    let text = files.path().join("notes.txt");
+    std::fs::write(&text, "SQLite is not in this file\n".repeat(20)).expect("write");
+    for other in [&other, &wal, &text] {
+        let before = fingerprint(other);
+        std::thread::sleep(Duration::from_millis(20));
+        let o = other.to_str().expect("path");
+        for args in [
+            &["export", "--snapshot", o][..],
+            &["search", "x", "--snapshot", o],
+            &["triage", "--snapshot", o],
+        ] {
+            let out = tenx(None, data, args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("not a tenx snapshot database") && err.contains(o),
+                "{args:?}: {err}"
+            );
+        }
+        assert_eq!(fingerprint(other), before, "{o} or its folder was changed");
+    }
+}
+
+/// A snapshot database named with --snapshot (WAL mode, as tenx writes
+/// them) is read without a byte or a file changing beside it.
+#[test]
+fn reading_a_named_snapshot_creates_nothing_beside_it() {
+    let data = common::tempdir("store-named");
+    let data = data.path();
+    let path = common::snapshot(data);
+    let files = common::tempdir("store-named-files");
+    let named = files.path().join("copy.sqlite");
+    std::fs::rename(&path, &named).expect("rename");
+    let before = fingerprint(&named);
+    std::thread::sleep(Duration::from_millis(20));
+    let n = named.to_str().expect("path");
+    for args in [
+        &["export", "--snapshot", n][..],
+        &["search", "Ava", "--snapshot", n],
+        &["triage", "--format", "json", "--snapshot", n],
+    ] {
+        ok(&tenx(None, data, args));
+    }
+    assert_eq!(
+        fingerprint(&named),
+        before,
+        "reading changed the file or its folder"
+    );
 }
 
 #[test]

@@ -94,28 +94,98 @@ pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Who a database file belongs to, for reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// A profile's store in tenx's data directory. A fetch may be saving
+    /// into it: read through SQLite's locks (in WAL mode that may leave
+    /// empty `-wal` and `-shm` files beside it, 0600 like the database).
+    Tenx,
+    /// A file named with `--snapshot`: read without creating anything
+    /// beside it when no writer has it open.
+    Named,
+}
+
+/// What the first bytes of a file say: not SQLite, a SQLite database in
+/// rollback mode, or one in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Header {
+    Empty,
+    NotSqlite,
+    Rollback,
+    Wal,
+}
+
+fn header(path: &Path) -> anyhow::Result<Header> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = [0u8; 20];
+    let mut n = 0;
+    while n < h.len() {
+        match f.read(&mut h[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", path.display()));
+            }
+        }
+    }
+    Ok(match n {
+        0 => Header::Empty,
+        20 if &h[..16] == b"SQLite format 3\0" => {
+            if h[18] == 2 && h[19] == 2 {
+                Header::Wal
+            } else {
+                Header::Rollback
+            }
+        }
+        _ => Header::NotSqlite,
+    })
+}
+
+/// Whether a profile's store file exists but holds nothing yet (a writer
+/// created it and stopped before its first table).
+pub fn is_empty_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
+}
+
 /// A read-only connection to a tenx snapshot database.
 pub fn open_read_only(
     path: &Path,
+    whose: Whose,
     schema: impl Fn(&Connection) -> rusqlite::Result<()>,
     current: i64,
 ) -> anyhow::Result<Connection> {
     if !path.is_file() {
         bail!("{} does not exist or is not a file", path.display());
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
+    let not_tenx = |why: &str| format!("{} is not a tenx snapshot database: {why}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match header(path)? {
+        Header::Empty => bail!(not_tenx("it is empty")),
+        Header::NotSqlite => bail!(not_tenx("it is not an SQLite database")),
+        // No writer has it open (no -wal): read it as a file that does not
+        // change, so SQLite creates no -wal or -shm beside it.
+        Header::Wal
+            if whose == Whose::Named
+                && !PathBuf::from(format!("{}-wal", path.display())).exists() =>
+        {
+            let abs = std::fs::canonicalize(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let uri = url::Url::from_file_path(&abs)
+                .map_err(|()| anyhow::anyhow!("cannot read {}", path.display()))?;
+            Connection::open_with_flags(
+                format!("{uri}?immutable=1"),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        }
+        _ => Connection::open_with_flags(path, flags),
+    }
     .with_context(|| format!("cannot open the snapshot database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     match tenx_version(&conn, path)? {
-        None => bail!(
-            "{} is not a tenx snapshot database: it is empty",
-            path.display()
-        ),
+        None => bail!(not_tenx("it has no tables")),
         Some(v) if v > current => bail!(
             "{} was written by a newer tenx (schema {v}); upgrade tenx",
             path.display()
