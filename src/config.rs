@@ -118,7 +118,7 @@ pub fn load(name: &str) -> anyhow::Result<Profile> {
     };
     let mut p: Profile = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
-            "profile '{name}' in {} cannot be read: {}",
+            "{} is not a valid profile: {}",
             path.display(),
             e.to_string().trim_end()
         )

@@ -98,7 +98,8 @@ fn a_profile_that_cannot_be_read_says_why_and_where() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&path.display().to_string())
-                && err.contains("cannot be read")
+                && err.contains("is not a valid profile")
+                && err.contains("TOML parse error")
                 && !err.contains("no profile yet"),
             "{args:?}: {err}"
         );
