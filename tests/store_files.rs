@@ -199,12 +199,21 @@ fn a_snapshot_of_an_older_schema_is_read_without_being_changed() {
     assert_eq!(fingerprint(&old), before, "reading changed the file");
 }
 
+/// Four fetches at once into one store, while another writer holds the
+/// store for longer than SQLite's usual 5 s wait (a large save takes
+/// 7–11 s): every fetch waits its turn and saves; none is lost.
 #[test]
 fn four_concurrent_fetches_all_land() {
     let rt = runtime();
     let s = start(&rt, 300);
     let data = common::tempdir("store-concurrent");
     let data = data.path();
+    ok(&tenx(Some(&s), data, &["fetch"]));
+    let path = store_of(&s, data);
+    let holder = Connection::open(&path).expect("sqlite");
+    holder
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO triage VALUES ('held', 'new', '', '');")
+        .expect("a long write");
     let children: Vec<_> = (0..4)
         .map(|_| {
             command(Some(&s), data, &["fetch", "--json"])
@@ -214,23 +223,25 @@ fn four_concurrent_fetches_all_land() {
                 .expect("tenx fetch")
         })
         .collect();
+    // Well past SQLite's usual 5 s after every fetch has asked to save.
+    std::thread::sleep(Duration::from_secs(14));
+    holder.execute_batch("ROLLBACK").expect("rollback");
+    drop(holder);
     for c in children {
         let out = c.wait_with_output().expect("fetch ends");
         ok(&out);
     }
-    let path = store_of(&s, data);
     let c = Connection::open(&path).expect("sqlite");
     let n: i64 = c
         .query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(n, 4, "every fetch saved its snapshot");
+    assert_eq!(n, 5, "every fetch saved its snapshot");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-
     drop(c);
     rt.block_on(s.stop());
 }
