@@ -8,14 +8,9 @@
 //! succeed either.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An allocator that never returns null.
 pub struct Guarded<A>(pub A);
-
-/// Set while the explorer holds the terminal: a failure then leaves the
-/// alternate screen and shows the cursor before its message.
-pub static TERMINAL_TAKEN: AtomicBool = AtomicBool::new(false);
 
 // SAFETY: every call is passed on to the inner allocator unchanged; only a
 // null answer is turned into an exit, which upholds the contract (a
@@ -90,8 +85,9 @@ fn out_of_memory(size: usize) -> ! {
     let n = compose(size, &mut buf);
     #[cfg(unix)]
     {
-        if TERMINAL_TAKEN.load(Ordering::Relaxed) {
-            // Leave the alternate screen, mouse off, cursor shown.
+        // The explorer's terminal back first: alternate screen left, mouse
+        // off, cursor shown (raw mode stays; the shell resets it).
+        if crate::terminal::owned() {
             let restore = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1049l\x1b[?25h\r\n";
             // SAFETY: write(2) of a static buffer to standard output.
             unsafe { libc::write(1, restore.as_ptr().cast(), restore.len()) };

@@ -116,8 +116,19 @@ pub fn load(name: &str) -> anyhow::Result<Profile> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut p: Profile = toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid profile", path.display()))?;
+    let mut p: Profile = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a valid profile: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })?;
+    if p.sources.is_empty() {
+        bail!(
+            "profile '{name}' in {} reads no source (sources = []): list at least one of directory, intune, defender, arm",
+            path.display()
+        );
+    }
     p.name = name.to_string();
     Ok(p)
 }
@@ -128,7 +139,7 @@ pub fn save(p: &Profile) -> anyhow::Result<PathBuf> {
     crate::store::private_dir(&config_dir()?)?;
     crate::store::private_dir(&dir)?;
     let text = toml::to_string_pretty(p)?;
-    crate::export::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    crate::outfile::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(path)
 }
 
@@ -162,7 +173,7 @@ pub fn list() -> anyhow::Result<Vec<Result<Profile, String>>> {
     names.sort();
     Ok(names
         .into_iter()
-        .map(|n| load(&n).map_err(|e| format!("{n}: {e:#}")))
+        .map(|n| load(&n).map_err(|e| format!("{e:#}")))
         .collect())
 }
 
@@ -175,7 +186,13 @@ pub fn resolve(name: Option<&str>) -> anyhow::Result<Profile> {
     if let Some(n) = name.map(String::from).or(env) {
         return load(&n);
     }
-    let all: Vec<Profile> = list()?.into_iter().filter_map(Result::ok).collect();
+    let (all, broken): (Vec<_>, Vec<_>) = list()?.into_iter().partition(Result::is_ok);
+    // A profile that cannot be read is never skipped in silence: it may be
+    // the one meant.
+    if let Some(Err(e)) = broken.into_iter().next() {
+        bail!("{e}");
+    }
+    let all: Vec<Profile> = all.into_iter().filter_map(Result::ok).collect();
     match all.len() {
         0 => bail!(
             "no profile yet: run `tenx login` (or set TENX_TENANT_ID, TENX_CLIENT_ID and TENX_CLIENT_SECRET)"

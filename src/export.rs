@@ -1,22 +1,25 @@
 //! Subgraph selection and writers. The JSON form is
 //! `{"entities": [...], "relationships": [...]}` with the fields
-//! DATA-MODEL.md names. Files are written whole or not at all (a temporary
-//! file, then a rename) and created 0600.
+//! DATA-MODEL.md names. Files are written by `outfile`: whole or not at
+//! all, 0600, only over a regular file or at a new path.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use crate::model::{EntityId, TenantGraph, Verb, relationship_type};
+use crate::outfile::{check_target, write_atomic};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Direction {
+    #[value(alias = "outgoing")]
     Out,
+    #[value(alias = "incoming")]
     In,
     #[default]
+    #[value(alias = "all")]
     Both,
 }
 
@@ -30,6 +33,10 @@ impl Direction {
         }
     }
 }
+
+/// The most hops `--depth` takes: beyond five, a neighbourhood is most of
+/// a tenant (export everything instead).
+pub const MAX_DEPTH: u8 = 5;
 
 /// Which part of the graph to export.
 #[derive(Debug, Clone, Default)]
@@ -126,31 +133,15 @@ impl Selection {
     }
 }
 
-/// Source properties that must never leave tenx, whatever an API returns.
-fn is_sensitive(field: &str) -> bool {
-    let f = field.to_ascii_lowercase();
-    [
-        "secret",
-        "password",
-        "passcode",
-        "privatekey",
-        "accesstoken",
-        "credential",
-    ]
-    .iter()
-    .any(|w| f.contains(w))
-        && !f.ends_with("required")
-        && !f.ends_with("minimumlength")
-}
-
 /// An entity as exported: its source properties, then the fields the data
 /// model names (which win over a property of the same name).
 pub fn entity_json(g: &TenantGraph, id: EntityId, with_properties: bool) -> Value {
     let e = g.entity(id);
     let mut m = Map::new();
     if with_properties {
-        for (k, v) in e.properties() {
-            if !is_sensitive(&k) && !k.starts_with('_') {
+        // Secrets at any depth never leave tenx (`redact`).
+        for (k, v) in crate::redact::redacted(e.properties()) {
+            if !k.starts_with('_') {
                 m.insert(k, v);
             }
         }
@@ -175,12 +166,15 @@ pub fn relationship_json(g: &TenantGraph, from: EntityId, verb: Verb, to: Entity
 }
 
 /// The forms an export can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
     Json,
+    #[value(alias = "ndjson")]
     Jsonl,
+    #[value(alias = "graphviz")]
     Dot,
+    #[value(alias = "mmd")]
     Mermaid,
     Csv,
     Graphml,
@@ -255,6 +249,9 @@ pub fn write_file(
                 .unwrap_or(Path::new("."));
             let ents = dir.join(format!("{stem}-entities.csv"));
             let rels = dir.join(format!("{stem}-relationships.csv"));
+            // Both files are checked before either is written.
+            check_target(&ents)?;
+            check_target(&rels)?;
             write_atomic(&ents, |w| write_csv_entities(g, sel, with_properties, w))?;
             write_atomic(&rels, |w| write_csv_relationships(g, sel, w))?;
             Ok(vec![ents, rels])
@@ -310,10 +307,22 @@ fn dot_style(kind: crate::model::EntityKind) -> (&'static str, &'static str) {
     }
 }
 
+/// Text inside a double-quoted Graphviz string: `\` and `"` escaped, a line
+/// break as Graphviz's `\n`, any other control character as `�` (nothing
+/// that could reach a terminal reading the file raw).
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push_str("\\n"),
+            '\t' => o.push(' '),
+            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// Graphviz: nodes labelled with name and type, shaped and coloured by
@@ -343,10 +352,27 @@ pub fn write_dot(g: &TenantGraph, sel: &Selection, w: &mut impl Write) -> std::i
     writeln!(w, "}}")
 }
 
+/// Text inside a quoted Mermaid label. Mermaid's escapes are entity codes
+/// (`#quot;`, `#35;`): `#` itself, quotes, `<` `>` `&` (labels are HTML),
+/// `|` `[` `]` `{` `}` `(` `)` and backticks (node and edge syntax) are
+/// written as codes; a line break as a space; any other control character
+/// as `�`.
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
-        .replace('<', "#lt;")
-        .replace('>', "#gt;")
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("#quot;"),
+            '<' => o.push_str("#lt;"),
+            '>' => o.push_str("#gt;"),
+            '#' | '&' | '|' | '[' | ']' | '{' | '}' | '(' | ')' | '`' | ';' => {
+                o.push_str(&format!("#{};", ch as u32))
+            }
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push(' '),
+            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// A Mermaid flowchart: renders in Markdown viewers that support Mermaid.
@@ -381,6 +407,7 @@ pub fn write_csv_entities(
         header.push("properties");
     }
     c.write_record(&header)?;
+    // Every cell is neutralised for spreadsheets (`text::csv_cell`).
     for &id in &sel.entities {
         let e = g.entity(id);
         let mut row = vec![
@@ -398,7 +425,7 @@ pub fn write_csv_entities(
             }
             row.push(serde_json::to_string(&props).unwrap_or_default());
         }
-        c.write_record(&row)?;
+        c.write_record(row.iter().map(|x| crate::text::csv_cell(x).into_owned()))?;
     }
     c.flush()
 }
@@ -412,7 +439,7 @@ pub fn write_csv_relationships(
     c.write_record(["_key", "_type", "_class", "_fromEntityKey", "_toEntityKey"])?;
     for &(f, v, t) in &sel.relationships {
         let r = relationship_json(g, f, v, t);
-        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let s = |k: &str| crate::text::csv_cell(r[k].as_str().unwrap_or("")).into_owned();
         c.write_record([
             s("_key"),
             s("_type"),
@@ -424,6 +451,10 @@ pub fn write_csv_relationships(
     c.flush()
 }
 
+/// Text in XML content. XML 1.0 forbids C0 controls other than tab, line
+/// feed and carriage return, and U+FFFE and U+FFFF: they are dropped. DEL
+/// and C1 controls, allowed but able to drive a terminal that shows the
+/// file, are dropped too; a carriage return is kept as `&#13;`.
 fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -433,7 +464,10 @@ fn xml_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            '\r' => o.push_str("&#13;"),
+            '\n' | '\t' => o.push(ch),
+            '\u{FFFE}' | '\u{FFFF}' => {}
+            c if crate::text::is_control(c) => {}
             c => o.push(c),
         }
     }
@@ -529,47 +563,6 @@ pub fn write_json(
     }
     w.write_all(b"\n]}\n")?;
     Ok(())
-}
-
-/// Writes a file whole or not at all, mode 0600: a temporary file in the
-/// same folder, synced, then renamed over the target.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .context("the output path has no file name")?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let file = o
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let result = write(&mut w)
-        .and_then(|_| w.flush())
-        .and_then(|_| w.get_ref().sync_all());
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    drop(w);
-    std::fs::rename(&tmp, path)
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -678,33 +671,5 @@ mod tests {
         assert_eq!(r["_class"], "HAS");
         assert_eq!(r["_fromEntityKey"], "k2");
         assert_eq!(r["_toEntityKey"], "k1");
-    }
-
-    #[test]
-    fn atomic_writes_leave_nothing_behind_on_failure() {
-        let dir = tempfile::Builder::new()
-            .prefix("tenx-export-")
-            .tempdir()
-            .expect("temp dir");
-        let dir = dir.path();
-        let path = dir.join("out.json");
-        std::fs::write(&path, b"old").expect("write");
-        let r = write_atomic(&path, |w| {
-            w.write_all(b"partial")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(r.is_err());
-        assert_eq!(
-            std::fs::read(&path).expect("read"),
-            b"old",
-            "the old file is untouched"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir).expect("dir").count(),
-            1,
-            "no temporary file is left"
-        );
-        write_atomic(&path, |w| w.write_all(b"new")).expect("write");
-        assert_eq!(std::fs::read(&path).expect("read"), b"new");
     }
 }

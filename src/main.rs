@@ -124,17 +124,18 @@ struct FetchArgs {
 struct TriageArgs {
     #[command(subcommand)]
     action: Option<TriageAction>,
-    /// table, csv, md or json.
-    #[arg(long, default_value = "table")]
-    format: String,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short = 'o', long = "output")]
-    output: Option<PathBuf>,
+    /// The report's form.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::cmd::triage::ReportFormat::Table)]
+    format: tenx::cmd::triage::ReportFormat,
+    /// Write to this file (whole or not at all; a regular file or a new
+    /// path); `-` or none for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
+    output: Option<tenx::outfile::Output>,
     /// Group rows by policy, setting, owner or platform.
-    #[arg(long)]
-    group_by: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    group_by: Option<tenx::triage::GroupBy>,
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
 }
 
@@ -145,8 +146,8 @@ enum TriageAction {
         /// The device's key or exact name.
         device: String,
         /// new, investigating, waiting-for-check-in, accepted-risk or resolved.
-        #[arg(long)]
-        status: String,
+        #[arg(long, value_parser = tenx::triage::Status::parse)]
+        status: tenx::triage::Status,
         /// A free-text note (kept when not given).
         #[arg(long)]
         note: Option<String>,
@@ -158,7 +159,7 @@ struct SearchArgs {
     /// What to look for; `user:ava` narrows to a kind.
     query: String,
     /// Only this kind: user, group, sp, dev, finding, cve, machine, policy, app, sub, rg, res, role.
-    #[arg(long)]
+    #[arg(long, value_parser = kind_arg)]
     kind: Option<String>,
     /// At most this many results.
     #[arg(long, default_value_t = 20)]
@@ -167,14 +168,14 @@ struct SearchArgs {
     #[arg(long)]
     json: bool,
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
 }
 
 #[derive(Args)]
 struct ExportArgs {
     /// A snapshot id, or a snapshot database file; the latest by default.
-    #[arg(long)]
+    #[arg(long, value_name = "ID|FILE", value_parser = snapshot_arg)]
     snapshot: Option<String>,
     /// The _key of an entity to start from (repeatable); everything when neither this nor --query is given.
     #[arg(long = "select", value_name = "KEY")]
@@ -185,24 +186,25 @@ struct ExportArgs {
     /// With --query: start from every match, not only the best.
     #[arg(long)]
     all_matches: bool,
-    /// Hops from the selected entities (0–3 is typical).
-    #[arg(long, default_value_t = 1)]
-    depth: usize,
-    /// Relationship verbs to follow, comma-separated (default: all).
-    #[arg(long, value_name = "VERBS")]
-    follow: Option<String>,
+    /// Hops from the selected entities, 0–5.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=tenx::export::MAX_DEPTH as i64))]
+    depth: u8,
+    /// Relationship verbs to follow, comma-separated (default: all), e.g. HAS,OWNS.
+    #[arg(long, value_name = "VERBS", value_parser = verbs_arg)]
+    follow: Option<Verbs>,
     /// Follow relationships out, in or both ways.
-    #[arg(long, default_value = "both")]
-    direction: String,
-    /// json, jsonl, dot, mermaid, csv (two files), graphml.
-    #[arg(long, default_value = "json")]
-    format: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::export::Direction::Both)]
+    direction: tenx::export::Direction,
+    /// The export's form; csv writes two files.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = tenx::export::Format::Json)]
+    format: tenx::export::Format,
     /// Leave out source properties.
     #[arg(long)]
     no_properties: bool,
-    /// Output file (written whole or not at all); standard output when absent.
-    #[arg(short = 'o', long = "output")]
-    output: Option<PathBuf>,
+    /// Output file (written whole or not at all; a regular file or a new
+    /// path); `-` or none for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
+    output: Option<tenx::outfile::Output>,
 }
 
 #[derive(Args, Clone)]
@@ -278,7 +280,19 @@ struct FakeTenantArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad command line exits 1 like any other error (2 means a partial
+    // fetch, or no search match); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     tenx::cmd::init_logging();
     let profile = cli.profile.clone();
     let Some(command) = cli.command else {
@@ -286,7 +300,7 @@ fn main() -> ExitCode {
         return match result {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("tenx: {e:#}");
+                eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
                 ExitCode::FAILURE
             }
         };
@@ -320,29 +334,25 @@ fn main() -> ExitCode {
             }))
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
-        Command::Export(args) => export(profile.as_deref(), args),
+        Command::Export(args) => {
+            tenx::outfile::remove_on_signals();
+            export(profile.as_deref(), args)
+        }
         Command::Triage(a) => (|| {
+            tenx::outfile::remove_on_signals();
             let store = tenx::cmd::store_for(profile.as_deref(), a.snapshot.as_deref())?;
             match a.action {
                 Some(TriageAction::Set {
                     device,
                     status,
                     note,
-                }) => tenx::cmd::triage::set(
-                    &store,
-                    &device,
-                    tenx::triage::Status::parse(&status)?,
-                    note.as_deref(),
-                ),
+                }) => tenx::cmd::triage::set(&store, &device, status, note.as_deref()),
                 None => tenx::cmd::triage::run(
                     &store,
                     tenx::cmd::triage::ReportArgs {
-                        format: tenx::cmd::triage::ReportFormat::parse(&a.format)?,
-                        output: a.output,
-                        group_by: match &a.group_by {
-                            Some(g) => tenx::triage::GroupBy::parse(g)?,
-                            None => tenx::triage::GroupBy::None,
-                        },
+                        format: a.format,
+                        output: a.output.unwrap_or(tenx::outfile::Output::Stdout),
+                        group_by: a.group_by.unwrap_or_default(),
                         snapshot: a.snapshot,
                     },
                 ),
@@ -367,10 +377,46 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tenx: {e:#}");
+            eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--snapshot`: a snapshot id, or a database file that exists.
+fn snapshot_arg(s: &str) -> Result<String, String> {
+    let path = std::path::Path::new(s);
+    if path.is_file() || s.trim().parse::<i64>().is_ok() {
+        return Ok(s.to_string());
+    }
+    if path.exists() {
+        return Err(format!(
+            "{s} is not a file (a snapshot database file or a snapshot id)"
+        ));
+    }
+    Err(format!(
+        "no such file: {s} (a snapshot database file or a snapshot id)"
+    ))
+}
+
+/// `--kind`: one of the search's kind names.
+fn kind_arg(s: &str) -> Result<String, String> {
+    let names: Vec<&str> = tenx::search::KIND_FILTERS.iter().map(|(f, _)| *f).collect();
+    if names.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown kind (one of {})", names.join(", ")))
+    }
+}
+
+/// Relationship verbs, parsed as the command line is read.
+#[derive(Clone)]
+struct Verbs(Vec<tenx::model::Verb>);
+
+fn verbs_arg(s: &str) -> Result<Verbs, String> {
+    tenx::cmd::export::parse_verbs(s)
+        .map(Verbs)
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Output piped into a program that stopped reading (`tenx triage | head`)
@@ -383,9 +429,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    // What the flags say is checked before the profile is looked for.
+    let asked = match &args.sources {
+        Some(s) => Some(tenx::fetch::Source::parse_list(s)?),
+        None => None,
+    };
     let (target, profile_sources) = tenx::cmd::resolve_target(profile)?;
-    let sources = match (&args.sources, profile_sources) {
-        (Some(s), _) => tenx::fetch::Source::parse_list(s)?,
+    let sources = match (asked, profile_sources) {
+        (Some(s), _) => s,
         (None, Some(p)) => p,
         (None, None) => tenx::fetch::Source::ALL.to_vec(),
     };
@@ -408,15 +459,12 @@ fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
             select: args.select,
             query: args.query,
             all_matches: args.all_matches,
-            depth: args.depth,
-            follow: match &args.follow {
-                Some(v) => tenx::cmd::export::parse_verbs(v)?,
-                None => vec![],
-            },
-            direction: tenx::export::Direction::parse(&args.direction)?,
-            format: tenx::export::Format::parse(&args.format)?,
+            depth: usize::from(args.depth),
+            follow: args.follow.map(|v| v.0).unwrap_or_default(),
+            direction: args.direction,
+            format: args.format,
             properties: !args.no_properties,
-            output: args.output,
+            output: args.output.unwrap_or(tenx::outfile::Output::Stdout),
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -440,8 +488,8 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.manifest {
         let manifest = Manifest::of(&tenant);
         let json = serde_json::to_string_pretty(&manifest)?;
-        write_atomic(path, json.as_bytes())
-            .with_context(|| format!("cannot write manifest {}", path.display()))?;
+        tenx::outfile::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write the manifest {}", path.display()))?;
     }
     let options = ServerOptions {
         latency: Duration::from_millis(args.latency_ms),
@@ -483,22 +531,4 @@ async fn wait_for_stop() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Writes a whole file or nothing: a temporary file beside it, then a rename.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -1,13 +1,18 @@
 //! Snapshots on disk: every fetch saved to a SQLite database per profile in
 //! the data directory, written in one transaction, readable with `sqlite3`
 //! (see the `relationship_view` view). Files are created 0600 and their
-//! folder 0700.
+//! folder 0700. How databases are opened (read-only for reads, WAL, a busy
+//! timeout, the integrity check) is in `access`.
+
+mod access;
+
+pub use access::BUSY_TIMEOUT;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::fetch::{Carried, Outcome, Source, SourceStatus};
@@ -135,9 +140,22 @@ impl CarryPatch {
     }
 }
 
-/// The data directory: `TENX_DATA_DIR`, else the platform's (e.g.
-/// `~/.local/share/tenx`).
+/// A data directory set by the program itself (the demo's temporary one),
+/// ahead of `TENX_DATA_DIR`.
+static DATA_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes every store of this process live in `dir` (`tenx demo`'s
+/// temporary store). Only the first call counts.
+pub fn use_data_dir(dir: PathBuf) {
+    let _ = DATA_DIR.set(dir);
+}
+
+/// The data directory: the one set with [`use_data_dir`], else
+/// `TENX_DATA_DIR`, else the platform's (e.g. `~/.local/share/tenx`).
 pub fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = DATA_DIR.get() {
+        return Ok(d.clone());
+    }
     if let Ok(d) = std::env::var("TENX_DATA_DIR") {
         if !d.trim().is_empty() {
             return Ok(PathBuf::from(d));
@@ -163,22 +181,25 @@ pub fn db_name(profile: &str) -> String {
     format!("{}.sqlite", clean.trim_start_matches('.'))
 }
 
-/// Creates a private folder (0700) if it does not exist.
+/// A folder for tenx's data: created 0700 when missing; an existing one
+/// keeps its mode (a warning, once, when others can read it).
 pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {} private", dir.display()))?;
-    }
-    Ok(())
+    access::private_dir(dir)
 }
 
 /// Loads the carry-over of a profile's latest snapshot when a fetch asks:
 /// on a blocking thread, while the machines are listed.
 pub fn carry_loader(store_name: String) -> crate::fetch::CarryLoader {
-    std::sync::Arc::new(move || Store::for_profile(&store_name)?.logon_carry())
+    std::sync::Arc::new(move || match Store::for_profile_read(&store_name)? {
+        Some(s) => s.logon_carry(),
+        None => Ok(Default::default()),
+    })
+}
+
+/// Today's schema in an empty database: what an older one is read through
+/// (never written to it).
+fn schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA).and_then(|_| migrate(conn))
 }
 
 /// Brings a database of an older schema up to this one. Tables are made by
@@ -211,64 +232,110 @@ pub struct Store {
 }
 
 impl Store {
-    /// The database of a profile in the data directory.
+    /// The database of a profile in the data directory, to write to. Its
+    /// integrity is checked first (`PRAGMA quick_check`); a damaged one is
+    /// moved aside and a new one started, and the person told.
     pub fn for_profile(profile: &str) -> anyhow::Result<Store> {
+        let dir = data_dir()?;
+        private_dir(&dir)?;
+        let path = dir.join(db_name(profile));
+        let damage = match Store::open(&path) {
+            Ok(s) => match access::quick_check(&s.conn) {
+                Ok(()) => return Ok(s),
+                Err(found) => found,
+            },
+            Err(e) if access::is_damage(&e) => format!("{e:#}"),
+            Err(e) => return Err(e),
+        };
+        let aside = access::move_aside(&path)?;
+        access::notice(&format!(
+            "{} is damaged ({damage}); it was moved to {} and a new snapshot database started",
+            path.display(),
+            aside.display()
+        ));
+        Store::open(&path)
+    }
+
+    /// The database of a profile, to record triage statuses in: no
+    /// integrity check first (one row in a small table; the check of a
+    /// large store reads all of it, see `for_profile`).
+    pub fn for_triage(profile: &str) -> anyhow::Result<Store> {
         let dir = data_dir()?;
         private_dir(&dir)?;
         Store::open(&dir.join(db_name(profile)))
     }
 
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
-        if !path.exists() {
-            // Create it 0600 before SQLite does; its journals inherit the mode.
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(0o600);
-            }
-            o.open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+    /// The database of a profile, to read: `None` when there is none yet.
+    /// Read-only: nothing is written, not even to upgrade it.
+    pub fn for_profile_read(profile: &str) -> anyhow::Result<Option<Store>> {
+        let path = data_dir()?.join(db_name(profile));
+        if !path.exists() || access::is_empty_file(&path) {
+            return Ok(None);
         }
-        let conn = Connection::open(path)
+        let conn = access::open_read_only(&path, access::Whose::Tenx, schema, SCHEMA_VERSION)?;
+        Ok(Some(Store { conn, path }))
+    }
+
+    /// A snapshot database to read, never written to. A file that is not a
+    /// tenx snapshot database is refused untouched; one of an older schema
+    /// is read as it is.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        let conn = access::open_read_only(path, access::Whose::Named, schema, SCHEMA_VERSION)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A snapshot database to write to, created (0600) when missing and
+    /// brought up to this schema. A file that is not a tenx snapshot
+    /// database is refused untouched.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        // Create it 0600 before SQLite does; its -wal and -shm take its mode.
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        match o.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", path.display()));
+            }
+        }
+        let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open the snapshot database {}", path.display()))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-            .and_then(|_| {
-                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .with_context(|| format!("{} is not a tenx snapshot database", path.display()))?;
-        let version: Option<i64> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .unwrap_or(None)
-            .and_then(|v| v.parse().ok());
-        match version {
-            Some(v) if v > SCHEMA_VERSION => bail!(
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Checked before anything is written, WAL mode included.
+        let version = access::tenx_version(&conn, path)?;
+        if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
+            bail!(
                 "{} was written by a newer tenx (schema {v}); upgrade tenx",
                 path.display()
-            ),
-            _ => {
-                conn.execute_batch(SCHEMA).with_context(|| {
-                    format!("{} is not a tenx snapshot database", path.display())
-                })?;
-                migrate(&conn).with_context(|| {
-                    format!(
-                        "cannot upgrade {} to schema {SCHEMA_VERSION}",
-                        path.display()
-                    )
-                })?;
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
-            }
+            );
+        }
+        access::configure_writer(&conn)
+            .with_context(|| format!("cannot open the snapshot database {}", path.display()))?;
+        if version != Some(SCHEMA_VERSION) {
+            // One writer at a time creates or upgrades; the others then find
+            // it done (every step is idempotent).
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)
+                .with_context(|| format!("{} is not a tenx snapshot database", path.display()))?;
+            migrate(&tx).with_context(|| {
+                format!(
+                    "cannot upgrade {} to schema {SCHEMA_VERSION}",
+                    path.display()
+                )
+            })?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )?;
+            tx.commit()?;
         }
         Ok(Store {
             conn,
@@ -748,7 +815,11 @@ impl Store {
 
     /// Deletes all but the newest `keep` snapshots.
     pub fn prune(&mut self, keep: usize) -> anyhow::Result<usize> {
-        let tx = self.conn.transaction()?;
+        // Immediate: a read that turns into a write cannot wait for another
+        // writer's lock in WAL mode; taking the lock first can.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cutoff: Option<i64> = tx
             .query_row(
                 "SELECT id FROM snapshots ORDER BY id DESC LIMIT 1 OFFSET ?1",
@@ -812,7 +883,13 @@ mod tests {
             .prefix(&format!("tenx-store-{name}-"))
             .tempdir()
             .expect("temp dir");
-        private_dir(d.path()).expect("dir");
+        // tenx no longer changes the mode of a folder it did not create.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700))
+                .expect("private");
+        }
         d
     }
 

@@ -247,7 +247,11 @@ fn search_finds_entities_in_the_latest_snapshot() {
     assert_eq!(out.status.code(), Some(2), "no match is exit 2");
     let out = tenx(&s, data, None, &["search", "x", "--kind", "printer"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind printer: unknown kind"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'printer'") && err.contains("unknown kind"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -10,9 +10,20 @@ struct Session {
     name: String,
 }
 
+/// The tests' own tmux server: never the person's.
+fn socket() -> String {
+    format!("tenx-e2e-{}", std::process::id())
+}
+
+fn tmux() -> Command {
+    let mut c = Command::new("tmux");
+    c.args(["-L", &socket()]);
+    c
+}
+
 impl Session {
     fn start(name: &str, cmd: &str) -> Session {
-        let ok = Command::new("tmux")
+        let ok = tmux()
             .args([
                 "new-session",
                 "-d",
@@ -33,7 +44,7 @@ impl Session {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux")
+        let out = tmux()
             .args(["capture-pane", "-t", &self.name, "-p"])
             .output()
             .expect("capture-pane");
@@ -43,10 +54,7 @@ impl Session {
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.name.as_str()];
         args.extend_from_slice(keys);
-        Command::new("tmux")
-            .args(&args)
-            .status()
-            .expect("send-keys");
+        tmux().args(&args).status().expect("send-keys");
     }
 
     /// Waits until the screen shows `text`; fails with the screen if it never does.
@@ -66,7 +74,7 @@ impl Session {
     }
 
     fn alive(&self) -> bool {
-        Command::new("tmux")
+        tmux()
             .args(["has-session", "-t", &self.name])
             .output()
             .map(|o| o.status.success())
@@ -88,14 +96,12 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .output();
+        let _ = tmux().args(["kill-session", "-t", &self.name]).output();
     }
 }
 
 fn tmux_or_skip() -> bool {
-    let ok = Command::new("tmux")
+    let ok = tmux()
         .arg("-V")
         .output()
         .map(|o| o.status.success())
@@ -224,7 +230,7 @@ fn ctrl_c_quits_while_the_fetch_runs() {
 }
 
 fn pane_pid(s: &Session) -> Option<u32> {
-    let out = Command::new("tmux")
+    let out = tmux()
         .args(["list-panes", "-t", &s.name, "-F", "#{pane_pid}"])
         .output()
         .ok()?;
@@ -320,4 +326,151 @@ fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background()
     s.keys(&["q"]);
     s.wait_exit(Duration::from_secs(20));
     rt.block_on(server.stop());
+}
+
+impl Session {
+    /// A tmux format about the pane, e.g. `#{alternate_on}`.
+    fn display(&self, format: &str) -> String {
+        let out = tmux()
+            .args(["display-message", "-p", "-t", &self.name, format])
+            .output()
+            .expect("display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let out = Command::new("ps")
+        .args(["-o", "pid=", "--ppid", &pid.to_string()])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// A signal while the explorer is still reading a large simulated tenant:
+/// the terminal comes back as it was (main screen, cursor shown, mouse off,
+/// line editing and echo on) and the exit status is 128 + the signal.
+#[test]
+fn every_signal_restores_the_terminal_and_sets_the_exit_status() {
+    if !tmux_or_skip() {
+        return;
+    }
+    for (signal, status) in [("INT", 130), ("HUP", 129), ("TERM", 143), ("QUIT", 131)] {
+        let dir = tempfile::Builder::new()
+            .prefix("tenx-e2e-sig-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("tmp")).expect("tmp");
+        let cmd = format!(
+            "TMPDIR={d}/tmp TENX_DATA_DIR={d}/data TENX_CONFIG_DIR={d}/config {bin} demo --users 20000 --latency-ms 20; \
+             echo \"tenx-exit=$?\"; \
+             echo \"stty: $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' ')\"; \
+             sleep 300",
+            d = d.display(),
+            bin = env!("CARGO_BIN_EXE_tenx")
+        );
+        let s = Session::start(
+            &format!("tenx-e2e-sig{signal}-{}", std::process::id()),
+            &cmd,
+        );
+        let t = Duration::from_secs(120);
+        s.wait_for("reading…", t);
+        assert_eq!(s.display("#{alternate_on}"), "1", "the explorer is on");
+        let shell = pane_pid(&s).expect("pane pid");
+        let tenx = children(shell);
+        assert_eq!(tenx.len(), 1, "tenx under the pane's shell: {tenx:?}");
+        Command::new("kill")
+            .args([&format!("-{signal}"), &tenx[0].to_string()])
+            .status()
+            .expect("kill");
+        let screen = s.wait_for("stty: ", t);
+        assert!(
+            screen.contains(&format!("tenx-exit={status}")),
+            "SIG{signal}: {screen}"
+        );
+        let stty = screen
+            .lines()
+            .find(|l| l.starts_with("stty: "))
+            .expect("stty line");
+        for flag in ["icanon", "echo", "isig"] {
+            assert!(
+                stty.split_whitespace().any(|f| f == flag),
+                "SIG{signal}: {flag} is off after tenx: {stty}"
+            );
+        }
+        assert_eq!(
+            s.display("#{alternate_on}"),
+            "0",
+            "SIG{signal}: still on the alternate screen"
+        );
+        assert_eq!(
+            s.display("#{cursor_flag}"),
+            "1",
+            "SIG{signal}: the cursor is hidden"
+        );
+        assert_eq!(
+            s.display("#{mouse_any_flag}"),
+            "0",
+            "SIG{signal}: the mouse is still captured"
+        );
+        let left: Vec<_> = std::fs::read_dir(d.join("tmp"))
+            .expect("tmp")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "SIG{signal}: the demo store stayed: {left:?}"
+        );
+    }
+}
+
+/// A panic on a worker thread is logged; the explorer keeps the terminal
+/// and goes on answering keys. (Debug builds panic a worker on purpose
+/// when `TENX_DEBUG_WORKER_PANIC` is set.)
+#[test]
+fn a_worker_panic_leaves_the_explorer_running() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-panic-")
+        .tempdir()
+        .expect("temp dir");
+    let d = dir.path();
+    let cmd = format!(
+        "TENX_DEBUG_WORKER_PANIC=1 {}; echo \"tenx-exit=$?\"; sleep 300",
+        demo_command(d)
+    );
+    let s = Session::start(&format!("tenx-e2e-panic-{}", std::process::id()), &cmd);
+    let t = Duration::from_secs(60);
+    s.wait_for("data just now", t);
+    // The panic has happened (300 ms in) and is in the log.
+    let start = Instant::now();
+    let log = d.join("data").join("tenx.log");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("a worker thread panicked") {
+            break;
+        }
+        assert!(start.elapsed() < t, "no panic in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        s.display("#{alternate_on}"),
+        "1",
+        "the terminal was torn down"
+    );
+    assert!(!s.screen().contains("panicked"), "{}", s.screen());
+    s.keys(&["?"]);
+    s.wait_for("forward in jump history", t);
+    s.keys(&["Escape"]);
+    s.keys(&["q"]);
+    let screen = s.wait_for("tenx-exit=", t);
+    assert!(screen.contains("tenx-exit=0"), "{screen}");
 }

@@ -448,3 +448,46 @@ fn several_profiles_need_a_choice_and_bad_names_are_refused() {
         text(&out)
     );
 }
+
+/// A config folder that exists keeps its mode (tenx used to make it 0700);
+/// the folders tenx creates in it are 0700, and a folder others can read
+/// is warned about.
+#[cfg(unix)]
+#[test]
+fn an_existing_config_folder_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    if !keyring_or_skip("an_existing_config_folder") {
+        return;
+    }
+    let rt = runtime();
+    let s = start(&rt, 33, "");
+    let home = dirs("config-mode");
+    let home = home.path();
+    let config = home.join("config");
+    std::fs::create_dir(&config).expect("dir");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let profile = format!("mode-{}", std::process::id());
+    let t = s.tenant.clone();
+    let out = login(
+        home,
+        &s,
+        &profile,
+        &t.tenant_id,
+        &t.client_id,
+        &t.client_secret,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+    assert_eq!(
+        mode(&config),
+        0o755,
+        "tenx changed a folder it did not create"
+    );
+    assert_eq!(mode(&config.join("profiles")), 0o700);
+    assert!(
+        text(&out).contains("readable by other users"),
+        "{}",
+        text(&out)
+    );
+    let _ = tenx(home).args(["logout", "--profile", &profile]).output();
+}

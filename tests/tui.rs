@@ -2,6 +2,8 @@
 //! TestBackend and compared with insta snapshots, and state driven by
 //! actions, on a small fixed-seed simulated tenant fetched for real.
 
+mod common;
+
 use std::sync::Arc;
 
 use chrono::{FixedOffset, TimeZone, Utc};
@@ -736,4 +738,88 @@ async fn a_refresh_that_reads_nothing_keeps_what_is_shown_and_says_so() {
     assert!(!screen.contains("No data yet"), "{screen}");
     assert!(screen.contains("Users  200"), "{screen}");
     s.stop().await;
+}
+
+/// Every cell of a frame drawn on a test backend, as one string per row.
+fn cells(app: &mut App, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| view::draw(f, app)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect()
+}
+
+/// The hostile tenant (escape sequences in names and properties) loaded
+/// as a snapshot, with `key` selected.
+fn hostile_app(key: &str) -> App {
+    let mut app = new_app();
+    app.load_snapshot(common::graph(), None, Default::default());
+    app.sync();
+    let id = app.graph().id_of(key).expect("the entity");
+    app.update(Action::Jump(id));
+    app
+}
+
+#[test]
+fn a_tenants_escape_sequences_never_reach_the_terminal() {
+    for key in [common::USER, common::VM] {
+        let mut app = hostile_app(key);
+        for (w, h) in [(120, 40), (80, 24)] {
+            let rows = cells(&mut app, w, h);
+            let text = rows.join("\n");
+            assert!(text.contains("Ava"), "{text}");
+            for (y, row) in rows.iter().enumerate() {
+                assert!(
+                    !row.chars().any(|c| c == '\x1b'
+                        || c == '\x07'
+                        || c == '\r'
+                        || c == '\x7f'
+                        || ('\u{80}'..='\u{9f}').contains(&c)),
+                    "row {y} of {key} at {w}x{h} carries a control character: {row:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The details pane shows an ARM resource's properties without the secrets
+/// nested in them, by the same rule as export.
+#[test]
+fn the_details_pane_shows_no_secret_at_any_depth() {
+    for key in [common::VM, common::WEB_APP, common::USER] {
+        let app = hostile_app(key);
+        let id = app.graph().id_of(key).expect("entity");
+        let lines = tenx::tui::details::lines(
+            app.graph(),
+            id,
+            app.now,
+            FixedOffset::east_opt(0).expect("utc"),
+        );
+        let text: String = lines
+            .iter()
+            .map(|l| {
+                l.spans
+                    .iter()
+                    .map(|s| s.content.as_ref())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        assert!(!text.contains(common::SECRET), "{key}:\n{text}");
+        if key == common::VM {
+            assert!(text.contains("azureuser"), "{text}");
+        }
+        if key == common::WEB_APP {
+            assert!(
+                text.contains("(redacted)") && text.contains("westeurope"),
+                "{text}"
+            );
+        }
+        // Drawn, too.
+        let mut app = app;
+        app.update(Action::Jump(id));
+        let screen = cells(&mut app, 200, 60).join("\n");
+        assert!(!screen.contains(common::SECRET), "{screen}");
+    }
 }

@@ -18,7 +18,63 @@ pub struct DemoArgs {
     pub headless: bool,
 }
 
+/// The demo's snapshots live in a temporary folder of their own, removed
+/// when the demo ends; the person's data directory gets none.
+struct DemoStore {
+    dir: std::path::PathBuf,
+}
+
+impl DemoStore {
+    fn create() -> anyhow::Result<DemoStore> {
+        let base = std::env::temp_dir();
+        remove_abandoned(&base);
+        let dir = base.join(format!("tenx-demo-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        crate::store::private_dir(&dir)?;
+        // Removed on a signal too (headless; the explorer returns normally).
+        crate::outfile::remove_dir_on_signals(&dir);
+        crate::store::use_data_dir(dir.clone());
+        Ok(DemoStore { dir })
+    }
+}
+
+impl Drop for DemoStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        crate::outfile::forget_on_signals(&self.dir);
+    }
+}
+
+/// Demo folders whose process is gone (killed outright), where that can be
+/// told (`/proc`).
+fn remove_abandoned(base: &std::path::Path) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("tenx-demo-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let _store = DemoStore::create()?;
+    if args.headless {
+        crate::outfile::remove_on_signals();
+    }
     let tenant = FakeTenant::generate(FakeParams {
         users: args.users,
         seed: args.seed,
@@ -48,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let app = crate::tui::app::App::new(title, chrono::Utc::now());
         let r = crate::tui::run(app, Some(plan), false, true).await;
         running.stop().await;
-        return r.map(|()| ExitCode::SUCCESS);
+        return r.map(|ended| ended.exit_code());
     }
     eprintln!(
         "tenx demo: {} ({} users, {} devices, {} Defender machines, {} Azure resources) simulated on {base}",
@@ -68,7 +124,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         FetchArgs {
             sources: Source::ALL.to_vec(),
             json: false,
-            keep: 5,
+            keep: 1,
             logon_users: crate::logons::LogonBudget::DEFAULT,
             carry_over: true,
         },

@@ -2,13 +2,14 @@
 //! JSON.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use crate::export::{Direction, Format, Selection, write_file, write_json};
 use crate::model::TenantGraph;
 use crate::model::Verb;
+use crate::outfile::Output;
 use crate::store::Store;
 
 pub struct ExportArgs {
@@ -24,7 +25,8 @@ pub struct ExportArgs {
     pub direction: Direction,
     pub format: Format,
     pub properties: bool,
-    pub output: Option<PathBuf>,
+    /// A file, or standard output.
+    pub output: Output,
 }
 
 /// `HAS,OWNS` → verbs.
@@ -35,44 +37,75 @@ pub fn parse_verbs(s: &str) -> anyhow::Result<Vec<Verb>> {
         .map(|v| {
             Verb::from_class(v).with_context(|| {
                 let all: Vec<&str> = Verb::ALL.iter().map(|v| v.class()).collect();
-                format!("--follow: unknown verb '{v}' ({})", all.join(", "))
+                format!("unknown verb '{v}' ({})", all.join(", "))
             })
         })
         .collect()
 }
 
-/// Opens the snapshot the arguments name: an id in the profile's store, or
-/// the latest one of a database file.
-pub fn open_snapshot(
-    store_name: &str,
-    snapshot: Option<&str>,
-) -> anyhow::Result<(crate::store::SnapshotInfo, TenantGraph)> {
+/// The store the arguments name, opened read-only: a snapshot database
+/// file, or the profile's store (with the snapshot id given, if any).
+pub fn open_store(store_name: &str, snapshot: Option<&str>) -> anyhow::Result<(Store, i64)> {
     let (store, id) = match snapshot {
-        Some(s) if Path::new(s).is_file() => (Store::open(Path::new(s))?, None),
+        Some(s) if Path::new(s).is_file() => (Store::open_read_only(Path::new(s))?, None),
         Some(s) => {
             let id: i64 = s
                 .parse()
                 .with_context(|| format!("--snapshot '{s}' is neither a snapshot id nor a file"))?;
-            (Store::for_profile(store_name)?, Some(id))
+            (profile_store(store_name)?, Some(id))
         }
-        None => (Store::for_profile(store_name)?, None),
+        None => (profile_store(store_name)?, None),
     };
     let id = match id {
         Some(id) => id,
-        None => store.latest_id()?.with_context(|| {
-            format!(
+        None => match store.latest_id()? {
+            Some(id) => id,
+            None => bail!(
                 "no snapshot in {} yet; run `tenx fetch` first",
                 store.path().display()
-            )
-        })?,
+            ),
+        },
     };
+    Ok((store, id))
+}
+
+/// A profile's store, read-only; an error saying to fetch when there is none.
+fn profile_store(store_name: &str) -> anyhow::Result<Store> {
+    match Store::for_profile_read(store_name)? {
+        Some(s) => Ok(s),
+        None => bail!(
+            "no snapshot for '{store_name}' yet; run `tenx fetch` first (looked in {})",
+            crate::store::data_dir()?.display()
+        ),
+    }
+}
+
+/// Opens the snapshot the arguments name: an id in the profile's store, or
+/// the latest one of a database file. Read-only.
+pub fn open_snapshot(
+    store_name: &str,
+    snapshot: Option<&str>,
+) -> anyhow::Result<(crate::store::SnapshotInfo, TenantGraph)> {
+    let (store, id) = open_store(store_name, snapshot)?;
     store.load(id)
 }
 
+/// CSV is two files: they cannot both go to standard output.
+pub const CSV_NEEDS_FILES: &str = "--format csv writes two files (NAME-entities.csv and NAME-relationships.csv): name them with -o NAME.csv, not standard output";
+
 pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
+    // Before any work: what cannot be written is said at once.
+    match (&args.output, args.format) {
+        (Output::Stdout, Format::Csv) => bail!(CSV_NEEDS_FILES),
+        (Output::File(p), _) => crate::outfile::check_target(p)?,
+        _ => {}
+    }
     let (info, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
     for g in crate::fetch::gaps(&info.sources, chrono::Utc::now()) {
-        eprintln!("note: the snapshot is incomplete: {g}");
+        eprintln!(
+            "note: the snapshot is incomplete: {}",
+            crate::text::text(&g)
+        );
     }
     let mut seeds = Vec::new();
     for key in &args.select {
@@ -105,7 +138,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
         Selection::around(&graph, &seeds, args.depth, verbs, args.direction)
     };
     match &args.output {
-        Some(path) => {
+        Output::File(path) => {
             let files = write_file(&graph, &sel, args.properties, args.format, path)?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             eprintln!(
@@ -115,10 +148,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
                 names.join(" and ")
             );
         }
-        None if args.format == Format::Csv => {
-            bail!("--format csv writes two files: name them with -o FILE")
-        }
-        None => {
+        Output::Stdout => {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
             match args.format {
@@ -129,7 +159,7 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
                 Format::Graphml => {
                     crate::export::write_graphml(&graph, &sel, args.properties, &mut w)?
                 }
-                Format::Csv => {}
+                Format::Csv => bail!(CSV_NEEDS_FILES),
             }
             w.flush()?;
         }

@@ -14,6 +14,7 @@ use crate::http::{Http, HttpOptions};
 use crate::store::Store;
 
 use super::Target;
+use crate::text::{line, text};
 
 pub struct FetchArgs {
     pub sources: Vec<Source>,
@@ -163,8 +164,10 @@ fn print_report(
             line = format!("{:<10} {mark}", source.name());
         }
         println!("{line}");
+        // Errors and notes carry the services' own words: cleaned of
+        // anything a terminal would obey.
         for e in &st.errors {
-            println!("    {e}");
+            println!("    {}", text(e));
         }
         if !st.incomplete.is_empty() {
             println!("    not read completely: {}", st.incomplete.join(", "));
@@ -173,7 +176,7 @@ fn print_report(
             println!("    {}", c.words(now));
         }
         for n in &st.notes {
-            println!("    note: {n}");
+            println!("    note: {}", text(n));
         }
     }
     if let Some(m) = &b.metrics {
@@ -198,7 +201,7 @@ fn print_report(
     if !missing.is_empty() {
         println!("incomplete:");
         for m in missing {
-            println!("    {m}");
+            println!("    {}", line(m));
         }
     }
 }
@@ -242,7 +245,9 @@ impl Progress {
                 self.last_wait = Instant::now();
                 self.clear();
                 eprintln!(
-                    "tenx: {endpoint}: {cause}; waiting {} s as the service asks",
+                    "tenx: {}: {}; waiting {} s as the service asks",
+                    line(endpoint),
+                    line(cause),
                     wait.as_secs_f64().ceil()
                 );
             }
@@ -265,7 +270,7 @@ impl Progress {
             }
             FetchEvent::Warning { source, message } => {
                 self.clear();
-                eprintln!("{}: {message}", source.name());
+                eprintln!("{}: {}", source.name(), text(message));
             }
             _ => {}
         }

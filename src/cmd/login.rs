@@ -14,6 +14,7 @@ use crate::fetch::Source;
 use crate::http::{Http, HttpError, HttpOptions};
 use crate::secret::Secret;
 use crate::secrets::{KeyringError, SecretStore};
+use crate::text;
 
 #[derive(Debug, Default)]
 pub struct LoginArgs {
@@ -290,8 +291,11 @@ pub async fn login(args: LoginArgs, store: &dyn SecretStore) -> anyhow::Result<E
     let (signed_in, checks) = check_sources(&http, &profile.sources).await;
     for (source, check) in &checks {
         match check {
-            Check::Working(note) => println!("  {:<10} working: {note}", source.name()),
-            Check::Problem(p) => println!("  {:<10} {p}", source.name()),
+            // What a service says is printed without its control characters.
+            Check::Working(note) => {
+                println!("  {:<10} working: {}", source.name(), text::text(note))
+            }
+            Check::Problem(p) => println!("  {:<10} {}", source.name(), text::text(p)),
         }
     }
     if !signed_in {
@@ -336,7 +340,10 @@ pub fn logout(profile: Option<&str>, store: &dyn SecretStore) -> anyhow::Result<
         (Err(KeyringError::Unavailable(_)), _) => {
             println!("removed profile '{name}'");
             let e = secret.err().map(|e| e.to_string()).unwrap_or_default();
-            eprintln!("tenx: the secret could not be removed from the keyring: {e}");
+            eprintln!(
+                "tenx: the secret could not be removed from the keyring: {}",
+                text::text(&e)
+            );
             Ok(ExitCode::FAILURE)
         }
     }

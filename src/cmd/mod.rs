@@ -134,14 +134,14 @@ pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::Exit
         tenant_hint,
         logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
     };
-    crate::tui::run(
+    let ended = crate::tui::run(
         crate::tui::app::App::new(title, chrono::Utc::now()),
         Some(plan),
         true,
         true,
     )
     .await?;
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ended.exit_code())
 }
 
 /// Log lines go to `tenx.log` in the data directory, never to the screen.

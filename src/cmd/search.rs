@@ -7,6 +7,7 @@ use anyhow::bail;
 use serde_json::json;
 
 use crate::search::{KIND_FILTERS, Query, SearchIndex, search_once, secondary};
+use crate::text::line;
 
 pub struct SearchArgs {
     pub query: String,
@@ -47,12 +48,13 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
     } else {
         for h in &r.hits {
             let e = graph.entity(h.id);
+            // Names and details come from the tenant: no terminal sequences.
             println!(
                 "{:<32} {:<40} {:<40} {}",
                 e.kind.type_name(),
-                e.display_name,
-                secondary(&graph, h.id),
-                e.key
+                line(&e.display_name),
+                line(&secondary(&graph, h.id)),
+                line(&e.key)
             );
         }
         eprintln!(

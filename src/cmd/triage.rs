@@ -3,18 +3,19 @@
 //! `tenx triage set` to record a status.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
 use crate::store::Store;
+use crate::text::{csv_cell, line};
 use crate::triage::{Coverage, GroupBy, Row, Status, Summary, comparable, group, rows, summary};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Table,
     Csv,
+    #[value(name = "md", alias = "markdown")]
     Markdown,
     Json,
 }
@@ -33,28 +34,9 @@ impl ReportFormat {
 
 pub struct ReportArgs {
     pub format: ReportFormat,
-    pub output: Option<PathBuf>,
+    pub output: crate::outfile::Output,
     pub group_by: GroupBy,
     pub snapshot: Option<String>,
-}
-
-fn open(store_name: &str, snapshot: Option<&str>) -> anyhow::Result<(Store, i64)> {
-    let store = match snapshot {
-        Some(s) if Path::new(s).is_file() => Store::open(Path::new(s))?,
-        _ => Store::for_profile(store_name)?,
-    };
-    let id = match snapshot.filter(|s| !Path::new(s).is_file()) {
-        Some(s) => s
-            .parse()
-            .with_context(|| format!("--snapshot '{s}' is neither a snapshot id nor a file"))?,
-        None => store.latest_id()?.with_context(|| {
-            format!(
-                "no snapshot in {} yet; run `tenx fetch` first",
-                store.path().display()
-            )
-        })?,
-    };
-    Ok((store, id))
 }
 
 /// The rows and summary of a snapshot, with the profile's triage notes.
@@ -62,7 +44,8 @@ pub fn load(
     store_name: &str,
     snapshot: Option<&str>,
 ) -> anyhow::Result<(Vec<Row>, Summary, String)> {
-    let (store, id) = open(store_name, snapshot)?;
+    // Read-only: a report never writes to the database it reads.
+    let (store, id) = super::export::open_store(store_name, snapshot)?;
     let (info, graph) = store.load(id)?;
     let notes = store.triage_notes()?;
     let when = chrono::DateTime::parse_from_rfc3339(&info.created_at)
@@ -120,6 +103,9 @@ fn last(r: &Row) -> String {
 }
 
 pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = args.output.file() {
+        crate::outfile::check_target(p)?;
+    }
     let (rows, summary, title) = load(store_name, args.snapshot.as_deref())?;
     // What the counts rest on: a line in the table and Markdown, a field in
     // JSON; CSV has no place for it, so stderr and the exit status tell.
@@ -165,7 +151,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
             for (label, idx) in group(&rows, args.group_by) {
                 for i in idx {
                     let r = &rows[i];
-                    w.write_record([
+                    let cells = [
                         label.clone(),
                         r.name.clone(),
                         r.key.clone(),
@@ -187,20 +173,22 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                         r.cves[3].to_string(),
                         r.status.label().to_string(),
                         r.note.clone(),
-                    ])?;
+                    ];
+                    // No cell a spreadsheet would run as a formula.
+                    w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
                 }
             }
             w.flush()?;
         }
         ReportFormat::Markdown => {
-            writeln!(buf, "# Noncompliant devices\n\n{title}\n")?;
+            writeln!(buf, "# Noncompliant devices\n\n{}\n", md(&title))?;
             writeln!(
                 buf,
                 "**{}** of {} devices are noncompliant.",
                 summary.noncompliant, summary.devices
             )?;
-            for line in &coverage {
-                writeln!(buf, "\n> **Incomplete:** {}", md(line))?;
+            for gap in &coverage {
+                writeln!(buf, "\n> **Incomplete:** {}", md(gap))?;
             }
             match (summary.new_since_previous, summary.fixed_since_previous) {
                 (Some(n), Some(f)) => writeln!(
@@ -275,8 +263,10 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Table => {
             writeln!(
                 buf,
-                "{title}\n{} of {} devices noncompliant",
-                summary.noncompliant, summary.devices
+                "{}\n{} of {} devices noncompliant",
+                line(&title),
+                summary.noncompliant,
+                summary.devices
             )?;
             match (summary.new_since_previous, summary.fixed_since_previous) {
                 (Some(n), Some(f)) => writeln!(
@@ -289,13 +279,13 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            for line in &coverage {
-                writeln!(buf, "INCOMPLETE: {line}")?;
+            for gap in &coverage {
+                writeln!(buf, "INCOMPLETE: {gap}")?;
             }
             writeln!(buf)?;
             for (label, idx) in group(&rows, args.group_by) {
                 if args.group_by != GroupBy::None {
-                    writeln!(buf, "== {label} ({})", idx.len())?;
+                    writeln!(buf, "== {} ({})", line(&label), idx.len())?;
                 }
                 writeln!(
                     buf,
@@ -331,25 +321,25 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match &args.output {
-        Some(p) => {
-            crate::export::write_atomic(p, |w| w.write_all(&buf))?;
-            eprintln!("wrote {} devices to {}", rows.len(), p.display());
-        }
-        None => std::io::stdout().write_all(&buf)?,
+    crate::outfile::write_output(&args.output, &buf)?;
+    if let Some(p) = args.output.file() {
+        eprintln!("wrote {} devices to {}", rows.len(), p.display());
     }
     if summary.coverage.complete() {
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == ReportFormat::Csv || args.output.is_some() {
-        for line in &coverage {
-            eprintln!("tenx triage: incomplete: {line}");
+    // CSV has no place for it, and a file is not what a person reads now.
+    if args.format == ReportFormat::Csv || args.output.file().is_some() {
+        for gap in &coverage {
+            eprintln!("tenx triage: incomplete: {gap}");
         }
     }
     Ok(ExitCode::from(2))
 }
 
+/// A table cell: one line without control characters, at most `n` wide.
 fn cut(s: &str, n: usize) -> String {
+    let s = line(s);
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -357,9 +347,9 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// Text in a Markdown table cell.
+/// Text in a Markdown table cell: one line without control characters.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    line(s).replace('|', "\\|")
 }
 
 /// `tenx triage set DEVICE --status S [--note TEXT]`: DEVICE is a device key
@@ -370,7 +360,13 @@ pub fn set(
     status: Status,
     note: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let (mut store, id) = open(store_name, None)?;
+    let mut store = Store::for_triage(store_name)?;
+    let id = store.latest_id()?.with_context(|| {
+        format!(
+            "no snapshot in {} yet; run `tenx fetch` first",
+            store.path().display()
+        )
+    })?;
     let (_, graph) = store.load(id)?;
     let key = match graph.id_of(device) {
         Some(i) if graph.entity(i).kind.is_device() => device.to_string(),
@@ -400,6 +396,6 @@ pub fn set(
             .unwrap_or_default(),
     };
     store.set_triage(&key, status, &note)?;
-    println!("{key}: {}", status.label());
+    println!("{}: {}", line(&key), status.label());
     Ok(ExitCode::SUCCESS)
 }

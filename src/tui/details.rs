@@ -281,7 +281,8 @@ pub fn lines(
     tz: FixedOffset,
 ) -> Vec<Line<'static>> {
     let e = g.entity(id);
-    let props: Map<String, Value> = e.properties();
+    // The same rule as export: no secret is shown, at any depth.
+    let props: Map<String, Value> = crate::redact::redacted(e.properties());
     let mut out = vec![
         Line::from(vec![
             Span::styled(

@@ -43,7 +43,9 @@ pub struct FetchPlan {
 }
 
 /// Restores the terminal when dropped, whatever ends the program.
-struct TerminalGuard;
+struct TerminalGuard {
+    _panics: UiPanicHook,
+}
 
 fn restore() {
     let _ = disable_raw_mode();
@@ -58,6 +60,7 @@ fn restore() {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore();
+        crate::terminal::set_owned(false);
     }
 }
 
@@ -68,17 +71,96 @@ fn setup() -> anyhow::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)
             "the explorer needs a terminal; use `tenx fetch` and `tenx export` in scripts"
         );
     }
+    // A panic on this (the UI) thread restores the terminal before its
+    // message is printed; one on a worker is logged and the UI goes on.
+    let panics = UiPanicHook::install(restore);
     enable_raw_mode()?;
-    let guard = TerminalGuard;
+    let guard = TerminalGuard { _panics: panics };
+    crate::terminal::set_owned(true);
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
-    // A panic restores the terminal before its message is printed.
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore();
-        previous(info);
-    }));
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
+}
+
+/// The thread that owns the terminal, and how to give it back, while the
+/// explorer runs.
+struct UiThread {
+    id: std::thread::ThreadId,
+    restore: fn(),
+}
+
+static UI_THREAD: std::sync::Mutex<Option<UiThread>> = std::sync::Mutex::new(None);
+
+/// Whether a panic on `thread` must give the terminal back: only when it
+/// is the UI thread. A worker's panic (a fetch task, an export, a search)
+/// leaves the UI running; what it was doing reports its failure.
+pub fn panic_restores_terminal(ui: std::thread::ThreadId, thread: std::thread::ThreadId) -> bool {
+    ui == thread
+}
+
+/// The explorer's panic hook, installed once per process. While a
+/// `UiPanicHook` is alive, a panic on the thread that installed it
+/// restores the terminal and then prints as usual; a panic on any other
+/// thread is written to the log only (printed, it would land on the
+/// screen). With no explorer running, panics print as usual.
+pub struct UiPanicHook(());
+
+impl UiPanicHook {
+    pub fn install(restore: fn()) -> UiPanicHook {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        *UI_THREAD.lock().unwrap_or_else(|p| p.into_inner()) = Some(UiThread {
+            id: std::thread::current().id(),
+            restore,
+        });
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let here = std::thread::current();
+                let ui = UI_THREAD
+                    .lock()
+                    .map(|u| u.as_ref().map(|u| (u.id, u.restore)))
+                    .unwrap_or(None);
+                match ui {
+                    Some((id, restore)) if panic_restores_terminal(id, here.id()) => {
+                        restore();
+                        previous(info);
+                    }
+                    Some(_) => tracing::error!(
+                        thread = here.name().unwrap_or("unnamed"),
+                        "a worker thread panicked; the explorer goes on: {info}"
+                    ),
+                    None => previous(info),
+                }
+            }));
+        });
+        UiPanicHook(())
+    }
+}
+
+impl Drop for UiPanicHook {
+    fn drop(&mut self) {
+        *UI_THREAD.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// How the explorer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `q`, Ctrl-C as a key, or the end of input.
+    Quit,
+    /// A signal (its number): the terminal was restored first.
+    Signal(i32),
+}
+
+impl Ended {
+    /// 0 after a quit; 128 + the signal's number after a signal (130 for
+    /// SIGINT, 129 SIGHUP, 131 SIGQUIT, 143 SIGTERM), as shells report it.
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            Ended::Quit => std::process::ExitCode::SUCCESS,
+            Ended::Signal(n) => std::process::ExitCode::from(u8::try_from(128 + n).unwrap_or(255)),
+        }
+    }
 }
 
 fn mouse_action(m: crossterm::event::MouseEvent) -> Option<Action> {
@@ -99,8 +181,14 @@ pub async fn run(
     plan: Option<FetchPlan>,
     load_snapshot: bool,
     fetch_now: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
+    // Every signal that ends a program is caught before the terminal
+    // changes, so none can leave it raw.
+    let mut signals = Signals::new();
     let (_guard, mut terminal) = setup()?;
+    #[cfg(debug_assertions)]
+    debug_worker_panic();
+    let mut ended = Ended::Quit;
     let mut events = EventStream::new();
     let mut fetch_rx: Option<tokio::sync::mpsc::UnboundedReceiver<FetchEvent>> = None;
     let (bg_tx, mut bg_rx) = tokio::sync::mpsc::unbounded_channel::<Background>();
@@ -109,8 +197,12 @@ pub async fn run(
         let name = p.store_name.clone();
         let tx = bg_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = Store::for_profile(&name).and_then(|s| match s.latest_id()? {
-                Some(id) => s.load(id).map(|l| Some(Box::new(l))),
+            // Read-only: loading never writes to the store.
+            let result = Store::for_profile_read(&name).and_then(|s| match s {
+                Some(s) => match s.latest_id()? {
+                    Some(id) => s.load(id).map(|l| Some(Box::new(l))),
+                    None => Ok(None),
+                },
                 None => Ok(None),
             });
             let _ = tx.send(Background::Loaded(result.map_err(|e| format!("{e:#}"))));
@@ -125,7 +217,10 @@ pub async fn run(
         let tx = bg_tx.clone();
         let from_snapshot = load_snapshot;
         tokio::task::spawn_blocking(move || {
-            let r = Store::for_profile(&name).and_then(|s| {
+            let r = Store::for_profile_read(&name).and_then(|s| {
+                let Some(s) = s else {
+                    return Ok(app::TriageData::default());
+                };
                 let notes = s.triage_notes()?;
                 let latest = s.latest_id()?;
                 // On a loaded snapshot, "previous" is the one before it; on a
@@ -150,7 +245,6 @@ pub async fn run(
             let _ = tx.send(Background::Triage(r.map_err(|e| format!("{e:#}"))));
         });
     }
-    let mut term = signal_term();
     let mut tick = tokio::time::interval(Duration::from_millis(16));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
@@ -180,7 +274,7 @@ pub async fn run(
                 let name = p.store_name.clone();
                 let tx = bg_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let r = Store::for_profile(&name)
+                    let r = Store::for_triage(&name)
                         .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
                     if let Err(e) = r {
                         let _ = tx.send(Background::Saved(Err(format!(
@@ -252,7 +346,10 @@ pub async fn run(
                         let name = p.store_name.clone();
                         let tx = bg_tx.clone();
                         tokio::task::spawn_blocking(move || {
-                            let r = Store::for_profile(&name).and_then(|s| s.carry_patch(&statuses));
+                            let r = Store::for_profile_read(&name).and_then(|s| match s {
+                                Some(s) => s.carry_patch(&statuses),
+                                None => Ok(Default::default()),
+                            });
                             let _ = tx.send(Background::Carried(r.map_err(|e| format!("{e:#}"))));
                         });
                     }
@@ -286,7 +383,10 @@ pub async fn run(
                 }
                 dirty = true;
             }
-            _ = term.recv() => app.quit = true,
+            sig = signals.recv() => {
+                ended = Ended::Signal(sig);
+                app.quit = true;
+            }
             _ = tick.tick() => {
                 if app.fetching && last_spin.elapsed() >= Duration::from_millis(100) {
                     app.spinner = app.spinner.wrapping_add(1);
@@ -297,7 +397,7 @@ pub async fn run(
         }
     }
     drop(terminal);
-    Ok(())
+    Ok(ended)
 }
 
 enum Background {
@@ -344,27 +444,62 @@ fn save_snapshot(app: &App, plan: &FetchPlan, tx: tokio::sync::mpsc::UnboundedSe
     });
 }
 
-/// SIGTERM ends the explorer like `q` does (and restores the terminal).
-struct Term(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+/// SIGINT, SIGHUP, SIGTERM and SIGQUIT end the explorer like `q` does:
+/// the terminal is restored, and the exit status says which signal it was.
+struct Signals {
+    #[cfg(unix)]
+    list: Vec<(i32, tokio::signal::unix::Signal)>,
+}
 
-impl Term {
-    async fn recv(&mut self) {
+impl Signals {
+    fn new() -> Signals {
         #[cfg(unix)]
-        if let Some(s) = self.0.as_mut() {
-            s.recv().await;
-            return;
+        {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+            use tokio::signal::unix::{SignalKind, signal};
+            let list = [SIGINT, SIGHUP, SIGTERM, SIGQUIT]
+                .into_iter()
+                .map(|n| (n, SignalKind::from_raw(n)))
+                .filter_map(|(n, k)| signal(k).ok().map(|s| (n, s)))
+                .collect();
+            Signals { list }
         }
-        std::future::pending::<()>().await
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    /// The number of the next signal.
+    async fn recv(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            std::future::poll_fn(|cx| {
+                for (n, s) in &mut self.list {
+                    if let std::task::Poll::Ready(Some(())) = s.poll_recv(cx) {
+                        return std::task::Poll::Ready(*n);
+                    }
+                }
+                std::task::Poll::Pending
+            })
+            .await
+        }
+        #[cfg(not(unix))]
+        {
+            std::future::pending::<i32>().await
+        }
     }
 }
 
-fn signal_term() -> Term {
-    #[cfg(unix)]
-    {
-        Term(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
-    }
-    #[cfg(not(unix))]
-    {
-        Term()
+/// Debug builds only: `TENX_DEBUG_WORKER_PANIC=1` panics a worker thread
+/// once the explorer runs, so the end-to-end tests can check that the UI
+/// goes on and the terminal stays as it is.
+#[cfg(debug_assertions)]
+fn debug_worker_panic() {
+    if std::env::var_os("TENX_DEBUG_WORKER_PANIC").is_some() {
+        tokio::task::spawn_blocking(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            panic!("TENX_DEBUG_WORKER_PANIC: a worker thread panicked on purpose");
+        });
     }
 }
