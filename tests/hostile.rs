@@ -24,6 +24,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
+    start_slow(rt, faults, 0)
+}
+
+/// `start`, with this much latency per request (tokens that expire need a
+/// fetch that lasts).
+fn start_slow(rt: &tokio::runtime::Runtime, faults: &str, latency_ms: u64) -> RunningTenant {
     let t = FakeTenant::generate(FakeParams {
         users: 150,
         seed: 77,
@@ -32,6 +38,7 @@ fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
         ..Default::default()
     });
     let opts = ServerOptions {
+        latency: Duration::from_millis(latency_ms),
         faults: Faults::parse(faults).expect("faults"),
         rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
             .expect("limits"),
@@ -88,6 +95,8 @@ fn every_fault_ends_whole_or_names_what_is_missing() {
         ("429=0.05,503=0.05,500=0.05", Expect::Whole),
         ("drop=0.03,malformed=0.03", Expect::Whole),
         ("429=0.05,retry-after=date", Expect::Whole),
+        ("429=0.05,retry-after=none", Expect::Whole),
+        ("expire=1", Expect::Whole),
         ("batch-body=base64", Expect::Whole),
         ("batch-body=null:0.1", Expect::Whole),
         (
@@ -132,7 +141,9 @@ fn every_fault_ends_whole_or_names_what_is_missing() {
     let rt = runtime();
     let mut failures = Vec::new();
     for (spec, expect) in cases {
-        let s = start(&rt, spec);
+        // Tokens that die after a second need a fetch of several seconds.
+        let latency = if spec.starts_with("expire") { 300 } else { 0 };
+        let s = start_slow(&rt, spec, latency);
         let m = Manifest::of(&s.tenant);
         let data = tempfile::tempdir().expect("temp dir");
         let began = Instant::now();
