@@ -20,6 +20,11 @@ pub struct Profile {
     pub client_id: String,
     pub cloud: Cloud,
     pub sources: Vec<Source>,
+    /// Which API Defender is read through: `graph` (Microsoft Graph
+    /// security advanced hunting, the default) or `mde` (the Defender for
+    /// Endpoint API, retired on 1 February 2027).
+    #[serde(default)]
+    pub defender: crate::fetch::DefenderApi,
     /// Endpoints that differ from the cloud's (custom or simulated tenants).
     #[serde(default, skip_serializing_if = "EndpointOverrides::is_empty")]
     pub endpoints: EndpointOverrides,
@@ -237,6 +242,7 @@ mod tests {
             client_id: "c".into(),
             cloud: Cloud::UsGov,
             sources: vec![Source::Directory, Source::Arm],
+            defender: crate::fetch::DefenderApi::Mde,
             endpoints: EndpointOverrides {
                 graph: Some("http://127.0.0.1:9/graph".into()),
                 ..Default::default()

@@ -78,7 +78,11 @@ impl Endpoints {
             Cloud::Public | Cloud::Custom => Endpoints {
                 login: url("https://login.microsoftonline.com"),
                 graph: url("https://graph.microsoft.com"),
-                defender: url("https://api.securitycenter.microsoft.com"),
+                // The Defender for Endpoint API's documented base (its
+                // tokens are still for api.securitycenter.microsoft.com);
+                // regional hosts (us., eu., uk., au., swa., ina.) go in
+                // the profile's endpoints.
+                defender: url("https://api.security.microsoft.com"),
                 arm: url("https://management.azure.com"),
                 graph_resource: "https://graph.microsoft.com".into(),
                 defender_resource: "https://api.securitycenter.microsoft.com".into(),

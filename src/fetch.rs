@@ -289,18 +289,123 @@ impl SourceStatus {
 /// while the machines are listed.
 pub type CarryLoader = Arc<dyn Fn() -> anyhow::Result<LogonCarry> + Send + Sync>;
 
+/// Which API Defender's data is read through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefenderApi {
+    /// Microsoft Graph security advanced hunting (`ThreatHunting.Read.All`).
+    #[default]
+    Graph,
+    /// The Defender for Endpoint API (`WindowsDefenderATP`), retired on
+    /// 1 February 2027 (Message Center MC1220762).
+    Mde,
+}
+
+impl DefenderApi {
+    pub fn name(self) -> &'static str {
+        match self {
+            DefenderApi::Graph => "graph",
+            DefenderApi::Mde => "mde",
+        }
+    }
+
+    pub fn parse(s: &str) -> anyhow::Result<DefenderApi> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "graph" => Ok(DefenderApi::Graph),
+            "mde" => Ok(DefenderApi::Mde),
+            other => anyhow::bail!("unknown Defender API '{other}' (graph or mde)"),
+        }
+    }
+
+    /// When the Defender for Endpoint API stops working.
+    pub fn mde_retirement() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap_or_default()
+    }
+
+    /// What a person must know of choosing this API on `today`: `Err` when
+    /// it no longer works.
+    pub fn retirement(self, today: chrono::NaiveDate) -> Result<Option<String>, String> {
+        if self != DefenderApi::Mde {
+            return Ok(None);
+        }
+        let end = DefenderApi::mde_retirement();
+        let days = (end - today).num_days();
+        if days <= 0 {
+            return Err(
+                "the Defender for Endpoint API was retired on 1 February 2027 (Message Center MC1220762): read Defender through Microsoft Graph security instead (`defender = \"graph\"` in the profile, or `--defender-api graph`), which needs the application permission ThreatHunting.Read.All".into(),
+            );
+        }
+        Ok(Some(format!(
+            "read through the Defender for Endpoint API, which retires on 1 February 2027 (in {days} days): switch to Microsoft Graph security (`defender = \"graph\"`, permission ThreatHunting.Read.All)"
+        )))
+    }
+}
+
+/// Advanced hunting's documented limits, which tenx keeps to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HuntingPolicy {
+    /// The most rows one result holds; a result of this many was cut.
+    pub row_cap: usize,
+    /// Calls per window per tenant: (calls, window). Documented: at least
+    /// 45 a minute.
+    pub calls: Vec<(u32, Duration)>,
+}
+
+impl Default for HuntingPolicy {
+    fn default() -> Self {
+        HuntingPolicy {
+            row_cap: 100_000,
+            calls: vec![(45, Duration::from_secs(60))],
+        }
+    }
+}
+
+impl HuntingPolicy {
+    /// The documented limits, or those in `TENX_HUNTING_LIMITS`
+    /// (`rows=100000,calls=45/60s`): for a tenant whose limits differ, and
+    /// for tests against a simulated tenant with scaled limits.
+    pub fn from_env() -> anyhow::Result<HuntingPolicy> {
+        let mut p = HuntingPolicy::default();
+        let Ok(spec) = std::env::var("TENX_HUNTING_LIMITS") else {
+            return Ok(p);
+        };
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let bad =
+                || anyhow::anyhow!("TENX_HUNTING_LIMITS: '{item}' is not rows=N or calls=N/Ss");
+            match item.split_once('=').ok_or_else(bad)? {
+                ("rows", n) => p.row_cap = n.parse().map_err(|_| bad())?,
+                ("calls", w) => {
+                    p.calls = crate::logons::parse_windows(w)
+                        .map_err(|e| anyhow::anyhow!("TENX_HUNTING_LIMITS: {e}"))?
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if p.row_cap < 2 {
+            anyhow::bail!("TENX_HUNTING_LIMITS: rows must be at least 2");
+        }
+        Ok(p)
+    }
+}
+
 /// How a fetch reads what has limits of its own.
 #[derive(Clone, Default)]
 pub struct FetchOptions {
     pub logons: LogonPolicy,
     /// Where logon users not read this time come from; none: not carried.
     pub carry: Option<CarryLoader>,
+    /// Which API Defender is read through.
+    pub defender: DefenderApi,
+    /// Advanced hunting's limits (Defender through Graph).
+    pub hunting: HuntingPolicy,
 }
 
 impl std::fmt::Debug for FetchOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchOptions")
             .field("logons", &self.logons)
+            .field("defender", &self.defender)
+            .field("hunting", &self.hunting)
             .field("carry", &self.carry.is_some())
             .finish()
     }
@@ -640,6 +745,9 @@ pub fn permission_for(source: Source, endpoint: &str) -> &'static str {
             "Microsoft Graph DeviceManagementApps.Read.All"
         }
         Source::Intune => "Microsoft Graph DeviceManagementManagedDevices.Read.All",
+        Source::Defender if e.contains("runhuntingquery") => {
+            "Microsoft Graph ThreatHunting.Read.All"
+        }
         Source::Defender if e.contains("logonusers") => "WindowsDefenderATP User.Read.All",
         Source::Defender if e.contains("vulnerabilit") => {
             "WindowsDefenderATP Vulnerability.Read.All"
@@ -753,12 +861,28 @@ async fn run_source(
     tx: UnboundedSender<FetchEvent>,
 ) -> SourceStatus {
     let start = Instant::now();
+    // The retired Defender for Endpoint API is not called once it is gone.
+    let mut retirement_note = None;
+    if source == Source::Defender {
+        match options.defender.retirement(chrono::Utc::now().date_naive()) {
+            Ok(note) => retirement_note = note,
+            Err(why) => {
+                let line = format!("defender: {why}");
+                let _ = tx.send(FetchEvent::Warning {
+                    source,
+                    message: line.clone(),
+                });
+                return SourceStatus::failed(source, vec![line], 0);
+            }
+        }
+    }
     // The token tells the tenant's GUID (the account entity's key) and
     // whether the API can be used at all.
-    let api = match source {
-        Source::Directory | Source::Intune => crate::endpoints::Api::Graph,
-        Source::Defender => crate::endpoints::Api::Defender,
-        Source::Arm => crate::endpoints::Api::Arm,
+    let api = match (source, options.defender) {
+        (Source::Directory | Source::Intune, _) => crate::endpoints::Api::Graph,
+        (Source::Defender, DefenderApi::Graph) => crate::endpoints::Api::Graph,
+        (Source::Defender, DefenderApi::Mde) => crate::endpoints::Api::Defender,
+        (Source::Arm, _) => crate::endpoints::Api::Arm,
     };
     let token = match http.token(api).await {
         Ok(t) => t,
@@ -774,12 +898,17 @@ async fn run_source(
     let tenant = crate::auth::claims_of(token.value.expose())
         .and_then(|c| c["tid"].as_str().map(String::from))
         .unwrap_or_else(|| http.auth().credentials.tenant.clone());
+    let defender = options.defender;
     let ctx = Ctx::new(http, source, tenant, options, tx);
-    match source {
-        Source::Directory => crate::sources::directory::run(&ctx).await,
-        Source::Intune => crate::sources::intune::run(&ctx).await,
-        Source::Defender => crate::sources::defender::run(&ctx).await,
-        Source::Arm => crate::sources::arm::run(&ctx).await,
+    if let Some(note) = retirement_note {
+        ctx.note(note);
+    }
+    match (source, defender) {
+        (Source::Directory, _) => crate::sources::directory::run(&ctx).await,
+        (Source::Intune, _) => crate::sources::intune::run(&ctx).await,
+        (Source::Defender, DefenderApi::Graph) => crate::sources::hunting::run(&ctx).await,
+        (Source::Defender, DefenderApi::Mde) => crate::sources::defender::run(&ctx).await,
+        (Source::Arm, _) => crate::sources::arm::run(&ctx).await,
     }
     ctx.flush();
     ctx.status(start.elapsed().as_millis() as u64)

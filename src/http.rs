@@ -84,6 +84,9 @@ pub enum Outgoing<'a> {
     },
     /// An Azure Resource Graph query (a read expressed as POST).
     ResourceGraph { body: &'a Value },
+    /// A Microsoft Graph security advanced hunting query (KQL, which only
+    /// reads; a read expressed as POST): `{"Query": …}`.
+    Hunting { query: &'a str },
     /// The client-credentials token request for an API's scope.
     Token { api: Api },
 }
@@ -101,6 +104,7 @@ impl Outgoing<'_> {
             Outgoing::Get { api, .. } | Outgoing::Token { api } => *api,
             Outgoing::GraphBatch { .. } => Api::Graph,
             Outgoing::ResourceGraph { .. } => Api::Arm,
+            Outgoing::Hunting { .. } => Api::Graph,
         }
     }
 
@@ -480,6 +484,7 @@ impl Http {
                 format!("GET {}", rest.split('?').next().unwrap_or(rest))
             }
             Outgoing::GraphBatch { version, .. } => format!("POST /{version}/$batch"),
+            Outgoing::Hunting { .. } => "POST /v1.0/security/runHuntingQuery".into(),
             Outgoing::ResourceGraph { .. } => {
                 "POST /providers/Microsoft.ResourceGraph/resources".into()
             }
@@ -634,6 +639,13 @@ impl Http {
                     &format!("/{version}/$batch"),
                 ))
                 .json(&Outgoing::batch_body(paths)),
+            Outgoing::Hunting { query } => self
+                .client
+                .post(join(
+                    &self.auth.endpoints.graph,
+                    "/v1.0/security/runHuntingQuery",
+                ))
+                .json(&json!({ "Query": query })),
             Outgoing::ResourceGraph { body } => self
                 .client
                 .post(join(
@@ -1225,6 +1237,22 @@ impl Http {
             }
         });
         futures::future::join_all(follows).await
+    }
+
+    /// One advanced hunting query: its rows. The service returns no more
+    /// than its row limit and says nothing when it cut a result (the caller
+    /// compares the count with the limit); `waited` is the collection's
+    /// allowance of waiting.
+    pub async fn hunt(&self, query: &str, waited: &Waited) -> Result<RawPage, HttpError> {
+        self.send_inner(
+            &Outgoing::Hunting { query },
+            RawPage::scan_hunting,
+            None,
+            Priority::Normal,
+            None,
+            waited,
+        )
+        .await
     }
 
     /// An Azure Resource Graph query over some subscriptions, paged by

@@ -79,6 +79,11 @@ struct LoginArgs {
     defender_url: Option<String>,
     #[arg(long, value_name = "URL")]
     arm_url: Option<String>,
+    /// Read Defender through `graph` (Microsoft Graph security advanced
+    /// hunting, permission ThreatHunting.Read.All; the default) or `mde`
+    /// (the Defender for Endpoint API, retired on 1 February 2027).
+    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
 #[derive(Args)]
@@ -94,6 +99,10 @@ struct DemoArgs {
     /// Print the fetch report instead of opening the explorer.
     #[arg(long)]
     headless: bool,
+    /// Read Defender through `graph` (advanced hunting, the default) or
+    /// `mde` (the Defender for Endpoint API).
+    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
 #[derive(Args)]
@@ -118,6 +127,10 @@ struct FetchArgs {
     /// snapshot that has it whole).
     #[arg(long)]
     no_carry_over: bool,
+    /// Read Defender through `graph` (advanced hunting) or `mde` (the
+    /// Defender for Endpoint API) this time, whatever the profile says.
+    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
 #[derive(Args)]
@@ -320,6 +333,7 @@ fn main() -> ExitCode {
                     defender: a.defender_url,
                     arm: a.arm_url,
                 },
+                defender: a.defender_api,
             };
             rt.block_on(tenx::cmd::login::login(args, &tenx::secrets::OsKeyring))
         }),
@@ -331,6 +345,7 @@ fn main() -> ExitCode {
                 seed: a.seed,
                 latency_ms: a.latency_ms,
                 headless: a.headless,
+                defender: a.defender_api.unwrap_or_default(),
             }))
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
@@ -434,6 +449,7 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
         Some(s) => Some(tenx::fetch::Source::parse_list(s)?),
         None => None,
     };
+    let defender_api = args.defender_api;
     let (target, profile_sources) = tenx::cmd::resolve_target(profile)?;
     let sources = match (asked, profile_sources) {
         (Some(s), _) => s,
@@ -447,6 +463,10 @@ fn fetch(profile: Option<&str>, args: FetchArgs) -> anyhow::Result<ExitCode> {
         logon_users: args.logon_users,
         carry_over: !args.no_carry_over,
     };
+    let mut target = target;
+    if let Some(api) = defender_api {
+        target.defender = api;
+    }
     runtime()?.block_on(tenx::cmd::fetch::run(target, args))
 }
 

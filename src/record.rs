@@ -348,6 +348,23 @@ impl RawPage {
         Ok(RawPage::scanned(body, scan, crate::scan::RESOURCE_GRAPH))
     }
 
+    /// Scans an advanced hunting answer: its `results` rows are the
+    /// records.
+    pub fn scan_hunting(body: Bytes) -> Result<RawPage, serde_json::Error> {
+        let scan = crate::scan::page_of(crate::scan::HUNTING, &body, 0..body.len())
+            .map_err(de::Error::custom)?;
+        Ok(RawPage::scanned(body, scan, crate::scan::HUNTING))
+    }
+
+    /// How many records the page holds.
+    pub fn len(&self) -> usize {
+        self.scan.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scan.items.is_empty()
+    }
+
     /// Scans the part `within` of a body (a `$batch` sub-response's body).
     pub fn scan_in(body: Bytes, within: Range<usize>) -> Result<RawPage, serde_json::Error> {
         let scan = crate::scan::page(&body, within).map_err(de::Error::custom)?;

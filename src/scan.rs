@@ -118,6 +118,14 @@ pub const RESOURCE_GRAPH: Shape = Shape {
     fallback: None,
 };
 
+/// A Graph security advanced hunting answer (`huntingQueryResults`): its
+/// rows are `results`; it has no next page.
+pub const HUNTING: Shape = Shape {
+    items: "results",
+    link: "@odata.nextLink",
+    fallback: None,
+};
+
 /// Scans the part `within` of a body (all of it, or a `$batch`
 /// sub-response's body). Offsets are the body's.
 pub fn page(body: &[u8], within: Range<usize>) -> Scanned<PageScan> {
@@ -151,6 +159,7 @@ pub fn page_of(shape: Shape, body: &[u8], within: Range<usize>) -> Scanned<PageS
 pub fn missing_items(shape: Shape) -> &'static str {
     match shape.items {
         "data" => "an answer without a `data` array of rows",
+        "results" => "an answer without a `results` array of rows",
         _ => "an answer without a `value` array of records",
     }
 }

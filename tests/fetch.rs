@@ -69,6 +69,9 @@ fn budget(budget: LogonBudget, carry: Option<LogonCarry>) -> FetchOptions {
             ..Default::default()
         },
         carry: carry.map(|c| -> tenx::fetch::CarryLoader { Arc::new(move || Ok(c.clone())) }),
+        // The logon-user budget and carry-over are the old API's.
+        defender: tenx::fetch::DefenderApi::Mde,
+        ..Default::default()
     }
 }
 

@@ -16,6 +16,8 @@ pub struct DemoArgs {
     pub latency_ms: u64,
     /// Print the fetch report instead of opening the explorer.
     pub headless: bool,
+    /// Which API Defender is read through.
+    pub defender: crate::fetch::DefenderApi,
 }
 
 /// The demo's snapshots live in a temporary folder of their own, removed
@@ -100,6 +102,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             store_name: "demo".into(),
             tenant_hint: t.tenant_id.clone(),
             logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
+            defender: args.defender,
+            hunting: crate::fetch::HuntingPolicy::from_env()?,
         };
         let app = crate::tui::app::App::new(title, chrono::Utc::now());
         let r = crate::tui::run(app, Some(plan), false, true).await;
@@ -118,6 +122,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         credentials: running.credentials(),
         endpoints,
         store_name: "demo".into(),
+        defender: args.defender,
     };
     let code = super::fetch::run(
         target,

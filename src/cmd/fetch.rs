@@ -35,6 +35,8 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let options = FetchOptions {
         logons: crate::logons::LogonPolicy::with_budget(args.logon_users)?,
         carry: Some(crate::store::carry_loader(target.store_name.clone())),
+        defender: target.defender,
+        hunting: crate::fetch::HuntingPolicy::from_env()?,
     };
     let mut b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
     let fetch_cpu = cpu_ms();

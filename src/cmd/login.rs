@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use crate::auth::{Auth, Credentials};
 use crate::config::{self, EndpointOverrides, Profile};
 use crate::endpoints::{Api, Cloud};
-use crate::fetch::Source;
+use crate::fetch::{DefenderApi, Source};
 use crate::http::{Http, HttpError, HttpOptions};
 use crate::secret::Secret;
 use crate::secrets::{KeyringError, SecretStore};
@@ -25,12 +25,16 @@ pub struct LoginArgs {
     pub sources: Option<String>,
     pub secret_stdin: bool,
     pub endpoints: EndpointOverrides,
+    /// `graph` (the default) or `mde`.
+    pub defender: Option<DefenderApi>,
 }
 
 /// The application permissions each source needs (any of the listed
 /// alternatives satisfies one requirement).
-pub fn required_roles(source: Source) -> &'static [&'static [&'static str]] {
+pub fn required_roles(source: Source, defender: DefenderApi) -> &'static [&'static [&'static str]] {
     match source {
+        // Advanced hunting through Microsoft Graph security.
+        Source::Defender if defender == DefenderApi::Graph => &[&["ThreatHunting.Read.All"]],
         Source::Directory => &[&["Directory.Read.All", "Directory.ReadWrite.All"]],
         Source::Intune => &[
             &[
@@ -55,9 +59,10 @@ pub fn required_roles(source: Source) -> &'static [&'static [&'static str]] {
     }
 }
 
-fn api_of(source: Source) -> Api {
+fn api_of(source: Source, defender: DefenderApi) -> Api {
     match source {
         Source::Directory | Source::Intune => Api::Graph,
+        Source::Defender if defender == DefenderApi::Graph => Api::Graph,
         Source::Defender => Api::Defender,
         Source::Arm => Api::Arm,
     }
@@ -73,11 +78,21 @@ pub enum Check {
 /// Checks each source with fresh tokens: sign-in, the token's `roles`, and
 /// for ARM whether any subscription is visible. `signed_in` is false when no
 /// token could be had at all (wrong credentials).
-pub async fn check_sources(http: &Http, sources: &[Source]) -> (bool, Vec<(Source, Check)>) {
+pub async fn check_sources(
+    http: &Http,
+    sources: &[Source],
+    defender: DefenderApi,
+) -> (bool, Vec<(Source, Check)>) {
     let mut signed_in = false;
     let mut out = Vec::new();
     for &source in sources {
-        let api = api_of(source);
+        if source == Source::Defender {
+            if let Err(why) = defender.retirement(chrono::Utc::now().date_naive()) {
+                out.push((source, Check::Problem(why)));
+                continue;
+            }
+        }
+        let api = api_of(source, defender);
         let token = match http.token(api).await {
             Ok(t) => {
                 signed_in = true;
@@ -103,7 +118,7 @@ pub async fn check_sources(http: &Http, sources: &[Source]) -> (bool, Vec<(Sourc
             out.push((source, check));
             continue;
         }
-        let missing: Vec<&str> = required_roles(source)
+        let missing: Vec<&str> = required_roles(source, defender)
             .iter()
             .filter(|alts| {
                 !alts
@@ -112,8 +127,12 @@ pub async fn check_sources(http: &Http, sources: &[Source]) -> (bool, Vec<(Sourc
             })
             .map(|alts| alts[0])
             .collect();
+        let retiring = match (source, defender.retirement(chrono::Utc::now().date_naive())) {
+            (Source::Defender, Ok(Some(note))) => format!("; {note}"),
+            _ => String::new(),
+        };
         let check = if missing.is_empty() {
-            Check::Working("all application permissions granted".into())
+            Check::Working(format!("all application permissions granted{retiring}"))
         } else if token.roles.is_empty() {
             Check::Problem(format!(
                 "the token carries no application permissions: {} are missing, were added as Delegated instead of Application, or admin consent was not granted",
@@ -265,6 +284,7 @@ pub async fn login(args: LoginArgs, store: &dyn SecretStore) -> anyhow::Result<E
         client_id,
         cloud,
         sources,
+        defender: args.defender.unwrap_or_default(),
         endpoints,
     };
     let auth = Auth::new(
@@ -288,7 +308,7 @@ pub async fn login(args: LoginArgs, store: &dyn SecretStore) -> anyhow::Result<E
         profile.sources.len(),
         if profile.sources.len() == 1 { "" } else { "s" }
     );
-    let (signed_in, checks) = check_sources(&http, &profile.sources).await;
+    let (signed_in, checks) = check_sources(&http, &profile.sources, profile.defender).await;
     for (source, check) in &checks {
         match check {
             // What a service says is printed without its control characters.

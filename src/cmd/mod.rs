@@ -20,6 +20,9 @@ pub struct Target {
     pub endpoints: Endpoints,
     /// The snapshot database's name (a profile name, or one from the tenant).
     pub store_name: String,
+    /// Which API Defender is read through (the profile's, else
+    /// `TENX_DEFENDER_API`, else Microsoft Graph security).
+    pub defender: crate::fetch::DefenderApi,
 }
 
 /// The target of a command: the named profile; else credentials from the
@@ -40,6 +43,7 @@ pub fn resolve_target(
             secret,
         },
         endpoints: p.endpoints()?,
+        defender: p.defender,
         store_name: p.name.clone(),
     };
     Ok((target, Some(p.sources)))
@@ -104,7 +108,12 @@ pub fn target_from_env() -> anyhow::Result<Target> {
     let endpoints = Endpoints::for_cloud(cloud)
         .with_env_overrides()
         .context("bad endpoint override")?;
+    let defender = match var("TENX_DEFENDER_API") {
+        Some(d) => crate::fetch::DefenderApi::parse(&d).context("TENX_DEFENDER_API")?,
+        None => crate::fetch::DefenderApi::default(),
+    };
     Ok(Target {
+        defender,
         store_name: format!("tenant-{}", tenant.to_ascii_lowercase()),
         credentials: Credentials {
             tenant,
@@ -123,6 +132,7 @@ pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::Exit
     let title = format!("tenx · {}", target.store_name);
     let tenant_hint = target.credentials.tenant.clone();
     let store_name = target.store_name.clone();
+    let target_defender = target.defender;
     let http = std::sync::Arc::new(crate::http::Http::new(
         std::sync::Arc::new(crate::auth::Auth::new(target.credentials, target.endpoints)),
         crate::http::HttpOptions::default(),
@@ -133,6 +143,8 @@ pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::Exit
         store_name,
         tenant_hint,
         logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
+        defender: target_defender,
+        hunting: crate::fetch::HuntingPolicy::from_env()?,
     };
     let ended = crate::tui::run(
         crate::tui::app::App::new(title, chrono::Utc::now()),

@@ -7,6 +7,7 @@
 pub mod arm;
 pub mod defender;
 pub mod directory;
+pub mod hunting;
 pub mod intune;
 pub mod joins;
 

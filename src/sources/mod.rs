@@ -6,6 +6,7 @@
 pub mod arm;
 pub mod defender;
 pub mod directory;
+pub mod hunting;
 pub mod intune;
 
 use serde_json::Value;

@@ -40,6 +40,9 @@ pub struct FetchPlan {
     /// Logon users: the budget a refresh reads; the rest carry over from
     /// the profile's latest snapshot.
     pub logons: crate::logons::LogonPolicy,
+    /// Which API Defender is read through, and advanced hunting's limits.
+    pub defender: crate::fetch::DefenderApi,
+    pub hunting: crate::fetch::HuntingPolicy,
 }
 
 /// Restores the terminal when dropped, whatever ends the program.
@@ -258,6 +261,8 @@ pub async fn run(
                     let options = crate::fetch::FetchOptions {
                         logons: p.logons.clone(),
                         carry: Some(crate::store::carry_loader(p.store_name.clone())),
+                        defender: p.defender,
+                        hunting: p.hunting.clone(),
                     };
                     fetch_rx = Some(crate::fetch::spawn_with(
                         p.http.clone(),
