@@ -98,6 +98,19 @@ pub struct Row {
     pub compliant_now: bool,
 }
 
+impl Row {
+    /// What Defender says of the device's risk: its risk score (the
+    /// Defender for Endpoint API's), else its exposure level (all advanced
+    /// hunting has); none when Defender does not know the device.
+    pub fn risk(&self) -> Option<String> {
+        self.risk_score.clone().or_else(|| {
+            self.exposure_level
+                .as_ref()
+                .map(|e| format!("exposure {e}"))
+        })
+    }
+}
+
 fn prop_str(g: &TenantGraph, id: EntityId, f: &str) -> String {
     g.entity(id)
         .prop(f)

@@ -79,7 +79,7 @@ pub fn load(
 }
 
 fn cves(r: &Row) -> String {
-    if r.risk_score.is_none() && r.cves == [0; 4] {
+    if r.risk().is_none() && r.cves == [0; 4] {
         return String::new();
     }
     format!(
@@ -239,9 +239,8 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                         format!("{} ({})", r.owner, r.owner_upn)
                     };
                     let defender = r
-                        .risk_score
-                        .as_ref()
-                        .map(|s| format!("risk {s}, {}", cves(r)))
+                        .risk()
+                        .map(|s| format!("{s}, {}", cves(r)))
                         .unwrap_or_default();
                     writeln!(
                         buf,
@@ -301,8 +300,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                 for i in idx {
                     let r = &rows[i];
                     let defender = r
-                        .risk_score
-                        .as_ref()
+                        .risk()
                         .map(|s| format!("{s} {}", cves(r)))
                         .unwrap_or_default();
                     writeln!(

@@ -728,7 +728,7 @@ fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
                     .last_check_in
                     .map(|d| details::age(d, app.now))
                     .unwrap_or_else(|| "never".into());
-                let defender = match &r.risk_score {
+                let defender = match &r.risk() {
                     Some(risk) => format!("{risk} · {}C {}H {}M", r.cves[0], r.cves[1], r.cves[2]),
                     None => "—".into(),
                 };
