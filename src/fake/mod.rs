@@ -4,6 +4,7 @@
 //! integration tests and the benchmarks all run the real fetch against it.
 
 pub mod knobs;
+pub mod kql;
 pub mod manifest;
 mod names;
 pub mod render;
