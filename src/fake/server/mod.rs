@@ -287,8 +287,8 @@ struct Index {
     rgs_of_sub: Vec<Vec<usize>>,
     resources_of_sub: Vec<Vec<usize>>,
     resources_of_rg: HashMap<(usize, String), Vec<usize>>,
-    /// Every (machine, cve) pair, for the bulk listing.
-    machine_vulns: Vec<(u32, u32)>,
+    /// Every (machine, cve, product) row of the bulk listing.
+    machine_vulns: Vec<(u32, u32, u8)>,
     /// CVEs exposed on at least one machine, with how many.
     exposed_cves: Vec<(u32, usize)>,
 }
@@ -326,11 +326,10 @@ impl Index {
                 .or_default()
                 .push(i);
         }
-        let mut machine_vulns = Vec::new();
+        let machine_vulns = t.machine_vulnerability_rows();
         let mut exposure = vec![0usize; t.cves.len()];
-        for (mi, m) in t.machines.iter().enumerate() {
+        for m in &t.machines {
             for &c in &m.vulns {
-                machine_vulns.push((mi as u32, c));
                 exposure[c as usize] += 1;
             }
         }
