@@ -263,6 +263,7 @@ pub fn compile<'p, 'a>(
     }
     let mut stages = c.stages;
     push_down_filters(&mut stages);
+    fold_take_into_sort(&mut stages);
     Ok(Plan {
         table,
         stages,
@@ -1181,6 +1182,24 @@ fn push_down_filters(stages: &mut [Planned]) {
         if !moved {
             return;
         }
+    }
+}
+
+/// `order by … | take n` is `top n by …`: the sort keeps n rows.
+fn fold_take_into_sort(stages: &mut Vec<Planned>) {
+    let mut i = 0;
+    while i + 1 < stages.len() {
+        if let (Stage::Sort { limit, .. }, Stage::Take(n)) =
+            (&stages[i].stage, &stages[i + 1].stage)
+        {
+            let n = limit.map_or(*n, |l| l.min(*n));
+            if let Stage::Sort { limit, .. } = &mut stages[i].stage {
+                *limit = Some(n);
+            }
+            stages.remove(i + 1);
+            continue;
+        }
+        i += 1;
     }
 }
 

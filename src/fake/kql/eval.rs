@@ -40,6 +40,7 @@ pub fn execute<'a>(plan: &Plan<'_, 'a>, ctx: &Context) -> Output<'a> {
                 limit: *limit,
                 rows: Vec::new(),
                 width: blocker.map(|b| b.width_in).unwrap_or(0),
+                worst: None,
             },
             Some(Stage::Distinct(exprs)) => Sink::Distinct {
                 exprs,
@@ -136,6 +137,9 @@ enum Sink<'a, 'p> {
         limit: Option<usize>,
         rows: Vec<(Vec<Value<'a>>, Vec<Value<'a>>)>,
         width: usize,
+        /// With a limit: the last key kept so far; a row that does not sort
+        /// before it is not even read (`top`, `order by … | take`).
+        worst: Option<Vec<Value<'a>>>,
     },
     Distinct {
         exprs: &'p [CExpr],
@@ -157,10 +161,26 @@ impl<'a> Sink<'a, '_> {
                 true
             }
             Sink::Sort {
-                keys, rows, width, ..
+                keys,
+                limit,
+                rows,
+                width,
+                worst,
             } => {
-                let k = keys.iter().map(|k| eval(&k.expr, row, ctx)).collect();
+                let k: Vec<Value<'a>> = keys.iter().map(|k| eval(&k.expr, row, ctx)).collect();
+                if let Some(w) = worst {
+                    if cmp_keys(keys, &k, w) != std::cmp::Ordering::Less {
+                        return true;
+                    }
+                }
                 rows.push((k, materialize(row, *width)));
+                if let Some(n) = *limit {
+                    if rows.len() >= (2 * n).max(1024) {
+                        rows.sort_by(|(a, _), (b, _)| cmp_keys(keys, a, b));
+                        rows.truncate(n);
+                        *worst = rows.last().map(|(k, _)| k.clone());
+                    }
+                }
                 true
             }
             Sink::Distinct { exprs, seen, rows } => {
@@ -188,24 +208,7 @@ impl<'a> Sink<'a, '_> {
                 mut rows,
                 ..
             } => {
-                rows.sort_by(|(a, _), (b, _)| {
-                    for (i, k) in keys.iter().enumerate() {
-                        let (x, y) = (&a[i], &b[i]);
-                        let o = match (x.is_null(), y.is_null()) {
-                            (true, true) => std::cmp::Ordering::Equal,
-                            (true, false) if k.nulls_first => std::cmp::Ordering::Less,
-                            (true, false) => std::cmp::Ordering::Greater,
-                            (false, true) if k.nulls_first => std::cmp::Ordering::Greater,
-                            (false, true) => std::cmp::Ordering::Less,
-                            _ if k.desc => sort_cmp(y, x),
-                            _ => sort_cmp(x, y),
-                        };
-                        if o != std::cmp::Ordering::Equal {
-                            return o;
-                        }
-                    }
-                    std::cmp::Ordering::Equal
-                });
+                rows.sort_by(|(a, _), (b, _)| cmp_keys(keys, a, b));
                 if let Some(n) = limit {
                     rows.truncate(n);
                 }
@@ -215,6 +218,26 @@ impl<'a> Sink<'a, '_> {
             Sink::Count(n) => vec![vec![Value::Long(n)]],
         }
     }
+}
+
+/// The order of two rows' sort keys.
+fn cmp_keys(keys: &[SortKey], a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+    for (i, k) in keys.iter().enumerate() {
+        let (x, y) = (&a[i], &b[i]);
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) if k.nulls_first => std::cmp::Ordering::Less,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) if k.nulls_first => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if k.desc => sort_cmp(y, x),
+            _ => sort_cmp(x, y),
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    std::cmp::Ordering::Equal
 }
 
 struct Groups<'a, 'p> {

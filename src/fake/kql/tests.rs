@@ -491,6 +491,28 @@ fn order_take_top_count_distinct() {
 }
 
 #[test]
+fn a_sort_with_a_limit_keeps_the_right_rows() {
+    // More rows than the sort's batch, in an order that moves the cut.
+    let rows: Vec<Vec<Value<'static>>> = (0..5000i64)
+        .map(|i| vec![Value::Long((i * 7919) % 5000), Value::Long(i)])
+        .collect();
+    let t = Mem {
+        name: "T",
+        cols: vec![Column::new("K", Type::Long), Column::new("I", Type::Long)],
+        rows,
+    };
+    let o = run("T | order by K asc | take 5", &[&t], &ctx()).unwrap();
+    let ks: Vec<i64> = o.rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(ks, [0, 1, 2, 3, 4]);
+    let o = run("T | top 3 by K", &[&t], &ctx()).unwrap();
+    let ks: Vec<i64> = o.rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(ks, [4999, 4998, 4997]);
+    let o = run("T | sort by K desc | take 10 | take 2", &[&t], &ctx()).unwrap();
+    assert_eq!(o.rows.len(), 2);
+    assert_eq!(o.rows[0][0], Value::Long(4999));
+}
+
+#[test]
 fn take_stops_the_scan() {
     let o = q("DeviceInfo | take 2");
     assert_eq!(o.work, 2);
