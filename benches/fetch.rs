@@ -71,7 +71,7 @@ fn chains(t: &FakeTenant) -> Vec<(&'static str, usize)> {
         .map(|a| a.device_statuses.len())
         .max()
         .unwrap_or(0);
-    let vulns: usize = t.machines.iter().map(|m| m.vulns.len()).sum();
+    let vulns: usize = t.machine_vulnerability_rows().len();
     let max_rgs = t
         .subscriptions
         .iter()
@@ -152,7 +152,7 @@ fn sequential_requests(t: &FakeTenant) -> usize {
         .iter()
         .map(|a| pages(a.device_statuses.len(), 1000))
         .sum::<usize>();
-    let vulns: usize = t.machines.iter().map(|m| m.vulns.len()).sum();
+    let vulns: usize = t.machine_vulnerability_rows().len();
     n += pages(t.machines.len(), 10_000)
         + LOGON_BUDGET.min(t.machines.len())
         + pages(vulns, 10_000)

@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
 static GLOBAL: tenx::alloc::Guarded<mimalloc::MiMalloc> = tenx::alloc::Guarded(mimalloc::MiMalloc);
 
 use tenx::fake::{
-    FakeParams, FakeTenant, Faults, Manifest, RateLimits, ServerOptions, ThrottleSpec,
+    FakeParams, FakeTenant, Faults, HuntingLimits, Manifest, RateLimits, ServerOptions,
+    ThrottleSpec,
 };
 
 #[derive(Parser)]
@@ -273,6 +274,12 @@ struct FakeTenantArgs {
     /// per app), `none`, or scaled windows like `logonusers=100/6s+1500/360s`.
     #[arg(long, default_value = "documented")]
     rate_limits: String,
+    /// Advanced hunting's limits (`runHuntingQuery`): `documented` (100,000
+    /// rows, 50 MB, 45 calls a minute, 600 s of CPU an hour at 1 µs a row
+    /// read, 180 s a query, 30 days of data) or items over them, e.g.
+    /// `rows=1000,bytes=1MB,calls=5/1s,cpu=0.5/10s,row-cost=1us,timeout=0.2s`.
+    #[arg(long, default_value = "documented")]
+    hunting_limits: String,
     /// Injected faults, e.g. `429=0.1,503=0.05,drop=0.01,forbid=defender,expire=30,malformed-at=/defender/api/machines`.
     #[arg(long, default_value = "")]
     faults: String,
@@ -504,6 +511,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         Some(spec) => Some(ThrottleSpec::parse(spec)?),
     };
     let rate_limits = RateLimits::parse(&args.rate_limits)?;
+    let hunting = HuntingLimits::parse(&args.hunting_limits)?;
     let tenant = FakeTenant::generate(args.size.params());
     if let Some(path) = &args.manifest {
         let manifest = Manifest::of(&tenant);
@@ -519,6 +527,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         request_log: args.request_log.clone(),
         secret_expired: args.secret_expired,
         cache_responses: args.cache_responses,
+        hunting,
     };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
     let running = tenx::fake::serve(tenant, addr, options).await?;

@@ -222,15 +222,19 @@ async fn walking_every_collection_gives_the_manifest_counts() {
                 .len(),
             count(&m, "microsoft_defender_machine")
         );
-        assert_eq!(
-            walk(
-                &format!("{b}/defender/api/vulnerabilities/machinesVulnerabilities?$top=100"),
-                &d
-            )
-            .await
-            .len(),
-            count(&m, "microsoft_defender_vulnerability")
-        );
+        // One row per (machine, software, CVE); a finding is a (machine,
+        // CVE) pair, and some pairs have two vulnerable products.
+        let rows = walk(
+            &format!("{b}/defender/api/vulnerabilities/machinesVulnerabilities?$top=100"),
+            &d,
+        )
+        .await;
+        let pairs: std::collections::HashSet<(String, String)> = rows
+            .iter()
+            .map(|r| (r["machineId"].to_string(), r["cveId"].to_string()))
+            .collect();
+        assert_eq!(pairs.len(), count(&m, "microsoft_defender_vulnerability"));
+        assert!(rows.len() > pairs.len(), "some pairs have a second product");
         assert_eq!(
             walk(&format!("{b}/defender/api/vulnerabilities"), &d)
                 .await
@@ -352,7 +356,13 @@ async fn top_and_select_are_honoured_and_bounded() {
         &d,
     )
     .await;
-    assert_eq!(filtered.len(), s.tenant.machines[0].vulns.len());
+    let cves: std::collections::HashSet<String> =
+        filtered.iter().map(|r| r["cveId"].to_string()).collect();
+    assert_eq!(cves.len(), s.tenant.machines[0].vulns.len());
+    assert_eq!(
+        filtered.len(),
+        s.tenant.machines[0].vulns.len() + s.tenant.machines[0].second_products.len()
+    );
 
     let a = token(&s, ARM).await;
     let (status, _, body) = get(&format!("{b}/arm/subscriptions"), &a).await;

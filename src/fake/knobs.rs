@@ -317,6 +317,183 @@ impl RateLimits {
     }
 }
 
+/// The documented limits of advanced hunting (`runHuntingQuery`), per
+/// tenant, with scaled values for tests (`--hunting-limits`).
+///
+/// Sources: Microsoft Graph's security API overview ("Quotas and resource
+/// allocation": 30 days of data, 100,000 rows, at least 45 calls a minute,
+/// CPU by tenant size in 15-minute cycles, three minutes per request, 50
+/// MB of results) and the older Defender advanced hunting API page (10
+/// minutes of running time an hour, 200 seconds per request, 124 MB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HuntingLimits {
+    /// Rows kept of a result; the rest are cut silently.
+    pub rows: usize,
+    /// A result (the whole JSON answer) over this many bytes is a 400.
+    pub bytes: usize,
+    /// Calls per tenant: (calls, window) each.
+    pub calls: Vec<(u32, Duration)>,
+    /// Simulated CPU time per window: (allowance, window). None: no quota.
+    pub cpu: Option<(Duration, Duration)>,
+    /// Simulated CPU time per row a query reads.
+    pub row_cost: Duration,
+    /// A query costing more CPU than this ends with "Query exceeded the
+    /// timeout period." (400).
+    pub timeout: Duration,
+    /// Days of data kept: rows older are not returned, whatever
+    /// `Timespan` asks.
+    pub retention_days: i64,
+}
+
+impl Default for HuntingLimits {
+    fn default() -> Self {
+        HuntingLimits::documented()
+    }
+}
+
+impl HuntingLimits {
+    pub fn documented() -> HuntingLimits {
+        HuntingLimits {
+            rows: 100_000,
+            bytes: 50 << 20,
+            calls: vec![(45, Duration::from_secs(60))],
+            cpu: Some((Duration::from_secs(600), Duration::from_secs(3600))),
+            row_cost: Duration::from_micros(1),
+            timeout: Duration::from_secs(180),
+            retention_days: 30,
+        }
+    }
+
+    /// `documented`, or items over it: `rows=N`, `bytes=SIZE` (`124MB`,
+    /// `64KB`, a number of bytes), `calls=N/Ss[+N/Ss]`, `cpu=S/Ws` (seconds
+    /// of CPU per window) or `cpu=none`, `row-cost=DURATION` (`1us`,
+    /// `2ms`), `timeout=DURATION` (`180s`), `retention=DAYS`.
+    pub fn parse(spec: &str) -> anyhow::Result<HuntingLimits> {
+        let mut l = HuntingLimits::documented();
+        let spec = spec.trim();
+        if spec.is_empty() || spec == "documented" {
+            return Ok(l);
+        }
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item.split_once('=').with_context(|| {
+                format!("--hunting-limits: '{item}' is not name=value (rows, bytes, calls, cpu, row-cost, timeout, retention)")
+            })?;
+            let bad =
+                |what: &str| anyhow::anyhow!("--hunting-limits {name}: '{value}' is not {what}");
+            match name {
+                "rows" => l.rows = value.parse().map_err(|_| bad("a number of rows"))?,
+                "bytes" => l.bytes = parse_size(value).ok_or_else(|| bad("a size (e.g. 124MB)"))?,
+                "calls" => {
+                    l.calls = crate::logons::parse_windows(value)
+                        .map_err(|e| anyhow::anyhow!("--hunting-limits calls: {e}"))?
+                }
+                "cpu" => {
+                    l.cpu = if value == "none" {
+                        None
+                    } else {
+                        let (a, w) = value
+                            .split_once('/')
+                            .ok_or_else(|| bad("seconds/window (e.g. 600/3600s)"))?;
+                        let a = parse_duration(a).ok_or_else(|| bad("seconds/window"))?;
+                        let w = parse_duration(w).ok_or_else(|| bad("seconds/window"))?;
+                        if w.is_zero() {
+                            return Err(bad("a positive window"));
+                        }
+                        Some((a, w))
+                    }
+                }
+                "row-cost" => {
+                    l.row_cost =
+                        parse_duration(value).ok_or_else(|| bad("a duration (e.g. 1us)"))?
+                }
+                "timeout" => {
+                    l.timeout =
+                        parse_duration(value).ok_or_else(|| bad("a duration (e.g. 180s)"))?
+                }
+                "retention" => {
+                    l.retention_days = value.parse().map_err(|_| bad("a number of days"))?
+                }
+                other => bail!(
+                    "--hunting-limits: unknown limit '{other}' (rows, bytes, calls, cpu, row-cost, timeout, retention)"
+                ),
+            }
+        }
+        Ok(l)
+    }
+}
+
+/// `124MB` (MiB, as the documented "124 MB" is about 130 million bytes),
+/// `64KB`, `1GB` or a number of bytes.
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let upper = s.to_ascii_uppercase();
+    let (num, mult) = if let Some(n) = upper.strip_suffix("GB") {
+        (n, 1usize << 30)
+    } else if let Some(n) = upper.strip_suffix("MB") {
+        (n, 1 << 20)
+    } else if let Some(n) = upper.strip_suffix("KB") {
+        (n, 1 << 10)
+    } else {
+        (upper.strip_suffix('B').unwrap_or(&upper), 1)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n >= 0.0).then_some((n * mult as f64) as usize)
+}
+
+/// `1us`, `2ms`, `1.5s`, `3m`, `1h`, or seconds.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    Duration::try_from_secs_f64(n * scale).ok()
+}
+
+/// Simulated CPU spent in the current window of `HuntingLimits::cpu`.
+#[derive(Debug, Default)]
+pub struct CpuWindow {
+    start: Option<Instant>,
+    used: Duration,
+}
+
+impl CpuWindow {
+    /// `Err(wait)` while the window's allowance is spent: queries are
+    /// blocked until the window ends (the service's "next cycle").
+    pub fn admit(&mut self, quota: (Duration, Duration)) -> Result<(), Duration> {
+        let now = Instant::now();
+        let (allowance, window) = quota;
+        let start = *self.start.get_or_insert(now);
+        if now.duration_since(start) >= window {
+            self.start = Some(now);
+            self.used = Duration::ZERO;
+            return Ok(());
+        }
+        if self.used >= allowance {
+            return Err(window.saturating_sub(now.duration_since(start)));
+        }
+        Ok(())
+    }
+
+    /// Counts a query's cost against the window.
+    pub fn charge(&mut self, cost: Duration) {
+        if self.start.is_none() {
+            self.start = Some(Instant::now());
+        }
+        self.used += cost;
+    }
+}
+
 /// Fixed windows per (app, limit) of `RateLimits`.
 #[derive(Debug, Default)]
 pub struct EndpointWindows {
@@ -435,6 +612,47 @@ mod tests {
             .to_string();
         assert!(e.contains("at least one call"), "{e}");
         assert!(RateLimits::parse("logonusers=abc").is_err());
+    }
+
+    #[test]
+    fn hunting_limits_parse_over_the_documented_ones() {
+        let d = HuntingLimits::parse("").unwrap();
+        assert_eq!(d, HuntingLimits::documented());
+        assert_eq!(d.rows, 100_000);
+        assert_eq!(d.bytes, 50 * 1024 * 1024);
+        let l = HuntingLimits::parse(
+            "rows=10,bytes=124MB,calls=3/1s+10/60s,cpu=0.5/2s,row-cost=2ms,timeout=0.1s,retention=7",
+        )
+        .unwrap();
+        assert_eq!(l.rows, 10);
+        assert_eq!(l.bytes, 130_023_424);
+        assert_eq!(l.calls.len(), 2);
+        assert_eq!(
+            l.cpu,
+            Some((Duration::from_millis(500), Duration::from_secs(2)))
+        );
+        assert_eq!(l.row_cost, Duration::from_millis(2));
+        assert_eq!(l.timeout, Duration::from_millis(100));
+        assert_eq!(l.retention_days, 7);
+        assert_eq!(HuntingLimits::parse("cpu=none").unwrap().cpu, None);
+        assert_eq!(HuntingLimits::parse("bytes=2048").unwrap().bytes, 2048);
+        let e = HuntingLimits::parse("pages=3").unwrap_err().to_string();
+        assert!(e.contains("unknown limit 'pages'"), "{e}");
+        assert!(HuntingLimits::parse("bytes=lots").is_err());
+        assert!(HuntingLimits::parse("calls=0/1s").is_err());
+        assert!(HuntingLimits::parse("cpu=5").is_err());
+    }
+
+    #[test]
+    fn the_cpu_window_blocks_once_spent_until_it_ends() {
+        let q = (Duration::from_millis(10), Duration::from_millis(60));
+        let mut w = CpuWindow::default();
+        assert!(w.admit(q).is_ok());
+        w.charge(Duration::from_millis(25));
+        let wait = w.admit(q).unwrap_err();
+        assert!(wait <= Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(70));
+        assert!(w.admit(q).is_ok(), "a new window");
     }
 
     #[test]

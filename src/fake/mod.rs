@@ -3,7 +3,9 @@
 //! paths, JSON shapes, paging, errors and throttling. `tenx demo`, the
 //! integration tests and the benchmarks all run the real fetch against it.
 
+pub mod hunting;
 pub mod knobs;
+pub mod kql;
 pub mod manifest;
 mod names;
 pub mod render;
@@ -12,7 +14,7 @@ pub mod server;
 pub mod tenant;
 pub mod token;
 
-pub use knobs::{Faults, RateLimits, ThrottleSpec};
+pub use knobs::{Faults, HuntingLimits, RateLimits, ThrottleSpec};
 pub use manifest::Manifest;
 pub use server::{RunningTenant, ServerOptions, serve};
 pub use tenant::{FakeParams, FakeTenant};

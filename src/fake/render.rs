@@ -489,11 +489,23 @@ pub fn vulnerability(t: &FakeTenant, cve: usize, exposed: usize) -> Value {
     })
 }
 
-/// One row of `/api/vulnerabilities/machinesVulnerabilities`.
+/// One row of `/api/vulnerabilities/machinesVulnerabilities` for the CVE's
+/// own product.
 pub fn machine_vulnerability(t: &FakeTenant, machine: usize, cve: usize) -> Value {
+    machine_vulnerability_product(t, machine, cve, t.cves[cve].product as usize)
+}
+
+/// One row of `/api/vulnerabilities/machinesVulnerabilities`: one per
+/// (machine, software, CVE).
+pub fn machine_vulnerability_product(
+    t: &FakeTenant,
+    machine: usize,
+    cve: usize,
+    product: usize,
+) -> Value {
     let m = &t.machines[machine];
     let c = &t.cves[cve];
-    let (vendor, product, version) = VULN_PRODUCTS[c.product as usize];
+    let (vendor, product, version) = VULN_PRODUCTS[product];
     json!({
         "id": format!("{}-_-{}-_-{vendor}-_-{product}-_-{version}-_-", m.id, c.id),
         "cveId": c.id,

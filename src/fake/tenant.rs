@@ -449,6 +449,10 @@ pub struct Machine {
     pub last_seen: i64,
     pub ip: String,
     pub vulns: Vec<u32>,
+    /// A second vulnerable product for some of `vulns`: (CVE, index in
+    /// `VULN_PRODUCTS`). Defender lists one row per (machine, software,
+    /// CVE), so these pairs have two rows in both APIs.
+    pub second_products: Vec<(u32, u8)>,
     pub logons: Vec<u32>,
 }
 
@@ -762,7 +766,42 @@ impl FakeTenant {
         t.gen_apps(&mut root.fork(7));
         t.gen_defender(&mut root.fork(8));
         t.gen_azure(&mut root.fork(9));
+        t.gen_second_products(&mut root.fork(10));
         t
+    }
+
+    /// A second product with the same CVE on about one in seven (machine,
+    /// CVE) pairs (Chrome and Edge share Chromium's CVEs). Its own stream,
+    /// so the rest of the tenant is what it was for the same seed.
+    fn gen_second_products(&mut self, r: &mut Rng) {
+        let n = VULN_PRODUCTS.len();
+        let cves = &self.cves;
+        for m in &mut self.machines {
+            for &c in &m.vulns {
+                if r.chance(0.15) {
+                    let own = cves[c as usize].product as usize;
+                    let other = (own + 1 + r.below(n - 1)) % n;
+                    m.second_products.push((c, other as u8));
+                }
+            }
+        }
+    }
+
+    /// The rows of Defender's (machine, software, CVE) listing, in order:
+    /// (machine, CVE, product).
+    pub fn machine_vulnerability_rows(&self) -> Vec<(u32, u32, u8)> {
+        let mut out = Vec::new();
+        for (mi, m) in self.machines.iter().enumerate() {
+            for &c in &m.vulns {
+                out.push((mi as u32, c, self.cves[c as usize].product));
+                for &(sc, p) in &m.second_products {
+                    if sc == c {
+                        out.push((mi as u32, c, p));
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn gen_users(&mut self, r: &mut Rng) {
@@ -1535,6 +1574,7 @@ impl FakeTenant {
                 last_seen,
                 ip: format!("10.{}.{}.{}", r.below(255), r.below(255), r.range(1, 254)),
                 vulns,
+                second_products: Vec::new(),
                 logons,
             });
         };

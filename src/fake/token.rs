@@ -19,6 +19,8 @@ pub const GRAPH_ROLES: &[&str] = &[
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementConfiguration.Read.All",
     "DeviceManagementApps.Read.All",
+    // Advanced hunting (`security/runHuntingQuery`).
+    "ThreatHunting.Read.All",
 ];
 pub const DEFENDER_ROLES: &[&str] = &[
     "Machine.Read.All",

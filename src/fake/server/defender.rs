@@ -101,7 +101,8 @@ impl Sim {
                 if has("Vulnerability.Read.All") {
                     let list = &self.ix.machine_vulns;
                     page(list.len(), 10_000, &|i| {
-                        render::machine_vulnerability(t, list[i].0 as usize, list[i].1 as usize)
+                        let (m, c, p) = list[i];
+                        render::machine_vulnerability_product(t, m as usize, c as usize, p as usize)
                     })
                 } else {
                     denied("Vulnerability.Read.All", "Vulnerability")

@@ -11,6 +11,7 @@ mod arm;
 mod clock;
 mod defender;
 mod graph;
+mod hunting;
 mod login;
 mod paging;
 
@@ -29,7 +30,8 @@ use serde_json::{Value, json};
 use paging::{decode_skiptoken, encode_query, encode_skiptoken};
 
 use super::knobs::{
-    EndpointWindows, Faults, RateLimits, RetryAfter, Service, SourceName, Throttle, ThrottleSpec,
+    EndpointWindows, Faults, HuntingLimits, RateLimits, RetryAfter, Service, SourceName, Throttle,
+    ThrottleSpec,
 };
 use super::render;
 use super::rng::Rng;
@@ -54,6 +56,9 @@ pub struct ServerOptions {
     /// fetch pays for its own work, not for rendering the simulated
     /// records on the same cores.
     pub cache_responses: bool,
+    /// Advanced hunting's documented limits (`runHuntingQuery`), or scaled
+    /// ones for tests.
+    pub hunting: HuntingLimits,
 }
 
 /// A simulated tenant serving on a loopback port.
@@ -103,6 +108,14 @@ impl RunningTenant {
             client_id: self.tenant.client_id.clone(),
             secret: crate::secret::Secret::new(self.tenant.client_secret.clone()),
         }
+    }
+
+    /// Seconds the advanced hunting tables add to the generator's event
+    /// times: whole days that bring its `EPOCH` to the day this server
+    /// started (a `DeviceInfo` row's `Timestamp` is the Defender API's
+    /// `lastSeen` plus this).
+    pub fn hunting_shift(&self) -> i64 {
+        crate::fake::hunting::shift_for(self.sim.started)
     }
 
     /// Requests served so far (batch sub-requests included).
@@ -202,6 +215,9 @@ enum ReplyBody {
     Cached(Bytes),
     /// Bytes sent as they are (the malformed-JSON fault).
     Raw(String),
+    /// A JSON answer written without a `Value` (large hunting results);
+    /// faults apply to it as to `Json`.
+    Serialized(Bytes),
     /// Headers, then the connection breaks.
     Drop,
 }
@@ -227,7 +243,7 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let body = match self.body {
             ReplyBody::Json(v) => Body::from(v.to_string()),
-            ReplyBody::Cached(b) => Body::from(b),
+            ReplyBody::Cached(b) | ReplyBody::Serialized(b) => Body::from(b),
             ReplyBody::Raw(s) => Body::from(s),
             ReplyBody::Drop => Body::from_stream(futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(
@@ -287,8 +303,8 @@ struct Index {
     rgs_of_sub: Vec<Vec<usize>>,
     resources_of_sub: Vec<Vec<usize>>,
     resources_of_rg: HashMap<(usize, String), Vec<usize>>,
-    /// Every (machine, cve) pair, for the bulk listing.
-    machine_vulns: Vec<(u32, u32)>,
+    /// Every (machine, cve, product) row of the bulk listing.
+    machine_vulns: Vec<(u32, u32, u8)>,
     /// CVEs exposed on at least one machine, with how many.
     exposed_cves: Vec<(u32, usize)>,
 }
@@ -326,11 +342,10 @@ impl Index {
                 .or_default()
                 .push(i);
         }
-        let mut machine_vulns = Vec::new();
+        let machine_vulns = t.machine_vulnerability_rows();
         let mut exposure = vec![0usize; t.cves.len()];
-        for (mi, m) in t.machines.iter().enumerate() {
+        for m in &t.machines {
             for &c in &m.vulns {
-                machine_vulns.push((mi as u32, c));
                 exposure[c as usize] += 1;
             }
         }
@@ -381,6 +396,9 @@ struct Sim {
     /// of this server's CPU, taken from the client it shares the machine
     /// with. Expiry is still checked on every request.
     verified: Mutex<HashMap<String, Arc<Value>>>,
+    /// When the server started (Unix seconds): the hunting tables' day.
+    started: i64,
+    hunting: hunting::HuntingState,
 }
 
 /// Tokens kept verified; more (a client renewing constantly) start afresh.
@@ -441,6 +459,8 @@ impl Sim {
             counter: Mutex::new(0),
             log,
             verified: Mutex::new(HashMap::new()),
+            started: now_unix(),
+            hunting: hunting::HuntingState::default(),
         }
     }
 
@@ -575,10 +595,12 @@ impl Sim {
         if svc == Service::Login {
             return self.token_endpoint(method, rest, headers, body);
         }
-        // Only reads exist here: GET, Graph $batch and Resource Graph queries.
+        // Only reads exist here: GET, Graph $batch, Resource Graph queries
+        // and advanced hunting queries.
         let read_post = (svc == Service::Graph && rest.ends_with("/$batch") && !in_batch)
             || (svc == Service::Arm
-                && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"));
+                && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"))
+            || (svc == Service::Graph && hunting::is_hunting(rest) && !in_batch);
         if !(method == Method::GET || (method == Method::POST && read_post)) {
             return self.error(
                 svc,
@@ -673,6 +695,18 @@ impl Sim {
             }
         }
         let reply = match svc {
+            Service::Graph if hunting::is_hunting(rest) => {
+                if method == Method::POST {
+                    self.run_hunting(rest, body, &roles)
+                } else {
+                    self.error(
+                        svc,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "Request_BadRequest",
+                        "Specified HTTP method is not allowed for the request target.",
+                    )
+                }
+            }
             Service::Graph => self.graph(method, rest, &query, body, &roles, headers),
             Service::Defender => self.defender(rest, &query, &roles),
             Service::Arm => self.arm(method, rest, &query, body),
@@ -704,12 +738,18 @@ impl Sim {
             }
         }
         let reply = self.odd_number(reply);
-        if reply.status == StatusCode::OK && matches!(reply.body, ReplyBody::Json(_)) {
+        if reply.status == StatusCode::OK
+            && matches!(reply.body, ReplyBody::Json(_) | ReplyBody::Serialized(_))
+        {
             let targeted =
                 f.malformed_at.iter().any(|p| path.starts_with(p.as_str())) && first_page;
             if targeted || self.roll(f.rate_malformed) {
-                if let ReplyBody::Json(v) = &reply.body {
-                    let s = v.to_string();
+                let text = match &reply.body {
+                    ReplyBody::Json(v) => Some(v.to_string()),
+                    ReplyBody::Serialized(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    _ => None,
+                };
+                if let Some(s) = text {
                     let cut = s.len() / 2;
                     let cut = (0..=cut)
                         .rev()
@@ -905,7 +945,12 @@ pub fn source_roles(s: SourceName) -> &'static [&'static str] {
             "DeviceManagementConfiguration.Read.All",
             "DeviceManagementApps.Read.All",
         ],
-        SourceName::Defender => token::DEFENDER_ROLES,
+        SourceName::Defender => &[
+            "Machine.Read.All",
+            "Vulnerability.Read.All",
+            "User.Read.All",
+            hunting::ROLE,
+        ],
         SourceName::Arm => &[],
     }
 }
