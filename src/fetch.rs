@@ -900,15 +900,16 @@ async fn run_source(
         .unwrap_or_else(|| http.auth().credentials.tenant.clone());
     let defender = options.defender;
     let ctx = Ctx::new(http, source, tenant, options, tx);
-    if let Some(note) = retirement_note {
-        ctx.note(note);
-    }
     match (source, defender) {
         (Source::Directory, _) => crate::sources::directory::run(&ctx).await,
         (Source::Intune, _) => crate::sources::intune::run(&ctx).await,
         (Source::Defender, DefenderApi::Graph) => crate::sources::hunting::run(&ctx).await,
         (Source::Defender, DefenderApi::Mde) => crate::sources::defender::run(&ctx).await,
         (Source::Arm, _) => crate::sources::arm::run(&ctx).await,
+    }
+    // What is read there first; then that the API is going away.
+    if let Some(note) = retirement_note {
+        ctx.note(note);
     }
     ctx.flush();
     ctx.status(start.elapsed().as_millis() as u64)

@@ -168,6 +168,14 @@ fn exit_codes_tell_complete_partial_and_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
+        text.contains("defender   FAILED") && text.contains("ThreatHunting.Read.All"),
+        "{text}"
+    );
+    // Through the old API, its own permissions are named.
+    let out = tenx(&s, data, None, &["fetch", "--defender-api", "mde"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
         text.contains("defender   FAILED") && text.contains("Machine.Read.All"),
         "{text}"
     );
@@ -265,8 +273,9 @@ fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
     let data = tempdir("carry");
     let data = data.path();
     let mut seen = Vec::new();
+    // The old API's budget: 100 machines a fetch.
     for _ in 0..machines.div_ceil(100) {
-        let v = fetch_json(&s, data, &[]);
+        let v = fetch_json(&s, data, &["--defender-api", "mde"]);
         seen.push((
             v["entities"]["microsoft_defender_logon_user"]
                 .as_u64()
@@ -295,7 +304,12 @@ fn logon_users_carry_over_from_fetch_to_fetch_until_all_are_read() {
         "{note}"
     );
     // The human report says the same.
-    let out = tenx(&s, data, None, &["fetch", "--logon-users", "none"]);
+    let out = tenx(
+        &s,
+        data,
+        None,
+        &["fetch", "--logon-users", "none", "--defender-api", "mde"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!(

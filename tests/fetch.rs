@@ -545,11 +545,16 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
     // 100 calls spent, and must not wait a minute for them.
     let s = start_as_documented(300, 19, ServerOptions::default()).await;
     let http = http_for(&s, &s.tenant.client_secret, quick());
-    let first = fetch_all(http, &Source::ALL, |_| {}).await;
+    let old_api = FetchOptions {
+        defender: tenx::fetch::DefenderApi::Mde,
+        ..Default::default()
+    };
+    let first = fetch_all_with(http, &Source::ALL, old_api, |_| {}).await;
     assert_eq!(machines_read(&first).len(), 100);
     let carry = LogonCarry::from_graph(&first.graph);
     let options = FetchOptions {
         carry: Some(Arc::new(move || Ok(carry.clone()))),
+        defender: tenx::fetch::DefenderApi::Mde,
         ..Default::default()
     };
     let http = http_for(&s, &s.tenant.client_secret, quick());

@@ -24,12 +24,17 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
-    start_slow(rt, faults, 0)
+    start_slow(rt, faults, 0, "")
 }
 
 /// `start`, with this much latency per request (tokens that expire need a
-/// fetch that lasts).
-fn start_slow(rt: &tokio::runtime::Runtime, faults: &str, latency_ms: u64) -> RunningTenant {
+/// fetch that lasts) and these advanced hunting limits.
+fn start_slow(
+    rt: &tokio::runtime::Runtime,
+    faults: &str,
+    latency_ms: u64,
+    hunting: &str,
+) -> RunningTenant {
     let t = FakeTenant::generate(FakeParams {
         users: 150,
         seed: 77,
@@ -39,6 +44,7 @@ fn start_slow(rt: &tokio::runtime::Runtime, faults: &str, latency_ms: u64) -> Ru
     });
     let opts = ServerOptions {
         latency: Duration::from_millis(latency_ms),
+        hunting: tenx::fake::HuntingLimits::parse(hunting).expect("hunting limits"),
         faults: Faults::parse(faults).expect("faults"),
         rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
             .expect("limits"),
@@ -48,13 +54,23 @@ fn start_slow(rt: &tokio::runtime::Runtime, faults: &str, latency_ms: u64) -> Ru
         .expect("server")
 }
 
-fn fetch(s: &RunningTenant, data: &Path) -> Output {
+/// `tenx fetch --json` through one Defender API, keeping to these advanced
+/// hunting limits.
+fn fetch(s: &RunningTenant, data: &Path, api: &str, hunting: &str) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
-    c.args(["fetch", "--json", "--logon-users", "all"])
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
-        .env("TENX_LOGON_USER_LIMITS", SCALED)
-        .env_remove("TENX_PROFILE");
+    c.args([
+        "fetch",
+        "--json",
+        "--logon-users",
+        "all",
+        "--defender-api",
+        api,
+    ])
+    .env("TENX_HUNTING_LIMITS", hunting)
+    .env("TENX_DATA_DIR", data)
+    .env("TENX_CONFIG_DIR", data.join("config"))
+    .env("TENX_LOGON_USER_LIMITS", SCALED)
+    .env_remove("TENX_PROFILE");
     for (k, v) in s.env() {
         c.env(k, v);
     }
@@ -90,6 +106,40 @@ fn counts(v: &Value, what: &str) -> BTreeMap<String, usize> {
 
 #[test]
 fn every_fault_ends_whole_or_names_what_is_missing() {
+    // Defender's faults are the old API's and the new one's: each runs
+    // through the API it concerns; the rest through the default (graph).
+    // (spec, API, advanced hunting limits of both sides, expected)
+    let mde: &[(&str, Expect)] = &[
+        (
+            "malformed-at=/defender/api/machines",
+            Expect::Missing(&["machines"]),
+        ),
+        (
+            "loop-next=/defender/api/machines",
+            Expect::Missing(&["machines"]),
+        ),
+        (
+            "missing-role=Machine.Read.All",
+            Expect::Missing(&["machines"]),
+        ),
+        ("429=0.05,503=0.05", Expect::Whole),
+    ];
+    let hunting: &[(&str, &str, Expect)] = &[
+        // Results cut at 100 rows: read in smaller ranges, nothing lost.
+        ("", "rows=100", Expect::Whole),
+        // Two calls a second: paced, never refused for it.
+        ("", "calls=2/1s", Expect::Whole),
+        (
+            "malformed-at=/graph/v1.0/security/runHuntingQuery",
+            "",
+            Expect::Missing(&["machines"]),
+        ),
+        (
+            "missing-role=ThreatHunting.Read.All",
+            "",
+            Expect::Missing(&["ThreatHunting.Read.All"]),
+        ),
+    ];
     let cases: &[(&str, Expect)] = &[
         ("", Expect::Whole),
         ("429=0.05,503=0.05,500=0.05", Expect::Whole),
@@ -109,15 +159,7 @@ fn every_fault_ends_whole_or_names_what_is_missing() {
             "malformed-at=/graph/v1.0/groups/",
             Expect::Missing(&["group members"]),
         ),
-        (
-            "malformed-at=/defender/api/machines",
-            Expect::Missing(&["machines"]),
-        ),
         ("loop-next=/graph/v1.0/users", Expect::Missing(&["users"])),
-        (
-            "loop-next=/defender/api/machines",
-            Expect::Missing(&["machines"]),
-        ),
         (
             "loop-next=/arm/providers/Microsoft.ResourceGraph/resources",
             Expect::Missing(&["resources"]),
@@ -132,22 +174,23 @@ fn every_fault_ends_whole_or_names_what_is_missing() {
             Expect::Missing(&["asks to wait 999999 s"]),
         ),
         ("forbid=intune", Expect::Missing(&["intune"])),
-        (
-            "missing-role=Machine.Read.All",
-            Expect::Missing(&["machines"]),
-        ),
         ("arm-no-reader", Expect::NoArm),
     ];
+    let runs = cases
+        .iter()
+        .map(|(spec, e)| (*spec, "graph", "", e))
+        .chain(mde.iter().map(|(spec, e)| (*spec, "mde", "", e)))
+        .chain(hunting.iter().map(|(spec, h, e)| (*spec, "graph", *h, e)));
     let rt = runtime();
     let mut failures = Vec::new();
-    for (spec, expect) in cases {
+    for (spec, api, limits, expect) in runs {
         // Tokens that die after a second need a fetch of several seconds.
         let latency = if spec.starts_with("expire") { 300 } else { 0 };
-        let s = start_slow(&rt, spec, latency);
+        let s = start_slow(&rt, spec, latency, limits);
         let m = Manifest::of(&s.tenant);
         let data = tempfile::tempdir().expect("temp dir");
         let began = Instant::now();
-        let out = fetch(&s, data.path());
+        let out = fetch(&s, data.path(), api, limits);
         let took = began.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let code = out.status.code();
@@ -227,9 +270,10 @@ fn every_fault_ends_whole_or_names_what_is_missing() {
                 }
             }
         }
-        eprintln!("{spec:<55} exit {code:?} in {:.1} s", took.as_secs_f64());
+        let case = format!("--faults {spec} --defender-api {api} --hunting-limits {limits}");
+        eprintln!("{case:<80} exit {code:?} in {:.1} s", took.as_secs_f64());
         if !problems.is_empty() {
-            failures.push(format!("--faults {spec}:\n  {}", problems.join("\n  ")));
+            failures.push(format!("{case}:\n  {}", problems.join("\n  ")));
         }
         rt.block_on(s.stop());
     }

@@ -42,12 +42,11 @@ pub const MACHINE_FIELDS: [(&str, &str); 19] = [
 
 /// Where each CVE property comes from: (property,
 /// `DeviceTvmSoftwareVulnerabilitiesKB` column).
-pub const CVE_FIELDS: [(&str, &str); 8] = [
+pub const CVE_FIELDS: [(&str, &str); 7] = [
     ("id", "CveId"),
     ("description", "VulnerabilityDescription"),
     ("severity", "VulnerabilitySeverityLevel"),
     ("cvssV3", "CvssScore"),
-    ("cvssVector", "CvssVector"),
     ("publishedOn", "PublishedDate"),
     ("updatedOn", "LastModifiedTime"),
     ("publicExploit", "IsExploitAvailable"),

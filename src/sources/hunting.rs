@@ -267,7 +267,7 @@ async fn cves(h: &Hunter<'_>, exposed: &HashMap<String, usize>) -> Result<usize,
             .collect::<Vec<_>>()
             .join(", ");
         let kql = format!(
-            "DeviceTvmSoftwareVulnerabilitiesKB | where CveId in ({list}) | project CveId, CvssScore, CvssVector, IsExploitAvailable, VulnerabilitySeverityLevel, PublishedDate, LastModifiedTime, VulnerabilityDescription"
+            "DeviceTvmSoftwareVulnerabilitiesKB | where CveId in ({list}) | project CveId, CvssScore, IsExploitAvailable, VulnerabilitySeverityLevel, PublishedDate, LastModifiedTime, VulnerabilityDescription"
         );
         let page = h.query(&kql, &waited).await?;
         total += page.len();
