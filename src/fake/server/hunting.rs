@@ -102,7 +102,7 @@ impl Sim {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 &format!(
-                    "Missing application roles. API required roles: {ROLE}, application roles: {}.",
+                    "Missing application roles. API required roles: {ROLE}, application roles: {}",
                     roles.join(",")
                 ),
             );
