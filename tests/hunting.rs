@@ -603,6 +603,10 @@ async fn a_result_over_the_row_limit_is_cut_silently() {
             .len(),
         49
     );
+    // The server knows what it cut (for tests of clients).
+    let st = srv.hunting_stats();
+    assert_eq!(st.truncated, 1, "{st:?}");
+    assert_eq!(st.answered, 4);
     srv.stop().await;
 }
 
@@ -625,6 +629,7 @@ async fn a_result_over_the_size_limit_is_a_400() {
             .len(),
         20
     );
+    assert_eq!(srv.hunting_stats().refused, 1);
     srv.stop().await;
 }
 
@@ -659,6 +664,30 @@ async fn the_calls_quota_answers_429_naming_it() {
             .await
             .status,
         200
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_cached_answer_still_counts_against_the_quotas() {
+    let srv = start(
+        60,
+        1,
+        ServerOptions {
+            cache_responses: true,
+            ..options("calls=2/30s")
+        },
+    )
+    .await;
+    let g = token(&srv, GRAPH).await;
+    let first = post(&srv, &g, json!({"Query": "DeviceInfo | take 3"})).await;
+    let again = post(&srv, &g, json!({"Query": "DeviceInfo | take 3"})).await;
+    assert_eq!(first.text, again.text);
+    assert_eq!(
+        post(&srv, &g, json!({"Query": "DeviceInfo | take 3"}))
+            .await
+            .status,
+        429
     );
     srv.stop().await;
 }

@@ -875,3 +875,137 @@ impl<'a> RowAccess<'a> for LogonRow<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::kql::value::TICKS_PER_DAY;
+    use crate::fake::tenant::FakeParams;
+
+    fn tenant() -> FakeTenant {
+        FakeTenant::generate(FakeParams {
+            users: 150,
+            seed: 11,
+            ..Default::default()
+        })
+    }
+
+    fn scan_all<'a>(table: &dyn Table<'a>) -> Vec<Vec<Value<'a>>> {
+        let n = table.columns().len();
+        let mut out = Vec::new();
+        table.scan(&mut |r| {
+            out.push((0..n).map(|i| r.cell(i)).collect());
+            true
+        });
+        out
+    }
+
+    fn ticks(v: &Value) -> i64 {
+        match v {
+            Value::DateTime(t) => *t,
+            other => panic!("not a datetime: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_latest_report_comes_first_and_is_the_machines_last_seen() {
+        let t = tenant();
+        let h = Hunting::new(&t, EPOCH + 40 * DAY + 3600);
+        assert_eq!(h.shift, 40 * DAY);
+        let tables = h.tables(&t);
+        let rows = scan_all(tables[0].as_ref());
+        assert_eq!(rows[0].len(), 51);
+        let mut by_machine: std::collections::HashMap<String, Vec<i64>> = Default::default();
+        for r in &rows {
+            by_machine
+                .entry(r[1].to_text())
+                .or_default()
+                .push(ticks(&r[0]));
+        }
+        assert_eq!(by_machine.len(), t.machines.len());
+        for m in &t.machines {
+            let times = &by_machine[&m.id];
+            assert!((3..=6).contains(&times.len()));
+            assert_eq!(times[0] / TICKS_PER_SEC, m.last_seen + h.shift);
+            assert!(
+                times[1..].iter().all(|&x| x < times[0]),
+                "older reports are older"
+            );
+        }
+    }
+
+    #[test]
+    fn no_event_sits_near_the_retention_edge() {
+        let t = tenant();
+        let h = Hunting::new(&t, EPOCH);
+        let now = EPOCH * TICKS_PER_SEC;
+        let tables = h.tables(&t);
+        let edge = (28 * TICKS_PER_DAY)..(30 * TICKS_PER_DAY);
+        let mut old = 0;
+        for table in [&tables[0], &tables[3]] {
+            for r in scan_all(table.as_ref()) {
+                let age = now - ticks(&r[0]);
+                assert!(!edge.contains(&age), "{age}");
+                assert!(age >= 0, "no event in the future");
+                if age >= 30 * TICKS_PER_DAY {
+                    old += 1;
+                }
+            }
+        }
+        assert!(old > 0, "some rows are older than 30 days");
+    }
+
+    #[test]
+    fn every_table_has_the_documented_columns() {
+        let t = tenant();
+        let h = Hunting::new(&t, EPOCH);
+        let tables = h.tables(&t);
+        let names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "DeviceInfo",
+                "DeviceTvmSoftwareVulnerabilities",
+                "DeviceTvmSoftwareVulnerabilitiesKB",
+                "DeviceLogonEvents"
+            ]
+        );
+        let has = |i: usize, c: &str| tables[i].columns().iter().any(|x| x.name == c);
+        for c in [
+            "LoggedOnUsers",
+            "ExposureLevel",
+            "MachineGroup",
+            "OnboardingStatus",
+            "SensorHealthState",
+            "DeviceManualTags",
+            "DeviceDynamicTags",
+            "RegistryDeviceTag",
+            "AadDeviceId",
+            "JoinType",
+            "Model",
+            "Vendor",
+            "DeviceCategory",
+        ] {
+            assert!(has(0, c), "{c}");
+        }
+        assert!(has(1, "RecommendedSecurityUpdateId") && has(1, "CveTags"));
+        assert!(!has(1, "Timestamp"), "a snapshot table, no Timestamp");
+        assert!(has(2, "CvssScore") && !has(2, "CvssVector"));
+        assert!(has(3, "IsLocalAdmin") && has(3, "AccountSid"));
+        // Every cell of every column can be read.
+        for table in &tables {
+            let n = table.columns().len();
+            table.scan(&mut |r| {
+                for i in 0..n {
+                    let _ = r.cell(i);
+                }
+                false
+            });
+        }
+        assert_eq!(scan_all(tables[2].as_ref()).len(), t.cves.len());
+        assert_eq!(
+            scan_all(tables[1].as_ref()).len(),
+            t.machine_vulnerability_rows().len()
+        );
+    }
+}

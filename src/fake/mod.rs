@@ -16,5 +16,5 @@ pub mod token;
 
 pub use knobs::{Faults, HuntingLimits, RateLimits, ThrottleSpec};
 pub use manifest::Manifest;
-pub use server::{RunningTenant, ServerOptions, serve};
+pub use server::{HuntingStats, RunningTenant, ServerOptions, serve};
 pub use tenant::{FakeParams, FakeTenant};

@@ -64,9 +64,26 @@ pub(super) struct HuntingState {
     tables: std::sync::OnceLock<Hunting>,
     calls: Mutex<EndpointWindows>,
     cpu: Mutex<CpuWindow>,
-    /// With `cache_responses`: (query, timespan) → (answer, its CPU cost),
-    /// so a repeated query is still charged to the quotas.
-    cache: Mutex<HashMap<(String, String), (Bytes, Duration)>>,
+    /// With `cache_responses`: (query, timespan) → (answer, its CPU cost,
+    /// whether it was cut), so a repeated query is still charged to the
+    /// quotas.
+    cache: Mutex<HashMap<(String, String), Cached>>,
+    pub(super) stats: Mutex<HuntingStats>,
+}
+
+/// A cached answer: its bytes, its CPU cost, whether it was cut.
+type Cached = (Bytes, Duration, bool);
+
+/// What the hunting endpoint answered, for tests: a client that never
+/// accepts a cut result can be checked against `truncated`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HuntingStats {
+    /// Queries answered 200.
+    pub answered: u64,
+    /// Of those, answers cut at the row limit.
+    pub truncated: u64,
+    /// Queries refused for a limit (size, time, calls, CPU).
+    pub refused: u64,
 }
 
 use super::super::knobs::CpuWindow;
@@ -102,12 +119,13 @@ impl Sim {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 &format!(
-                    "Missing application roles. API required roles: {ROLE}, application roles: {}.",
+                    "Missing application roles. API required roles: {ROLE}, application roles: {}",
                     roles.join(",")
                 ),
             );
         }
         let quota = |msg: String, wait: Duration| {
+            self.count(|s| s.refused += 1);
             self.error(
                 Service::Graph,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -188,8 +206,12 @@ impl Sim {
                 .lock()
                 .ok()
                 .and_then(|c| c.get(&key).cloned());
-            if let Some((bytes, cost)) = hit {
+            if let Some((bytes, cost, cut)) = hit {
                 self.charge(cost);
+                self.count(|s| {
+                    s.answered += 1;
+                    s.truncated += cut as u64;
+                });
                 return Reply {
                     status: StatusCode::OK,
                     headers: vec![],
@@ -214,24 +236,35 @@ impl Sim {
             .saturating_mul(u32::try_from(out.work).unwrap_or(u32::MAX));
         self.charge(cost.min(limits.timeout));
         if cost > limits.timeout {
+            self.count(|s| s.refused += 1);
             return bad("Query exceeded the timeout period.");
         }
-        let bytes = results_json(&self.base, version, &out);
-        if bytes.len() > limits.bytes {
+        let Some(bytes) = results_json(&self.base, version, &out, limits.bytes) else {
+            self.count(|s| s.refused += 1);
             return bad(
                 "Query execution has exceeded the allowed result size. Optimize your query by limiting the number of results and try again.",
             );
-        }
+        };
+        self.count(|s| {
+            s.answered += 1;
+            s.truncated += out.truncated as u64;
+        });
         let bytes = Bytes::from(bytes);
         if self.cache.is_some() {
             if let Ok(mut c) = self.hunting.cache.lock() {
-                c.insert(key, (bytes.clone(), cost));
+                c.insert(key, (bytes.clone(), cost, out.truncated));
             }
         }
         Reply {
             status: StatusCode::OK,
             headers: vec![],
             body: ReplyBody::Serialized(bytes),
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut HuntingStats)) {
+        if let Ok(mut s) = self.hunting.stats.lock() {
+            f(&mut s);
         }
     }
 
@@ -287,8 +320,9 @@ pub fn hunting_window(timespan: &str, now: i64, retention_days: i64) -> Result<(
     Ok((from.max(kept), to.min(now)))
 }
 
-/// The `huntingQueryResults` answer.
-fn results_json(base: &str, version: &str, out: &Output) -> Vec<u8> {
+/// The `huntingQueryResults` answer, or None as soon as it is longer than
+/// `max` bytes.
+fn results_json(base: &str, version: &str, out: &Output, max: usize) -> Option<Vec<u8>> {
     let mut b = Vec::with_capacity(256 + out.rows.len() * 64);
     b.extend_from_slice(b"{\"@odata.context\":");
     crate::fake::kql::value::write_json_str(
@@ -325,9 +359,12 @@ fn results_json(base: &str, version: &str, out: &Output) -> Vec<u8> {
             v.write_json(&mut b);
         }
         b.push(b'}');
+        if b.len() > max {
+            return None;
+        }
     }
     b.extend_from_slice(b"]}");
-    b
+    (b.len() <= max).then_some(b)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+pub use hunting::HuntingStats;
 use paging::{decode_skiptoken, encode_query, encode_skiptoken};
 
 use super::knobs::{
@@ -116,6 +117,17 @@ impl RunningTenant {
     /// `lastSeen` plus this).
     pub fn hunting_shift(&self) -> i64 {
         crate::fake::hunting::shift_for(self.sim.started)
+    }
+
+    /// What advanced hunting answered so far: answers, answers cut at the
+    /// row limit (silently, as the service does), refusals for a limit.
+    pub fn hunting_stats(&self) -> HuntingStats {
+        self.sim
+            .hunting
+            .stats
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_default()
     }
 
     /// Requests served so far (batch sub-requests included).
