@@ -274,6 +274,12 @@ struct FakeTenantArgs {
     /// the simulated records (ignored with --faults or --throttle).
     #[arg(long)]
     cache_responses: bool,
+    /// Test-only: send a wait shorter than a second as its fraction
+    /// (`Retry-After: 0.05`) for windows scaled below a second. Real
+    /// services send whole seconds or an HTTP date, and so does this one
+    /// without this flag.
+    #[arg(long)]
+    subsecond_retry_after: bool,
     /// Write the ground truth (counts per entity and relationship _type) to this file.
     #[arg(long)]
     manifest: Option<PathBuf>,
@@ -499,6 +505,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         request_log: args.request_log.clone(),
         secret_expired: args.secret_expired,
         cache_responses: args.cache_responses,
+        subsecond_retry_after: args.subsecond_retry_after,
     };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
     let running = tenx::fake::serve(tenant, addr, options).await?;

@@ -620,6 +620,18 @@ async fn logon_users_keep_their_documented_limits_by_default() {
     }
     assert_eq!(got, [200, 200, 429]);
     tokio::time::sleep(Duration::from_millis(250)).await;
+    // A window scaled below a second still answers whole seconds: real
+    // services never send a fraction.
+    for _ in 0..2 {
+        get(&url, &d).await;
+    }
+    let (status, headers, _) = get(&url, &d).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(get(&url, &d).await.0, 200, "a new window");
 }
 
@@ -647,9 +659,27 @@ async fn fault_knobs_do_what_they_say() {
         Some("1")
     );
 
+    // Whole seconds, as the real services send, unless the test-only
+    // knob asks for fractions.
     let (s, g) = with_faults("429=1,retry-after=0.25").await;
     let (status, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
     assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let s = start(
+        30,
+        8,
+        ServerOptions {
+            faults: Faults::parse("429=1,retry-after=0.25").expect("faults"),
+            subsecond_retry_after: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = token(&s, GRAPH).await;
+    let (_, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
     assert_eq!(
         headers.get("retry-after").and_then(|v| v.to_str().ok()),
         Some("0.25")

@@ -19,6 +19,8 @@ const SCALED: &str = "100/0.1s+1500/1.5s";
 async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
     let options = ServerOptions {
         rate_limits: RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
+        // The scaled windows' waits are fractions of a second (test-only).
+        subsecond_retry_after: true,
         ..options
     };
     start_as_documented(users, seed, options).await

@@ -35,6 +35,7 @@ fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
         faults: Faults::parse(faults).expect("faults"),
         rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
             .expect("limits"),
+        subsecond_retry_after: true,
         ..Default::default()
     };
     rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))

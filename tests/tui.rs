@@ -29,6 +29,7 @@ async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
         // same tenant again within what would be one minute.
         rate_limits: tenx::fake::RateLimits::parse("logonusers=100/0.1s+1500/1.5s")
             .expect("limits"),
+        subsecond_retry_after: true,
         ..Default::default()
     };
     serve(t, "127.0.0.1:0".parse().expect("addr"), opts)

@@ -59,7 +59,7 @@ impl SourceName {
 /// | `forbid=SOURCE` | the app lacks every permission of a source: 403 on its endpoints |
 /// | `missing-role=ROLE` | the app lacks one application permission (e.g. `Machine.Read.All`) |
 /// | `expire=S` | tokens stop working S seconds after they were issued (they still claim an hour) |
-/// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date) |
+/// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date); whole seconds, a fraction rounded up unless `ServerOptions::subsecond_retry_after` (test-only) |
 /// | `batch-body=KIND[:R]` | `$batch` sub-answers with status 200 get a body that is not a page: `null`, `base64` (the page, base64-encoded: real Graph sends these, and a client reads them), `error` (an error object) or `value-null` (`{"value": null}`); all of them, or a share R |
 /// | `loop-next=PATH` | the last page of every collection under PATH links back to a page already served (`@odata.nextLink`, ARM `nextLink`, Resource Graph `$skipToken`) |
 /// | `token-expires-in=N` | tokens are answered with `expires_in` N (e.g. 18446744073709551615) |

@@ -54,6 +54,11 @@ pub struct ServerOptions {
     /// fetch pays for its own work, not for rendering the simulated
     /// records on the same cores.
     pub cache_responses: bool,
+    /// Test-only: a wait shorter than a second is sent as its fraction
+    /// (`Retry-After: 0.05`) and `retry-after=S` may be fractional. Real
+    /// services send whole seconds or an HTTP date; without this knob so
+    /// does this one, rounding a scaled window's wait up to a second.
+    pub subsecond_retry_after: bool,
 }
 
 /// A simulated tenant serving on a loopback port.
@@ -744,24 +749,25 @@ impl Sim {
         Reply::json(status, body).header("request-id", rid)
     }
 
+    /// `Retry-After` as the real services write it: whole seconds, rounded
+    /// up, or an HTTP date (`retry-after=date`), never a fraction unless
+    /// the test-only `subsecond_retry_after` asks for one. `wait` is what
+    /// a limit computed; without one the `retry-after=` fault decides.
     fn with_retry_after(&self, reply: Reply, wait: Option<Duration>) -> Reply {
+        let fractions = self.options.subsecond_retry_after;
+        let seconds = |secs: f64| {
+            if fractions && secs.fract() != 0.0 {
+                format!("{:.3}", secs)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            } else {
+                format!("{}", secs.max(0.0).ceil() as u64)
+            }
+        };
         match (&self.options.faults.retry_after, wait) {
-            // Whole seconds, as the services send; a window scaled below a
-            // second (tests) sends its fraction.
-            (_, Some(w)) if w < Duration::from_secs(1) => {
-                reply.header("Retry-After", format!("{:.3}", w.as_secs_f64()))
-            }
-            (_, Some(w)) => {
-                reply.header("Retry-After", format!("{}", w.as_secs_f64().ceil() as u64))
-            }
-            (RetryAfter::Seconds(s), None) => {
-                let v = if s.fract() == 0.0 {
-                    format!("{}", *s as u64)
-                } else {
-                    format!("{s}")
-                };
-                reply.header("Retry-After", v)
-            }
+            (_, Some(w)) => reply.header("Retry-After", seconds(w.as_secs_f64())),
+            (RetryAfter::Seconds(s), None) => reply.header("Retry-After", seconds(*s)),
             (RetryAfter::None, None) => reply,
             (RetryAfter::HttpDate(secs), None) => reply.header(
                 "Retry-After",
