@@ -13,6 +13,8 @@ const GRAPH: &str = "https://graph.microsoft.com/.default";
 const DEFENDER: &str = "https://api.securitycenter.microsoft.com/.default";
 const ARM: &str = "https://management.azure.com/.default";
 const API: &str = "api-version=2022-12-01";
+/// Microsoft.Authorization's: it does not know Microsoft.Resources' 2022-12-01.
+const AUTHZ: &str = "api-version=2022-04-01";
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("loopback address")
@@ -256,8 +258,8 @@ async fn walking_every_collection_gives_the_manifest_counts() {
             )
             .await
             .len();
-            defs += walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleDefinitions?{API}"), &a).await.len();
-            for ra in walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleAssignments?{API}"), &a).await {
+            defs += walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleDefinitions?{AUTHZ}"), &a).await.len();
+            for ra in walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleAssignments?{AUTHZ}"), &a).await {
                 assignments.insert(ra["id"].as_str().expect("id").to_lowercase());
             }
         }
@@ -358,6 +360,65 @@ async fn top_and_select_are_honoured_and_bounded() {
     let (status, _, body) = get(&format!("{b}/arm/subscriptions"), &a).await;
     assert_eq!(status, 400);
     assert!(body.contains("MissingApiVersionParameter"));
+
+    // An api-version the path's resource provider does not support is
+    // refused the way that provider words it, listing what it supports.
+    let sid = &s.tenant.subscriptions[0].id;
+    let authz = format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization");
+    for (url, status, code, listed) in [
+        (
+            format!("{b}/arm/subscriptions?api-version=2099-01-01"),
+            400,
+            "InvalidApiVersionParameter",
+            "The api-version '2099-01-01' is invalid. The supported versions are '2024-08-01,",
+        ),
+        (
+            format!("{b}/arm/subscriptions/{sid}/resourcegroups?api-version=2022-04-01-preview"),
+            400,
+            "InvalidApiVersionParameter",
+            "2022-12-01,",
+        ),
+        (
+            format!("{authz}/roleAssignments?{API}"),
+            404,
+            "InvalidResourceType",
+            "The resource type 'roleAssignments' could not be found in the namespace 'Microsoft.Authorization' for api version '2022-12-01'. The supported api-versions are '2014-04-01-preview,",
+        ),
+        (
+            format!("{authz}/roleDefinitions?{API}"),
+            400,
+            "NoRegisteredProviderFound",
+            "and API version '2022-12-01' for type 'roleDefinitions'. The supported api-versions are '2014-04-01-preview, 2014-07-01-preview,",
+        ),
+    ] {
+        let (got, _, body) = get(&url, &a).await;
+        assert_eq!(got, status, "{url}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["error"]["code"], code, "{body}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(listed)),
+            "{body}"
+        );
+    }
+    let r = client()
+        .post(format!(
+            "{b}/arm/providers/Microsoft.ResourceGraph/resources?api-version=2020-01-01"
+        ))
+        .bearer_auth(&a)
+        .json(&json!({"query": "Resources"}))
+        .send()
+        .await
+        .expect("resource graph");
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("InvalidResourceType")
+            && body.contains("'Microsoft.ResourceGraph' for api version '2020-01-01'")
+            && body.contains("2022-10-01"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
