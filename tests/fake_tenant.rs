@@ -422,6 +422,125 @@ async fn top_and_select_are_honoured_and_bounded() {
 }
 
 #[tokio::test]
+async fn users_have_their_default_properties_and_filters_are_checked_as_graph_does() {
+    let s = start(60, 5, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    // Without $select: the eleven default properties, nothing else.
+    let defaults = [
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    ];
+    let users = walk(&format!("{b}/graph/v1.0/users"), &g).await;
+    assert_eq!(users.len(), s.tenant.users.len());
+    for u in &users {
+        let keys: Vec<&str> = u
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(keys.iter().all(|k| defaults.contains(k)), "{keys:?}");
+        assert!(u.get("accountEnabled").is_none() && u.get("department").is_none());
+    }
+    let id = s.tenant.users[0].id.clone();
+    let (_, _, one) = get(&format!("{b}/graph/v1.0/users/{id}"), &g).await;
+    assert!(!one.contains("accountEnabled"), "{one}");
+    let (_, _, one) = get(
+        &format!("{b}/graph/v1.0/users/{id}?$select=accountEnabled"),
+        &g,
+    )
+    .await;
+    assert!(
+        one.contains("accountEnabled") && !one.contains("surname"),
+        "{one}"
+    );
+    // With $select, what is named.
+    let selected = walk(
+        &format!("{b}/graph/v1.0/users?$select=id,accountEnabled,department"),
+        &g,
+    )
+    .await;
+    assert!(selected.iter().all(|u| u.get("accountEnabled").is_some()));
+
+    // Directory objects refuse a filter they do not support ...
+    let (status, _, body) = get(
+        &format!("{b}/graph/v1.0/users?$filter=officeLocation eq 'Oslo'"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["error"]["code"], "Request_UnsupportedQuery");
+    assert_eq!(
+        v["error"]["message"],
+        "Unsupported or invalid query filter clause specified for property 'officeLocation' of resource 'User'."
+    );
+    // ... and one they cannot read (a quoted Boolean, an operator).
+    for bad in [
+        "accountEnabled eq 'true'",
+        "startswith(displayName,'A')",
+        "displayName eq",
+    ] {
+        let (status, _, body) = get(&format!("{b}/graph/v1.0/users?$filter={bad}"), &g).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("Invalid filter clause"), "{bad}: {body}");
+    }
+    let (status, _, body) = get(
+        &format!(
+            "{b}/graph/v1.0/groups/{}/members?$filter=id eq 'x'",
+            s.tenant.groups[0].id
+        ),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // A supported one is applied, on properties not selected too.
+    let enabled = s.tenant.users.iter().filter(|u| u.enabled).count();
+    assert!(enabled > 0 && enabled < s.tenant.users.len());
+    let got = walk(
+        &format!("{b}/graph/v1.0/users?$filter=accountEnabled eq true"),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), enabled);
+
+    // Intune's managed devices ignore a filter on a property they do not
+    // filter on, answering every device, as the real service does.
+    let all = s.tenant.devices.len();
+    let got = walk(
+        &format!("{b}/graph/v1.0/deviceManagement/managedDevices?$filter=userId eq 'nobody'"),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), all);
+    let windows = s
+        .tenant
+        .devices
+        .iter()
+        .filter(|d| d.platform.operating_system() == "Windows")
+        .count();
+    assert!(windows > 0 && windows < all);
+    let got = walk(
+        &format!(
+            "{b}/graph/v1.0/deviceManagement/managedDevices?$filter=operatingSystem eq 'Windows'"
+        ),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), windows);
+}
+
+#[tokio::test]
 async fn batch_answers_each_request_on_its_own() {
     let s = start(40, 3, ServerOptions::default()).await;
     let g = token(&s, GRAPH).await;

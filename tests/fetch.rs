@@ -603,3 +603,40 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_carry_every_field_tenx_selects_not_only_the_defaults() {
+    // Graph answers a user's eleven default properties unless `$select`
+    // names others; what the explorer, search and triage show of a user
+    // must arrive because tenx asks for it.
+    let s = start(80, 4, ServerOptions::default()).await;
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all(http, &[Source::Directory], |_| {}).await;
+    let users = b.graph.of_kind(tenx::model::EntityKind::AzureUser);
+    assert_eq!(users.len(), s.tenant.users.len());
+    let beyond_defaults = [
+        "accountEnabled",
+        "department",
+        "userType",
+        "createdDateTime",
+        "usageLocation",
+        "employeeId",
+        "city",
+        "country",
+        "onPremisesSyncEnabled",
+    ];
+    for field in beyond_defaults {
+        assert!(
+            tenx::ingest::directory::USER_FIELDS
+                .split(',')
+                .any(|f| f == field),
+            "{field} is selected"
+        );
+    }
+    for &u in users {
+        let e = b.graph.entity(u);
+        for field in beyond_defaults {
+            assert!(e.prop(field).is_some(), "{} lacks {field}", e.key);
+        }
+    }
+}
