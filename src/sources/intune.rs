@@ -242,8 +242,13 @@ async fn policy_states(
         .collect()
 }
 
+/// Configurations and their device statuses. A configuration that fails
+/// on a device (error, conflict) is a noncompliance finding the
+/// configuration IDENTIFIED, as a failing compliance policy's is; its
+/// failing settings are not read (that would be a request per device).
 async fn configurations(ctx: &Ctx) {
-    let mut configs = Vec::new();
+    // (id, name) of each configuration.
+    let mut configs: Vec<(String, String)> = Vec::new();
     let r = ctx
         .http
         .get_pages(
@@ -253,7 +258,8 @@ async fn configurations(ctx: &Ctx) {
                 ctx.ingest("device configurations", &items, |v, b| {
                     ingest::configuration(v, b);
                     if let Some(id) = text(v, "id") {
-                        configs.push(id.to_string());
+                        let name = text(v, "displayName").unwrap_or(id);
+                        configs.push((id.to_string(), name.to_string()));
                     }
                 })
             },
@@ -263,15 +269,36 @@ async fn configurations(ctx: &Ctx) {
     if configs.is_empty() {
         return;
     }
-    let paths = super::per_item(&configs, |id| {
-        // Only whether the device has the configuration is kept.
-        format!("/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status")
+    let ids: Vec<String> = configs.iter().map(|(id, _)| id.clone()).collect();
+    let paths = super::per_item(&ids, |id| {
+        // Whether the device has the configuration, and what a finding
+        // keeps of a failing row.
+        format!(
+            "/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status,{}",
+            ingest::FINDING_ROW_FIELDS.join(",")
+        )
     });
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
             ctx.ingest("configuration device statuses", &items, |v, b| {
-                ingest::device_status(&configs[i], EntityKind::IntuneDeviceConfiguration, v, b);
+                let (id, name) = &configs[i];
+                let Some((device, state)) =
+                    ingest::device_status(id, EntityKind::IntuneDeviceConfiguration, v, b)
+                else {
+                    return;
+                };
+                if ingest::is_failing_state(state) {
+                    let row = crate::ingest::Json::to_value(v);
+                    ingest::configuration_finding(
+                        device,
+                        id,
+                        name,
+                        &state.to_ascii_lowercase(),
+                        &row,
+                        b,
+                    );
+                }
             })
         })
         .await;
