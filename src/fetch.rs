@@ -636,7 +636,9 @@ pub fn permission_for(source: Source, endpoint: &str) -> &'static str {
         Source::Intune if e.contains("compliancepolic") || e.contains("deviceconfiguration") => {
             "Microsoft Graph DeviceManagementConfiguration.Read.All"
         }
-        Source::Intune if e.contains("deviceappmanagement") => {
+        Source::Intune
+            if e.contains("deviceappmanagement") || e.contains("installstatusreport") =>
+        {
             "Microsoft Graph DeviceManagementApps.Read.All"
         }
         Source::Intune => "Microsoft Graph DeviceManagementManagedDevices.Read.All",

@@ -1,6 +1,6 @@
 //! The one HTTP client of tenx. It can only send what reads a tenant: GET,
-//! the token POST, Graph `$batch` whose inner requests are all GETs, and
-//! Azure Resource Graph queries. That is enforced by the type of what goes
+//! the token POST, Graph `$batch` whose inner requests are all GETs, Azure
+//! Resource Graph queries and the Intune reports of `report::IntuneReport`. That is enforced by the type of what goes
 //! out (`Outgoing`): there is no way to name another method, and the
 //! `reqwest::Client` never leaves this module.
 //!
@@ -84,6 +84,12 @@ pub enum Outgoing<'a> {
     },
     /// An Azure Resource Graph query (a read expressed as POST).
     ResourceGraph { body: &'a Value },
+    /// A page of an Intune report (a read expressed as POST): one of the
+    /// reports named in `IntuneReport`, with a query for its body.
+    IntuneReport {
+        report: crate::report::IntuneReport,
+        query: &'a crate::report::ReportQuery,
+    },
     /// The client-credentials token request for an API's scope.
     Token { api: Api },
 }
@@ -99,7 +105,7 @@ impl Outgoing<'_> {
     pub fn api(&self) -> Api {
         match self {
             Outgoing::Get { api, .. } | Outgoing::Token { api } => *api,
-            Outgoing::GraphBatch { .. } => Api::Graph,
+            Outgoing::GraphBatch { .. } | Outgoing::IntuneReport { .. } => Api::Graph,
             Outgoing::ResourceGraph { .. } => Api::Arm,
         }
     }
@@ -483,6 +489,7 @@ impl Http {
             Outgoing::ResourceGraph { .. } => {
                 "POST /providers/Microsoft.ResourceGraph/resources".into()
             }
+            Outgoing::IntuneReport { report, .. } => format!("POST {}", report.path()),
             Outgoing::Token { .. } => "POST token".into(),
         }
     }
@@ -641,6 +648,10 @@ impl Http {
                     "/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01",
                 ))
                 .json(body),
+            Outgoing::IntuneReport { report, query } => self
+                .client
+                .post(join(&self.auth.endpoints.graph, report.path()))
+                .json(&query.body()),
             Outgoing::Token { api } => {
                 let form = self.auth.token_form(*api);
                 let body = form
@@ -1285,6 +1296,66 @@ impl Http {
             }
         }
         Ok(total)
+    }
+}
+
+impl Http {
+    /// Every row of an Intune report whose rows `filter` picks, with the
+    /// `select`ed columns, page by page (`skip` and `top`) until
+    /// `TotalRowCount` rows came or a page is empty. `on_page` sees each
+    /// page. A page is asked again after a throttle or a failure like any
+    /// request; the pages of a report share one allowance of waiting.
+    pub async fn report_rows(
+        &self,
+        report: crate::report::IntuneReport,
+        filter: &str,
+        select: &[&str],
+        mut on_page: impl FnMut(&crate::report::ReportPage),
+    ) -> Result<usize, HttpError> {
+        /// Rows asked for a page; the service may answer fewer, and the
+        /// next page starts after what came.
+        const TOP: usize = 1000;
+        let waited = Waited::default();
+        let mut query = crate::report::ReportQuery {
+            filter: filter.to_string(),
+            select: select.iter().map(|c| c.to_string()).collect(),
+            order_by: Vec::new(),
+            skip: 0,
+            top: TOP,
+        };
+        let out = Outgoing::IntuneReport {
+            report,
+            query: &query,
+        };
+        let endpoint = self.endpoint_name(&out);
+        for _ in 0..self.opts.max_pages {
+            let page = self
+                .send_inner(
+                    &Outgoing::IntuneReport {
+                        report,
+                        query: &query,
+                    },
+                    crate::report::ReportPage::parse,
+                    None,
+                    Priority::Normal,
+                    None,
+                    &waited,
+                )
+                .await?;
+            on_page(&page);
+            query.skip += page.rows.len();
+            let done = match page.total {
+                Some(total) => query.skip >= total,
+                None => false,
+            };
+            if done || page.rows.is_empty() {
+                return Ok(query.skip);
+            }
+        }
+        Err(HttpError::TooManyPages {
+            endpoint,
+            limit: self.opts.max_pages,
+        })
     }
 }
 
@@ -2072,6 +2143,13 @@ mod tests {
     fn only_reads_can_be_expressed() {
         let paths = vec!["/users/1".to_string(), "/groups/2/members".to_string()];
         let body = json!({});
+        let query = crate::report::ReportQuery {
+            filter: "(ApplicationId eq 'a')".into(),
+            select: vec!["DeviceId".into()],
+            order_by: vec![],
+            skip: 0,
+            top: 10,
+        };
         let all = [
             Outgoing::Get {
                 api: Api::Graph,
@@ -2083,6 +2161,10 @@ mod tests {
             },
             Outgoing::ResourceGraph { body: &body },
             Outgoing::Token { api: Api::Arm },
+            Outgoing::IntuneReport {
+                report: crate::report::IntuneReport::DeviceInstallStatus,
+                query: &query,
+            },
         ];
         for o in &all {
             let m = o.method();
@@ -2099,6 +2181,28 @@ mod tests {
             .filter_map(|r| r["method"].as_str())
             .collect();
         assert_eq!(methods, ["GET", "GET"]);
+        // An Intune report is a POST to one of the reports' own paths, the
+        // read-only actions under deviceManagement/reports, with a query for
+        // its body and nothing else.
+        let http = client_of(url::Url::parse("http://127.0.0.1:9").expect("url"));
+        for o in &all {
+            if let Outgoing::IntuneReport { report, query } = o {
+                let req = http.build(o, None).build().expect("request");
+                assert_eq!(req.method(), reqwest::Method::POST);
+                let path = req.url().path().to_string();
+                assert!(
+                    path == report.path()
+                        && path.starts_with("/beta/deviceManagement/reports/get")
+                        && path.ends_with("Report"),
+                    "{path}"
+                );
+                let sent: Value =
+                    serde_json::from_slice(req.body().and_then(|b| b.as_bytes()).expect("a body"))
+                        .expect("json");
+                assert_eq!(sent, query.body());
+                assert_eq!(o.api(), Api::Graph);
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod model;
 pub mod outfile;
 pub mod record;
 pub mod redact;
+pub mod report;
 pub mod scan;
 pub mod search;
 pub mod secret;

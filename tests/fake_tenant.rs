@@ -113,6 +113,159 @@ fn count(m: &Manifest, ty: &str) -> usize {
     m.entities.get(ty).copied().unwrap_or(0)
 }
 
+/// `getDeviceInstallStatusReport` for one app, `top` rows a page: each
+/// row's DeviceId. Checks the content type real Graph sends.
+async fn report_rows(s: &RunningTenant, g: &str, app: &str, top: usize) -> Vec<String> {
+    let url = format!(
+        "{}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport",
+        s.base_url()
+    );
+    let mut ids = Vec::new();
+    loop {
+        let body = json!({"filter": format!("(ApplicationId eq '{app}')"), "select": ["DeviceName", "DeviceId"], "skip": ids.len(), "top": top, "orderBy": []});
+        let r = client()
+            .post(&url)
+            .bearer_auth(g)
+            .json(&body)
+            .send()
+            .await
+            .expect("report");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/octet-stream")
+        );
+        let v: Value = serde_json::from_slice(&r.bytes().await.expect("body")).expect("JSON");
+        let schema: Vec<&str> = v["Schema"]
+            .as_array()
+            .expect("Schema")
+            .iter()
+            .filter_map(|c| c["Column"].as_str())
+            .collect();
+        assert_eq!(schema, ["DeviceName", "DeviceId"]);
+        let values = v["Values"].as_array().expect("Values");
+        assert!(values.len() <= top);
+        ids.extend(
+            values
+                .iter()
+                .filter_map(|r| r[1].as_str().map(String::from)),
+        );
+        let total = v["TotalRowCount"].as_u64().expect("TotalRowCount") as usize;
+        if ids.len() >= total || values.is_empty() {
+            assert_eq!(ids.len(), total);
+            return ids;
+        }
+    }
+}
+
+#[tokio::test]
+async fn managed_app_install_state_comes_from_the_reports_api_and_the_removed_path_says_so() {
+    let s = start(200, 4, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    let app = &s.tenant.mobile_apps[0];
+    // The listing Microsoft removed in 2023 answers as real Graph does.
+    for version in ["beta", "v1.0"] {
+        let (status, _, body) = get(
+            &format!(
+                "{b}/graph/{version}/deviceAppManagement/mobileApps/{}/deviceStatuses",
+                app.id
+            ),
+            &g,
+        )
+        .await;
+        assert_eq!(status, 400);
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["error"]["code"], "BadRequest");
+        assert_eq!(
+            v["error"]["message"],
+            "Resource not found for the segment 'deviceStatuses'."
+        );
+    }
+    // The report pages with skip and top and names the app's devices.
+    let mut want: Vec<String> = app
+        .device_statuses
+        .iter()
+        .map(|(d, _)| s.tenant.devices[*d as usize].id.clone())
+        .collect();
+    assert!(want.len() > 5, "{} devices", want.len());
+    let mut got = report_rows(&s, &g, &app.id, 4).await;
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // An app with no devices: an empty table. Without a select: every
+    // column, AppInstallState with its words.
+    let post = |version: &'static str, body: Value| {
+        let url =
+            format!("{b}/graph/{version}/deviceManagement/reports/getDeviceInstallStatusReport");
+        let g = g.clone();
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(g)
+                .json(&body)
+                .send()
+                .await
+                .expect("report");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    let (status, body) = post(
+        "beta",
+        json!({"filter": "(ApplicationId eq 'no-such-app')"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["TotalRowCount"], 0);
+    assert_eq!(v["Values"], json!([]));
+    let (_, body) = post(
+        "beta",
+        json!({"filter": format!("(ApplicationId eq '{}')", app.id), "top": 1}),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let columns: Vec<&str> = v["Schema"]
+        .as_array()
+        .expect("Schema")
+        .iter()
+        .filter_map(|c| c["Column"].as_str())
+        .collect();
+    assert!(
+        columns.contains(&"DeviceId") && columns.contains(&"AppInstallState_loc"),
+        "{columns:?}"
+    );
+    assert_eq!(v["Values"][0].as_array().expect("row").len(), columns.len());
+    // Refusals: no ApplicationId, a column it cannot filter or select, v1.0.
+    for (version, body) in [
+        ("beta", json!({"select": ["DeviceId"]})),
+        ("beta", json!({"filter": "(DeviceName eq 'x')"})),
+        ("beta", json!({"filter": "ApplicationId = 'x'"})),
+        (
+            "beta",
+            json!({"filter": format!("(ApplicationId eq '{}')", app.id), "select": ["AppInstallState_loc"]}),
+        ),
+        (
+            "v1.0",
+            json!({"filter": format!("(ApplicationId eq '{}')", app.id)}),
+        ),
+    ] {
+        let (status, text) = post(version, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["error"]["code"], "BadRequest", "{text}");
+    }
+    // A GET of a report is no read.
+    let (status, _, _) = get(
+        &format!("{b}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 405);
+}
+
 #[tokio::test]
 async fn walking_every_collection_gives_the_manifest_counts() {
     for (users, seed) in [(150, 1), (420, 7)] {
@@ -196,27 +349,51 @@ async fn walking_every_collection_gives_the_manifest_counts() {
                 }
             }
         }
-        assert_eq!(findings, count(&m, "intune_noncompliance_finding"));
-        assert_eq!(
-            walk(
-                &format!("{b}/graph/v1.0/deviceManagement/deviceConfigurations"),
-                &g
+        let configs = walk(
+            &format!("{b}/graph/v1.0/deviceManagement/deviceConfigurations"),
+            &g,
+        )
+        .await;
+        assert_eq!(configs.len(), count(&m, "intune_device_configuration"));
+        // A configuration's failing rows are findings too.
+        for c in &configs {
+            let id = c["id"].as_str().expect("configuration id");
+            for st in walk(
+                &format!(
+                    "{b}/graph/v1.0/deviceManagement/deviceConfigurations/{id}/deviceStatuses"
+                ),
+                &g,
             )
             .await
-            .len(),
-            count(&m, "intune_device_configuration")
-        );
+            {
+                let status = st["status"].as_str().expect("status");
+                if ["nonCompliant", "error", "conflict"].contains(&status) {
+                    findings += 1;
+                }
+            }
+        }
+        assert_eq!(findings, count(&m, "intune_noncompliance_finding"));
         let apps = walk(&format!("{b}/graph/v1.0/deviceManagement/detectedApps"), &g).await;
         assert_eq!(apps.len(), count(&m, "intune_detected_application"));
-        assert_eq!(
-            walk(
-                &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
-                &g
-            )
-            .await
-            .len(),
-            count(&m, "intune_managed_application")
-        );
+        let mobile = walk(
+            &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
+            &g,
+        )
+        .await;
+        assert_eq!(mobile.len(), count(&m, "intune_managed_application"));
+        // Every managed app's devices, from the install status report.
+        let mut assigned = 0;
+        for app in &mobile {
+            let id = app["id"].as_str().expect("app id");
+            assigned += report_rows(&s, &g, id, 7).await.len();
+        }
+        let want: usize = m
+            .relationships
+            .iter()
+            .filter(|(k, _)| k.ends_with("_assigned_intune_managed_application"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(assigned, want);
 
         assert_eq!(
             walk(&format!("{b}/defender/api/machines?$top=40"), &d)

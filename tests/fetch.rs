@@ -342,6 +342,7 @@ async fn the_request_log_shows_only_reads() {
     fetch(&s, quick()).await;
     let text = std::fs::read_to_string(&log).expect("log");
     let mut posts = 0;
+    let mut reports = 0;
     for line in text.lines() {
         let (method, rest) = line.split_once(' ').expect("METHOD PATH STATUS");
         let path = rest
@@ -358,13 +359,25 @@ async fn the_request_log_shows_only_reads() {
                 let allowed = path.ends_with("/oauth2/v2.0/token")
                     || path == "/graph/v1.0/$batch"
                     || path == "/graph/beta/$batch"
+                    || path == "/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport"
                     || path == "/arm/providers/Microsoft.ResourceGraph/resources";
                 assert!(allowed, "POST to {path}");
+                reports += usize::from(path.ends_with("/getDeviceInstallStatusReport"));
             }
             other => panic!("method {other} sent: {line}"),
         }
+        // Managed apps' install states come from the report: the removed
+        // `mobileApps/{id}/deviceStatuses` is never asked for.
+        assert!(
+            !(path.contains("/mobileApps/") && path.ends_with("/deviceStatuses")),
+            "{line}"
+        );
     }
     assert!(posts > 0 && text.lines().count() > 50);
+    assert!(
+        reports >= s.tenant.mobile_apps.len(),
+        "a report for each managed app: {reports}"
+    );
     let _ = std::fs::remove_file(&log);
 }
 

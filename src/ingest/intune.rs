@@ -441,13 +441,17 @@ pub fn mobile_app(v: &impl Json, out: &mut Batch) -> Option<(String, String)> {
     Some((id.to_string(), name.to_string()))
 }
 
-/// A row of a managed app's install statuses: the device is ASSIGNED the app.
-pub fn mobile_app_status(app_id: &str, v: &impl Json, out: &mut Batch) {
-    match text(v, "deviceId") {
-        Some(d) => out.rel(d, Verb::Assigned, app_id),
-        None => out.skip(
-            &format!("an install status of managed app {app_id}"),
-            "no deviceId",
+/// A row of a managed app's device install status report
+/// (`getDeviceInstallStatusReport`), given its `DeviceId` cell: the device
+/// is ASSIGNED the app, whatever its install state. A row for a user
+/// without a device has an empty `DeviceId` and is left out.
+pub fn app_install_row(app_id: &str, device_id: Option<&Value>, out: &mut Batch) {
+    match device_id {
+        Some(Value::String(d)) if !d.trim().is_empty() => out.rel(d.trim(), Verb::Assigned, app_id),
+        Some(Value::String(_)) | Some(Value::Null) => {}
+        _ => out.skip(
+            &format!("an install status row of managed app {app_id}"),
+            "no DeviceId",
         ),
     }
 }

@@ -2,7 +2,8 @@
 //! policy's device statuses and, for devices that fail, their per-device
 //! policy states with the failing settings; configurations and their device
 //! statuses; detected apps and the devices that have them; managed apps and
-//! (beta, which alone has per-device install state) their device statuses.
+//! the devices each is assigned to (from the Intune report of their
+//! per-device install state, beta).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -342,7 +343,13 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
     apps
 }
 
+/// Managed apps and, per app, the devices it is assigned to, from the
+/// Intune report of its per-device install state (Graph beta
+/// `deviceManagement/reports/getDeviceInstallStatusReport`): the
+/// `mobileApps/{id}/deviceStatuses` listing tenx read before was removed in
+/// 2023 and answers 400 (see `report`). Returns (id, name).
 async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
+    use futures::StreamExt;
     let mut apps = Vec::new();
     let r = ctx
         .http
@@ -362,20 +369,44 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
     if apps.is_empty() {
         return apps;
     }
+    const COLLECTION: &str = "managed app install states";
     let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
-    let paths = super::per_item(&ids, |id| {
-        // Only which device has the app is kept.
-        format!("/deviceAppManagement/mobileApps/{id}/deviceStatuses?$select=id,deviceId")
-    });
-    let results = ctx
-        .http
-        .batch_pages("beta", &paths, |i, items| {
-            ctx.ingest("managed app install states", &items, |v, b| {
-                ingest::mobile_app_status(&ids[i], v, b)
-            })
+    let results: Vec<Result<usize, HttpError>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            // Only which device has the app is kept.
+            ctx.http
+                .report_rows(
+                    crate::report::IntuneReport::DeviceInstallStatus,
+                    &format!("(ApplicationId eq '{id}')"),
+                    &["DeviceId"],
+                    |page| {
+                        let mut b = Batch::default();
+                        match page.column("DeviceId") {
+                            Some(at) => {
+                                for row in &page.rows {
+                                    ingest::app_install_row(&id, row.get(at), &mut b);
+                                }
+                            }
+                            None if page.rows.is_empty() => {}
+                            None => {
+                                for _ in &page.rows {
+                                    b.skip(
+                                        &format!("an install status row of managed app {id}"),
+                                        "the report has no DeviceId column",
+                                    );
+                                }
+                            }
+                        }
+                        ctx.progress(COLLECTION, page.rows.len(), false);
+                        ctx.send(COLLECTION, b);
+                    },
+                )
+                .await
         })
+        .buffer_unordered(16)
+        .collect()
         .await;
-    ctx.finish("managed app install states", first_error(results));
+    ctx.finish(COLLECTION, first_error(results));
     apps
 }
 

@@ -149,6 +149,39 @@ impl Sim {
                 let devices_ok = has("DeviceManagementManagedDevices.Read.All");
                 let config_ok = has("DeviceManagementConfiguration.Read.All");
                 match rest {
+                    ["reports", report] => {
+                        if method != Method::POST {
+                            return self.error(
+                                Service::Graph,
+                                StatusCode::METHOD_NOT_ALLOWED,
+                                "Request_BadRequest",
+                                "Specified HTTP method is not allowed for the request target.",
+                            );
+                        }
+                        // An action of beta only: v1.0 does not know the
+                        // segment (a client that called it there said so).
+                        if version != "beta" || *report != "getDeviceInstallStatusReport" {
+                            return self.error(
+                                Service::Graph,
+                                StatusCode::BAD_REQUEST,
+                                "BadRequest",
+                                &format!("Resource not found for the segment '{report}'."),
+                            );
+                        }
+                        // Any of the six device-management read scopes will
+                        // do (the reports' permission tables).
+                        let allowed = [
+                            "DeviceManagementApps.Read.All",
+                            "DeviceManagementConfiguration.Read.All",
+                            "DeviceManagementManagedDevices.Read.All",
+                        ];
+                        if !allowed.iter().any(|r| has(r)) {
+                            return denied_intune(
+                                "DeviceManagementApps.Read.All, DeviceManagementApps.ReadWrite.All, DeviceManagementConfiguration.Read.All, DeviceManagementConfiguration.ReadWrite.All, DeviceManagementManagedDevices.Read.All",
+                            );
+                        }
+                        self.install_status_report(body)
+                    }
                     ["managedDevices"] => {
                         if devices_ok {
                             page(t.devices.len(), 1000, 1000, &|i| {
@@ -278,28 +311,14 @@ impl Sim {
                     denied_intune("DeviceManagementApps.Read.All")
                 }
             }
-            ["deviceAppManagement", "mobileApps", id, "deviceStatuses"] => {
-                if version != "beta" {
-                    return self.error(
-                        Service::Graph,
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        "Resource not found for the segment 'deviceStatuses'.",
-                    );
-                }
-                if !has("DeviceManagementApps.Read.All") {
-                    return denied_intune("DeviceManagementApps.Read.All");
-                }
-                match lookup(&self.ix.mobile, id) {
-                    Some(a) => {
-                        let list = &t.mobile_apps[a].device_statuses;
-                        page(list.len(), 1000, 1000, &|i| {
-                            render::mobile_app_install_status(t, a, list[i].0 as usize, list[i].1)
-                        })
-                    }
-                    None => not_found(id),
-                }
-            }
+            // Removed in June 2023, in beta and v1.0 alike: real Graph
+            // answers exactly this (microsoft-graph-docs-contrib#1106).
+            ["deviceAppManagement", "mobileApps", _, "deviceStatuses"] => self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Resource not found for the segment 'deviceStatuses'.",
+            ),
             _ => self.error(
                 Service::Graph,
                 StatusCode::BAD_REQUEST,
@@ -410,6 +429,119 @@ impl Sim {
                 Ok(kept)
             }
         }
+    }
+
+    /// `POST /beta/deviceManagement/reports/getDeviceInstallStatusReport`:
+    /// the devices a managed app is assigned to, with their install state,
+    /// as a table (`TotalRowCount`, `Schema`, `Values`), served as
+    /// `application/octet-stream` like the real one (see `crate::report`).
+    /// `filter` must name the app (`(ApplicationId eq '…')`, required, as
+    /// MicrosoftDocs/memdocs#1887 found) and may add `AppInstallState` or
+    /// `InstallState`; `select` names known columns (asking for an
+    /// `_loc` column is refused: it comes with its own); `skip` and `top`
+    /// page. The wording of the refusals is this simulated tenant's, in
+    /// Intune's error envelope.
+    fn install_status_report(&self, body: &[u8]) -> Reply {
+        let t = &*self.t;
+        let intune_error = |message: &str| {
+            let op = self.rng.lock().map(|mut r| r.guid()).unwrap_or_default();
+            self.error(
+                Service::Graph,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!(
+                    "{{\"_version\": 3, \"Message\": \"{message} - Operation ID (for customer support): {op}\", \"CustomApiErrorPhrase\": \"\", \"RetryAfter\": null, \"ErrorSourceService\": \"\", \"HttpHeaders\": \"{{}}\"}}"
+                ),
+            )
+        };
+        let Ok(req) = serde_json::from_slice::<Value>(body) else {
+            return intune_error("The request body is not valid JSON.");
+        };
+        // The filter: `(Column eq 'value')` clauses joined by `and`.
+        let filter = req["filter"].as_str().unwrap_or("");
+        let mut app = None;
+        let mut state: Option<String> = None;
+        for clause in filter
+            .split(" and ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let inner = clause
+                .strip_prefix('(')
+                .and_then(|c| c.strip_suffix(')'))
+                .unwrap_or(clause);
+            let Some((column, value)) = super::paging::parse_eq_filter(inner) else {
+                return intune_error(&format!("Invalid filter: '{filter}'."));
+            };
+            match column.as_str() {
+                "ApplicationId" => app = Some(value),
+                "AppInstallState" | "InstallState" => state = Some(value),
+                other => {
+                    return intune_error(&format!(
+                        "Filtering on column '{other}' is not supported by this report."
+                    ));
+                }
+            }
+        }
+        let Some(app_id) = app else {
+            return intune_error("The filter must specify ApplicationId.");
+        };
+        // Columns: as selected, each `_loc` right after its own; all of
+        // them without a select.
+        let all = render::INSTALL_STATUS_COLUMNS;
+        let mut columns: Vec<usize> = Vec::new();
+        match req["select"].as_array().filter(|a| !a.is_empty()) {
+            None => columns.extend(0..all.len()),
+            Some(select) => {
+                for c in select {
+                    let name = c.as_str().unwrap_or("");
+                    let Some(at) = all
+                        .iter()
+                        .position(|(n, _)| *n == name && !n.ends_with("_loc"))
+                    else {
+                        return intune_error(&format!("Invalid select column: '{name}'."));
+                    };
+                    columns.push(at);
+                    if let Some(loc) = all.iter().position(|(n, _)| *n == format!("{name}_loc")) {
+                        columns.push(loc);
+                    }
+                }
+            }
+        }
+        let skip = req["skip"].as_u64().unwrap_or(0) as usize;
+        let top = req["top"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
+        let rows: Vec<Vec<Value>> = match self.ix.mobile.get(&app_id.to_lowercase()) {
+            None => Vec::new(),
+            Some(&a) => t.mobile_apps[a]
+                .device_statuses
+                .iter()
+                .map(|&(d, st)| render::install_status_row(t, a, d as usize, st))
+                .filter(|row| {
+                    // InstallState and AppInstallState carry the same code.
+                    state.as_deref().is_none_or(|want| {
+                        want.parse::<i64>()
+                            .ok()
+                            .is_some_and(|w| row[9].as_i64() == Some(w))
+                    })
+                })
+                .collect(),
+        };
+        let page: Vec<Value> = rows
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|row| Value::Array(columns.iter().map(|&c| row[c].clone()).collect()))
+            .collect();
+        let schema: Vec<Value> = columns
+            .iter()
+            .map(|&c| json!({"Column": all[c].0, "PropertyType": all[c].1}))
+            .collect();
+        Reply::ok(json!({
+            "TotalRowCount": rows.len(),
+            "Schema": schema,
+            "Values": page,
+        }))
+        .header("content-type", "application/octet-stream".into())
     }
 
     /// `batch-body`: a successful sub-answer's body made into something

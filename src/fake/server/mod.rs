@@ -403,6 +403,19 @@ fn is_logon_users(rest: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
+/// `/{version}/deviceManagement/reports/get…Report`: an Intune report, an
+/// action that reads.
+fn is_intune_report(rest: &str) -> bool {
+    let path = rest.split('?').next().unwrap_or(rest);
+    let mut segs = path.trim_matches('/').split('/');
+    let _version = segs.next();
+    matches!(
+        (segs.next(), segs.next(), segs.next(), segs.next()),
+        (Some("deviceManagement"), Some("reports"), Some(name), None)
+            if name.starts_with("get") && name.ends_with("Report")
+    )
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -580,8 +593,11 @@ impl Sim {
         if svc == Service::Login {
             return self.token_endpoint(method, rest, headers, body);
         }
-        // Only reads exist here: GET, Graph $batch and Resource Graph queries.
-        let read_post = (svc == Service::Graph && rest.ends_with("/$batch") && !in_batch)
+        // Only reads exist here: GET, Graph $batch, Intune reports (read-only
+        // actions under deviceManagement/reports) and Resource Graph queries.
+        let read_post = (svc == Service::Graph
+            && !in_batch
+            && (rest.ends_with("/$batch") || is_intune_report(rest)))
             || (svc == Service::Arm
                 && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"));
         if !(method == Method::GET || (method == Method::POST && read_post)) {
