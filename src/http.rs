@@ -5,10 +5,12 @@
 //! `reqwest::Client` never leaves this module.
 //!
 //! Around every request: a bearer token per API (refreshed once on a 401),
-//! a per-API concurrency limit, retries of 429/503 after `Retry-After`
-//! (seconds, fractional seconds or an HTTP date; exponential backoff with
-//! jitter when absent), bounded retries of other 5xx, dropped connections
-//! and malformed bodies, and request counters.
+//! a per-API concurrency limit, a pause before requests to a service whose
+//! answers say its limit is near (`pace`), retries of 429/503 after
+//! `Retry-After` (seconds, fractional seconds or an HTTP date; Resource
+//! Graph's `x-ms-user-quota-resets-after`; exponential backoff with jitter
+//! when absent), bounded retries of other 5xx, dropped connections and
+//! malformed bodies, and request counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -295,6 +297,8 @@ pub struct Http {
     client: reqwest::Client,
     auth: Arc<Auth>,
     limits: [Gate; 3],
+    /// Lanes held back while a service says its limit is near.
+    pacing: crate::pace::Pacing,
     metrics: Metrics,
     opts: HttpOptions,
     /// Told of every wait of a second or more (`watch_waits`).
@@ -363,6 +367,7 @@ impl Http {
                 Gate::new(opts.concurrency[2]),
             ],
             auth,
+            pacing: crate::pace::Pacing::new(opts.concurrency[Api::Arm.index()]),
             metrics: Metrics::default(),
             opts,
             waits: std::sync::Mutex::new(None),
@@ -530,7 +535,14 @@ impl Http {
         let mut refreshed = false;
         let mut refused_at = None;
         let mut priority = priority;
+        let lane = crate::pace::Lane::of(out);
         loop {
+            // Held back while the service says its limit is near, before a
+            // slot is taken.
+            if let Some((wait, why)) = lane.and_then(|l| self.pacing.delay(l)) {
+                self.take_wait(&endpoint, wait, &why, waited)?;
+                tokio::time::sleep(wait).await;
+            }
             let (slot, token) = match out {
                 // A token request goes to the sign-in service, not to the API
                 // whose slots are taken, and is one at a time already.
@@ -555,7 +567,12 @@ impl Http {
                         throttled: false,
                         cause: format!("connection failed: {}", describe(&e)),
                     },
-                    Ok(resp) => self.judge(out, &endpoint, resp, &parse, on_head).await,
+                    Ok(resp) => {
+                        if let Some(lane) = lane {
+                            self.pacing.observe(lane, resp.headers());
+                        }
+                        self.judge(out, &endpoint, resp, &parse, on_head).await
+                    }
                 }
             };
             // Free for others while this one waits to try again.
@@ -681,7 +698,14 @@ impl Http {
         on_head: Option<&OnHead<'_>>,
     ) -> Verdict<T> {
         let status = resp.status().as_u16();
-        let retry_wait = retry_after(resp.headers());
+        // Resource Graph answers a spent quota without Retry-After, with
+        // when the quota resets (Azure/azure-cli-extensions#3325).
+        let retry_wait = retry_after(resp.headers()).or_else(|| {
+            resp.headers()
+                .get("x-ms-user-quota-resets-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::pace::parse_resets_after)
+        });
         let bytes =
             match read_body(resp, on_head.filter(|_| status == 200), self.opts.max_body).await {
                 Ok(b) => b,
@@ -1083,6 +1107,12 @@ impl Http {
                         again.push(i);
                     }
                 };
+            // Sub-answers say how near Graph's limit is, too.
+            for sub in &answer.subs {
+                if let Some(p) = &sub.throttle_percentage {
+                    self.pacing.limit_percentage(p);
+                }
+            }
             for (pos, &i) in pending.iter().enumerate() {
                 let endpoint = endpoint_of(i);
                 let id = pos.to_string();

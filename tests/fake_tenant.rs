@@ -919,6 +919,126 @@ async fn throttling_answers_429_with_retry_after() {
     assert!((1..=10).contains(&secs));
 }
 
+#[tokio::test]
+async fn service_limits_answer_as_each_service_does_and_say_how_near_they_are() {
+    let spec =
+        ThrottleSpec::parse("intune-apps=2/20s,arm=3+1/s,resourcegraph=2/5s,directory=10/10s")
+            .expect("spec");
+    let s = start(
+        30,
+        7,
+        ServerOptions {
+            throttle: Some(spec),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (g, a) = (token(&s, GRAPH).await, token(&s, ARM).await);
+    let b = s.base_url();
+    // Graph's identity service: each answer's cost, and the share of the
+    // limit used once past 80 %.
+    let mut shown = Vec::new();
+    for _ in 0..5 {
+        let (status, h, _) = get(&format!("{b}/graph/v1.0/users"), &g).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h.get("x-ms-resource-unit").and_then(|v| v.to_str().ok()),
+            Some("2")
+        );
+        shown.push(h.get("x-ms-throttle-limit-percentage").is_some());
+    }
+    // (The fourth uses 80 % less what refilled meanwhile.)
+    assert!(!shown[0] && !shown[1] && !shown[2] && shown[4], "{shown:?}");
+    let (status, h, _) = get(&format!("{b}/graph/v1.0/users"), &g).await;
+    assert_eq!(status, 429);
+    assert!(h.contains_key("retry-after") && h.contains_key("x-ms-throttle-scope"));
+    // Intune by area: the apps' window is spent, the devices' is not.
+    for want in [200, 200, 429] {
+        let (status, _, _) = get(
+            &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
+            &g,
+        )
+        .await;
+        assert_eq!(status, want);
+    }
+    let (status, _, _) = get(
+        &format!("{b}/graph/v1.0/deviceManagement/managedDevices"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // ARM: the reads left in the subscription's bucket on every answer,
+    // then ARM's own refusal.
+    let sid = &s.tenant.subscriptions[0].id;
+    let url = format!("{b}/arm/subscriptions/{sid}/resourcegroups?{API}");
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let (status, h, _) = get(&url, &a).await;
+        assert_eq!(status, 200);
+        left.push(
+            h.get("x-ms-ratelimit-remaining-subscription-reads")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+                .expect("remaining reads"),
+        );
+    }
+    assert_eq!(left, ["2", "1", "0"]);
+    let (status, h, body) = get(&url, &a).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        h.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(
+        body.contains("SubscriptionRequestsThrottled")
+            && body.contains("Number of 'read' requests for subscription"),
+        "{body}"
+    );
+    let (_, h, _) = get(&format!("{b}/arm/subscriptions?{API}"), &a).await;
+    assert!(h.contains_key("x-ms-ratelimit-remaining-tenant-reads"));
+    // Resource Graph: its quota on every answer; refused without
+    // Retry-After, with when the quota resets.
+    let query = || async {
+        let r = client()
+            .post(format!(
+                "{b}/arm/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01"
+            ))
+            .bearer_auth(&a)
+            .json(&json!({"query": "Resources"}))
+            .send()
+            .await
+            .expect("query");
+        let h = r.headers().clone();
+        (r.status().as_u16(), h, r.text().await.expect("body"))
+    };
+    for left in ["1", "0"] {
+        let (status, h, _) = query().await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h.get("x-ms-user-quota-remaining")
+                .and_then(|v| v.to_str().ok()),
+            Some(left)
+        );
+        let reset = h
+            .get("x-ms-user-quota-resets-after")
+            .and_then(|v| v.to_str().ok())
+            .expect("reset");
+        assert!(["00:00:05", "00:00:04"].contains(&reset), "{reset}");
+    }
+    let (status, h, body) = query().await;
+    assert_eq!(status, 429);
+    assert!(!h.contains_key("retry-after"));
+    assert_eq!(
+        h.get("x-ms-user-quota-remaining")
+            .and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
+    assert!(
+        body.contains("RateLimiting") && body.contains("resourcegraph-throttling"),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logon_users_keep_their_documented_limits_by_default() {
     // 100 calls a minute per app, whatever else is asked; other Defender

@@ -653,3 +653,93 @@ async fn users_carry_every_field_tenx_selects_not_only_the_defaults() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_documented_limits_a_fetch_is_never_throttled_and_paces_to_what_the_services_say()
+{
+    use std::time::{Duration, Instant};
+    // The documented limits (Graph's identity bucket, Intune's areas, ARM's
+    // read buckets, Resource Graph's quota): a whole fetch stays within
+    // them, and the quota headers of answers far from a limit cost no time.
+    let plain = start(400, 21, ServerOptions::default()).await;
+    let t = Instant::now();
+    fetch(&plain, quick()).await;
+    let unthrottled = t.elapsed();
+    plain.stop().await;
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-limits-")
+        .tempdir()
+        .expect("temp dir");
+    let log = dir.path().join("requests.log");
+    let s = start(
+        400,
+        21,
+        ServerOptions {
+            throttle: Some(tenx::fake::ThrottleSpec::documented()),
+            request_log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let b = fetch(&s, quick()).await;
+    let documented = t.elapsed();
+    for st in b.statuses.values() {
+        assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    }
+    assert_matches_manifest(&b, &Manifest::of(&s.tenant));
+    // No 429 from any service limit. (Defender's logon users keep their
+    // own scaled per-endpoint limits in these tests, paced by `logons`.)
+    let refused: Vec<String> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .filter(|l| l.ends_with(" 429") && !l.contains("/logonusers"))
+        .map(String::from)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(
+        documented < unthrottled * 2 + Duration::from_secs(1),
+        "{documented:?} against {unthrottled:?}"
+    );
+    s.stop().await;
+
+    // Resource Graph's quota scaled to 2 queries a second and thousands of
+    // resources: tenx waits for each reset its answers announce instead of
+    // running into 429s (which, from Resource Graph, carry no Retry-After).
+    let t = FakeTenant::generate(FakeParams {
+        users: 150,
+        seed: 22,
+        resources: Some(4500),
+        ..Default::default()
+    });
+    let s = serve(
+        t,
+        "127.0.0.1:0".parse().expect("addr"),
+        ServerOptions {
+            throttle: Some(tenx::fake::ThrottleSpec::parse("resourcegraph=2/1s").expect("spec")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("server");
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let t = Instant::now();
+    let b = fetch_all(http, &[Source::Arm], |_| {}).await;
+    let st = &b.statuses[&Source::Arm];
+    assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    let m = b.metrics.expect("metrics");
+    assert_eq!(m.throttled, 0, "{m:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "five pages at two a second: {:?}",
+        t.elapsed()
+    );
+    let resources: usize = b
+        .graph
+        .relationship_counts()
+        .iter()
+        .filter(|(k, _)| k.starts_with("azure_resource_group_has_"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(resources, s.tenant.resources.len());
+}
