@@ -264,6 +264,15 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_report_names_the_permission_tenx_asks_for() {
+        let fix = crate::fetch::permission_for(
+            crate::fetch::Source::Intune,
+            &format!("POST {}", IntuneReport::DeviceInstallStatus.path()),
+        );
+        assert_eq!(fix, "Microsoft Graph DeviceManagementApps.Read.All");
+    }
+
+    #[test]
     fn pages_are_read_by_their_schema_and_from_base64_too() {
         let table = json!({
             "TotalRowCount": 3,
