@@ -1,8 +1,9 @@
 //! The one HTTP client of tenx. It can only send what reads a tenant: GET,
 //! the token POST, Graph `$batch` whose inner requests are all GETs, Azure
-//! Resource Graph queries and the Intune reports of `report::IntuneReport`. That is enforced by the type of what goes
-//! out (`Outgoing`): there is no way to name another method, and the
-//! `reqwest::Client` never leaves this module.
+//! Resource Graph queries and the Intune reports of `report::IntuneReport`.
+//! That is enforced by the type of what goes out (`Outgoing`): there is no
+//! way to name another method, and the `reqwest::Client` never leaves this
+//! module.
 //!
 //! Around every request: a bearer token per API (refreshed once on a 401),
 //! a per-API concurrency limit, a pause before requests to a service whose
@@ -1353,11 +1354,6 @@ impl Http {
             skip: 0,
             top: TOP,
         };
-        let out = Outgoing::IntuneReport {
-            report,
-            query: &query,
-        };
-        let endpoint = self.endpoint_name(&out);
         for _ in 0..self.opts.max_pages {
             let page = self
                 .send_inner(
@@ -1383,7 +1379,7 @@ impl Http {
             }
         }
         Err(HttpError::TooManyPages {
-            endpoint,
+            endpoint: format!("POST {}", report.path()),
             limit: self.opts.max_pages,
         })
     }

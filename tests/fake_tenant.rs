@@ -264,6 +264,26 @@ async fn managed_app_install_state_comes_from_the_reports_api_and_the_removed_pa
     )
     .await;
     assert_eq!(status, 405);
+    // Without any device-management permission: 403 naming all six.
+    let (s, g) = with_faults("forbid=intune").await;
+    let r = client()
+        .post(format!(
+            "{}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport",
+            s.base_url()
+        ))
+        .bearer_auth(&g)
+        .json(&json!({"filter": "(ApplicationId eq 'a')"}))
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.expect("body");
+    for scope in [
+        "DeviceManagementApps.Read.All",
+        "DeviceManagementManagedDevices.ReadWrite.All",
+    ] {
+        assert!(body.contains(scope), "{body}");
+    }
 }
 
 #[tokio::test]

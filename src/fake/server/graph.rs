@@ -168,17 +168,17 @@ impl Sim {
                                 &format!("Resource not found for the segment '{report}'."),
                             );
                         }
-                        // Any of the six device-management read scopes will
-                        // do (the reports' permission tables).
+                        // Any of the device-management permissions will do
+                        // (the reports' permission tables), and a refusal
+                        // names all six (msgraph-sdk-powershell#2081).
                         let allowed = [
                             "DeviceManagementApps.Read.All",
                             "DeviceManagementConfiguration.Read.All",
                             "DeviceManagementManagedDevices.Read.All",
                         ];
                         if !allowed.iter().any(|r| has(r)) {
-                            return denied_intune(
-                                "DeviceManagementApps.Read.All, DeviceManagementApps.ReadWrite.All, DeviceManagementConfiguration.Read.All, DeviceManagementConfiguration.ReadWrite.All, DeviceManagementManagedDevices.Read.All",
-                            );
+                            let op = self.rng.lock().map(|mut r| r.guid()).unwrap_or_default();
+                            return self.error(Service::Graph, StatusCode::FORBIDDEN, "Forbidden", &format!("{{\"_version\": 3, \"Message\": \"Application is not authorized to perform this operation. Application must have one of the following scopes: DeviceManagementApps.Read.All, DeviceManagementApps.ReadWrite.All, DeviceManagementConfiguration.Read.All, DeviceManagementConfiguration.ReadWrite.All, DeviceManagementManagedDevices.Read.All, DeviceManagementManagedDevices.ReadWrite.All - Operation ID (for customer support): {op}\"}}"));
                         }
                         self.install_status_report(body)
                     }
