@@ -328,16 +328,14 @@ impl DefenderApi {
         if self != DefenderApi::Mde {
             return Ok(None);
         }
-        let end = DefenderApi::mde_retirement();
-        let days = (end - today).num_days();
-        if days <= 0 {
+        if today >= DefenderApi::mde_retirement() {
             return Err(
                 "the Defender for Endpoint API was retired on 1 February 2027 (Message Center MC1220762): read Defender through Microsoft Graph security instead (`defender = \"graph\"` in the profile, or `--defender-api graph`), which needs the application permission ThreatHunting.Read.All".into(),
             );
         }
-        Ok(Some(format!(
-            "read through the Defender for Endpoint API, which retires on 1 February 2027 (in {days} days): switch to Microsoft Graph security (`defender = \"graph\"`, permission ThreatHunting.Read.All)"
-        )))
+        Ok(Some(
+            "read through the Defender for Endpoint API, which retires on 1 February 2027: switch to Microsoft Graph security (`defender = \"graph\"`, permission ThreatHunting.Read.All)".into(),
+        ))
     }
 }
 
@@ -398,6 +396,19 @@ pub struct FetchOptions {
     pub defender: DefenderApi,
     /// Advanced hunting's limits (Defender through Graph).
     pub hunting: HuntingPolicy,
+    /// The day the old Defender API's retirement is judged on: today, or
+    /// `TENX_TODAY` (`2027-02-01`), so what happens after the date can be
+    /// seen before it and tests do not change with the calendar.
+    pub today: Option<chrono::NaiveDate>,
+}
+
+/// Today, or the day `TENX_TODAY` names (`YYYY-MM-DD`).
+pub fn today() -> anyhow::Result<chrono::NaiveDate> {
+    match std::env::var("TENX_TODAY") {
+        Ok(d) if !d.trim().is_empty() => chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+            .map_err(|e| anyhow::anyhow!("TENX_TODAY: '{d}' is not a date like 2027-02-01 ({e})")),
+        _ => Ok(chrono::Utc::now().date_naive()),
+    }
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -741,7 +752,9 @@ pub fn permission_for(source: Source, endpoint: &str) -> &'static str {
         Source::Intune if e.contains("compliancepolic") || e.contains("deviceconfiguration") => {
             "Microsoft Graph DeviceManagementConfiguration.Read.All"
         }
-        Source::Intune if e.contains("deviceappmanagement") => {
+        Source::Intune
+            if e.contains("deviceappmanagement") || e.contains("installstatusreport") =>
+        {
             "Microsoft Graph DeviceManagementApps.Read.All"
         }
         Source::Intune => "Microsoft Graph DeviceManagementManagedDevices.Read.All",
@@ -864,7 +877,10 @@ async fn run_source(
     // The retired Defender for Endpoint API is not called once it is gone.
     let mut retirement_note = None;
     if source == Source::Defender {
-        match options.defender.retirement(chrono::Utc::now().date_naive()) {
+        let today = options
+            .today
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        match options.defender.retirement(today) {
             Ok(note) => retirement_note = note,
             Err(why) => {
                 let line = format!("defender: {why}");

@@ -1,14 +1,17 @@
 //! The one HTTP client of tenx. It can only send what reads a tenant: GET,
-//! the token POST, Graph `$batch` whose inner requests are all GETs, and
-//! Azure Resource Graph queries. That is enforced by the type of what goes
-//! out (`Outgoing`): there is no way to name another method, and the
-//! `reqwest::Client` never leaves this module.
+//! the token POST, Graph `$batch` whose inner requests are all GETs, Azure
+//! Resource Graph queries and the Intune reports of `report::IntuneReport`.
+//! That is enforced by the type of what goes out (`Outgoing`): there is no
+//! way to name another method, and the `reqwest::Client` never leaves this
+//! module.
 //!
 //! Around every request: a bearer token per API (refreshed once on a 401),
-//! a per-API concurrency limit, retries of 429/503 after `Retry-After`
-//! (seconds, fractional seconds or an HTTP date; exponential backoff with
-//! jitter when absent), bounded retries of other 5xx, dropped connections
-//! and malformed bodies, and request counters.
+//! a per-API concurrency limit, a pause before requests to a service whose
+//! answers say its limit is near (`pace`), retries of 429/503 after
+//! `Retry-After` (seconds, fractional seconds or an HTTP date; Resource
+//! Graph's `x-ms-user-quota-resets-after`; exponential backoff with jitter
+//! when absent), bounded retries of other 5xx, dropped connections and
+//! malformed bodies, and request counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +52,7 @@ pub struct HttpOptions {
 
 /// The largest answer tenx reads: far above any real page (Graph's 999
 /// users are about 2 MB, Defender's 10,000 machines about 10 MB, an advanced
-/// hunting result at most 124 MB), and a bound on what a broken or hostile
+/// hunting result at most 50 MB), and a bound on what a broken or hostile
 /// server can make tenx hold.
 pub const MAX_BODY: usize = 256 << 20;
 
@@ -87,6 +90,12 @@ pub enum Outgoing<'a> {
     /// A Microsoft Graph security advanced hunting query (KQL, which only
     /// reads; a read expressed as POST): `{"Query": …}`.
     Hunting { query: &'a str },
+    /// A page of an Intune report (a read expressed as POST): one of the
+    /// reports named in `IntuneReport`, with a query for its body.
+    IntuneReport {
+        report: crate::report::IntuneReport,
+        query: &'a crate::report::ReportQuery,
+    },
     /// The client-credentials token request for an API's scope.
     Token { api: Api },
 }
@@ -102,7 +111,7 @@ impl Outgoing<'_> {
     pub fn api(&self) -> Api {
         match self {
             Outgoing::Get { api, .. } | Outgoing::Token { api } => *api,
-            Outgoing::GraphBatch { .. } => Api::Graph,
+            Outgoing::GraphBatch { .. } | Outgoing::IntuneReport { .. } => Api::Graph,
             Outgoing::ResourceGraph { .. } => Api::Arm,
             Outgoing::Hunting { .. } => Api::Graph,
         }
@@ -293,6 +302,8 @@ pub struct Http {
     client: reqwest::Client,
     auth: Arc<Auth>,
     limits: [Gate; 3],
+    /// Lanes held back while a service says its limit is near.
+    pacing: crate::pace::Pacing,
     metrics: Metrics,
     opts: HttpOptions,
     /// Told of every wait of a second or more (`watch_waits`).
@@ -361,6 +372,7 @@ impl Http {
                 Gate::new(opts.concurrency[2]),
             ],
             auth,
+            pacing: crate::pace::Pacing::new(opts.concurrency[Api::Arm.index()]),
             metrics: Metrics::default(),
             opts,
             waits: std::sync::Mutex::new(None),
@@ -488,6 +500,7 @@ impl Http {
             Outgoing::ResourceGraph { .. } => {
                 "POST /providers/Microsoft.ResourceGraph/resources".into()
             }
+            Outgoing::IntuneReport { report, .. } => format!("POST {}", report.path()),
             Outgoing::Token { .. } => "POST token".into(),
         }
     }
@@ -528,7 +541,14 @@ impl Http {
         let mut refreshed = false;
         let mut refused_at = None;
         let mut priority = priority;
+        let lane = crate::pace::Lane::of(out);
         loop {
+            // Held back while the service says its limit is near, before a
+            // slot is taken.
+            if let Some((wait, why)) = lane.and_then(|l| self.pacing.delay(l)) {
+                self.take_wait(&endpoint, wait, &why, waited)?;
+                tokio::time::sleep(wait).await;
+            }
             let (slot, token) = match out {
                 // A token request goes to the sign-in service, not to the API
                 // whose slots are taken, and is one at a time already.
@@ -553,7 +573,12 @@ impl Http {
                         throttled: false,
                         cause: format!("connection failed: {}", describe(&e)),
                     },
-                    Ok(resp) => self.judge(out, &endpoint, resp, &parse, on_head).await,
+                    Ok(resp) => {
+                        if let Some(lane) = lane {
+                            self.pacing.observe(lane, resp.headers());
+                        }
+                        self.judge(out, &endpoint, resp, &parse, on_head).await
+                    }
                 }
             };
             // Free for others while this one waits to try again.
@@ -653,6 +678,10 @@ impl Http {
                     "/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01",
                 ))
                 .json(body),
+            Outgoing::IntuneReport { report, query } => self
+                .client
+                .post(join(&self.auth.endpoints.graph, report.path()))
+                .json(&query.body()),
             Outgoing::Token { api } => {
                 let form = self.auth.token_form(*api);
                 let body = form
@@ -682,7 +711,14 @@ impl Http {
         on_head: Option<&OnHead<'_>>,
     ) -> Verdict<T> {
         let status = resp.status().as_u16();
-        let retry_wait = retry_after(resp.headers());
+        // Resource Graph answers a spent quota without Retry-After, with
+        // when the quota resets (Azure/azure-cli-extensions#3325).
+        let retry_wait = retry_after(resp.headers()).or_else(|| {
+            resp.headers()
+                .get("x-ms-user-quota-resets-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::pace::parse_resets_after)
+        });
         let bytes =
             match read_body(resp, on_head.filter(|_| status == 200), self.opts.max_body).await {
                 Ok(b) => b,
@@ -1084,6 +1120,12 @@ impl Http {
                         again.push(i);
                     }
                 };
+            // Sub-answers say how near Graph's limit is, too.
+            for sub in &answer.subs {
+                if let Some(p) = &sub.throttle_percentage {
+                    self.pacing.limit_percentage(p);
+                }
+            }
             for (pos, &i) in pending.iter().enumerate() {
                 let endpoint = endpoint_of(i);
                 let id = pos.to_string();
@@ -1313,6 +1355,61 @@ impl Http {
             }
         }
         Ok(total)
+    }
+}
+
+impl Http {
+    /// Every row of an Intune report whose rows `filter` picks, with the
+    /// `select`ed columns, page by page (`skip` and `top`) until
+    /// `TotalRowCount` rows came or a page is empty. `on_page` sees each
+    /// page. A page is asked again after a throttle or a failure like any
+    /// request; the pages of a report share one allowance of waiting.
+    pub async fn report_rows(
+        &self,
+        report: crate::report::IntuneReport,
+        filter: &str,
+        select: &[&str],
+        mut on_page: impl FnMut(&crate::report::ReportPage),
+    ) -> Result<usize, HttpError> {
+        /// Rows asked for a page; the service may answer fewer, and the
+        /// next page starts after what came.
+        const TOP: usize = 1000;
+        let waited = Waited::default();
+        let mut query = crate::report::ReportQuery {
+            filter: filter.to_string(),
+            select: select.iter().map(|c| c.to_string()).collect(),
+            order_by: Vec::new(),
+            skip: 0,
+            top: TOP,
+        };
+        for _ in 0..self.opts.max_pages {
+            let page = self
+                .send_inner(
+                    &Outgoing::IntuneReport {
+                        report,
+                        query: &query,
+                    },
+                    crate::report::ReportPage::parse,
+                    None,
+                    Priority::Normal,
+                    None,
+                    &waited,
+                )
+                .await?;
+            on_page(&page);
+            query.skip += page.rows.len();
+            let done = match page.total {
+                Some(total) => query.skip >= total,
+                None => false,
+            };
+            if done || page.rows.is_empty() {
+                return Ok(query.skip);
+            }
+        }
+        Err(HttpError::TooManyPages {
+            endpoint: format!("POST {}", report.path()),
+            limit: self.opts.max_pages,
+        })
     }
 }
 
@@ -2100,6 +2197,13 @@ mod tests {
     fn only_reads_can_be_expressed() {
         let paths = vec!["/users/1".to_string(), "/groups/2/members".to_string()];
         let body = json!({});
+        let query = crate::report::ReportQuery {
+            filter: "(ApplicationId eq 'a')".into(),
+            select: vec!["DeviceId".into()],
+            order_by: vec![],
+            skip: 0,
+            top: 10,
+        };
         let all = [
             Outgoing::Get {
                 api: Api::Graph,
@@ -2111,6 +2215,10 @@ mod tests {
             },
             Outgoing::ResourceGraph { body: &body },
             Outgoing::Token { api: Api::Arm },
+            Outgoing::IntuneReport {
+                report: crate::report::IntuneReport::DeviceInstallStatus,
+                query: &query,
+            },
         ];
         for o in &all {
             let m = o.method();
@@ -2127,6 +2235,28 @@ mod tests {
             .filter_map(|r| r["method"].as_str())
             .collect();
         assert_eq!(methods, ["GET", "GET"]);
+        // An Intune report is a POST to one of the reports' own paths, the
+        // read-only actions under deviceManagement/reports, with a query for
+        // its body and nothing else.
+        let http = client_of(url::Url::parse("http://127.0.0.1:9").expect("url"));
+        for o in &all {
+            if let Outgoing::IntuneReport { report, query } = o {
+                let req = http.build(o, None).build().expect("request");
+                assert_eq!(req.method(), reqwest::Method::POST);
+                let path = req.url().path().to_string();
+                assert!(
+                    path == report.path()
+                        && path.starts_with("/beta/deviceManagement/reports/get")
+                        && path.ends_with("Report"),
+                    "{path}"
+                );
+                let sent: Value =
+                    serde_json::from_slice(req.body().and_then(|b| b.as_bytes()).expect("a body"))
+                        .expect("json");
+                assert_eq!(sent, query.body());
+                assert_eq!(o.api(), Api::Graph);
+            }
+        }
     }
 
     #[test]

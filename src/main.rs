@@ -265,8 +265,14 @@ struct FakeTenantArgs {
     /// Added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// Enforce per-app request budgets and answer 429 with Retry-After.
-    /// Without a value: the documented budgets; or e.g. `graph=2000/10s,defender=100/60s,arm=250/10s`.
+    /// Enforce the services' documented limits per app and answer 429 as
+    /// each service does, with the headers each sends on the way (Graph's
+    /// x-ms-throttle-limit-percentage, ARM's remaining reads, Resource
+    /// Graph's quota). Without a value: the documented limits; or override
+    /// some, e.g. `resourcegraph=3/1s,arm=40+25/s,intune=100/20s`.
+    /// Names: graph, directory, intune, intune-devices,
+    /// intune-configuration, intune-apps, intune-reports, defender, arm,
+    /// resourcegraph.
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     throttle: Option<String>,
     /// Per-endpoint limits the services document, always enforced:
@@ -294,6 +300,12 @@ struct FakeTenantArgs {
     /// the simulated records (ignored with --faults or --throttle).
     #[arg(long)]
     cache_responses: bool,
+    /// Test-only: send a wait shorter than a second as its fraction
+    /// (`Retry-After: 0.05`) for windows scaled below a second. Real
+    /// services send whole seconds or an HTTP date, and so does this one
+    /// without this flag.
+    #[arg(long)]
+    subsecond_retry_after: bool,
     /// Write the ground truth (counts per entity and relationship _type) to this file.
     #[arg(long)]
     manifest: Option<PathBuf>,
@@ -528,6 +540,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         secret_expired: args.secret_expired,
         cache_responses: args.cache_responses,
         hunting,
+        subsecond_retry_after: args.subsecond_retry_after,
     };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
     let running = tenx::fake::serve(tenant, addr, options).await?;

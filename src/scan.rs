@@ -179,14 +179,15 @@ pub fn record(text: &[u8]) -> Option<(ItemAt, Vec<FieldAt>)> {
     Some((item, scan.fields))
 }
 
-/// A `$batch` sub-response as scanned: its id, status, `Retry-After`, and
-/// where its body is; a body that is an object is scanned as a page in the
-/// same pass.
+/// A `$batch` sub-response as scanned: its id, status, `Retry-After`,
+/// `x-ms-throttle-limit-percentage`, and where its body is; a body that is
+/// an object is scanned as a page in the same pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubScan {
     pub id: Option<String>,
     pub status: u16,
     pub retry_after: Option<String>,
+    pub throttle_percentage: Option<String>,
     pub body: Option<Range<usize>>,
     pub page: Option<PageScan>,
 }
@@ -222,14 +223,22 @@ pub fn batch(body: &[u8]) -> Scanned<Vec<SubScan>> {
                             }
                             "headers" if c.peek() == Some(b'{') => {
                                 sub.retry_after = None;
+                                sub.throttle_percentage = None;
                                 c.object(|c, name, escaped| {
                                     let header = c.decode(name, escaped)?;
-                                    if header.eq_ignore_ascii_case("retry-after")
-                                        && c.peek() == Some(b'"')
+                                    let kept = if header.eq_ignore_ascii_case("retry-after") {
+                                        &mut sub.retry_after
+                                    } else if header
+                                        .eq_ignore_ascii_case("x-ms-throttle-limit-percentage")
                                     {
+                                        &mut sub.throttle_percentage
+                                    } else {
+                                        return c.value();
+                                    };
+                                    if c.peek() == Some(b'"') {
                                         let at = c.i;
                                         let escaped = c.string()?;
-                                        sub.retry_after = Some(c.decode((at, c.i), escaped)?);
+                                        *kept = Some(c.decode((at, c.i), escaped)?);
                                         Ok(())
                                     } else {
                                         c.value()
@@ -1131,7 +1140,7 @@ mod tests {
     #[test]
     fn a_batch_answer_is_read_in_one_pass() {
         let answer = json!({"responses": [
-            {"id": "1", "status": 200, "headers": {"Content-Type": "application/json"},
+            {"id": "1", "status": 200, "headers": {"Content-Type": "application/json", "x-ms-throttle-limit-percentage": "0.85"},
              "body": {"@odata.nextLink": "n1", "value": [{"id": "a"}, {"id": "b"}]}},
             {"id": 2, "status": 429, "headers": {"retry-after": "1.5"},
              "body": {"error": {"code": "TooManyRequests", "message": "slow down"}}},
@@ -1144,6 +1153,8 @@ mod tests {
         assert_eq!(subs.len(), 4);
         assert_eq!(subs[0].id.as_deref(), Some("1"));
         assert_eq!(subs[0].status, 200);
+        assert_eq!(subs[0].throttle_percentage.as_deref(), Some("0.85"));
+        assert_eq!(subs[1].throttle_percentage, None);
         let page = subs[0].page.as_ref().expect("a page");
         assert_eq!((page.items.len(), page.next.as_deref()), (2, Some("n1")));
         let body = subs[0].body.clone().expect("body");

@@ -1,6 +1,6 @@
 //! Noncompliant devices for triage: one row per device with an open
-//! noncompliance finding (noncompliant, error, conflict; grace-period devices
-//! marked), with its owner, failing policies and settings, last check-in and
+//! noncompliance finding (noncompliant, error, conflict, of a compliance
+//! policy or a configuration; grace-period devices marked), with its owner, failing policies and settings, last check-in and
 //! the exposure Defender sees. Pure functions of the graph; the person's
 //! triage status and note per device come from the snapshot store.
 
@@ -363,11 +363,13 @@ pub struct Summary {
 
 /// Intune's collections the rows and counts are made of: a device missing
 /// from any of them would be missing from triage, or shown compliant.
-pub const FINDING_COLLECTIONS: [&str; 4] = [
+pub const FINDING_COLLECTIONS: [&str; 6] = [
     "managed devices",
     "compliance policies",
     "compliance device statuses",
     "noncompliance findings",
+    "device configurations",
+    "configuration device statuses",
 ];
 
 /// How the data of one source that triage draws on was read.

@@ -21,6 +21,8 @@ fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> 
         .env("TENX_DATA_DIR", data)
         .env("TENX_CONFIG_DIR", data.join("config"))
         .env("TENX_LOGON_USER_LIMITS", SCALED)
+        // The old Defender API's tests run on a day it still works.
+        .env("TENX_TODAY", "2026-12-01")
         .env_remove("TENX_PROFILE");
     for (k, v) in s.env() {
         c.env(k, v);
@@ -45,6 +47,7 @@ fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) ->
         faults: Faults::parse(faults).expect("faults"),
         rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
             .expect("limits"),
+        subsecond_retry_after: true,
         ..Default::default()
     };
     rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
@@ -179,6 +182,26 @@ fn exit_codes_tell_complete_partial_and_nothing() {
         text.contains("defender   FAILED") && text.contains("Machine.Read.All"),
         "{text}"
     );
+    // From 1 February 2027 the old API is not called: it says it is retired
+    // and what to do, and nothing is sent to it.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
+    c.args(["fetch", "--defender-api", "mde", "--sources", "defender"])
+        .env("TENX_DATA_DIR", data)
+        .env("TENX_CONFIG_DIR", data.join("config"))
+        .env("TENX_TODAY", "2027-02-01")
+        .env_remove("TENX_PROFILE");
+    for (k, v) in s.env() {
+        c.env(k, v);
+    }
+    let before = s.request_count();
+    let out = c.output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("retired on 1 February 2027") && text.contains("ThreatHunting.Read.All"),
+        "{text}"
+    );
+    assert_eq!(s.request_count(), before, "nothing sent");
     let out = tenx(&s, data, Some("wrong-secret"), &["fetch"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);

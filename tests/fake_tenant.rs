@@ -13,6 +13,8 @@ const GRAPH: &str = "https://graph.microsoft.com/.default";
 const DEFENDER: &str = "https://api.securitycenter.microsoft.com/.default";
 const ARM: &str = "https://management.azure.com/.default";
 const API: &str = "api-version=2022-12-01";
+/// Microsoft.Authorization's: it does not know Microsoft.Resources' 2022-12-01.
+const AUTHZ: &str = "api-version=2022-04-01";
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("loopback address")
@@ -111,6 +113,179 @@ fn count(m: &Manifest, ty: &str) -> usize {
     m.entities.get(ty).copied().unwrap_or(0)
 }
 
+/// `getDeviceInstallStatusReport` for one app, `top` rows a page: each
+/// row's DeviceId. Checks the content type real Graph sends.
+async fn report_rows(s: &RunningTenant, g: &str, app: &str, top: usize) -> Vec<String> {
+    let url = format!(
+        "{}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport",
+        s.base_url()
+    );
+    let mut ids = Vec::new();
+    loop {
+        let body = json!({"filter": format!("(ApplicationId eq '{app}')"), "select": ["DeviceName", "DeviceId"], "skip": ids.len(), "top": top, "orderBy": []});
+        let r = client()
+            .post(&url)
+            .bearer_auth(g)
+            .json(&body)
+            .send()
+            .await
+            .expect("report");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/octet-stream")
+        );
+        let v: Value = serde_json::from_slice(&r.bytes().await.expect("body")).expect("JSON");
+        let schema: Vec<&str> = v["Schema"]
+            .as_array()
+            .expect("Schema")
+            .iter()
+            .filter_map(|c| c["Column"].as_str())
+            .collect();
+        assert_eq!(schema, ["DeviceName", "DeviceId"]);
+        let values = v["Values"].as_array().expect("Values");
+        assert!(values.len() <= top);
+        ids.extend(
+            values
+                .iter()
+                .filter_map(|r| r[1].as_str().map(String::from)),
+        );
+        let total = v["TotalRowCount"].as_u64().expect("TotalRowCount") as usize;
+        if ids.len() >= total || values.is_empty() {
+            assert_eq!(ids.len(), total);
+            return ids;
+        }
+    }
+}
+
+#[tokio::test]
+async fn managed_app_install_state_comes_from_the_reports_api_and_the_removed_path_says_so() {
+    let s = start(200, 4, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    let app = &s.tenant.mobile_apps[0];
+    // The listing Microsoft removed in 2023 answers as real Graph does.
+    for version in ["beta", "v1.0"] {
+        let (status, _, body) = get(
+            &format!(
+                "{b}/graph/{version}/deviceAppManagement/mobileApps/{}/deviceStatuses",
+                app.id
+            ),
+            &g,
+        )
+        .await;
+        assert_eq!(status, 400);
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["error"]["code"], "BadRequest");
+        assert_eq!(
+            v["error"]["message"],
+            "Resource not found for the segment 'deviceStatuses'."
+        );
+    }
+    // The report pages with skip and top and names the app's devices.
+    let mut want: Vec<String> = app
+        .device_statuses
+        .iter()
+        .map(|(d, _)| s.tenant.devices[*d as usize].id.clone())
+        .collect();
+    assert!(want.len() > 5, "{} devices", want.len());
+    let mut got = report_rows(&s, &g, &app.id, 4).await;
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // An app with no devices: an empty table. Without a select: every
+    // column, AppInstallState with its words.
+    let post = |version: &'static str, body: Value| {
+        let url =
+            format!("{b}/graph/{version}/deviceManagement/reports/getDeviceInstallStatusReport");
+        let g = g.clone();
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(g)
+                .json(&body)
+                .send()
+                .await
+                .expect("report");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    let (status, body) = post(
+        "beta",
+        json!({"filter": "(ApplicationId eq 'no-such-app')"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["TotalRowCount"], 0);
+    assert_eq!(v["Values"], json!([]));
+    let (_, body) = post(
+        "beta",
+        json!({"filter": format!("(ApplicationId eq '{}')", app.id), "top": 1}),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let columns: Vec<&str> = v["Schema"]
+        .as_array()
+        .expect("Schema")
+        .iter()
+        .filter_map(|c| c["Column"].as_str())
+        .collect();
+    assert!(
+        columns.contains(&"DeviceId") && columns.contains(&"AppInstallState_loc"),
+        "{columns:?}"
+    );
+    assert_eq!(v["Values"][0].as_array().expect("row").len(), columns.len());
+    // Refusals: no ApplicationId, a column it cannot filter or select, v1.0.
+    for (version, body) in [
+        ("beta", json!({"select": ["DeviceId"]})),
+        ("beta", json!({"filter": "(DeviceName eq 'x')"})),
+        ("beta", json!({"filter": "ApplicationId = 'x'"})),
+        (
+            "beta",
+            json!({"filter": format!("(ApplicationId eq '{}')", app.id), "select": ["AppInstallState_loc"]}),
+        ),
+        (
+            "v1.0",
+            json!({"filter": format!("(ApplicationId eq '{}')", app.id)}),
+        ),
+    ] {
+        let (status, text) = post(version, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["error"]["code"], "BadRequest", "{text}");
+    }
+    // A GET of a report is no read.
+    let (status, _, _) = get(
+        &format!("{b}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 405);
+    // Without any device-management permission: 403 naming all six.
+    let (s, g) = with_faults("forbid=intune").await;
+    let r = client()
+        .post(format!(
+            "{}/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport",
+            s.base_url()
+        ))
+        .bearer_auth(&g)
+        .json(&json!({"filter": "(ApplicationId eq 'a')"}))
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.expect("body");
+    for scope in [
+        "DeviceManagementApps.Read.All",
+        "DeviceManagementManagedDevices.ReadWrite.All",
+    ] {
+        assert!(body.contains(scope), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn walking_every_collection_gives_the_manifest_counts() {
     for (users, seed) in [(150, 1), (420, 7)] {
@@ -194,27 +369,51 @@ async fn walking_every_collection_gives_the_manifest_counts() {
                 }
             }
         }
-        assert_eq!(findings, count(&m, "intune_noncompliance_finding"));
-        assert_eq!(
-            walk(
-                &format!("{b}/graph/v1.0/deviceManagement/deviceConfigurations"),
-                &g
+        let configs = walk(
+            &format!("{b}/graph/v1.0/deviceManagement/deviceConfigurations"),
+            &g,
+        )
+        .await;
+        assert_eq!(configs.len(), count(&m, "intune_device_configuration"));
+        // A configuration's failing rows are findings too.
+        for c in &configs {
+            let id = c["id"].as_str().expect("configuration id");
+            for st in walk(
+                &format!(
+                    "{b}/graph/v1.0/deviceManagement/deviceConfigurations/{id}/deviceStatuses"
+                ),
+                &g,
             )
             .await
-            .len(),
-            count(&m, "intune_device_configuration")
-        );
+            {
+                let status = st["status"].as_str().expect("status");
+                if ["nonCompliant", "error", "conflict"].contains(&status) {
+                    findings += 1;
+                }
+            }
+        }
+        assert_eq!(findings, count(&m, "intune_noncompliance_finding"));
         let apps = walk(&format!("{b}/graph/v1.0/deviceManagement/detectedApps"), &g).await;
         assert_eq!(apps.len(), count(&m, "intune_detected_application"));
-        assert_eq!(
-            walk(
-                &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
-                &g
-            )
-            .await
-            .len(),
-            count(&m, "intune_managed_application")
-        );
+        let mobile = walk(
+            &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
+            &g,
+        )
+        .await;
+        assert_eq!(mobile.len(), count(&m, "intune_managed_application"));
+        // Every managed app's devices, from the install status report.
+        let mut assigned = 0;
+        for app in &mobile {
+            let id = app["id"].as_str().expect("app id");
+            assigned += report_rows(&s, &g, id, 7).await.len();
+        }
+        let want: usize = m
+            .relationships
+            .iter()
+            .filter(|(k, _)| k.ends_with("_assigned_intune_managed_application"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(assigned, want);
 
         assert_eq!(
             walk(&format!("{b}/defender/api/machines?$top=40"), &d)
@@ -260,8 +459,8 @@ async fn walking_every_collection_gives_the_manifest_counts() {
             )
             .await
             .len();
-            defs += walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleDefinitions?{API}"), &a).await.len();
-            for ra in walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleAssignments?{API}"), &a).await {
+            defs += walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleDefinitions?{AUTHZ}"), &a).await.len();
+            for ra in walk(&format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization/roleAssignments?{AUTHZ}"), &a).await {
                 assignments.insert(ra["id"].as_str().expect("id").to_lowercase());
             }
         }
@@ -368,6 +567,184 @@ async fn top_and_select_are_honoured_and_bounded() {
     let (status, _, body) = get(&format!("{b}/arm/subscriptions"), &a).await;
     assert_eq!(status, 400);
     assert!(body.contains("MissingApiVersionParameter"));
+
+    // An api-version the path's resource provider does not support is
+    // refused the way that provider words it, listing what it supports.
+    let sid = &s.tenant.subscriptions[0].id;
+    let authz = format!("{b}/arm/subscriptions/{sid}/providers/Microsoft.Authorization");
+    for (url, status, code, listed) in [
+        (
+            format!("{b}/arm/subscriptions?api-version=2099-01-01"),
+            400,
+            "InvalidApiVersionParameter",
+            "The api-version '2099-01-01' is invalid. The supported versions are '2024-08-01,",
+        ),
+        (
+            format!("{b}/arm/subscriptions/{sid}/resourcegroups?api-version=2022-04-01-preview"),
+            400,
+            "InvalidApiVersionParameter",
+            "2022-12-01,",
+        ),
+        (
+            format!("{authz}/roleAssignments?{API}"),
+            404,
+            "InvalidResourceType",
+            "The resource type 'roleAssignments' could not be found in the namespace 'Microsoft.Authorization' for api version '2022-12-01'. The supported api-versions are '2014-04-01-preview,",
+        ),
+        (
+            format!("{authz}/roleDefinitions?{API}"),
+            400,
+            "NoRegisteredProviderFound",
+            "and API version '2022-12-01' for type 'roleDefinitions'. The supported api-versions are '2014-04-01-preview, 2014-07-01-preview,",
+        ),
+    ] {
+        let (got, _, body) = get(&url, &a).await;
+        assert_eq!(got, status, "{url}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["error"]["code"], code, "{body}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(listed)),
+            "{body}"
+        );
+    }
+    let r = client()
+        .post(format!(
+            "{b}/arm/providers/Microsoft.ResourceGraph/resources?api-version=2020-01-01"
+        ))
+        .bearer_auth(&a)
+        .json(&json!({"query": "Resources"}))
+        .send()
+        .await
+        .expect("resource graph");
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("InvalidResourceType")
+            && body.contains("'Microsoft.ResourceGraph' for api version '2020-01-01'")
+            && body.contains("2022-10-01"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn users_have_their_default_properties_and_filters_are_checked_as_graph_does() {
+    let s = start(60, 5, ServerOptions::default()).await;
+    let g = token(&s, GRAPH).await;
+    let b = s.base_url();
+    // Without $select: the eleven default properties, nothing else.
+    let defaults = [
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    ];
+    let users = walk(&format!("{b}/graph/v1.0/users"), &g).await;
+    assert_eq!(users.len(), s.tenant.users.len());
+    for u in &users {
+        let keys: Vec<&str> = u
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(keys.iter().all(|k| defaults.contains(k)), "{keys:?}");
+        assert!(u.get("accountEnabled").is_none() && u.get("department").is_none());
+    }
+    let id = s.tenant.users[0].id.clone();
+    let (_, _, one) = get(&format!("{b}/graph/v1.0/users/{id}"), &g).await;
+    assert!(!one.contains("accountEnabled"), "{one}");
+    let (_, _, one) = get(
+        &format!("{b}/graph/v1.0/users/{id}?$select=accountEnabled"),
+        &g,
+    )
+    .await;
+    assert!(
+        one.contains("accountEnabled") && !one.contains("surname"),
+        "{one}"
+    );
+    // With $select, what is named.
+    let selected = walk(
+        &format!("{b}/graph/v1.0/users?$select=id,accountEnabled,department"),
+        &g,
+    )
+    .await;
+    assert!(selected.iter().all(|u| u.get("accountEnabled").is_some()));
+
+    // Directory objects refuse a filter they do not support ...
+    let (status, _, body) = get(
+        &format!("{b}/graph/v1.0/users?$filter=officeLocation eq 'Oslo'"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["error"]["code"], "Request_UnsupportedQuery");
+    assert_eq!(
+        v["error"]["message"],
+        "Unsupported or invalid query filter clause specified for property 'officeLocation' of resource 'User'."
+    );
+    // ... and one they cannot read (a quoted Boolean, an operator).
+    for bad in [
+        "accountEnabled eq 'true'",
+        "startswith(displayName,'A')",
+        "displayName eq",
+    ] {
+        let (status, _, body) = get(&format!("{b}/graph/v1.0/users?$filter={bad}"), &g).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("Invalid filter clause"), "{bad}: {body}");
+    }
+    let (status, _, body) = get(
+        &format!(
+            "{b}/graph/v1.0/groups/{}/members?$filter=id eq 'x'",
+            s.tenant.groups[0].id
+        ),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // A supported one is applied, on properties not selected too.
+    let enabled = s.tenant.users.iter().filter(|u| u.enabled).count();
+    assert!(enabled > 0 && enabled < s.tenant.users.len());
+    let got = walk(
+        &format!("{b}/graph/v1.0/users?$filter=accountEnabled eq true"),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), enabled);
+
+    // Intune's managed devices ignore a filter on a property they do not
+    // filter on, answering every device, as the real service does.
+    let all = s.tenant.devices.len();
+    let got = walk(
+        &format!("{b}/graph/v1.0/deviceManagement/managedDevices?$filter=userId eq 'nobody'"),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), all);
+    let windows = s
+        .tenant
+        .devices
+        .iter()
+        .filter(|d| d.platform.operating_system() == "Windows")
+        .count();
+    assert!(windows > 0 && windows < all);
+    let got = walk(
+        &format!(
+            "{b}/graph/v1.0/deviceManagement/managedDevices?$filter=operatingSystem eq 'Windows'"
+        ),
+        &g,
+    )
+    .await;
+    assert_eq!(got.len(), windows);
 }
 
 #[tokio::test]
@@ -572,6 +949,126 @@ async fn throttling_answers_429_with_retry_after() {
     assert!((1..=10).contains(&secs));
 }
 
+#[tokio::test]
+async fn service_limits_answer_as_each_service_does_and_say_how_near_they_are() {
+    let spec =
+        ThrottleSpec::parse("intune-apps=2/20s,arm=3+1/s,resourcegraph=2/5s,directory=10/10s")
+            .expect("spec");
+    let s = start(
+        30,
+        7,
+        ServerOptions {
+            throttle: Some(spec),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (g, a) = (token(&s, GRAPH).await, token(&s, ARM).await);
+    let b = s.base_url();
+    // Graph's identity service: each answer's cost, and the share of the
+    // limit used once past 80 %.
+    let mut shown = Vec::new();
+    for _ in 0..5 {
+        let (status, h, _) = get(&format!("{b}/graph/v1.0/users"), &g).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h.get("x-ms-resource-unit").and_then(|v| v.to_str().ok()),
+            Some("2")
+        );
+        shown.push(h.get("x-ms-throttle-limit-percentage").is_some());
+    }
+    // (The fourth uses 80 % less what refilled meanwhile.)
+    assert!(!shown[0] && !shown[1] && !shown[2] && shown[4], "{shown:?}");
+    let (status, h, _) = get(&format!("{b}/graph/v1.0/users"), &g).await;
+    assert_eq!(status, 429);
+    assert!(h.contains_key("retry-after") && h.contains_key("x-ms-throttle-scope"));
+    // Intune by area: the apps' window is spent, the devices' is not.
+    for want in [200, 200, 429] {
+        let (status, _, _) = get(
+            &format!("{b}/graph/v1.0/deviceAppManagement/mobileApps"),
+            &g,
+        )
+        .await;
+        assert_eq!(status, want);
+    }
+    let (status, _, _) = get(
+        &format!("{b}/graph/v1.0/deviceManagement/managedDevices"),
+        &g,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // ARM: the reads left in the subscription's bucket on every answer,
+    // then ARM's own refusal.
+    let sid = &s.tenant.subscriptions[0].id;
+    let url = format!("{b}/arm/subscriptions/{sid}/resourcegroups?{API}");
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let (status, h, _) = get(&url, &a).await;
+        assert_eq!(status, 200);
+        left.push(
+            h.get("x-ms-ratelimit-remaining-subscription-reads")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+                .expect("remaining reads"),
+        );
+    }
+    assert_eq!(left, ["2", "1", "0"]);
+    let (status, h, body) = get(&url, &a).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        h.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(
+        body.contains("SubscriptionRequestsThrottled")
+            && body.contains("Number of 'read' requests for subscription"),
+        "{body}"
+    );
+    let (_, h, _) = get(&format!("{b}/arm/subscriptions?{API}"), &a).await;
+    assert!(h.contains_key("x-ms-ratelimit-remaining-tenant-reads"));
+    // Resource Graph: its quota on every answer; refused without
+    // Retry-After, with when the quota resets.
+    let query = || async {
+        let r = client()
+            .post(format!(
+                "{b}/arm/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01"
+            ))
+            .bearer_auth(&a)
+            .json(&json!({"query": "Resources"}))
+            .send()
+            .await
+            .expect("query");
+        let h = r.headers().clone();
+        (r.status().as_u16(), h, r.text().await.expect("body"))
+    };
+    for left in ["1", "0"] {
+        let (status, h, _) = query().await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h.get("x-ms-user-quota-remaining")
+                .and_then(|v| v.to_str().ok()),
+            Some(left)
+        );
+        let reset = h
+            .get("x-ms-user-quota-resets-after")
+            .and_then(|v| v.to_str().ok())
+            .expect("reset");
+        assert!(["00:00:05", "00:00:04"].contains(&reset), "{reset}");
+    }
+    let (status, h, body) = query().await;
+    assert_eq!(status, 429);
+    assert!(!h.contains_key("retry-after"));
+    assert_eq!(
+        h.get("x-ms-user-quota-remaining")
+            .and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
+    assert!(
+        body.contains("RateLimiting") && body.contains("resourcegraph-throttling"),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logon_users_keep_their_documented_limits_by_default() {
     // 100 calls a minute per app, whatever else is asked; other Defender
@@ -630,6 +1127,18 @@ async fn logon_users_keep_their_documented_limits_by_default() {
     }
     assert_eq!(got, [200, 200, 429]);
     tokio::time::sleep(Duration::from_millis(250)).await;
+    // A window scaled below a second still answers whole seconds: real
+    // services never send a fraction.
+    for _ in 0..2 {
+        get(&url, &d).await;
+    }
+    let (status, headers, _) = get(&url, &d).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(get(&url, &d).await.0, 200, "a new window");
 }
 
@@ -657,9 +1166,27 @@ async fn fault_knobs_do_what_they_say() {
         Some("1")
     );
 
+    // Whole seconds, as the real services send, unless the test-only
+    // knob asks for fractions.
     let (s, g) = with_faults("429=1,retry-after=0.25").await;
     let (status, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
     assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let s = start(
+        30,
+        8,
+        ServerOptions {
+            faults: Faults::parse("429=1,retry-after=0.25").expect("faults"),
+            subsecond_retry_after: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let g = token(&s, GRAPH).await;
+    let (_, headers, _) = get(&format!("{}/graph/v1.0/users", s.base_url()), &g).await;
     assert_eq!(
         headers.get("retry-after").and_then(|v| v.to_str().ok()),
         Some("0.25")

@@ -19,6 +19,8 @@ const SCALED: &str = "100/0.1s+1500/1.5s";
 async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
     let options = ServerOptions {
         rate_limits: RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
+        // The scaled windows' waits are fractions of a second (test-only).
+        subsecond_retry_after: true,
         ..options
     };
     start_as_documented(users, seed, options).await
@@ -49,6 +51,11 @@ fn http_for(s: &RunningTenant, secret: &str, opts: HttpOptions) -> Arc<Http> {
     )
 }
 
+/// A day the Defender for Endpoint API still works, whatever the calendar.
+fn before_retirement() -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+}
+
 fn quick() -> HttpOptions {
     HttpOptions {
         backoff: std::time::Duration::from_millis(5),
@@ -71,6 +78,7 @@ fn budget(budget: LogonBudget, carry: Option<LogonCarry>) -> FetchOptions {
         carry: carry.map(|c| -> tenx::fetch::CarryLoader { Arc::new(move || Ok(c.clone())) }),
         // The logon-user budget and carry-over are the old API's.
         defender: tenx::fetch::DefenderApi::Mde,
+        today: before_retirement(),
         ..Default::default()
     }
 }
@@ -343,6 +351,7 @@ async fn the_request_log_shows_only_reads() {
     fetch(&s, quick()).await;
     let text = std::fs::read_to_string(&log).expect("log");
     let mut posts = 0;
+    let mut reports = 0;
     for line in text.lines() {
         let (method, rest) = line.split_once(' ').expect("METHOD PATH STATUS");
         let path = rest
@@ -359,13 +368,25 @@ async fn the_request_log_shows_only_reads() {
                 let allowed = path.ends_with("/oauth2/v2.0/token")
                     || path == "/graph/v1.0/$batch"
                     || path == "/graph/beta/$batch"
+                    || path == "/graph/beta/deviceManagement/reports/getDeviceInstallStatusReport"
                     || path == "/arm/providers/Microsoft.ResourceGraph/resources";
                 assert!(allowed, "POST to {path}");
+                reports += usize::from(path.ends_with("/getDeviceInstallStatusReport"));
             }
             other => panic!("method {other} sent: {line}"),
         }
+        // Managed apps' install states come from the report: the removed
+        // `mobileApps/{id}/deviceStatuses` is never asked for.
+        assert!(
+            !(path.contains("/mobileApps/") && path.ends_with("/deviceStatuses")),
+            "{line}"
+        );
     }
     assert!(posts > 0 && text.lines().count() > 50);
+    assert!(
+        reports >= s.tenant.mobile_apps.len(),
+        "a report for each managed app: {reports}"
+    );
     let _ = std::fs::remove_file(&log);
 }
 
@@ -547,6 +568,7 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
     let http = http_for(&s, &s.tenant.client_secret, quick());
     let old_api = FetchOptions {
         defender: tenx::fetch::DefenderApi::Mde,
+        today: before_retirement(),
         ..Default::default()
     };
     let first = fetch_all_with(http, &Source::ALL, old_api, |_| {}).await;
@@ -555,6 +577,7 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
     let options = FetchOptions {
         carry: Some(Arc::new(move || Ok(carry.clone()))),
         defender: tenx::fetch::DefenderApi::Mde,
+        today: before_retirement(),
         ..Default::default()
     };
     let http = http_for(&s, &s.tenant.client_secret, quick());
@@ -608,4 +631,131 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
         "every machine carried over"
     );
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_carry_every_field_tenx_selects_not_only_the_defaults() {
+    // Graph answers a user's eleven default properties unless `$select`
+    // names others; what the explorer, search and triage show of a user
+    // must arrive because tenx asks for it.
+    let s = start(80, 4, ServerOptions::default()).await;
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all(http, &[Source::Directory], |_| {}).await;
+    let users = b.graph.of_kind(tenx::model::EntityKind::AzureUser);
+    assert_eq!(users.len(), s.tenant.users.len());
+    let beyond_defaults = [
+        "accountEnabled",
+        "department",
+        "userType",
+        "createdDateTime",
+        "usageLocation",
+        "employeeId",
+        "city",
+        "country",
+        "onPremisesSyncEnabled",
+    ];
+    for field in beyond_defaults {
+        assert!(
+            tenx::ingest::directory::USER_FIELDS
+                .split(',')
+                .any(|f| f == field),
+            "{field} is selected"
+        );
+    }
+    for &u in users {
+        let e = b.graph.entity(u);
+        for field in beyond_defaults {
+            assert!(e.prop(field).is_some(), "{} lacks {field}", e.key);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_documented_limits_a_fetch_is_never_throttled_and_paces_to_what_the_services_say()
+{
+    use std::time::{Duration, Instant};
+    // The documented limits (Graph's identity bucket, Intune's areas, ARM's
+    // read buckets, Resource Graph's quota): a whole fetch stays within
+    // them, and the quota headers of answers far from a limit cost no time.
+    let plain = start(400, 21, ServerOptions::default()).await;
+    let t = Instant::now();
+    fetch(&plain, quick()).await;
+    let unthrottled = t.elapsed();
+    plain.stop().await;
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-limits-")
+        .tempdir()
+        .expect("temp dir");
+    let log = dir.path().join("requests.log");
+    let s = start(
+        400,
+        21,
+        ServerOptions {
+            throttle: Some(tenx::fake::ThrottleSpec::documented()),
+            request_log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let b = fetch(&s, quick()).await;
+    let documented = t.elapsed();
+    for st in b.statuses.values() {
+        assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    }
+    assert_matches_manifest(&b, &Manifest::of(&s.tenant));
+    // No 429 from any service limit. (Defender's logon users keep their
+    // own scaled per-endpoint limits in these tests, paced by `logons`.)
+    let refused: Vec<String> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .filter(|l| l.ends_with(" 429") && !l.contains("/logonusers"))
+        .map(String::from)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(
+        documented < unthrottled * 2 + Duration::from_secs(1),
+        "{documented:?} against {unthrottled:?}"
+    );
+    s.stop().await;
+
+    // Resource Graph's quota scaled to 2 queries a second and thousands of
+    // resources: tenx waits for each reset its answers announce instead of
+    // running into 429s (which, from Resource Graph, carry no Retry-After).
+    let t = FakeTenant::generate(FakeParams {
+        users: 150,
+        seed: 22,
+        resources: Some(4500),
+        ..Default::default()
+    });
+    let s = serve(
+        t,
+        "127.0.0.1:0".parse().expect("addr"),
+        ServerOptions {
+            throttle: Some(tenx::fake::ThrottleSpec::parse("resourcegraph=2/1s").expect("spec")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("server");
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let t = Instant::now();
+    let b = fetch_all(http, &[Source::Arm], |_| {}).await;
+    let st = &b.statuses[&Source::Arm];
+    assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    let m = b.metrics.expect("metrics");
+    assert_eq!(m.throttled, 0, "{m:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "five pages at two a second: {:?}",
+        t.elapsed()
+    );
+    let resources: usize = b
+        .graph
+        .relationship_counts()
+        .iter()
+        .filter(|(k, _)| k.starts_with("azure_resource_group_has_"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(resources, s.tenant.resources.len());
 }

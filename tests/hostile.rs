@@ -48,6 +48,7 @@ fn start_slow(
         faults: Faults::parse(faults).expect("faults"),
         rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
             .expect("limits"),
+        subsecond_retry_after: true,
         ..Default::default()
     };
     rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))

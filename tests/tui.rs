@@ -29,6 +29,7 @@ async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
         // same tenant again within what would be one minute.
         rate_limits: tenx::fake::RateLimits::parse("logonusers=100/0.1s+1500/1.5s")
             .expect("limits"),
+        subsecond_retry_after: true,
         ..Default::default()
     };
     serve(t, "127.0.0.1:0".parse().expect("addr"), opts)
@@ -65,9 +66,14 @@ fn new_app() -> App {
 
 /// An app that has read the whole simulated tenant.
 async fn fetched(s: &RunningTenant) -> App {
+    fetched_with(s, Default::default()).await
+}
+
+/// `fetched`, with these fetch options.
+async fn fetched_with(s: &RunningTenant, options: tenx::fetch::FetchOptions) -> App {
     let mut app = new_app();
     app.start_fetch(&Source::ALL);
-    let mut rx = tenx::fetch::spawn(http_for(s), &Source::ALL);
+    let mut rx = tenx::fetch::spawn_with(http_for(s), &Source::ALL, options);
     while let Some(ev) = rx.recv().await {
         if app.on_fetch(ev) {
             break;
@@ -619,9 +625,15 @@ async fn a_snapshot_arriving_during_a_live_fetch_shows_at_once_and_the_fetch_rep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_read_and_when_logon_users_were_read() {
-    // More machines than one fetch's 100 logon-user calls.
+    // More machines than one fetch's 100 logon-user calls (the old API's
+    // budget; advanced hunting reads every machine's).
     let s = start(150, 23, "").await;
-    let mut app = fetched(&s).await;
+    let old_api = tenx::fetch::FetchOptions {
+        defender: tenx::fetch::DefenderApi::Mde,
+        today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1),
+        ..Default::default()
+    };
+    let mut app = fetched_with(&s, old_api).await;
     let machines = s.tenant.machines.len();
     assert!(machines > 100, "{machines}");
     let text = screen(&mut app, 120, 40);

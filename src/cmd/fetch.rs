@@ -37,6 +37,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         carry: Some(crate::store::carry_loader(target.store_name.clone())),
         defender: target.defender,
         hunting: crate::fetch::HuntingPolicy::from_env()?,
+        today: Some(crate::fetch::today()?),
     };
     let mut b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
     let fetch_cpu = cpu_ms();

@@ -85,9 +85,10 @@ pub async fn check_sources(
 ) -> (bool, Vec<(Source, Check)>) {
     let mut signed_in = false;
     let mut out = Vec::new();
+    let today = crate::fetch::today().unwrap_or_else(|_| chrono::Utc::now().date_naive());
     for &source in sources {
         if source == Source::Defender {
-            if let Err(why) = defender.retirement(chrono::Utc::now().date_naive()) {
+            if let Err(why) = defender.retirement(today) {
                 out.push((source, Check::Problem(why)));
                 continue;
             }
@@ -127,7 +128,7 @@ pub async fn check_sources(
             })
             .map(|alts| alts[0])
             .collect();
-        let retiring = match (source, defender.retirement(chrono::Utc::now().date_naive())) {
+        let retiring = match (source, defender.retirement(today)) {
             (Source::Defender, Ok(Some(note))) => format!("; {note}"),
             _ => String::new(),
         };

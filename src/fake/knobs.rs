@@ -59,7 +59,7 @@ impl SourceName {
 /// | `forbid=SOURCE` | the app lacks every permission of a source: 403 on its endpoints |
 /// | `missing-role=ROLE` | the app lacks one application permission (e.g. `Machine.Read.All`) |
 /// | `expire=S` | tokens stop working S seconds after they were issued (they still claim an hour) |
-/// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date) |
+/// | `retry-after=S` | the `Retry-After` value sent with 429/503 (default 1; `none` sends none, `date` an HTTP date); whole seconds, a fraction rounded up unless `ServerOptions::subsecond_retry_after` (test-only) |
 /// | `batch-body=KIND[:R]` | `$batch` sub-answers with status 200 get a body that is not a page: `null`, `base64` (the page, base64-encoded: real Graph sends these, and a client reads them), `error` (an error object) or `value-null` (`{"value": null}`); all of them, or a share R |
 /// | `loop-next=PATH` | the last page of every collection under PATH links back to a page already served (`@odata.nextLink`, ARM `nextLink`, Resource Graph `$skipToken`) |
 /// | `token-expires-in=N` | tokens are answered with `expires_in` N (e.g. 18446744073709551615) |
@@ -209,53 +209,303 @@ impl Faults {
     }
 }
 
-/// Per-app request budgets, one fixed window per service.
-#[derive(Debug, Clone)]
+/// The service limits `--throttle` enforces, per app, as the services
+/// document them by default:
+///
+/// - Graph's identity and access service (users, groups, members, service
+///   principals, organization): a token bucket of resource units per app
+///   and tenant, 3,500, 5,000 or 8,000 per 10 s for tenants of under 50,
+///   up to 500 and over 500 users; a request costs 1, `users` 2 and
+///   `groups/{id}/members` 3, one less with `$select`, one less with a
+///   `$top` under 20, never under 1. Answers carry `x-ms-resource-unit`,
+///   and `x-ms-throttle-limit-percentage` once more than 80 % of the limit
+///   is used ("Microsoft Graph service-specific throttling limits").
+/// - Intune, per area and per app per tenant, each a window of 20 s:
+///   devices (managed and detected) 2,000; device configuration
+///   (compliance policies, configurations and their statuses) 1,000;
+///   applications 1,000 (the Intune sections of the same page). The
+///   reports under `deviceManagement/reports` are not listed there; they
+///   get the devices' 2,000.
+/// - Defender: 1,500 calls a minute (unchanged).
+/// - ARM reads: a token bucket of 250 refilled at 25 a second, per
+///   subscription and, for requests naming none, per tenant, with
+///   `x-ms-ratelimit-remaining-subscription-reads` (or `-tenant-reads`) on
+///   every answer ("Understand how Azure Resource Manager throttles
+///   requests", the 2024 regional token buckets).
+/// - Azure Resource Graph: 15 queries per 5 s window per user, with
+///   `x-ms-user-quota-remaining` and `x-ms-user-quota-resets-after`
+///   (hh:mm:ss) on every answer ("Guidance for throttled requests in Azure
+///   Resource Graph").
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThrottleSpec {
-    pub budgets: HashMap<Service, (u32, Duration)>,
+    /// Resource units per window; `None`: by the tenant's size.
+    pub directory: Option<(u32, Duration)>,
+    pub intune_devices: (u32, Duration),
+    pub intune_configuration: (u32, Duration),
+    pub intune_apps: (u32, Duration),
+    pub intune_reports: (u32, Duration),
+    pub defender: (u32, Duration),
+    /// Bucket size and tokens added a second.
+    pub arm_reads: (u32, f64),
+    pub resource_graph: (u32, Duration),
 }
 
 impl ThrottleSpec {
-    /// Budgets in the spirit of the documented limits, scaled so a demo
-    /// still finishes: Graph 2000 requests per 10 s (identity), Intune-heavy
-    /// traffic counts against the same Graph budget, Defender 1500 per
-    /// minute (its documented hourly figure per minute), ARM 250 reads per
-    /// 10 s (the subscription read bucket).
     pub fn documented() -> ThrottleSpec {
+        let s = Duration::from_secs;
         ThrottleSpec {
-            budgets: HashMap::from([
-                (Service::Graph, (2000, Duration::from_secs(10))),
-                (Service::Defender, (1500, Duration::from_secs(60))),
-                (Service::Arm, (250, Duration::from_secs(10))),
-            ]),
+            directory: None,
+            intune_devices: (2000, s(20)),
+            intune_configuration: (1000, s(20)),
+            intune_apps: (1000, s(20)),
+            intune_reports: (2000, s(20)),
+            defender: (1500, s(60)),
+            arm_reads: (250, 25.0),
+            resource_graph: (15, s(5)),
         }
     }
 
-    /// `graph=2000/10s,defender=100/60s,arm=250/10s`; missing services keep
-    /// the documented budget.
+    /// Graph's identity and access limit for a tenant of `users` users:
+    /// resource units per 10 s per app and tenant (S, M, L).
+    pub fn directory_for(&self, users: usize) -> (u32, Duration) {
+        self.directory.unwrap_or_else(|| {
+            let units = match users {
+                0..50 => 3500,
+                50..=500 => 5000,
+                _ => 8000,
+            };
+            (units, Duration::from_secs(10))
+        })
+    }
+
+    /// Comma-separated `name=N/Ws` items over the documented limits:
+    /// `directory` (resource units), `intune` (every Intune area) or
+    /// `intune-devices`, `intune-configuration`, `intune-apps`,
+    /// `intune-reports`, `defender`, `resourcegraph`, `graph` (directory
+    /// and every Intune area), and `arm=SIZE+RATE/s` (a bucket of SIZE
+    /// tokens refilled at RATE a second). E.g. `resourcegraph=3/1s,arm=40+25/s`.
     pub fn parse(spec: &str) -> anyhow::Result<ThrottleSpec> {
         let mut t = ThrottleSpec::documented();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let err = || format!("--throttle: '{item}' is not service=N/Ss (e.g. graph=2000/10s)");
-            let (svc, budget) = item.split_once('=').with_context(err)?;
+            let err = || {
+                format!(
+                    "--throttle: '{item}' is not name=N/Ss (e.g. resourcegraph=15/5s) or arm=SIZE+RATE/s (e.g. arm=250+25/s)"
+                )
+            };
+            let (name, budget) = item.split_once('=').with_context(err)?;
+            if name == "arm" {
+                let (size, rate) = budget.split_once('+').with_context(err)?;
+                let size: u32 = size.parse().with_context(err)?;
+                let rate: f64 = rate.trim_end_matches("/s").parse().with_context(err)?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    bail!("{}", err());
+                }
+                t.arm_reads = (size.max(1), rate);
+                continue;
+            }
             let (n, window) = budget.split_once('/').with_context(err)?;
             let n: u32 = n.parse().with_context(err)?;
             let secs: f64 = window.trim_end_matches('s').parse().with_context(err)?;
-            let svc = match svc {
-                "graph" => Service::Graph,
-                "defender" => Service::Defender,
-                "arm" => Service::Arm,
-                _ => bail!("--throttle: unknown service '{svc}' (graph, defender, arm)"),
-            };
-            t.budgets.insert(
-                svc,
-                (
-                    n.max(1),
-                    Duration::try_from_secs_f64(secs.max(0.001)).with_context(err)?,
-                ),
+            let w = (
+                n.max(1),
+                Duration::try_from_secs_f64(secs.max(0.001)).with_context(err)?,
             );
+            match name {
+                "graph" => {
+                    t.directory = Some(w);
+                    t.intune_devices = w;
+                    t.intune_configuration = w;
+                    t.intune_apps = w;
+                    t.intune_reports = w;
+                }
+                "directory" => t.directory = Some(w),
+                "intune" => {
+                    t.intune_devices = w;
+                    t.intune_configuration = w;
+                    t.intune_apps = w;
+                    t.intune_reports = w;
+                }
+                "intune-devices" => t.intune_devices = w,
+                "intune-configuration" => t.intune_configuration = w,
+                "intune-apps" => t.intune_apps = w,
+                "intune-reports" => t.intune_reports = w,
+                "defender" => t.defender = w,
+                "resourcegraph" => t.resource_graph = w,
+                _ => bail!(
+                    "--throttle: unknown limit '{name}' (graph, directory, intune, intune-devices, intune-configuration, intune-apps, intune-reports, defender, arm, resourcegraph)"
+                ),
+            }
         }
         Ok(t)
+    }
+}
+
+/// Which limit a request counts against (see `ThrottleSpec`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Graph's identity and access service, costing this many units.
+    Directory(u32),
+    IntuneDevices,
+    IntuneConfiguration,
+    IntuneApps,
+    IntuneReports,
+    Defender,
+    /// ARM reads in a subscription (its id), or the tenant's (`None`).
+    ArmReads(Option<String>),
+    ResourceGraph,
+}
+
+/// What a limit let through, or why not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    /// `Err(wait)` when refused: the time until the request would pass.
+    pub verdict: Result<(), Duration>,
+    /// Headers the answer carries, refused or not.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The state of every limit, per app.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    windows: HashMap<(String, Limit), (Instant, u32)>,
+    /// Tokens and when they were last counted.
+    buckets: HashMap<(String, Limit), (Instant, f64)>,
+}
+
+impl Throttle {
+    /// Counts a request of `app` against `limit`. `users` sizes Graph's
+    /// identity limit.
+    pub fn admit(
+        &mut self,
+        spec: &ThrottleSpec,
+        app: &str,
+        limit: &Limit,
+        users: usize,
+    ) -> Admission {
+        let now = Instant::now();
+        match limit {
+            Limit::Directory(cost) => {
+                let (units, window) = spec.directory_for(users);
+                let rate = f64::from(units) / window.as_secs_f64();
+                let (tokens, verdict) = self.take(app, limit, now, f64::from(units), rate, *cost);
+                let used = 1.0 - tokens / f64::from(units);
+                let mut headers = vec![("x-ms-resource-unit", cost.to_string())];
+                if used > 0.8 || verdict.is_err() {
+                    // From 0.8 to 1.8: past 1 when refused.
+                    let shown = if verdict.is_err() {
+                        1.0 + f64::from(*cost) / f64::from(units)
+                    } else {
+                        used
+                    };
+                    headers.push((
+                        "x-ms-throttle-limit-percentage",
+                        format!("{:.2}", shown.min(1.8)),
+                    ));
+                }
+                Admission { verdict, headers }
+            }
+            Limit::ArmReads(sub) => {
+                let (size, rate) = spec.arm_reads;
+                let (tokens, verdict) = self.take(app, limit, now, f64::from(size), rate, 1);
+                let name = match sub {
+                    Some(_) => "x-ms-ratelimit-remaining-subscription-reads",
+                    None => "x-ms-ratelimit-remaining-tenant-reads",
+                };
+                Admission {
+                    verdict,
+                    headers: vec![(name, format!("{}", tokens.max(0.0).floor() as u64))],
+                }
+            }
+            Limit::ResourceGraph => {
+                let (quota, window) = spec.resource_graph;
+                let (used, started, verdict) = self.count(app, limit, now, quota, window);
+                let resets = window.saturating_sub(now.duration_since(started));
+                let secs = resets.as_secs_f64().ceil() as u64;
+                Admission {
+                    verdict,
+                    headers: vec![
+                        (
+                            "x-ms-user-quota-remaining",
+                            quota.saturating_sub(used).to_string(),
+                        ),
+                        (
+                            "x-ms-user-quota-resets-after",
+                            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+                        ),
+                    ],
+                }
+            }
+            _ => {
+                let (n, window) = match limit {
+                    Limit::IntuneDevices => spec.intune_devices,
+                    Limit::IntuneConfiguration => spec.intune_configuration,
+                    Limit::IntuneApps => spec.intune_apps,
+                    Limit::IntuneReports => spec.intune_reports,
+                    _ => spec.defender,
+                };
+                let (_, _, verdict) = self.count(app, limit, now, n, window);
+                Admission {
+                    verdict,
+                    headers: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// A token bucket of `size` refilled at `rate` a second: takes `cost`
+    /// tokens if there are as many. Returns the tokens left and the wait
+    /// until `cost` would be there when there are not.
+    fn take(
+        &mut self,
+        app: &str,
+        limit: &Limit,
+        now: Instant,
+        size: f64,
+        rate: f64,
+        cost: u32,
+    ) -> (f64, Result<(), Duration>) {
+        let e = self
+            .buckets
+            .entry((app.to_string(), limit.clone()))
+            .or_insert((now, size));
+        let tokens = (e.1 + now.duration_since(e.0).as_secs_f64() * rate).min(size);
+        let cost = f64::from(cost);
+        *e = (now, tokens);
+        if tokens < cost {
+            let wait = Duration::from_secs_f64(((cost - tokens) / rate).max(0.001));
+            return (tokens, Err(wait));
+        }
+        e.1 = tokens - cost;
+        (e.1, Ok(()))
+    }
+
+    /// A fixed window of `n` requests: counts this one if it fits. Returns
+    /// the requests counted, when the window began, and the wait until it
+    /// ends when full. A refused request is not counted.
+    fn count(
+        &mut self,
+        app: &str,
+        limit: &Limit,
+        now: Instant,
+        n: u32,
+        window: Duration,
+    ) -> (u32, Instant, Result<(), Duration>) {
+        let e = self
+            .windows
+            .entry((app.to_string(), limit.clone()))
+            .or_insert((now, 0));
+        if now.duration_since(e.0) >= window {
+            *e = (now, 0);
+        }
+        if e.1 >= n {
+            return (
+                e.1,
+                e.0,
+                Err(window.saturating_sub(now.duration_since(e.0))),
+            );
+        }
+        e.1 += 1;
+        (e.1, e.0, Ok(()))
     }
 }
 
@@ -527,34 +777,6 @@ impl EndpointWindows {
     }
 }
 
-/// Fixed-window counters per (app, service).
-#[derive(Debug, Default)]
-pub struct Throttle {
-    windows: HashMap<(String, Service), (Instant, u32)>,
-}
-
-impl Throttle {
-    /// Counts a request; `Err(wait)` when the budget is spent.
-    pub fn admit(&mut self, spec: &ThrottleSpec, app: &str, svc: Service) -> Result<(), Duration> {
-        let Some(&(limit, window)) = spec.budgets.get(&svc) else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let entry = self
-            .windows
-            .entry((app.to_string(), svc))
-            .or_insert((now, 0));
-        if now.duration_since(entry.0) >= window {
-            *entry = (now, 0);
-        }
-        if entry.1 >= limit {
-            return Err(window.saturating_sub(now.duration_since(entry.0)));
-        }
-        entry.1 += 1;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,11 +807,72 @@ mod tests {
     fn throttle_spends_a_budget_per_window() {
         let spec = ThrottleSpec::parse("graph=2/10s").unwrap();
         let mut t = Throttle::default();
-        assert!(t.admit(&spec, "app", Service::Graph).is_ok());
-        assert!(t.admit(&spec, "app", Service::Graph).is_ok());
-        let wait = t.admit(&spec, "app", Service::Graph).unwrap_err();
+        let apps = Limit::IntuneApps;
+        assert!(t.admit(&spec, "app", &apps, 10).verdict.is_ok());
+        assert!(t.admit(&spec, "app", &apps, 10).verdict.is_ok());
+        let wait = t.admit(&spec, "app", &apps, 10).verdict.unwrap_err();
         assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
-        assert!(t.admit(&spec, "other-app", Service::Graph).is_ok());
+        assert!(t.admit(&spec, "other-app", &apps, 10).verdict.is_ok());
+    }
+
+    #[test]
+    fn the_documented_limits_and_their_headers() {
+        let spec = ThrottleSpec::documented();
+        assert_eq!(spec.directory_for(40).0, 3500);
+        assert_eq!(spec.directory_for(500).0, 5000);
+        assert_eq!(spec.directory_for(501).0, 8000);
+        assert_eq!(spec.intune_devices, (2000, Duration::from_secs(20)));
+        let mut t = Throttle::default();
+        // ARM: a bucket of 250, the remaining reads on every answer.
+        let sub = Limit::ArmReads(Some("s1".into()));
+        let first = t.admit(&spec, "app", &sub, 10);
+        assert_eq!(
+            first.headers,
+            [(
+                "x-ms-ratelimit-remaining-subscription-reads",
+                "249".to_string()
+            )]
+        );
+        for _ in 0..249 {
+            assert!(t.admit(&spec, "app", &sub, 10).verdict.is_ok());
+        }
+        let refused = t.admit(&spec, "app", &sub, 10);
+        assert!(refused.verdict.unwrap_err() <= Duration::from_millis(41));
+        let tenant = t.admit(&spec, "app", &Limit::ArmReads(None), 10);
+        assert_eq!(tenant.headers[0].0, "x-ms-ratelimit-remaining-tenant-reads");
+        // Resource Graph: 15 in 5 s, remaining and the time to the reset.
+        for i in 0..15 {
+            let a = t.admit(&spec, "app", &Limit::ResourceGraph, 10);
+            assert!(a.verdict.is_ok());
+            assert_eq!(a.headers[0].1, (14 - i).to_string());
+            assert_eq!(a.headers[1].1, "00:00:05");
+        }
+        let a = t.admit(&spec, "app", &Limit::ResourceGraph, 10);
+        assert!(a.verdict.is_err());
+        assert_eq!(a.headers[0].1, "0");
+        // Graph's identity limit: the percentage once past 80 %.
+        let spec = ThrottleSpec::parse("directory=10/10s").unwrap();
+        let mut t = Throttle::default();
+        let mut shown = Vec::new();
+        for _ in 0..5 {
+            let a = t.admit(&spec, "app", &Limit::Directory(2), 10);
+            shown.push(
+                a.headers
+                    .iter()
+                    .find(|(k, _)| *k == "x-ms-throttle-limit-percentage")
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        assert_eq!(shown[..3], [None, None, None]);
+        assert_eq!(shown[4].as_deref(), Some("1.00"), "{shown:?}");
+        assert!(
+            t.admit(&spec, "app", &Limit::Directory(2), 10)
+                .verdict
+                .is_err()
+        );
+        assert!(ThrottleSpec::parse("arm=40+25/s").unwrap().arm_reads == (40, 25.0));
+        assert!(ThrottleSpec::parse("arm=40/10s").is_err());
+        assert!(ThrottleSpec::parse("teapot=1/1s").is_err());
     }
 
     #[test]

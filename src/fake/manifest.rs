@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::tenant::{FakeTenant, Member};
+use super::tenant::{FakeTenant, Member, PolicyStatus};
 use crate::model::{EntityKind, Verb, relationship_type};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub entities: BTreeMap<String, usize>,
     pub relationships: BTreeMap<String, usize>,
-    /// Managed device ids with at least one open noncompliance finding.
+    /// Managed device ids with at least one open noncompliance finding (of
+    /// a compliance policy or a configuration).
     #[serde(rename = "noncompliantDevices")]
     pub noncompliant_devices: Vec<String>,
 }
@@ -97,32 +98,59 @@ impl Manifest {
             if d.user.is_some() {
                 m.rel(K::AzureUser, Verb::Owns, kind, 1);
             }
+            // A row of notApplicable or notAssigned is no assignment.
+            let config_status = |st: &str| PolicyStatus::parse(st).unwrap_or(PolicyStatus::Unknown);
             m.rel(
                 K::IntuneHostAgent,
                 Verb::Assigned,
                 K::IntuneCompliancePolicy,
-                d.policy_states.len(),
+                d.policy_states
+                    .iter()
+                    .filter(|s| s.status.is_assigned())
+                    .count(),
             );
             m.rel(
                 K::IntuneHostAgent,
                 Verb::Assigned,
                 K::IntuneDeviceConfiguration,
-                d.config_states.len(),
+                d.config_states
+                    .iter()
+                    .filter(|(_, st)| config_status(st).is_assigned())
+                    .count(),
             );
+            // Noncompliant, error and conflict rows are findings, of
+            // compliance policies and of configurations alike (seed 000:
+            // both IDENTIFIED intune_noncompliance_finding).
             let findings = d
                 .policy_states
                 .iter()
                 .filter(|s| s.status.is_finding())
                 .count();
-            m.entity(K::IntuneNoncomplianceFinding, findings);
-            m.rel(kind, Verb::Has, K::IntuneNoncomplianceFinding, findings);
+            let config_findings = d
+                .config_states
+                .iter()
+                .filter(|(_, st)| config_status(st).is_finding())
+                .count();
+            m.entity(K::IntuneNoncomplianceFinding, findings + config_findings);
+            m.rel(
+                kind,
+                Verb::Has,
+                K::IntuneNoncomplianceFinding,
+                findings + config_findings,
+            );
             m.rel(
                 K::IntuneCompliancePolicy,
                 Verb::Identified,
                 K::IntuneNoncomplianceFinding,
                 findings,
             );
-            if findings > 0 {
+            m.rel(
+                K::IntuneDeviceConfiguration,
+                Verb::Identified,
+                K::IntuneNoncomplianceFinding,
+                config_findings,
+            );
+            if findings + config_findings > 0 {
                 m.noncompliant_devices.push(d.id.clone());
             }
             m.rel(

@@ -413,24 +413,67 @@ pub fn mobile_app(t: &FakeTenant, i: usize) -> Value {
 }
 
 /// beta `/mobileApps/{id}/deviceStatuses` (mobileAppInstallStatus).
-pub fn mobile_app_install_status(t: &FakeTenant, app: usize, device: usize, state: &str) -> Value {
+/// The columns of Intune's `getDeviceInstallStatusReport`, in the order it
+/// answers them without `select`, with their `PropertyType`. The names are
+/// those community clients read (and memdocs' DeviceInstallStatusByApp
+/// list); the Int32 codes are this simulated tenant's own, as no page
+/// documents them.
+pub const INSTALL_STATUS_COLUMNS: [(&str, &str); 18] = [
+    ("DeviceId", "String"),
+    ("ApplicationId", "String"),
+    ("UserId", "String"),
+    ("DeviceName", "String"),
+    ("UserPrincipalName", "String"),
+    ("UserName", "String"),
+    ("Platform", "String"),
+    ("AppVersion", "String"),
+    ("ErrorCode", "Int32"),
+    ("InstallState", "Int32"),
+    ("InstallStateDetail", "Int32"),
+    ("LastModifiedDateTime", "DateTime"),
+    ("AssignmentFilterIdsExist", "Boolean"),
+    ("HexErrorCode", "String"),
+    ("AppInstallState", "Int32"),
+    ("AppInstallState_loc", "String"),
+    ("AppInstallStateDetails", "Int32"),
+    ("AppInstallStateDetails_loc", "String"),
+];
+
+/// A device's row of a managed app's install status report, every column
+/// in `INSTALL_STATUS_COLUMNS` order.
+pub fn install_status_row(t: &FakeTenant, app: usize, device: usize, state: &str) -> Vec<Value> {
     let d = &t.devices[device];
     let owner = d.user.map(|u| &t.users[u as usize]);
-    json!({
-        "id": format!("{}_{}", t.mobile_apps[app].id, d.id),
-        "deviceName": d.name,
-        "deviceId": d.id,
-        "lastSyncDateTime": d.last_sync.map(ts).unwrap_or_else(|| NEVER.to_string()),
-        "mobileAppInstallStatusValue": state,
-        "installState": state,
-        "installStateDetail": "noAdditionalDetails",
-        "errorCode": if state == "failed" { -2016330908i64 } else { 0 },
-        "osVersion": d.os_version,
-        "osDescription": d.platform.operating_system(),
-        "userName": owner.map(|u| u.display.clone()),
-        "userPrincipalName": owner.map(|u| u.upn.clone()),
-        "displayVersion": null,
-    })
+    let (code, words) = match state {
+        "installed" => (1, "Installed"),
+        "failed" => (2, "Failed"),
+        "notInstalled" => (3, "Not installed"),
+        "uninstallFailed" => (4, "Uninstall failed"),
+        "pendingInstall" => (5, "Install Pending"),
+        "notApplicable" => (6, "Not applicable"),
+        _ => (99, "Unknown"),
+    };
+    let error: i64 = if state == "failed" { -2016330908 } else { 0 };
+    vec![
+        json!(d.id),
+        json!(t.mobile_apps[app].id),
+        json!(owner.map(|u| u.id.clone()).unwrap_or_default()),
+        json!(d.name),
+        json!(owner.map(|u| u.upn.clone()).unwrap_or_default()),
+        json!(owner.map(|u| u.display.clone()).unwrap_or_default()),
+        json!(d.platform.operating_system()),
+        json!(if state == "installed" { "1.0.0" } else { "" }),
+        json!(error),
+        json!(code),
+        json!(0),
+        json!(d.last_sync.map(ts).unwrap_or_else(|| NEVER.to_string())),
+        json!(false),
+        json!(format!("0x{:X}", error as u32)),
+        json!(code),
+        json!(words),
+        json!(0),
+        json!("No additional details"),
+    ]
 }
 
 pub fn machine(t: &FakeTenant, i: usize) -> Value {

@@ -310,26 +310,69 @@ pub struct AadDevice {
     pub os_version: String,
 }
 
+/// Graph's `complianceStatus` enum, the `status` of a compliance policy's
+/// or a configuration's device status rows (deviceComplianceDeviceStatus,
+/// deviceConfigurationDeviceStatus): unknown, notApplicable, compliant,
+/// remediated, nonCompliant, error, conflict, notAssigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyStatus {
+    Unknown,
+    NotApplicable,
     Compliant,
+    Remediated,
     NonCompliant,
     Error,
     Conflict,
+    NotAssigned,
 }
 
 impl PolicyStatus {
     /// The `complianceStatus` spelling (deviceStatuses, policy states).
     pub fn as_str(self) -> &'static str {
         match self {
+            PolicyStatus::Unknown => "unknown",
+            PolicyStatus::NotApplicable => "notApplicable",
             PolicyStatus::Compliant => "compliant",
+            PolicyStatus::Remediated => "remediated",
             PolicyStatus::NonCompliant => "nonCompliant",
             PolicyStatus::Error => "error",
             PolicyStatus::Conflict => "conflict",
+            PolicyStatus::NotAssigned => "notAssigned",
         }
     }
+
+    pub fn parse(s: &str) -> Option<PolicyStatus> {
+        use PolicyStatus::*;
+        [
+            Unknown,
+            NotApplicable,
+            Compliant,
+            Remediated,
+            NonCompliant,
+            Error,
+            Conflict,
+            NotAssigned,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Noncompliant, error and conflict: an open noncompliance finding.
+    /// Remediated was failing and is fixed; unknown has not reported.
     pub fn is_finding(self) -> bool {
-        self != PolicyStatus::Compliant
+        matches!(
+            self,
+            PolicyStatus::NonCompliant | PolicyStatus::Error | PolicyStatus::Conflict
+        )
+    }
+
+    /// Whether the policy or configuration applies to the device: not for
+    /// notApplicable (another platform, say) or notAssigned.
+    pub fn is_assigned(self) -> bool {
+        !matches!(
+            self,
+            PolicyStatus::NotApplicable | PolicyStatus::NotAssigned
+        )
     }
 }
 
@@ -767,6 +810,7 @@ impl FakeTenant {
         t.gen_defender(&mut root.fork(8));
         t.gen_azure(&mut root.fork(9));
         t.gen_second_products(&mut root.fork(10));
+        t.gen_other_statuses(&mut root.fork(11));
         t
     }
 
@@ -802,6 +846,45 @@ impl FakeTenant {
             }
         }
         out
+    }
+
+    /// Status rows besides compliant and failing: a share of the passing
+    /// (device, policy) and (device, configuration) pairs reports unknown,
+    /// notApplicable, notAssigned or remediated, and some configurations
+    /// conflict. A stream of its own, so the rest of a seed's tenant is
+    /// what it was before these existed.
+    fn gen_other_statuses(&mut self, r: &mut Rng) {
+        use PolicyStatus::*;
+        let other = |r: &mut Rng, with_conflict: bool| -> Option<PolicyStatus> {
+            let roll = r.unit();
+            let picks = [
+                (0.015, Unknown),
+                (0.030, NotApplicable),
+                (0.040, NotAssigned),
+                (0.060, Remediated),
+                (0.070, Conflict),
+            ];
+            picks
+                .iter()
+                .find(|(p, s)| roll < *p && (with_conflict || *s != Conflict))
+                .map(|(_, s)| *s)
+        };
+        for d in &mut self.devices {
+            for st in &mut d.policy_states {
+                if st.status == Compliant {
+                    if let Some(s) = other(r, false) {
+                        st.status = s;
+                    }
+                }
+            }
+            for (_, st) in &mut d.config_states {
+                if *st == Compliant.as_str() {
+                    if let Some(s) = other(r, true) {
+                        *st = s.as_str();
+                    }
+                }
+            }
+        }
     }
 
     fn gen_users(&mut self, r: &mut Rng) {
@@ -2095,6 +2178,45 @@ mod tests {
             t.resources
                 .iter()
                 .any(|r| EntityKind::for_arm_type(r.arm_type) == EntityKind::AzureResource)
+        );
+    }
+
+    #[test]
+    fn status_rows_carry_every_compliance_status() {
+        // Compliance policies' rows and configurations' rows both report
+        // every value of the complianceStatus enum (configurations no
+        // nonCompliant: their failures are error and conflict).
+        let t = small();
+        let policy: std::collections::HashSet<&str> = t
+            .devices
+            .iter()
+            .flat_map(|d| d.policy_states.iter().map(|s| s.status.as_str()))
+            .collect();
+        let config: std::collections::HashSet<&str> = t
+            .devices
+            .iter()
+            .flat_map(|d| d.config_states.iter().map(|(_, s)| *s))
+            .collect();
+        for s in [
+            "unknown",
+            "notApplicable",
+            "compliant",
+            "remediated",
+            "error",
+            "conflict",
+            "notAssigned",
+        ] {
+            assert!(policy.contains(s), "policy rows lack {s}");
+            assert!(config.contains(s), "configuration rows lack {s}");
+        }
+        assert!(policy.contains("nonCompliant"));
+        let m = crate::fake::Manifest::of(&t);
+        assert!(
+            m.relationships
+                .get("intune_device_configuration_identified_intune_noncompliance_finding")
+                .is_some_and(|&n| n > 0),
+            "{:?}",
+            m.relationships
         );
     }
 

@@ -202,7 +202,9 @@ pub fn device_status<'a>(
         return None;
     };
     // As written: most rows only link, and lower-casing each was a string
-    // per row.
+    // per row. Of the complianceStatus values, notApplicable and
+    // notAssigned say the policy does not apply to the device: no
+    // assignment. Unknown and remediated are assigned and not failing.
     let state = text(v, "status").unwrap_or("unknown");
     if state.eq_ignore_ascii_case("notApplicable") || state.eq_ignore_ascii_case("notAssigned") {
         return None;
@@ -368,6 +370,39 @@ pub fn finding(
     out.rel(policy_id, Verb::Identified, &key);
 }
 
+/// A noncompliance finding of a configuration that fails on a device
+/// (`error`, `conflict`): keyed `{deviceId}|{configurationId}` like a
+/// compliance policy's, IDENTIFIED by the configuration. Which settings
+/// fail is not read (`settingsKnown` false).
+pub fn configuration_finding(
+    device_id: &str,
+    config_id: &str,
+    config_name: &str,
+    state: &str,
+    status_row: &Value,
+    out: &mut Batch,
+) {
+    let key = finding_key(device_id, config_id);
+    let device_name = text(status_row, "deviceDisplayName").unwrap_or(device_id);
+    let mut p = Map::new();
+    p.insert("deviceId".into(), json!(device_id));
+    p.insert("policyId".into(), json!(config_id));
+    p.insert("policyType".into(), json!("deviceConfiguration"));
+    p.insert("state".into(), json!(state));
+    p.insert("failingSettings".into(), json!([]));
+    p.insert("failingSettingNames".into(), json!([]));
+    p.insert("settingsKnown".into(), json!(false));
+    for f in FINDING_ROW_FIELDS {
+        if let Some(x) = status_row.get(f) {
+            p.insert(f.into(), x.clone());
+        }
+    }
+    let name = format!("{config_name} on {device_name}");
+    out.entity(&key, EntityKind::IntuneNoncomplianceFinding, &key, &name, p);
+    out.rel(device_id, Verb::Has, &key);
+    out.rel(config_id, Verb::Identified, &key);
+}
+
 pub fn detected_app(v: &impl Json, out: &mut Batch) -> Option<(String, String)> {
     let id = match id_of(v, "detected app") {
         Ok(id) => id,
@@ -406,13 +441,17 @@ pub fn mobile_app(v: &impl Json, out: &mut Batch) -> Option<(String, String)> {
     Some((id.to_string(), name.to_string()))
 }
 
-/// A row of a managed app's install statuses: the device is ASSIGNED the app.
-pub fn mobile_app_status(app_id: &str, v: &impl Json, out: &mut Batch) {
-    match text(v, "deviceId") {
-        Some(d) => out.rel(d, Verb::Assigned, app_id),
-        None => out.skip(
-            &format!("an install status of managed app {app_id}"),
-            "no deviceId",
+/// A row of a managed app's device install status report
+/// (`getDeviceInstallStatusReport`), given its `DeviceId` cell: the device
+/// is ASSIGNED the app, whatever its install state. A row for a user
+/// without a device has an empty `DeviceId` and is left out.
+pub fn app_install_row(app_id: &str, device_id: Option<&Value>, out: &mut Batch) {
+    match device_id {
+        Some(Value::String(d)) if !d.trim().is_empty() => out.rel(d.trim(), Verb::Assigned, app_id),
+        Some(Value::String(_)) | Some(Value::Null) => {}
+        _ => out.skip(
+            &format!("an install status row of managed app {app_id}"),
+            "no DeviceId",
         ),
     }
 }
@@ -500,6 +539,24 @@ mod tests {
                 && is_failing_state("Conflict")
         );
         assert!(!is_failing_state("compliant") && !is_failing_state("inGracePeriod"));
+        // Every complianceStatus value: which are findings, which assign.
+        for (status, finding, assigned) in [
+            ("unknown", false, true),
+            ("notApplicable", false, false),
+            ("compliant", false, true),
+            ("remediated", false, true),
+            ("nonCompliant", true, true),
+            ("error", true, true),
+            ("conflict", true, true),
+            ("notAssigned", false, false),
+        ] {
+            assert_eq!(is_failing_state(status), finding, "{status}");
+            let mut b = Batch::default();
+            let row = json!({"id": "u_c1_d9", "status": status});
+            let got = device_status("c1", EntityKind::IntuneDeviceConfiguration, &row, &mut b);
+            assert_eq!(got.is_some(), assigned, "{status}");
+            assert_eq!(b.relationships.len(), usize::from(assigned), "{status}");
+        }
         assert_eq!(
             device_status(
                 "p1",

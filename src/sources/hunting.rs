@@ -3,7 +3,7 @@
 //! Defender for Endpoint API retires on 1 February 2027 (MC1220762).
 //!
 //! Advanced hunting's documented limits shape every query: a result holds
-//! at most 100,000 rows (and 124 MB), a tenant may make at least 45 calls a
+//! at most 100,000 rows (and 50 MB), a tenant may make at least 45 calls a
 //! minute, and the data covers 30 days. A big tenant has millions of
 //! (device, software, CVE) rows, so each table is read in partitions of its
 //! devices: a first query counts the rows per hash bucket of `DeviceId`

@@ -2,7 +2,8 @@
 //! policy's device statuses and, for devices that fail, their per-device
 //! policy states with the failing settings; configurations and their device
 //! statuses; detected apps and the devices that have them; managed apps and
-//! (beta, which alone has per-device install state) their device statuses.
+//! the devices each is assigned to (from the Intune report of their
+//! per-device install state, beta).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -242,8 +243,13 @@ async fn policy_states(
         .collect()
 }
 
+/// Configurations and their device statuses. A configuration that fails
+/// on a device (error, conflict) is a noncompliance finding the
+/// configuration IDENTIFIED, as a failing compliance policy's is; its
+/// failing settings are not read (that would be a request per device).
 async fn configurations(ctx: &Ctx) {
-    let mut configs = Vec::new();
+    // (id, name) of each configuration.
+    let mut configs: Vec<(String, String)> = Vec::new();
     let r = ctx
         .http
         .get_pages(
@@ -253,7 +259,8 @@ async fn configurations(ctx: &Ctx) {
                 ctx.ingest("device configurations", &items, |v, b| {
                     ingest::configuration(v, b);
                     if let Some(id) = text(v, "id") {
-                        configs.push(id.to_string());
+                        let name = text(v, "displayName").unwrap_or(id);
+                        configs.push((id.to_string(), name.to_string()));
                     }
                 })
             },
@@ -263,15 +270,36 @@ async fn configurations(ctx: &Ctx) {
     if configs.is_empty() {
         return;
     }
-    let paths = super::per_item(&configs, |id| {
-        // Only whether the device has the configuration is kept.
-        format!("/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status")
+    let ids: Vec<String> = configs.iter().map(|(id, _)| id.clone()).collect();
+    let paths = super::per_item(&ids, |id| {
+        // Whether the device has the configuration, and what a finding
+        // keeps of a failing row.
+        format!(
+            "/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status,{}",
+            ingest::FINDING_ROW_FIELDS.join(",")
+        )
     });
     let results = ctx
         .http
         .batch_pages("v1.0", &paths, |i, items| {
             ctx.ingest("configuration device statuses", &items, |v, b| {
-                ingest::device_status(&configs[i], EntityKind::IntuneDeviceConfiguration, v, b);
+                let (id, name) = &configs[i];
+                let Some((device, state)) =
+                    ingest::device_status(id, EntityKind::IntuneDeviceConfiguration, v, b)
+                else {
+                    return;
+                };
+                if ingest::is_failing_state(state) {
+                    let row = crate::ingest::Json::to_value(v);
+                    ingest::configuration_finding(
+                        device,
+                        id,
+                        name,
+                        &state.to_ascii_lowercase(),
+                        &row,
+                        b,
+                    );
+                }
             })
         })
         .await;
@@ -315,7 +343,13 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
     apps
 }
 
+/// Managed apps and, per app, the devices it is assigned to, from the
+/// Intune report of its per-device install state (Graph beta
+/// `deviceManagement/reports/getDeviceInstallStatusReport`): the
+/// `mobileApps/{id}/deviceStatuses` listing tenx read before was removed in
+/// 2023 and answers 400 (see `report`). Returns (id, name).
 async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
+    use futures::StreamExt;
     let mut apps = Vec::new();
     let r = ctx
         .http
@@ -335,20 +369,44 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
     if apps.is_empty() {
         return apps;
     }
+    const COLLECTION: &str = "managed app install states";
     let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
-    let paths = super::per_item(&ids, |id| {
-        // Only which device has the app is kept.
-        format!("/deviceAppManagement/mobileApps/{id}/deviceStatuses?$select=id,deviceId")
-    });
-    let results = ctx
-        .http
-        .batch_pages("beta", &paths, |i, items| {
-            ctx.ingest("managed app install states", &items, |v, b| {
-                ingest::mobile_app_status(&ids[i], v, b)
-            })
+    let results: Vec<Result<usize, HttpError>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            // Only which device has the app is kept.
+            ctx.http
+                .report_rows(
+                    crate::report::IntuneReport::DeviceInstallStatus,
+                    &format!("(ApplicationId eq '{id}')"),
+                    &["DeviceId"],
+                    |page| {
+                        let mut b = Batch::default();
+                        match page.column("DeviceId") {
+                            Some(at) => {
+                                for row in &page.rows {
+                                    ingest::app_install_row(&id, row.get(at), &mut b);
+                                }
+                            }
+                            None if page.rows.is_empty() => {}
+                            None => {
+                                for _ in &page.rows {
+                                    b.skip(
+                                        &format!("an install status row of managed app {id}"),
+                                        "the report has no DeviceId column",
+                                    );
+                                }
+                            }
+                        }
+                        ctx.progress(COLLECTION, page.rows.len(), false);
+                        ctx.send(COLLECTION, b);
+                    },
+                )
+                .await
         })
+        .buffer_unordered(16)
+        .collect()
         .await;
-    ctx.finish("managed app install states", first_error(results));
+    ctx.finish(COLLECTION, first_error(results));
     apps
 }
 

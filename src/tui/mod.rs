@@ -263,6 +263,7 @@ pub async fn run(
                         carry: Some(crate::store::carry_loader(p.store_name.clone())),
                         defender: p.defender,
                         hunting: p.hunting.clone(),
+                        today: crate::fetch::today().ok(),
                     };
                     fetch_rx = Some(crate::fetch::spawn_with(
                         p.http.clone(),

@@ -19,6 +19,9 @@ impl Sim {
         let forbidden = self.options.faults.forbid.contains(&SourceName::Arm);
         let lower = rest.to_lowercase();
         let segs: Vec<&str> = lower.trim_matches('/').split('/').collect();
+        if let Some(refused) = self.api_version_refused(method, &segs, q.get("api-version")) {
+            return refused;
+        }
         let denied = |action: &str, scope: &str| {
             self.error(Service::Arm, StatusCode::FORBIDDEN, "AuthorizationFailed", &format!("The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.", t.client_id, self.app_oid))
         };
@@ -164,6 +167,88 @@ impl Sim {
             ),
         }
     }
+    /// ARM checks `api-version` against the versions the resource
+    /// provider of the path supports, and each provider words its refusal
+    /// its own way (all quoted from real answers):
+    /// - Microsoft.Resources (subscriptions, resource groups, resources):
+    ///   400 `InvalidApiVersionParameter`, "The api-version '…' is invalid.
+    ///   The supported versions are '…'." (Azure/azure-rest-api-specs#11711,
+    ///   pulumi/pulumi-azure-native#3637);
+    /// - Microsoft.Authorization role assignments: `InvalidResourceType`,
+    ///   "The resource type 'roleAssignments' could not be found in the
+    ///   namespace 'Microsoft.Authorization' for api version '…'. The
+    ///   supported api-versions are '…'." (Azure/azure-sdk-for-java#28334);
+    /// - role definitions: 400 `NoRegisteredProviderFound`, "No registered
+    ///   resource provider found for location '…' and API version '…' for
+    ///   type 'roleDefinitions'. The supported api-versions are '…'. The
+    ///   supported locations are ''." (same thread);
+    /// - Resource Graph: `InvalidResourceType` for type 'resources' in the
+    ///   namespace 'Microsoft.ResourceGraph' (microsoft/ARI#306).
+    ///
+    /// `InvalidResourceType` is ARM's 404 (the SDKs raise it as
+    /// ResourceNotFoundError, Azure/azure-sdk-for-python#17932).
+    fn api_version_refused(
+        &self,
+        method: &Method,
+        segs: &[&str],
+        version: Option<&str>,
+    ) -> Option<Reply> {
+        let version = version?;
+        let provider = if *method == Method::POST {
+            ArmProvider::ResourceGraph
+        } else {
+            match segs {
+                [.., "microsoft.authorization", "roleassignments"] => ArmProvider::RoleAssignments,
+                [.., "microsoft.authorization", "roledefinitions"] => ArmProvider::RoleDefinitions,
+                _ => ArmProvider::Resources,
+            }
+        };
+        let supported = provider.versions();
+        if supported.contains(&version) {
+            return None;
+        }
+        let (status, code, message) = match provider {
+            ArmProvider::Resources => (
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                format!(
+                    "The api-version '{version}' is invalid. The supported versions are '{}'.",
+                    supported.join(",")
+                ),
+            ),
+            ArmProvider::RoleAssignments => (
+                StatusCode::NOT_FOUND,
+                "InvalidResourceType",
+                format!(
+                    "The resource type 'roleAssignments' could not be found in the namespace 'Microsoft.Authorization' for api version '{version}'. The supported api-versions are '{}'.",
+                    supported.join(",")
+                ),
+            ),
+            ArmProvider::RoleDefinitions => (
+                StatusCode::BAD_REQUEST,
+                "NoRegisteredProviderFound",
+                format!(
+                    "No registered resource provider found for location '{}' and API version '{version}' for type 'roleDefinitions'. The supported api-versions are '{}'. The supported locations are ''.",
+                    self.t
+                        .resource_groups
+                        .first()
+                        .map(|g| g.location)
+                        .unwrap_or("westeurope"),
+                    supported.join(", ")
+                ),
+            ),
+            ArmProvider::ResourceGraph => (
+                StatusCode::NOT_FOUND,
+                "InvalidResourceType",
+                format!(
+                    "The resource type 'resources' could not be found in the namespace 'Microsoft.ResourceGraph' for api version '{version}'. The supported api-versions are '{}'.",
+                    supported.join(",")
+                ),
+            ),
+        };
+        Some(self.error(Service::Arm, status, code, &message))
+    }
+
     /// Azure Resource Graph: `POST /providers/Microsoft.ResourceGraph/resources`.
     /// Understands the `Resources` and `ResourceContainers` tables with
     /// optional `| where type =~ '...'` clauses; paging by `$skipToken`.
@@ -279,5 +364,136 @@ impl Sim {
             out["$skipToken"] = json!(encode_skiptoken(again));
         }
         Reply::ok(out)
+    }
+}
+
+/// The resource providers behind the paths this simulated ARM serves, as
+/// far as `api-version` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArmProvider {
+    Resources,
+    RoleAssignments,
+    RoleDefinitions,
+    ResourceGraph,
+}
+
+impl ArmProvider {
+    /// The versions each provider lists in its refusal, newest first as it
+    /// lists them. Microsoft.Resources' list is the one a 2024 refusal
+    /// quoted (pulumi/pulumi-azure-native#3637); the Authorization lists
+    /// are those quoted in 2022 (Azure/azure-sdk-for-java#28334) with
+    /// 2022-04-01, the stable version published since
+    /// (azure-rest-api-specs `Microsoft.Authorization/stable/2022-04-01`);
+    /// Resource Graph's is the public cloud's (microsoft/ARI#306 quotes the
+    /// US Government list, which lacks 2024-04-01).
+    fn versions(self) -> &'static [&'static str] {
+        match self {
+            ArmProvider::Resources => &[
+                "2024-08-01",
+                "2024-06-01-preview",
+                "2024-03-01",
+                "2023-07-01",
+                "2023-07-01-preview",
+                "2023-03-01-preview",
+                "2022-12-01",
+                "2022-11-01-preview",
+                "2022-09-01",
+                "2022-06-01",
+                "2022-05-01",
+                "2022-03-01-preview",
+                "2022-01-01",
+                "2021-04-01",
+                "2021-01-01",
+                "2020-10-01",
+                "2020-09-01",
+                "2020-08-01",
+                "2020-07-01",
+                "2020-06-01",
+                "2020-05-01",
+                "2020-01-01",
+                "2019-11-01",
+                "2019-10-01",
+                "2019-09-01",
+                "2019-08-01",
+                "2019-07-01",
+                "2019-06-01",
+                "2019-05-10",
+                "2019-05-01",
+                "2019-03-01",
+                "2018-11-01",
+                "2018-09-01",
+                "2018-08-01",
+                "2018-07-01",
+                "2018-06-01",
+                "2018-05-01",
+                "2018-02-01",
+                "2018-01-01",
+                "2017-12-01",
+                "2017-08-01",
+                "2017-06-01",
+                "2017-05-10",
+                "2017-05-01",
+                "2017-03-01",
+                "2016-09-01",
+                "2016-07-01",
+                "2016-06-01",
+                "2016-02-01",
+                "2015-11-01",
+                "2015-01-01",
+                "2014-04-01-preview",
+                "2014-04-01",
+                "2014-01-01",
+                "2013-03-01",
+                "2014-02-26",
+                "2014-04",
+            ],
+            ArmProvider::RoleAssignments => &[
+                "2014-04-01-preview",
+                "2014-07-01-preview",
+                "2014-10-01-preview",
+                "2015-05-01-preview",
+                "2015-06-01",
+                "2015-07-01",
+                "2016-07-01",
+                "2017-05-01",
+                "2017-09-01",
+                "2017-10-01-preview",
+                "2018-01-01-preview",
+                "2018-07-01",
+                "2018-09-01-preview",
+                "2018-12-01-preview",
+                "2019-04-01-preview",
+                "2020-03-01-preview",
+                "2020-04-01-preview",
+                "2020-08-01-preview",
+                "2020-10-01-preview",
+                "2021-04-01-preview",
+                "2022-01-01-preview",
+                "2022-04-01",
+            ],
+            ArmProvider::RoleDefinitions => &[
+                "2014-04-01-preview",
+                "2014-07-01-preview",
+                "2014-10-01-preview",
+                "2015-05-01-preview",
+                "2015-06-01",
+                "2015-07-01",
+                "2016-07-01",
+                "2017-05-01",
+                "2017-09-01",
+                "2018-01-01-preview",
+                "2018-07-01",
+                "2022-04-01",
+            ],
+            ArmProvider::ResourceGraph => &[
+                "2018-09-01-preview",
+                "2019-04-01",
+                "2020-04-01-preview",
+                "2021-03-01",
+                "2021-06-01-preview",
+                "2022-10-01",
+                "2024-04-01",
+            ],
+        }
     }
 }

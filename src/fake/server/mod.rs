@@ -31,8 +31,8 @@ pub use hunting::HuntingStats;
 use paging::{decode_skiptoken, encode_query, encode_skiptoken};
 
 use super::knobs::{
-    EndpointWindows, Faults, HuntingLimits, RateLimits, RetryAfter, Service, SourceName, Throttle,
-    ThrottleSpec,
+    EndpointWindows, Faults, HuntingLimits, Limit, RateLimits, RetryAfter, Service, SourceName,
+    Throttle, ThrottleSpec,
 };
 use super::render;
 use super::rng::Rng;
@@ -60,6 +60,11 @@ pub struct ServerOptions {
     /// Advanced hunting's documented limits (`runHuntingQuery`), or scaled
     /// ones for tests.
     pub hunting: HuntingLimits,
+    /// Test-only: a wait shorter than a second is sent as its fraction
+    /// (`Retry-After: 0.05`) and `retry-after=S` may be fractional. Real
+    /// services send whole seconds or an HTTP date; without this knob so
+    /// does this one, rounding a scaled window's wait up to a second.
+    pub subsecond_retry_after: bool,
 }
 
 /// A simulated tenant serving on a loopback port.
@@ -428,6 +433,67 @@ fn is_logon_users(rest: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
+/// The limit of `--throttle` a request counts against, if any: Graph by
+/// service area (a `$batch` itself counts nowhere, its requests each where
+/// they belong), ARM reads by subscription, Resource Graph queries.
+fn limit_of(svc: Service, method: &Method, rest: &str, q: &Query) -> Option<Limit> {
+    match svc {
+        Service::Login => None,
+        Service::Defender => Some(Limit::Defender),
+        Service::Arm if *method == Method::POST => Some(Limit::ResourceGraph),
+        Service::Arm => {
+            let lower = rest.to_ascii_lowercase();
+            let mut segs = lower.trim_matches('/').split('/');
+            match (segs.next(), segs.next()) {
+                (Some("subscriptions"), Some(sub)) => Some(Limit::ArmReads(Some(sub.to_string()))),
+                _ => Some(Limit::ArmReads(None)),
+            }
+        }
+        Service::Graph => {
+            let path = rest.trim_start_matches('/');
+            let path = path.split_once('/').map_or("", |(_, p)| p);
+            let segs: Vec<&str> = path.split('/').collect();
+            Some(match segs.as_slice() {
+                ["$batch"] => return None,
+                ["deviceManagement", "reports", ..] => Limit::IntuneReports,
+                ["deviceManagement", "managedDevices", ..]
+                | ["deviceManagement", "detectedApps", ..] => Limit::IntuneDevices,
+                ["deviceManagement", ..] => Limit::IntuneConfiguration,
+                ["deviceAppManagement", ..] => Limit::IntuneApps,
+                _ => {
+                    // Base costs and what lowers them ("Identity and access
+                    // service limits").
+                    let base: u32 = match segs.as_slice() {
+                        ["users"] | ["users", _] => 2,
+                        ["groups", _, "members"] => 3,
+                        _ => 1,
+                    };
+                    let select = u32::from(q.get("$select").is_some());
+                    let small_top = u32::from(
+                        q.get("$top")
+                            .and_then(|t| t.parse::<u32>().ok())
+                            .is_some_and(|t| t < 20),
+                    );
+                    Limit::Directory(base.saturating_sub(select + small_top).max(1))
+                }
+            })
+        }
+    }
+}
+
+/// `/{version}/deviceManagement/reports/get…Report`: an Intune report, an
+/// action that reads.
+fn is_intune_report(rest: &str) -> bool {
+    let path = rest.split('?').next().unwrap_or(rest);
+    let mut segs = path.trim_matches('/').split('/');
+    let _version = segs.next();
+    matches!(
+        (segs.next(), segs.next(), segs.next(), segs.next()),
+        (Some("deviceManagement"), Some("reports"), Some(name), None)
+            if name.starts_with("get") && name.ends_with("Report")
+    )
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -607,9 +673,12 @@ impl Sim {
         if svc == Service::Login {
             return self.token_endpoint(method, rest, headers, body);
         }
-        // Only reads exist here: GET, Graph $batch, Resource Graph queries
+        // Only reads exist here: GET, Graph $batch, Intune reports (read-only
+        // actions under deviceManagement/reports), Resource Graph queries
         // and advanced hunting queries.
-        let read_post = (svc == Service::Graph && rest.ends_with("/$batch") && !in_batch)
+        let read_post = (svc == Service::Graph
+            && !in_batch
+            && (rest.ends_with("/$batch") || is_intune_report(rest)))
             || (svc == Service::Arm
                 && rest.eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources"))
             || (svc == Service::Graph && hunting::is_hunting(rest) && !in_batch);
@@ -626,18 +695,53 @@ impl Sim {
             Err(r) => return r,
         };
         let app = claims["appid"].as_str().unwrap_or("").to_string();
-        if let Some(spec) = &self.options.throttle {
-            let verdict = self.throttle.lock().map(|mut t| t.admit(spec, &app, svc));
-            if let Ok(Err(wait)) = verdict {
-                return self.throttled(svc, Some(wait));
+        let mut quota = Vec::new();
+        if let (Some(spec), Some(limit)) =
+            (&self.options.throttle, limit_of(svc, method, rest, &query))
+        {
+            let users = self.t.users.len();
+            if let Ok(a) = self
+                .throttle
+                .lock()
+                .map(|mut t| t.admit(spec, &app, &limit, users))
+            {
+                if let Err(wait) = a.verdict {
+                    let mut r = self.throttled(svc, &limit, wait);
+                    r.headers.extend(a.headers);
+                    return r;
+                }
+                quota = a.headers;
             }
         }
+        let mut reply = self.admitted(
+            method, path, raw_query, headers, body, in_batch, svc, rest, &query, &claims, &app,
+        );
+        reply.headers.extend(quota);
+        reply
+    }
+
+    /// `dispatch` once the request passed its service limits.
+    #[allow(clippy::too_many_arguments)]
+    fn admitted(
+        &self,
+        method: &Method,
+        path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        in_batch: bool,
+        svc: Service,
+        rest: &str,
+        query: &Query,
+        claims: &Value,
+        app: &str,
+    ) -> Reply {
         if svc == Service::Defender && is_logon_users(rest) {
             let limits = &self.options.rate_limits.logon_users;
             let verdict = self
                 .endpoint_windows
                 .lock()
-                .map(|mut w| w.admit(limits, &app));
+                .map(|mut w| w.admit(limits, app));
             if let Ok(Err(wait)) = verdict {
                 return self.with_retry_after(
                     self.error(
@@ -659,7 +763,7 @@ impl Sim {
             };
         }
         if self.roll(f.rate_429) {
-            return self.throttled(svc, None);
+            return self.throttled_fault(svc);
         }
         if self.roll(f.rate_503) {
             return self.with_retry_after(
@@ -719,9 +823,9 @@ impl Sim {
                     )
                 }
             }
-            Service::Graph => self.graph(method, rest, &query, body, &roles, headers),
-            Service::Defender => self.defender(rest, &query, &roles),
-            Service::Arm => self.arm(method, rest, &query, body),
+            Service::Graph => self.graph(method, rest, query, body, &roles, headers),
+            Service::Defender => self.defender(rest, query, &roles),
+            Service::Arm => self.arm(method, rest, query, body),
             Service::Login => unreachable_reply(),
         };
         if let (Some(cache), Some(k)) = (&self.cache, cache_key) {
@@ -796,24 +900,25 @@ impl Sim {
         Reply::json(status, body).header("request-id", rid)
     }
 
+    /// `Retry-After` as the real services write it: whole seconds, rounded
+    /// up, or an HTTP date (`retry-after=date`), never a fraction unless
+    /// the test-only `subsecond_retry_after` asks for one. `wait` is what
+    /// a limit computed; without one the `retry-after=` fault decides.
     fn with_retry_after(&self, reply: Reply, wait: Option<Duration>) -> Reply {
+        let fractions = self.options.subsecond_retry_after;
+        let seconds = |secs: f64| {
+            if fractions && secs.fract() != 0.0 {
+                format!("{:.3}", secs)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            } else {
+                format!("{}", secs.max(0.0).ceil() as u64)
+            }
+        };
         match (&self.options.faults.retry_after, wait) {
-            // Whole seconds, as the services send; a window scaled below a
-            // second (tests) sends its fraction.
-            (_, Some(w)) if w < Duration::from_secs(1) => {
-                reply.header("Retry-After", format!("{:.3}", w.as_secs_f64()))
-            }
-            (_, Some(w)) => {
-                reply.header("Retry-After", format!("{}", w.as_secs_f64().ceil() as u64))
-            }
-            (RetryAfter::Seconds(s), None) => {
-                let v = if s.fract() == 0.0 {
-                    format!("{}", *s as u64)
-                } else {
-                    format!("{s}")
-                };
-                reply.header("Retry-After", v)
-            }
+            (_, Some(w)) => reply.header("Retry-After", seconds(w.as_secs_f64())),
+            (RetryAfter::Seconds(s), None) => reply.header("Retry-After", seconds(*s)),
             (RetryAfter::None, None) => reply,
             (RetryAfter::HttpDate(secs), None) => reply.header(
                 "Retry-After",
@@ -822,7 +927,9 @@ impl Sim {
         }
     }
 
-    fn throttled(&self, svc: Service, wait: Option<Duration>) -> Reply {
+    /// A 429 of the `429=R` fault: the service's generic refusal with the
+    /// `retry-after=` fault's value.
+    fn throttled_fault(&self, svc: Service) -> Reply {
         let (code, msg) = match svc {
             Service::Graph => (
                 "TooManyRequests",
@@ -837,11 +944,84 @@ impl Sim {
                 "The request is being throttled as the limit has been reached for operation type - Read.",
             ),
         };
-        let mut r = self.error(svc, StatusCode::TOO_MANY_REQUESTS, code, msg);
-        if svc == Service::Arm {
-            r = r.header("x-ms-ratelimit-remaining-subscription-reads", "0".into());
-        }
-        self.with_retry_after(r, wait)
+        let r = self.error(svc, StatusCode::TOO_MANY_REQUESTS, code, msg);
+        self.with_retry_after(r, None)
+    }
+
+    /// A 429 of a service limit (`--throttle`), worded as that service
+    /// words it, with the wait until the request would pass.
+    fn throttled(&self, svc: Service, limit: &Limit, wait: Duration) -> Reply {
+        let r = match limit {
+            // The identity service names the scope and the reason
+            // ("Microsoft Graph service-specific throttling limits").
+            Limit::Directory(_) => self
+                .error(
+                    svc,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests. Please try again later.",
+                )
+                .header(
+                    "x-ms-throttle-scope",
+                    format!(
+                        "Tenant_Application/ReadWrite/{}/{}",
+                        self.t.client_id, self.t.tenant_id
+                    ),
+                )
+                .header(
+                    "x-ms-throttle-information",
+                    "ResourceUnitLimitExceeded".into(),
+                ),
+            // As real ARM answers a spent read bucket (velero-io/velero#9171).
+            Limit::ArmReads(sub) => {
+                let (code, scope) = match sub {
+                    Some(s) => (
+                        "SubscriptionRequestsThrottled",
+                        format!("subscription '{s}'"),
+                    ),
+                    None => (
+                        "TenantRequestsThrottled",
+                        format!("tenant '{}'", self.t.tenant_id),
+                    ),
+                };
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                self.error(
+                    svc,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    &format!(
+                        "Number of 'read' requests for {scope} actor '{}' exceeded. Please try again after '{secs}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+                        self.app_oid
+                    ),
+                )
+            }
+            // Resource Graph says when its quota resets in its own headers
+            // and sends no Retry-After (Azure/azure-cli-extensions#3325).
+            Limit::ResourceGraph => {
+                let rid = self.rng.lock().map(|mut r| r.guid()).unwrap_or_default();
+                return Reply::json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"error": {
+                        "code": "RateLimiting",
+                        "message": format!("Please provide below info when asking for support: timestamp = {}, correlationId = {rid}.", render::ts(now_unix())),
+                        "details": [{"code": "RateLimiting", "message": "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help."}]
+                    }}),
+                );
+            }
+            Limit::Defender => self.error(
+                svc,
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "API calls quota exceeded! Maximum allowed calls per minute have been reached.",
+            ),
+            _ => self.error(
+                svc,
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            ),
+        };
+        self.with_retry_after(r, Some(wait))
     }
 
     // ---- identity platform ------------------------------------------------

@@ -8,7 +8,8 @@ use super::*;
 
 impl Sim {
     /// An OData collection page. Graph style pages with an opaque
-    /// `$skiptoken`; Defender style with `$skip`.
+    /// `$skiptoken`; Defender style with `$skip`. A `$filter` of the form
+    /// `field eq 'value'` is applied; any other is ignored.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn odata_page(
         &self,
@@ -19,6 +20,43 @@ impl Sim {
         default_top: usize,
         max_top: usize,
         render: &dyn Fn(usize) -> Value,
+    ) -> Reply {
+        let filter: Vec<(String, Value)> = q
+            .get("$filter")
+            .and_then(parse_eq_filter)
+            .map(|(f, v)| (f, json!(v)))
+            .into_iter()
+            .collect();
+        self.odata_page_filtered(
+            svc,
+            path,
+            q,
+            total,
+            default_top,
+            max_top,
+            render,
+            filter,
+            None,
+        )
+    }
+
+    /// `odata_page` with the filter decided by the caller: records whose
+    /// fields equal every `(field, value)` given (strings compared
+    /// case-insensitively, as Graph does); every record when none is.
+    /// Without `$select`, records keep only `defaults` when given (filters
+    /// still see every property, as the service's do).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn odata_page_filtered(
+        &self,
+        svc: Service,
+        path: &str,
+        q: &Query,
+        total: usize,
+        default_top: usize,
+        max_top: usize,
+        render: &dyn Fn(usize) -> Value,
+        filter: Vec<(String, Value)>,
+        defaults: Option<&[&str]>,
     ) -> Reply {
         let top = match q.get("$top") {
             None => default_top,
@@ -53,18 +91,21 @@ impl Sim {
         let select: Option<Vec<String>> = q
             .get("$select")
             .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-        let filter = q.get("$filter").and_then(parse_eq_filter);
         let mut items = Vec::new();
         let mut next_offset = None;
-        if let Some((field, value)) = &filter {
+        if !filter.is_empty() {
             // Filtering: walk everything, page over the matches.
             let mut matched = 0;
             for i in 0..total {
                 let v = render(i);
-                if v[field.as_str()]
-                    .as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(value))
-                {
+                let matches = filter.iter().all(|(field, value)| {
+                    let have = &v[field.as_str()];
+                    match (have.as_str(), value.as_str()) {
+                        (Some(h), Some(w)) => h.eq_ignore_ascii_case(w),
+                        _ => have == value,
+                    }
+                });
+                if matches {
                     if matched >= offset && items.len() < top {
                         items.push(v);
                     } else if items.len() == top {
@@ -91,6 +132,7 @@ impl Sim {
             // Back to a page already served: the second, or the first.
             next_offset = Some(if total > top { top } else { 0 });
         }
+        let select = select.or_else(|| defaults.map(|d| d.iter().map(|f| f.to_string()).collect()));
         if let Some(sel) = &select {
             for v in items.iter_mut() {
                 if let Some(o) = v.as_object_mut() {
