@@ -22,13 +22,13 @@
 //! the same 100 machines' logon users, one request after another: its
 //! request count × latency.
 //!
-//! Logon users: Defender allows 100 calls a minute, so a fetch reads 100
-//! machines' and carries the others over from the previous snapshot. The
-//! simulated tenant runs without that limit here (`--rate-limits none`):
-//! the measured fetch repeats the warm-up's 100 calls within the minute.
-//! A third fetch into the measured one's store shows the steady state: the
-//! previous snapshot's logon users loaded and carried over, the next 100
-//! machines read.
+//! Defender is read through advanced hunting (the default): every
+//! machine's logon users in one fetch. The Defender part alone is then
+//! measured through each API (`--sources defender --defender-api graph|mde`):
+//! its time and its calls. The old API reads 100 machines' logon users a
+//! fetch; the simulated tenant runs without that endpoint's limit here
+//! (`--rate-limits none`), since the measured fetches repeat the calls
+//! within the minute.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -37,9 +37,6 @@ use std::time::Instant;
 use tenx::fake::{FakeParams, FakeTenant};
 
 const LATENCY_MS: u64 = 20;
-
-/// Machines whose logon users one fetch reads (`--logon-users`' default).
-const LOGON_BUDGET: usize = 100;
 
 fn pages(n: usize, per_page: usize) -> usize {
     n.div_ceil(per_page).max(1)
@@ -105,14 +102,35 @@ fn chains(t: &FakeTenant) -> Vec<(&'static str, usize)> {
             pages(t.detected_apps.len(), 1000) + pages(max_app, 1000),
         ),
         ("managed apps → install states", 1 + pages(max_mobile, 1000)),
+        // Advanced hunting (the default Defender API): each table counted,
+        // then read a range of at most half the row cap at a time; the
+        // CVEs after the findings, a thousand a query.
+        ("hunting: machines", 1 + pages(t.machines.len(), HUNTING_TARGET)),
         (
-            "machines → logon users",
-            pages(t.machines.len(), 10_000) + 1,
+            "hunting: findings → CVEs",
+            1 + pages(vulns, HUNTING_TARGET) + pages(exposed_cves(t), 1000),
         ),
-        ("machine vulnerabilities", pages(vulns, 10_000)),
+        ("hunting: logon users", 1 + pages(logon_pairs(t), HUNTING_TARGET)),
         ("subscriptions → resource groups", 1 + pages(max_rgs, 1000)),
         ("resources (Resource Graph)", pages(t.resources.len(), 1000)),
     ]
+}
+
+/// Rows a partition of an advanced hunting table holds (half the cap).
+const HUNTING_TARGET: usize = 50_000;
+
+/// CVEs found on at least one machine.
+fn exposed_cves(t: &FakeTenant) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for m in &t.machines {
+        seen.extend(m.vulns.iter().copied());
+    }
+    seen.len()
+}
+
+/// (machine, account) pairs with a logon.
+fn logon_pairs(t: &FakeTenant) -> usize {
+    t.machines.iter().map(|m| m.logons.len()).sum()
 }
 
 /// Requests of a client that sends one request at a time and no `$batch`.
@@ -152,11 +170,13 @@ fn sequential_requests(t: &FakeTenant) -> usize {
         .iter()
         .map(|a| pages(a.device_statuses.len(), 1000))
         .sum::<usize>();
+    // Advanced hunting: three counts, the partitions, the CVEs.
     let vulns: usize = t.machine_vulnerability_rows().len();
-    n += pages(t.machines.len(), 10_000)
-        + LOGON_BUDGET.min(t.machines.len())
-        + pages(vulns, 10_000)
-        + 1;
+    n += 3
+        + pages(t.machines.len(), HUNTING_TARGET)
+        + pages(vulns, HUNTING_TARGET)
+        + pages(logon_pairs(t), HUNTING_TARGET)
+        + pages(exposed_cves(t), 1000);
     n += 1 + t.subscriptions.len() * 3 + pages(t.resources.len(), 1000);
     n
 }
@@ -256,6 +276,29 @@ fn run(users: usize) {
     let (_, wall, v, server_cpu, data) = measured.swap_remove(runs / 2);
     // The steady state: the same store again, logon users carried over.
     let again = fetch(&data);
+    // Defender alone, through each API: its time and calls.
+    let defender_by_api: Vec<(&str, serde_json::Value)> = ["graph", "mde"]
+        .into_iter()
+        .map(|api| {
+            let dir = data.with_extension(format!("defender-{api}"));
+            let out = Command::new(exe)
+                .args(["fetch", "--json", "--sources", "defender", "--defender-api", api])
+                .envs(env.iter().cloned())
+                // The old API is measured on a day it still works.
+                .env("TENX_TODAY", "2026-12-01")
+                .env("TENX_DATA_DIR", &dir)
+                .output()
+                .expect("fetch runs");
+            let _ = std::fs::remove_dir_all(&dir);
+            let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+                panic!(
+                    "defender fetch ({api}) failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            (api, v)
+        })
+        .collect();
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&data);
@@ -322,6 +365,27 @@ fn run(users: usize) {
         })
         .unwrap_or_default();
     println!("  sources done at  {}", sources.join(", "));
+    for (api, d) in &defender_by_api {
+        let st = &d["sources"]["defender"];
+        let calls = match *api {
+            "graph" => d["requests"]["graph"].as_u64().unwrap_or(0),
+            _ => d["requests"]["defender"].as_u64().unwrap_or(0),
+        };
+        let machines = d["entities"]["microsoft_defender_machine"]
+            .as_u64()
+            .unwrap_or(0);
+        let read = match *api {
+            "graph" => format!("logon users of all {machines} machines"),
+            _ => logon_note(d),
+        };
+        println!(
+            "  defender ({api:<5})  {:>7.2} s  ({} calls, {}; {})",
+            st["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            calls,
+            st["outcome"].as_str().unwrap_or("?"),
+            read
+        );
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -347,6 +347,9 @@ pub struct HuntingPolicy {
     /// Calls per window per tenant: (calls, window). Documented: at least
     /// 45 a minute.
     pub calls: Vec<(u32, Duration)>,
+    /// The rows a partition is planned to hold: half the cap unless set
+    /// (tests set it past the cap, to see cut results read again).
+    pub target: Option<usize>,
 }
 
 impl Default for HuntingPolicy {
@@ -354,6 +357,7 @@ impl Default for HuntingPolicy {
         HuntingPolicy {
             row_cap: 100_000,
             calls: vec![(45, Duration::from_secs(60))],
+            target: None,
         }
     }
 }
@@ -368,10 +372,14 @@ impl HuntingPolicy {
             return Ok(p);
         };
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let bad =
-                || anyhow::anyhow!("TENX_HUNTING_LIMITS: '{item}' is not rows=N or calls=N/Ss");
+            let bad = || {
+                anyhow::anyhow!(
+                    "TENX_HUNTING_LIMITS: '{item}' is not rows=N, calls=N/Ss or target=N"
+                )
+            };
             match item.split_once('=').ok_or_else(bad)? {
                 ("rows", n) => p.row_cap = n.parse().map_err(|_| bad())?,
+                ("target", n) => p.target = Some(n.parse().map_err(|_| bad())?),
                 ("calls", w) => {
                     p.calls = crate::logons::parse_windows(w)
                         .map_err(|e| anyhow::anyhow!("TENX_HUNTING_LIMITS: {e}"))?

@@ -1,5 +1,6 @@
 //! The real fetch against the simulated tenant over loopback HTTP.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tenx::auth::{Auth, Credentials};
@@ -758,4 +759,105 @@ async fn under_the_documented_limits_a_fetch_is_never_throttled_and_paces_to_wha
         .map(|(_, v)| v)
         .sum();
     assert_eq!(resources, s.tenant.resources.len());
+}
+
+/// Keys of every entity, by `_type`, and every relationship as
+/// `from|VERB|to`.
+fn shape(b: &GraphBuilder) -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
+    let g = &b.graph;
+    let mut entities: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, e) in g.entities() {
+        entities
+            .entry(e.kind.type_name().to_string())
+            .or_default()
+            .insert(e.key.to_string());
+    }
+    let rels = g
+        .relationships()
+        .map(|(f, v, t)| format!("{}|{}|{}", g.entity(f).key, v.class(), g.entity(t).key))
+        .collect();
+    (entities, rels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defender_reads_the_same_graph_through_either_api() {
+    for (users, seed) in [(300, 3), (1500, 4)] {
+        let s = start(users, seed, ServerOptions::default()).await;
+        let m = Manifest::of(&s.tenant);
+        let http = http_for(&s, &s.tenant.client_secret, quick());
+        let old = fetch_all_with(http, &Source::ALL, every_logon(), |_| {}).await;
+        let http = http_for(&s, &s.tenant.client_secret, quick());
+        let new = fetch_all_with(http, &Source::ALL, FetchOptions::default(), |_| {}).await;
+        assert_eq!(
+            new.statuses[&Source::Defender].outcome,
+            Outcome::Complete,
+            "{:?}",
+            new.statuses[&Source::Defender]
+        );
+        assert_matches_manifest(&old, &m);
+        assert_matches_manifest(&new, &m);
+        let (old_e, old_r) = shape(&old);
+        let (new_e, new_r) = shape(&new);
+        for (ty, keys) in &old_e {
+            assert_eq!(new_e.get(ty), Some(keys), "{ty} differs at {users} users");
+        }
+        assert_eq!(old_e.len(), new_e.len());
+        let only_old: Vec<&String> = old_r.difference(&new_r).take(5).collect();
+        let only_new: Vec<&String> = new_r.difference(&old_r).take(5).collect();
+        assert!(
+            only_old.is_empty() && only_new.is_empty(),
+            "relationships differ at {users} users: old only {only_old:?}, new only {only_new:?}"
+        );
+        // Every machine's logon users in one fetch, each machine read now.
+        assert_eq!(machines_read(&new).len(), s.tenant.machines.len());
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advanced_hunting_never_keeps_a_result_the_row_cap_cut() {
+    // Results cut at 400 rows, and several times that many vulnerability
+    // rows: each table is read in partitions below the cap.
+    let options = ServerOptions {
+        // (and calls 60 times the documented rate, so splitting is quick)
+        hunting: tenx::fake::HuntingLimits::parse("rows=400,calls=45/1s").expect("limits"),
+        ..ServerOptions::default()
+    };
+    let s = start(700, 8, options).await;
+    let rows = s.tenant.machine_vulnerability_rows().len();
+    assert!(rows > 4 * 400, "{rows} vulnerability rows");
+    let m = Manifest::of(&s.tenant);
+    let hunting = |target: Option<usize>| FetchOptions {
+        hunting: tenx::fetch::HuntingPolicy {
+            row_cap: 400,
+            target,
+            calls: vec![(45, std::time::Duration::from_secs(1))],
+        },
+        ..Default::default()
+    };
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all_with(http, &[Source::Defender], hunting(None), |_| {}).await;
+    let defender = |b: &GraphBuilder| {
+        let mut c = b.graph.entity_counts();
+        c.retain(|ty, _| ty.starts_with("microsoft_defender") || ty == "cve");
+        c
+    };
+    let want: BTreeMap<String, usize> = m
+        .entities
+        .iter()
+        .filter(|(ty, _)| ty.starts_with("microsoft_defender") || *ty == "cve")
+        .map(|(t, n)| (t.clone(), *n))
+        .collect();
+    assert_eq!(defender(&b), want);
+    let stats = s.hunting_stats();
+    assert_eq!(stats.truncated, 0, "planned below the cap: {stats:?}");
+    // Planned past the cap, every result comes back cut: each is thrown
+    // away and read again in halves, and nothing is lost.
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all_with(http, &[Source::Defender], hunting(Some(5_000)), |_| {}).await;
+    assert_eq!(b.statuses[&Source::Defender].outcome, Outcome::Complete);
+    assert_eq!(defender(&b), want);
+    let after = s.hunting_stats();
+    assert!(after.truncated > 0, "results were cut: {after:?}");
+    s.stop().await;
 }

@@ -27,7 +27,8 @@ use crate::logons::Pacer;
 use crate::record::RawPage;
 
 /// Hash buckets of `DeviceId`: 4,096 buckets hold 100,000 rows each only
-/// past 400 million rows.
+/// past 400 million rows. Fewer under a smaller row cap, so that the count
+/// of rows per bucket always fits in one result.
 const BUCKETS: u32 = 4096;
 
 /// CVE ids per knowledge-base query (`where CveId in (…)`).
@@ -37,36 +38,38 @@ const CVES_PER_QUERY: usize = 1000;
 /// fills).
 const DEVICE_COLUMNS: &str = "Timestamp, DeviceId, DeviceName, OSPlatform, OSVersion, OSBuild, OSArchitecture, AadDeviceId, IsAzureADJoined, JoinType, MachineGroup, ExposureLevel, OnboardingStatus, SensorHealthState, LoggedOnUsers, PublicIP, DeviceType, Model, Vendor, ClientVersion";
 
-/// The partitioning key of a table: its rows' device.
-fn bucket() -> String {
-    format!("hash(DeviceId, {BUCKETS})")
+/// The partitioning key of a table: its rows' device, in `buckets` buckets.
+fn bucket(buckets: u32) -> String {
+    format!("hash(DeviceId, {buckets})")
 }
 
 /// Buckets `from..=to`, as a `where` clause.
-fn in_range(from: u32, to: u32) -> String {
-    let b = bucket();
+fn in_range(buckets: u32, from: u32, to: u32) -> String {
+    let b = bucket(buckets);
     format!("| where {b} >= {from} and {b} <= {to}")
 }
 
 /// A table read in partitions: how to count its rows per bucket, and the
-/// query of one range of buckets.
+/// query of one range of buckets (given the number of buckets).
 struct Table {
     collection: &'static str,
-    count: String,
-    read: fn(u32, u32) -> String,
+    count: fn(u32) -> String,
+    read: fn(u32, u32, u32) -> String,
 }
 
 fn machines() -> Table {
     Table {
         collection: "machines",
-        count: format!(
-            "DeviceInfo | where Timestamp > ago(30d) | distinct DeviceId | summarize Rows = count() by Part = {}",
-            bucket()
-        ),
-        read: |from, to| {
+        count: |n| {
+            format!(
+                "DeviceInfo | where Timestamp > ago(30d) | distinct DeviceId | summarize Rows = count() by Part = {}",
+                bucket(n)
+            )
+        },
+        read: |n, from, to| {
             format!(
                 "DeviceInfo | where Timestamp > ago(30d) {} | summarize arg_max(Timestamp, *) by DeviceId | project {DEVICE_COLUMNS}",
-                in_range(from, to)
+                in_range(n, from, to)
             )
         },
     }
@@ -75,15 +78,17 @@ fn machines() -> Table {
 fn vulnerabilities() -> Table {
     Table {
         collection: "machine vulnerabilities",
-        count: format!(
-            "DeviceTvmSoftwareVulnerabilities | summarize Rows = count() by Part = {}",
-            bucket()
-        ),
+        count: |n| {
+            format!(
+                "DeviceTvmSoftwareVulnerabilities | summarize Rows = count() by Part = {}",
+                bucket(n)
+            )
+        },
         // One row per (device, CVE), whatever software carries it.
-        read: |from, to| {
+        read: |n, from, to| {
             format!(
                 "DeviceTvmSoftwareVulnerabilities {} | summarize SoftwareNames = make_set(SoftwareName), SoftwareVendors = make_set(SoftwareVendor), SoftwareVersions = make_set(SoftwareVersion), Updates = make_set(RecommendedSecurityUpdateId) by DeviceId, CveId, VulnerabilitySeverityLevel",
-                in_range(from, to)
+                in_range(n, from, to)
             )
         },
     }
@@ -92,14 +97,16 @@ fn vulnerabilities() -> Table {
 fn logons() -> Table {
     Table {
         collection: "logon users",
-        count: format!(
-            "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" | distinct DeviceId, AccountSid | summarize Rows = count() by Part = {}",
-            bucket()
-        ),
-        read: |from, to| {
+        count: |n| {
+            format!(
+                "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" | distinct DeviceId, AccountSid | summarize Rows = count() by Part = {}",
+                bucket(n)
+            )
+        },
+        read: |n, from, to| {
             format!(
                 "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" {} | summarize arg_max(Timestamp, AccountDomain, AccountName) by DeviceId, AccountSid",
-                in_range(from, to)
+                in_range(n, from, to)
             )
         },
     }
@@ -110,6 +117,11 @@ struct Hunter<'a> {
     ctx: &'a Ctx,
     pacer: Pacer,
     row_cap: usize,
+    /// Rows planned per partition.
+    target: usize,
+    /// Hash buckets of `DeviceId` (`BUCKETS`, or a quarter of a smaller
+    /// row cap).
+    buckets: u32,
     /// Never set: pacing waits as long as the quota asks.
     go: AtomicBool,
 }
@@ -125,8 +137,16 @@ impl Hunter<'_> {
     /// (a bucket over it alone), from the table's count per bucket; together
     /// they cover every bucket.
     async fn plan(&self, t: &Table, waited: &Waited) -> Result<Vec<(u32, u32)>, HttpError> {
-        let counts = self.query(&t.count, waited).await?;
-        let mut rows = vec![0usize; BUCKETS as usize];
+        let counts = self.query(&(t.count)(self.buckets), waited).await?;
+        if counts.len() >= self.row_cap {
+            return Err(HttpError::Status {
+                endpoint: "POST /v1.0/security/runHuntingQuery".into(),
+                status: 400,
+                code: None,
+                message: format!("{}: the count of rows per bucket was cut", t.collection),
+            });
+        }
+        let mut rows = vec![0usize; self.buckets as usize];
         for r in counts.records() {
             let number = |f: &str| {
                 r.raw_field(f)
@@ -140,7 +160,7 @@ impl Hunter<'_> {
         }
         // Ranges cover every bucket, empty ones too: a device may have
         // arrived since the count.
-        let target = (self.row_cap / 2).max(1);
+        let target = self.target.max(1);
         let mut ranges = Vec::new();
         let (mut start, mut sum) = (0u32, 0usize);
         for (b, &n) in rows.iter().enumerate() {
@@ -152,7 +172,7 @@ impl Hunter<'_> {
             }
             sum += n;
         }
-        ranges.push((start, BUCKETS - 1));
+        ranges.push((start, self.buckets - 1));
         Ok(ranges)
     }
 
@@ -165,7 +185,7 @@ impl Hunter<'_> {
         let mut todo: VecDeque<(u32, u32)> = self.plan(t, &waited).await?.into();
         let mut total = 0;
         while let Some((from, to)) = todo.pop_front() {
-            let kql = (t.read)(from, to);
+            let kql = (t.read)(self.buckets, from, to);
             let too_big = match self.query(&kql, &waited).await {
                 Ok(page) if page.len() < self.row_cap => {
                     total += page.len();
@@ -186,8 +206,8 @@ impl Hunter<'_> {
                     status: 400,
                     code: None,
                     message: format!(
-                        "{}: one bucket of devices ({from} of {BUCKETS}) is still too big to read ({too_big})",
-                        t.collection
+                        "{}: one bucket of devices ({from} of {}) is still too big to read ({too_big})",
+                        t.collection, self.buckets
                     ),
                 });
             }
@@ -206,6 +226,8 @@ pub async fn run(ctx: &Ctx) {
         ctx,
         pacer: Pacer::new(&policy.calls),
         row_cap: policy.row_cap,
+        target: policy.target.unwrap_or(policy.row_cap / 2),
+        buckets: BUCKETS.min((policy.row_cap / 4).max(2) as u32),
         go: AtomicBool::new(false),
     };
     let now = chrono::Utc::now().timestamp();
@@ -289,11 +311,8 @@ mod tests {
     #[test]
     fn queries_partition_by_device_and_name_documented_columns() {
         let t = machines();
-        assert!(
-            t.count
-                .starts_with("DeviceInfo | where Timestamp > ago(30d)")
-        );
-        let q = (t.read)(3, 17);
+        assert!((t.count)(BUCKETS).starts_with("DeviceInfo | where Timestamp > ago(30d)"));
+        let q = (t.read)(BUCKETS, 3, 17);
         assert!(
             q.contains("| where hash(DeviceId, 4096) >= 3 and hash(DeviceId, 4096) <= 17"),
             "{q}"
@@ -306,7 +325,7 @@ mod tests {
             assert!(DEVICE_COLUMNS.contains(column), "{column} is not read");
         }
         assert!(DEVICE_COLUMNS.contains("LoggedOnUsers"));
-        let v = (vulnerabilities().read)(0, 4095);
+        let v = (vulnerabilities().read)(BUCKETS, 0, 4095);
         assert!(
             v.contains("by DeviceId, CveId, VulnerabilitySeverityLevel"),
             "{v}"
