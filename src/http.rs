@@ -1378,7 +1378,9 @@ impl Http {
         let mut query = crate::report::ReportQuery {
             filter: filter.to_string(),
             select: select.iter().map(|c| c.to_string()).collect(),
-            order_by: Vec::new(),
+            // A stable order, so pages by skip/top neither repeat nor miss
+            // rows.
+            order_by: select.first().map(|c| vec![c.to_string()]).unwrap_or_default(),
             skip: 0,
             top: TOP,
         };
@@ -1398,12 +1400,20 @@ impl Http {
                 .await?;
             on_page(&page);
             query.skip += page.rows.len();
-            let done = match page.total {
-                Some(total) => query.skip >= total,
-                None => false,
-            };
-            if done || page.rows.is_empty() {
-                return Ok(query.skip);
+            match page.total {
+                Some(total) if query.skip >= total => return Ok(query.skip),
+                // An empty page before the total: rows are missing.
+                Some(total) if page.rows.is_empty() => {
+                    return Err(HttpError::Malformed {
+                        endpoint: format!("POST {}", report.path()),
+                        cause: format!(
+                            "the report says {total} rows but ended after {}",
+                            query.skip
+                        ),
+                    });
+                }
+                None if page.rows.is_empty() => return Ok(query.skip),
+                _ => {}
             }
         }
         Err(HttpError::TooManyPages {

@@ -162,7 +162,11 @@ mod tests {
                     "Schema": [{"Column": "AppInstallState", "PropertyType": "Int32"}, {"Column": "DeviceId", "PropertyType": "String"}],
                     "Values": rows,
                 });
-                if !asked["filter"].as_str().unwrap_or("").contains("nototal") {
+                let filter = asked["filter"].as_str().unwrap_or("");
+                if filter.contains("short") {
+                    // Says 9 rows, has 5.
+                    table["TotalRowCount"] = json!(9);
+                } else if !filter.contains("nototal") {
                     table["TotalRowCount"] = json!(5);
                 }
                 (
@@ -236,7 +240,20 @@ mod tests {
                     .iter()
                     .all(|b| b["filter"] == filter && b["select"] == json!(["DeviceId"]))
             );
+            // In a stable order, so pages neither repeat nor miss rows.
+            assert!(bodies.iter().all(|b| b["orderBy"] == json!(["DeviceId"])));
         }
+        // A report that ends before the rows it said it has is not read.
+        let e = http
+            .report_rows(
+                IntuneReport::DeviceInstallStatus,
+                "(ApplicationId eq 'short')",
+                &["DeviceId"],
+                |_| {},
+            )
+            .await
+            .expect_err("rows are missing");
+        assert!(e.to_string().contains("says 9 rows but ended after 5"), "{e}");
     }
 
     #[test]

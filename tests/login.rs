@@ -70,8 +70,22 @@ fn login(
     client_id: &str,
     secret: &str,
 ) -> Output {
+    login_with(home, s, profile, tenant, client_id, secret, &[])
+}
+
+/// `login`, with more arguments.
+fn login_with(
+    home: &Path,
+    s: &RunningTenant,
+    profile: &str,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    extra: &[&str],
+) -> Output {
     let b = s.base_url();
     let mut c = tenx(home);
+    c.env("TENX_TODAY", "2026-12-01");
     c.args([
         "login",
         "--profile",
@@ -94,6 +108,7 @@ fn login(
         "--arm-url",
         &format!("{b}/arm"),
     ])
+    .args(extra)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
@@ -253,7 +268,7 @@ fn a_missing_permission_is_named_at_login() {
     let s = start(
         &rt,
         32,
-        "missing-role=Machine.Read.All,missing-role=DeviceManagementApps.Read.All",
+        "missing-role=ThreatHunting.Read.All,missing-role=Machine.Read.All,missing-role=DeviceManagementApps.Read.All",
     );
     let home = dirs("permission");
     let home = home.path();
@@ -270,7 +285,7 @@ fn a_missing_permission_is_named_at_login() {
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(
-        said.contains("defender   missing application permission Machine.Read.All"),
+        said.contains("defender   missing application permission ThreatHunting.Read.All"),
         "{said}"
     );
     assert!(
@@ -283,6 +298,28 @@ fn a_missing_permission_is_named_at_login() {
     );
     assert!(said.contains("directory  working"));
     let _ = tenx(home).args(["logout", "--profile", &profile]).output();
+    // Through the old API, its own permission.
+    let out = tenx_login_mde(home, &s, &profile);
+    let said = text(&out);
+    assert!(
+        said.contains("defender   missing application permission Machine.Read.All"),
+        "{said}"
+    );
+    let _ = tenx(home).args(["logout", "--profile", &profile]).output();
+}
+
+/// `tenx login` of the simulated app, choosing the old Defender API.
+fn tenx_login_mde(home: &Path, s: &RunningTenant, profile: &str) -> Output {
+    let t = s.tenant.clone();
+    login_with(
+        home,
+        s,
+        profile,
+        &t.tenant_id,
+        &t.client_id,
+        &t.client_secret,
+        &["--defender-api", "mde"],
+    )
 }
 
 #[test]

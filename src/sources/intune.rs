@@ -377,7 +377,8 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
             ctx.http
                 .report_rows(
                     crate::report::IntuneReport::DeviceInstallStatus,
-                    &format!("(ApplicationId eq '{id}')"),
+                    // An OData string literal doubles its quotes.
+                    &format!("(ApplicationId eq '{}')", id.replace('\'', "''")),
                     &["DeviceId"],
                     |page| {
                         let mut b = Batch::default();

@@ -510,7 +510,20 @@ impl Sim {
         }
         let skip = req["skip"].as_u64().unwrap_or(0) as usize;
         let top = req["top"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
-        let rows: Vec<Vec<Value>> = match self.ix.mobile.get(&app_id.to_lowercase()) {
+        // `orderBy`: columns, each optionally followed by ` desc`.
+        let mut order: Vec<(usize, bool)> = Vec::new();
+        for o in req["orderBy"].as_array().into_iter().flatten() {
+            let text = o.as_str().unwrap_or("");
+            let (name, desc) = match text.split_once(' ') {
+                Some((n, d)) => (n, d.trim().eq_ignore_ascii_case("desc")),
+                None => (text, false),
+            };
+            let Some(at) = all.iter().position(|(n, _)| *n == name) else {
+                return intune_error(&format!("Invalid orderBy column: '{name}'."));
+            };
+            order.push((at, desc));
+        }
+        let mut rows: Vec<Vec<Value>> = match self.ix.mobile.get(&app_id.to_lowercase()) {
             None => Vec::new(),
             Some(&a) => t.mobile_apps[a]
                 .device_statuses
@@ -526,6 +539,20 @@ impl Sim {
                 })
                 .collect(),
         };
+        let key = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        rows.sort_by(|a, b| {
+            order
+                .iter()
+                .map(|&(c, desc)| {
+                    let o = key(&a[c]).cmp(&key(&b[c]));
+                    if desc { o.reverse() } else { o }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let page: Vec<Value> = rows
             .iter()
             .skip(skip)
