@@ -105,12 +105,18 @@ fn chains(t: &FakeTenant) -> Vec<(&'static str, usize)> {
         // Advanced hunting (the default Defender API): each table counted,
         // then read a range of at most half the row cap at a time; the
         // CVEs after the findings, a thousand a query.
-        ("hunting: machines", 1 + pages(t.machines.len(), HUNTING_TARGET)),
+        (
+            "hunting: machines",
+            1 + pages(t.machines.len(), HUNTING_TARGET),
+        ),
         (
             "hunting: findings → CVEs",
             1 + pages(vulns, HUNTING_TARGET) + pages(exposed_cves(t), 1000),
         ),
-        ("hunting: logon users", 1 + pages(logon_pairs(t), HUNTING_TARGET)),
+        (
+            "hunting: logon users",
+            1 + pages(logon_pairs(t), HUNTING_TARGET),
+        ),
         ("subscriptions → resource groups", 1 + pages(max_rgs, 1000)),
         ("resources (Resource Graph)", pages(t.resources.len(), 1000)),
     ]
@@ -288,7 +294,14 @@ fn run(users: usize) {
         .map(|api| {
             let dir = data.with_extension(format!("defender-{api}"));
             let out = Command::new(exe)
-                .args(["fetch", "--json", "--sources", "defender", "--defender-api", api])
+                .args([
+                    "fetch",
+                    "--json",
+                    "--sources",
+                    "defender",
+                    "--defender-api",
+                    api,
+                ])
                 .envs(env.iter().cloned())
                 // The old API is measured on a day it still works.
                 .env("TENX_TODAY", "2026-12-01")

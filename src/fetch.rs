@@ -387,8 +387,11 @@ impl HuntingPolicy {
                 _ => return Err(bad()),
             }
         }
-        if p.row_cap < 2 {
-            anyhow::bail!("TENX_HUNTING_LIMITS: rows must be at least 2");
+        // Above the service's own cap, a cut result would pass for whole.
+        if !(2..=100_000).contains(&p.row_cap) {
+            anyhow::bail!(
+                "TENX_HUNTING_LIMITS: rows must be 2 to 100000 (the service's documented cap)"
+            );
         }
         Ok(p)
     }

@@ -249,6 +249,10 @@ pub enum HttpError {
     },
     #[error("{endpoint}: more than {limit} pages; the collection was not read whole")]
     TooManyPages { endpoint: String, limit: usize },
+    /// What tenx decided of an answer that came (a result cut at a service's
+    /// row limit), not a status the service sent.
+    #[error("{endpoint}: {what}")]
+    Cut { endpoint: String, what: String },
 }
 
 impl HttpError {
@@ -265,6 +269,7 @@ impl HttpError {
             | HttpError::TooLarge { endpoint, .. }
             | HttpError::PageLoop { endpoint, .. }
             | HttpError::TooManyPages { endpoint, .. }
+            | HttpError::Cut { endpoint, .. }
             | HttpError::ForeignLink { endpoint } => Some(endpoint),
         }
     }
@@ -387,6 +392,21 @@ impl Http {
             *w = Some(tx);
         }
         rx
+    }
+
+    /// Tells the watcher of a wait the caller makes itself (pacing to a
+    /// quota), without taking it out of any allowance.
+    pub fn tell_wait(&self, endpoint: &str, wait: Duration, cause: &str) {
+        if wait < Duration::from_secs(1) {
+            return;
+        }
+        if let Some(tx) = self.waits.lock().ok().and_then(|w| w.clone()) {
+            let _ = tx.send(WaitNotice {
+                endpoint: endpoint.to_string(),
+                wait,
+                cause: cause.to_string(),
+            });
+        }
     }
 
     /// Takes `wait` out of a collection's allowance and tells the watcher;
@@ -1380,7 +1400,10 @@ impl Http {
             select: select.iter().map(|c| c.to_string()).collect(),
             // A stable order, so pages by skip/top neither repeat nor miss
             // rows.
-            order_by: select.first().map(|c| vec![c.to_string()]).unwrap_or_default(),
+            order_by: select
+                .first()
+                .map(|c| vec![c.to_string()])
+                .unwrap_or_default(),
             skip: 0,
             top: TOP,
         };

@@ -253,7 +253,10 @@ mod tests {
             )
             .await
             .expect_err("rows are missing");
-        assert!(e.to_string().contains("says 9 rows but ended after 5"), "{e}");
+        assert!(
+            e.to_string().contains("says 9 rows but ended after 5"),
+            "{e}"
+        );
     }
 
     #[test]

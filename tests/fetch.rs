@@ -861,3 +861,42 @@ async fn advanced_hunting_never_keeps_a_result_the_row_cap_cut() {
     assert!(after.truncated > 0, "results were cut: {after:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cve_the_knowledge_base_lacks_is_kept_from_its_findings_and_named() {
+    // Advanced hunting finds CVEs on machines that its knowledge base has
+    // no row for yet: each is still a CVE of the graph, linked to the
+    // machines it was found on, with the severity the findings give, and
+    // the source says which.
+    let s = start(200, 8, faults("kb-missing=3")).await;
+    let m = Manifest::of(&s.tenant);
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all_with(http, &[Source::Defender], FetchOptions::default(), |_| {}).await;
+    let st = &b.statuses[&Source::Defender];
+    assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
+    assert_eq!(
+        b.graph.entity_counts().get("cve"),
+        m.entities.get("cve"),
+        "every CVE found is in the graph"
+    );
+    let note = st
+        .notes
+        .iter()
+        .find(|n| n.contains("no row in the knowledge base"))
+        .unwrap_or_else(|| panic!("a note names the CVEs: {:?}", st.notes));
+    assert!(note.starts_with("vulnerabilities: 3 CVEs"), "{note}");
+    let stubs: Vec<_> = b
+        .graph
+        .entities()
+        .filter(|(_, e)| e.prop("knowledgeBase") == Some(serde_json::Value::Bool(false)))
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(stubs.len(), 3);
+    for e in stubs {
+        assert!(note.contains(&*e.key), "{note} names {}", e.key);
+        assert!(e.prop("severity").is_some(), "{:?}", e.key);
+        let exposed = e.prop("exposedMachines").and_then(|v| v.as_u64());
+        assert!(exposed.is_some_and(|n| n > 0), "{:?}: {exposed:?}", e.key);
+    }
+    s.stop().await;
+}

@@ -67,6 +67,7 @@ impl SourceName {
 /// | `deep-nesting=N` | the first subscription carries a property nested N levels deep |
 /// | `big-number=NUMBER` | the first subscription carries a number out of a double's range, as written (e.g. `-1e999999`) |
 /// | `big-page=MB` | the first page of users is padded to MB megabytes |
+/// | `kb-missing=N` | advanced hunting's knowledge base (`DeviceTvmSoftwareVulnerabilitiesKB`) has no row for N of the CVEs machines have |
 /// | `arm-no-reader` | the app has no role on any subscription: ARM lists none (200, empty) and refuses the rest |
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -87,6 +88,7 @@ pub struct Faults {
     pub deep_nesting: Option<usize>,
     pub big_number: Option<String>,
     pub big_page_mb: Option<usize>,
+    pub kb_missing: usize,
 }
 
 /// What a `$batch` sub-answer's body becomes (`batch-body=`).
@@ -174,6 +176,7 @@ impl Faults {
                     f.big_number = Some(value.to_string());
                 }
                 "big-page" => f.big_page_mb = Some(count(name)?),
+                "kb-missing" => f.kb_missing = count(name)?,
                 "429" => f.rate_429 = rate(name, value)?,
                 "503" => f.rate_503 = rate(name, value)?,
                 "500" => f.rate_500 = rate(name, value)?,
@@ -201,7 +204,7 @@ impl Faults {
                     }
                 }
                 other => bail!(
-                    "--faults: unknown fault '{other}' (429, 503, 500, malformed, malformed-at, drop, forbid, missing-role, expire, retry-after, batch-body, loop-next, token-expires-in, null-records, deep-nesting, big-number, big-page, arm-no-reader)"
+                    "--faults: unknown fault '{other}' (429, 503, 500, malformed, malformed-at, drop, forbid, missing-role, expire, retry-after, batch-body, loop-next, token-expires-in, null-records, deep-nesting, big-number, big-page, kb-missing, arm-no-reader)"
                 ),
             }
         }

@@ -73,11 +73,33 @@ fn renamed(v: &impl Json, fields: &[(&'static str, &str)]) -> Props {
     out.finish()
 }
 
+/// A `dynamic` column's array: advanced hunting writes some as JSON arrays
+/// and some as strings holding one (`LoggedOnUsers` is documented as a
+/// string); both are read. `Err` says what the value was instead.
+fn json_list(v: &impl Json, column: &str) -> Result<Option<Vec<Value>>, String> {
+    let Some(raw) = v.raw_field(column) else {
+        return Ok(None);
+    };
+    let value: Value = serde_json::from_str(&raw).map_err(|e| e.to_string())?;
+    let value = match value {
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => serde_json::from_str(&s).map_err(|e| e.to_string())?,
+        other => other,
+    };
+    match value {
+        Value::Array(list) => Ok(Some(list)),
+        Value::Null => Ok(None),
+        other => Err(format!("not an array but {other}")),
+    }
+}
+
 /// A `DeviceInfo` row (the latest per device): the machine, the tenant's
-/// HAS, its join facts, and the users `LoggedOnUsers` names.
-pub fn machine(v: &impl Json, tenant: &str, now: i64, out: &mut Batch) {
+/// HAS, its join facts, and the users `LoggedOnUsers` names. Returns the
+/// machine's key.
+pub fn machine<'a>(v: &'a impl Json, tenant: &str, out: &mut Batch) -> Option<&'a str> {
     let Some(id) = text(v, "DeviceId") else {
-        return out.skip("machine", "a DeviceInfo row without DeviceId");
+        out.skip("machine", "a DeviceInfo row without DeviceId");
+        return None;
     };
     let dns = text(v, "DeviceName");
     out.entity_props(
@@ -95,33 +117,28 @@ pub fn machine(v: &impl Json, tenant: &str, now: i64, out: &mut Batch) {
             .map(|d| d.split('.').next().unwrap_or(d).to_ascii_lowercase())
             .unwrap_or_default(),
     });
-    // `LoggedOnUsers` is a string holding a JSON array of the accounts
-    // signed in when the row was written.
-    if let Some(list) = text(v, "LoggedOnUsers") {
-        match serde_json::from_str::<Vec<Value>>(list) {
-            Ok(users) => {
-                for u in users {
-                    let field =
-                        |f: &str| u.get(f).and_then(Value::as_str).filter(|s| !s.is_empty());
-                    match (field("DomainName"), field("UserName")) {
-                        (domain, Some(account)) => {
-                            logon_user(id, domain.unwrap_or(""), account, field("Sid"), None, out)
-                        }
-                        _ => out.skip(
-                            &format!("a logged-on user of machine {id}"),
-                            "no UserName in LoggedOnUsers",
-                        ),
+    // `LoggedOnUsers`: the accounts signed in when the row was written.
+    match json_list(v, "LoggedOnUsers") {
+        Ok(users) => {
+            for u in users.into_iter().flatten() {
+                let field = |f: &str| u.get(f).and_then(Value::as_str).filter(|s| !s.is_empty());
+                match (field("DomainName"), field("UserName")) {
+                    (domain, Some(account)) => {
+                        logon_user(id, domain.unwrap_or(""), account, field("Sid"), None, out)
                     }
+                    _ => out.skip(
+                        &format!("a logged-on user of machine {id}"),
+                        "no UserName in LoggedOnUsers",
+                    ),
                 }
             }
-            Err(e) => out.skip(
-                &format!("the logged-on users of machine {id}"),
-                format!("LoggedOnUsers is not a JSON array ({e})"),
-            ),
         }
+        Err(e) => out.skip(
+            &format!("the logged-on users of machine {id}"),
+            format!("LoggedOnUsers is not a JSON array ({e})"),
+        ),
     }
-    // Every machine's logon users are read in this one pass.
-    out.read_at.push((id.to_string(), now));
+    Some(id)
 }
 
 /// A logon user seen on a machine: keyed `domain\account` as the Defender
@@ -178,11 +195,10 @@ pub fn logon_event(v: &impl Json, out: &mut Batch) {
     );
 }
 
-/// The first string of a column holding a JSON array (`make_set`).
-fn first(v: &impl Json, column: &str) -> Option<String> {
-    let raw = v.raw_field(column)?;
-    let list: Vec<Value> = serde_json::from_str(&raw).ok()?;
+/// The first string of a `make_set` column.
+fn first(list: &Option<Vec<Value>>) -> Option<String> {
     list.iter()
+        .flatten()
         .filter_map(Value::as_str)
         .find(|s| !s.is_empty())
         .map(String::from)
@@ -190,35 +206,55 @@ fn first(v: &impl Json, column: &str) -> Option<String> {
 
 /// A `DeviceTvmSoftwareVulnerabilities` row summarised per (device, CVE):
 /// the finding, the machine IDENTIFIED it, and it IS the CVE. Returns the
-/// CVE id.
-pub fn vulnerability<'a>(v: &'a impl Json, out: &mut Batch) -> Option<&'a str> {
+/// CVE id and its severity.
+pub fn vulnerability<'a>(v: &'a impl Json, out: &mut Batch) -> Option<(&'a str, Option<&'a str>)> {
     let (Some(machine), Some(cve)) = (text(v, "DeviceId"), text(v, "CveId")) else {
         out.skip("machine vulnerability", "no DeviceId or CveId");
         return None;
     };
+    let mut lists = Vec::new();
+    for column in [
+        "SoftwareNames",
+        "SoftwareVendors",
+        "SoftwareVersions",
+        "Updates",
+    ] {
+        match json_list(v, column) {
+            Ok(list) => lists.push(list),
+            Err(e) => {
+                out.skip(
+                    &format!("machine vulnerability {machine}|{cve}"),
+                    format!("{column} is {e}"),
+                );
+                return None;
+            }
+        }
+    }
     let key = super::defender::vulnerability_key(machine, cve);
-    let product = first(v, "SoftwareNames");
+    let product = first(&lists[0]);
     let mut p = serde_json::Map::new();
     p.insert("id".into(), Value::String(key.clone()));
     p.insert("cveId".into(), Value::String(cve.to_string()));
     p.insert("machineId".into(), Value::String(machine.to_string()));
-    if let Some(s) = text(v, "VulnerabilitySeverityLevel") {
+    let severity = text(v, "VulnerabilitySeverityLevel");
+    if let Some(s) = severity {
         p.insert("severity".into(), Value::String(s.to_string()));
     }
-    for (name, column) in [
-        ("productName", "SoftwareNames"),
-        ("productVendor", "SoftwareVendors"),
-        ("productVersion", "SoftwareVersions"),
-        ("fixingKbId", "Updates"),
-    ] {
-        if let Some(s) = first(v, column) {
-            p.insert(name.into(), Value::String(s));
+    for (name, list) in [
+        "productName",
+        "productVendor",
+        "productVersion",
+        "fixingKbId",
+    ]
+    .iter()
+    .zip(&lists)
+    {
+        if let Some(s) = first(list) {
+            p.insert(name.to_string(), Value::String(s));
         }
     }
-    if let Some(all) = v.raw_field("SoftwareNames") {
-        if let Ok(list @ Value::Array(_)) = serde_json::from_str::<Value>(&all) {
-            p.insert("software".into(), list);
-        }
+    if let Some(names) = &lists[0] {
+        p.insert("software".into(), Value::Array(names.clone()));
     }
     let name = match &product {
         Some(product) => format!("{cve} in {product}"),
@@ -227,7 +263,21 @@ pub fn vulnerability<'a>(v: &'a impl Json, out: &mut Batch) -> Option<&'a str> {
     out.entity(&key, EntityKind::DefenderVulnerability, &key, &name, p);
     out.rel(machine, Verb::Identified, &key);
     out.rel(&key, Verb::Is, cve);
-    Some(cve)
+    Some((cve, severity))
+}
+
+/// A CVE found on machines that the knowledge base has no row of: what
+/// its findings say (`knowledgeBase: false` marks it).
+pub fn cve_from_findings(id: &str, severity: Option<&str>, exposed: usize, out: &mut Batch) {
+    let mut p = serde_json::Map::new();
+    p.insert("id".into(), Value::String(id.to_string()));
+    p.insert("name".into(), Value::String(id.to_string()));
+    if let Some(s) = severity {
+        p.insert("severity".into(), Value::String(s.to_string()));
+    }
+    p.insert("exposedMachines".into(), Value::from(exposed));
+    p.insert("knowledgeBase".into(), Value::Bool(false));
+    out.entity(id, EntityKind::Cve, id, id, p);
 }
 
 /// A `DeviceTvmSoftwareVulnerabilitiesKB` row: the CVE, with how many
@@ -286,7 +336,7 @@ mod tests {
             "LoggedOnUsers": "[{\"UserName\":\"ava\",\"DomainName\":\"CONTOSO\",\"Sid\":\"S-1-5-21-1\"},{\"UserName\":\"svc\",\"DomainName\":\"\"}]",
         });
         let mut b = Batch::default();
-        machine(&row, "tenant", 1_700_000_000, &mut b);
+        assert_eq!(machine(&row, "tenant", &mut b), Some("a1b2c3"));
         assert!(b.skipped.is_empty(), "{:?}", b.skipped);
         let m = props(&b, "a1b2c3");
         assert_eq!(m["computerDnsName"], "laptop-0042.contoso.local");
@@ -296,7 +346,6 @@ mod tests {
         assert_eq!(m["lastSeen"], "2026-12-01T10:00:00.0000000Z");
         assert_eq!(props(&b, "contoso\\ava")["accountSid"], "S-1-5-21-1");
         assert!(b.entities.iter().any(|e| &*e.key == "\\svc"));
-        assert_eq!(b.read_at, [("a1b2c3".to_string(), 1_700_000_000)]);
         assert!(b.hints.contains(&JoinHint::Machine {
             key: "a1b2c3".into(),
             aad_device_id: Some("aad-42".into()),
@@ -316,11 +365,27 @@ mod tests {
         machine(
             &json!({"DeviceId": "m2", "LoggedOnUsers": "[{"}),
             "t",
-            0,
             &mut b,
         );
         assert_eq!(b.entities.len(), 1);
         assert_eq!(b.skipped.len(), 1);
+        // A real JSON array is read as well as a string holding one.
+        let mut b = Batch::default();
+        machine(
+            &json!({"DeviceId": "m3", "LoggedOnUsers": [{"UserName": "bo", "DomainName": "C"}]}),
+            "t",
+            &mut b,
+        );
+        assert!(
+            b.entities.iter().any(|e| &*e.key == "c\\bo"),
+            "{:?}",
+            b.skipped
+        );
+        // So is a make_set column written as a string holding an array.
+        let mut b = Batch::default();
+        let row = json!({"DeviceId": "m3", "CveId": "CVE-1", "SoftwareNames": "[\"edge\"]"});
+        assert!(vulnerability(&row, &mut b).is_some());
+        assert_eq!(&*b.entities[0].display_name, "CVE-1 in edge");
     }
 
     #[test]
@@ -335,7 +400,10 @@ mod tests {
             "Updates": ["", "KB5034441"],
         });
         let mut b = Batch::default();
-        assert_eq!(vulnerability(&row, &mut b), Some("CVE-2024-1"));
+        assert_eq!(
+            vulnerability(&row, &mut b),
+            Some(("CVE-2024-1", Some("High")))
+        );
         let key = super::super::defender::vulnerability_key("a1b2c3", "CVE-2024-1");
         let p = props(&b, &key);
         assert_eq!(p["productName"], "chrome");

@@ -18,7 +18,6 @@
 //! `LoggedOnUsers`, and from `DeviceLogonEvents`' successful logons.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicBool;
 
 use crate::fetch::Ctx;
 use crate::http::{HttpError, Waited};
@@ -97,15 +96,17 @@ fn vulnerabilities() -> Table {
 fn logons() -> Table {
     Table {
         collection: "logon users",
+        // Per (device, account) as tenx keys logon users: an account
+        // without a SID is still one of its own.
         count: |n| {
             format!(
-                "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" | distinct DeviceId, AccountSid | summarize Rows = count() by Part = {}",
+                "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" | distinct DeviceId, AccountDomain, AccountName | summarize Rows = count() by Part = {}",
                 bucket(n)
             )
         },
         read: |n, from, to| {
             format!(
-                "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" {} | summarize arg_max(Timestamp, AccountDomain, AccountName) by DeviceId, AccountSid",
+                "DeviceLogonEvents | where Timestamp > ago(30d) and ActionType == \"LogonSuccess\" {} | summarize arg_max(Timestamp, AccountSid) by DeviceId, AccountDomain, AccountName",
                 in_range(n, from, to)
             )
         },
@@ -122,28 +123,38 @@ struct Hunter<'a> {
     /// Hash buckets of `DeviceId` (`BUCKETS`, or a quarter of a smaller
     /// row cap).
     buckets: u32,
-    /// Never set: pacing waits as long as the quota asks.
-    go: AtomicBool,
 }
 
+/// How the endpoint is named in waits and errors.
+const ENDPOINT: &str = "POST /v1.0/security/runHuntingQuery";
+
 impl Hunter<'_> {
-    /// One query, paced to the call quota.
+    /// One query, paced to the call quota; a wait for the quota is told
+    /// while it lasts (it is the quota, not a refusal: no allowance is
+    /// taken).
     async fn query(&self, kql: &str, waited: &Waited) -> Result<RawPage, HttpError> {
-        self.pacer.take(None, &self.go).await;
+        loop {
+            let wait = self.pacer.try_take();
+            if wait.is_zero() {
+                break;
+            }
+            self.ctx
+                .http
+                .tell_wait(ENDPOINT, wait, "advanced hunting's quota of calls a minute");
+            tokio::time::sleep(wait).await;
+        }
         self.ctx.http.hunt(kql, waited).await
     }
 
-    /// Ranges of consecutive buckets holding at most half the row cap each
-    /// (a bucket over it alone), from the table's count per bucket; together
+    /// Ranges of consecutive buckets holding at most `target` rows each (a
+    /// bucket over it alone), from the table's count per bucket; together
     /// they cover every bucket.
     async fn plan(&self, t: &Table, waited: &Waited) -> Result<Vec<(u32, u32)>, HttpError> {
         let counts = self.query(&(t.count)(self.buckets), waited).await?;
         if counts.len() >= self.row_cap {
-            return Err(HttpError::Status {
-                endpoint: "POST /v1.0/security/runHuntingQuery".into(),
-                status: 400,
-                code: None,
-                message: format!("{}: the count of rows per bucket was cut", t.collection),
+            return Err(HttpError::Cut {
+                endpoint: ENDPOINT.into(),
+                what: format!("{}: the count of rows per bucket was cut", t.collection),
             });
         }
         let mut rows = vec![0usize; self.buckets as usize];
@@ -154,7 +165,7 @@ impl Hunter<'_> {
             };
             if let (Some(part), Some(n)) = (number("Part"), number("Rows")) {
                 if let Some(slot) = rows.get_mut(part as usize) {
-                    *slot += n as usize;
+                    *slot = slot.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
                 }
             }
         }
@@ -165,12 +176,12 @@ impl Hunter<'_> {
         let (mut start, mut sum) = (0u32, 0usize);
         for (b, &n) in rows.iter().enumerate() {
             let b = b as u32;
-            if sum > 0 && sum + n > target {
+            if sum > 0 && sum.saturating_add(n) > target {
                 ranges.push((start, b - 1));
                 start = b;
                 sum = 0;
             }
-            sum += n;
+            sum = sum.saturating_add(n);
         }
         ranges.push((start, self.buckets - 1));
         Ok(ranges)
@@ -178,8 +189,8 @@ impl Hunter<'_> {
 
     /// Reads a table range by range, handing each result's rows to
     /// `on_rows`. A result as long as the row cap was cut, and one refused
-    /// for its size too big: the range is split and read again; a single
-    /// bucket that is still too big fails the collection.
+    /// for its size or its time is too big: the range is split and read
+    /// again; a single bucket that is still too big fails the collection.
     async fn read(&self, t: &Table, mut on_rows: impl FnMut(&RawPage)) -> Result<usize, HttpError> {
         let waited = Waited::default();
         let mut todo: VecDeque<(u32, u32)> = self.plan(t, &waited).await?.into();
@@ -197,15 +208,13 @@ impl Hunter<'_> {
                     status: 400,
                     message,
                     ..
-                }) if message.to_ascii_lowercase().contains("result size") => message,
+                }) if too_much(&message) => message,
                 Err(e) => return Err(e),
             };
             if from == to {
-                return Err(HttpError::Status {
-                    endpoint: "POST /v1.0/security/runHuntingQuery".into(),
-                    status: 400,
-                    code: None,
-                    message: format!(
+                return Err(HttpError::Cut {
+                    endpoint: ENDPOINT.into(),
+                    what: format!(
                         "{}: one bucket of devices ({from} of {}) is still too big to read ({too_big})",
                         t.collection, self.buckets
                     ),
@@ -220,6 +229,13 @@ impl Hunter<'_> {
     }
 }
 
+/// A refusal that a smaller query avoids: the result's size, or the time
+/// one query may run.
+fn too_much(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("result size") || m.contains("timeout")
+}
+
 pub async fn run(ctx: &Ctx) {
     let policy = &ctx.options.hunting;
     let h = Hunter {
@@ -228,19 +244,22 @@ pub async fn run(ctx: &Ctx) {
         row_cap: policy.row_cap,
         target: policy.target.unwrap_or(policy.row_cap / 2),
         buckets: BUCKETS.min((policy.row_cap / 4).max(2) as u32),
-        go: AtomicBool::new(false),
     };
-    let now = chrono::Utc::now().timestamp();
     let machines = async {
         let t = machines();
+        let mut seen = Vec::new();
         let r = h
             .read(&t, |page| {
                 ctx.ingest(t.collection, &page.records(), |v, b| {
-                    ingest::machine(v, &ctx.tenant, now, b)
+                    if let Some(id) = ingest::machine(v, &ctx.tenant, b) {
+                        seen.push(id.to_string());
+                    }
                 })
             })
             .await;
+        let read = r.is_ok();
         ctx.finish(t.collection, r);
+        read.then_some(seen)
     };
     let logons = async {
         let t = logons();
@@ -251,17 +270,23 @@ pub async fn run(ctx: &Ctx) {
                 })
             })
             .await;
+        let read = r.is_ok();
         ctx.finish(t.collection, r);
+        read
     };
     // The CVEs are those found on machines: read once the findings are.
     let findings = async {
         let t = vulnerabilities();
-        let mut exposed: HashMap<String, usize> = HashMap::new();
+        let mut exposed: HashMap<String, Exposure> = HashMap::new();
         let r = h
             .read(&t, |page| {
                 ctx.ingest(t.collection, &page.records(), |v, b| {
-                    if let Some(cve) = ingest::vulnerability(v, b) {
-                        *exposed.entry(cve.to_string()).or_default() += 1;
+                    if let Some((cve, severity)) = ingest::vulnerability(v, b) {
+                        let e = exposed.entry(cve.to_string()).or_default();
+                        e.machines += 1;
+                        if e.severity.is_none() {
+                            e.severity = severity.map(String::from);
+                        }
                     }
                 })
             })
@@ -273,16 +298,39 @@ pub async fn run(ctx: &Ctx) {
             ctx.finish("vulnerabilities", r);
         }
     };
-    tokio::join!(machines, logons, findings);
+    let (machines, logons, ()) = tokio::join!(machines, logons, findings);
+    // Every machine's logon users were read in this one pass, if both
+    // halves of them were.
+    if let (Some(machines), true) = (machines, logons) {
+        let now = chrono::Utc::now().timestamp();
+        ctx.send(
+            "logon users",
+            crate::ingest::Batch {
+                read_at: machines.into_iter().map(|m| (m, now)).collect(),
+                ..Default::default()
+            },
+        );
+    }
 }
 
-/// The knowledge base's rows of the CVEs found, a thousand ids a query.
-async fn cves(h: &Hunter<'_>, exposed: &HashMap<String, usize>) -> Result<usize, HttpError> {
+/// A CVE as the findings know it: on how many machines, and how severe.
+#[derive(Debug, Default)]
+struct Exposure {
+    machines: usize,
+    severity: Option<String>,
+}
+
+/// The knowledge base's rows of the CVEs found, in queries of at most a
+/// thousand ids (and fewer than the row cap, so a cut answer shows). A CVE
+/// found on machines but missing from the knowledge base is kept with what
+/// its findings say, and the source's notes say how many.
+async fn cves(h: &Hunter<'_>, exposed: &HashMap<String, Exposure>) -> Result<usize, HttpError> {
     let mut ids: Vec<&String> = exposed.keys().collect();
     ids.sort();
     let waited = Waited::default();
-    let mut total = 0;
-    for chunk in ids.chunks(CVES_PER_QUERY) {
+    let per_query = CVES_PER_QUERY.min(h.row_cap.saturating_sub(1)).max(1);
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(per_query) {
         let list = chunk
             .iter()
             .map(|id| serde_json::Value::String(id.to_string()).to_string())
@@ -292,16 +340,49 @@ async fn cves(h: &Hunter<'_>, exposed: &HashMap<String, usize>) -> Result<usize,
             "DeviceTvmSoftwareVulnerabilitiesKB | where CveId in ({list}) | project CveId, CvssScore, IsExploitAvailable, VulnerabilitySeverityLevel, PublishedDate, LastModifiedTime, VulnerabilityDescription"
         );
         let page = h.query(&kql, &waited).await?;
-        total += page.len();
+        if page.len() >= h.row_cap {
+            return Err(HttpError::Cut {
+                endpoint: ENDPOINT.into(),
+                what: format!(
+                    "vulnerabilities: {} rows for {} CVEs, as many as a result may hold",
+                    page.len(),
+                    chunk.len()
+                ),
+            });
+        }
         h.ctx.ingest("vulnerabilities", &page.records(), |v, b| {
-            let n = crate::ingest::text(v, "CveId")
-                .and_then(|id| exposed.get(id))
-                .copied()
-                .unwrap_or(0);
+            let id = crate::ingest::text(v, "CveId");
+            if let Some(id) = id {
+                found.insert(id.to_string());
+            }
+            let n = id.and_then(|id| exposed.get(id)).map_or(0, |e| e.machines);
             ingest::cve(v, n, b)
         });
     }
-    Ok(total)
+    let missing: Vec<&String> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains(id.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        let mut b = crate::ingest::Batch::default();
+        for id in &missing {
+            let e = &exposed[*id];
+            ingest::cve_from_findings(id, e.severity.as_deref(), e.machines, &mut b);
+        }
+        h.ctx.send("vulnerabilities", b);
+        let shown: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
+        h.ctx.note(format!(
+            "vulnerabilities: {} CVE{} found on machines {} no row in the knowledge base (DeviceTvmSoftwareVulnerabilitiesKB), so {} only what the findings say: {}{}",
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            if missing.len() == 1 { "has" } else { "have" },
+            if missing.len() == 1 { "it has" } else { "they have" },
+            shown.join(", "),
+            if missing.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    Ok(found.len() + missing.len())
 }
 
 #[cfg(test)]

@@ -101,9 +101,10 @@ fn whole_seconds(d: Duration) -> String {
 impl Sim {
     /// The tables of this tenant, built once.
     pub(super) fn hunting_tables(&self) -> &Hunting {
-        self.hunting
-            .tables
-            .get_or_init(|| Hunting::new(&self.t, self.started))
+        self.hunting.tables.get_or_init(|| {
+            Hunting::new(&self.t, self.started)
+                .without_kb_rows(&self.t, self.options.faults.kb_missing)
+        })
     }
 
     pub(super) fn run_hunting(&self, rest: &str, body: &[u8], roles: &[String]) -> Reply {
