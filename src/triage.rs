@@ -87,8 +87,10 @@ pub struct Row {
     pub last_check_in: Option<DateTime<Utc>>,
     pub risk_score: Option<String>,
     pub exposure_level: Option<String>,
-    /// Open CVEs on the device's Defender machine: critical, high, medium, low.
-    pub cves: [usize; 4],
+    /// Open CVEs on the device's Defender machine: critical, high, medium,
+    /// low. None when they are not known: Defender has no machine for the
+    /// device, or its vulnerabilities were not read (`Coverage::blank`).
+    pub cves: Option<[usize; 4]>,
     /// The person's status and note (new when none).
     pub status: Status,
     pub note: String,
@@ -108,6 +110,26 @@ impl Row {
                 .as_ref()
                 .map(|e| format!("exposure {e}"))
         })
+    }
+
+    /// The CVE counts as a cell: `2C 1H 0M 3L`, or nothing when unknown.
+    pub fn cve_counts(&self) -> String {
+        self.cves
+            .map(|c| format!("{}C {}H {}M {}L", c[0], c[1], c[2], c[3]))
+            .unwrap_or_default()
+    }
+
+    /// What Defender says of the device, in words: its risk and CVE
+    /// counts; "not read" where Defender's data was not read, so a blank
+    /// never passes for a device Defender has nothing against; "—" when
+    /// Defender (read) does not know the device.
+    pub fn defender_words(&self, coverage: &Coverage) -> String {
+        match (self.risk(), self.cves) {
+            (Some(risk), Some(_)) => format!("{risk} {}", self.cve_counts()),
+            (Some(risk), None) => format!("{risk}, CVEs not read"),
+            (None, _) if !coverage.machines_known() => "not read".into(),
+            (None, _) => "—".into(),
+        }
     }
 }
 
@@ -202,8 +224,8 @@ fn row(
         .iter()
         .find(|x| x.verb == Verb::Manages && g.entity(x.other).kind == EntityKind::DefenderMachine)
         .map(|x| x.other);
-    let mut cves = [0usize; 4];
-    if let Some(m) = machine {
+    let mut cves = machine.map(|_| [0usize; 4]);
+    if let (Some(m), Some(cves)) = (machine, cves.as_mut()) {
         for v in g.outgoing(m).iter().filter(|x| x.verb == Verb::Identified) {
             let sev = prop_str(g, v.other, "severity").to_ascii_lowercase();
             let i = match sev.as_str() {
@@ -453,10 +475,44 @@ impl Coverage {
         }
     }
 
-    /// Whether the rows and counts cover every device and finding, read by
-    /// this snapshot's fetch.
+    /// Whether every column rests on data this snapshot's fetch read
+    /// completely: Intune's devices and findings, and Defender's machines
+    /// and their vulnerabilities.
     pub fn complete(&self) -> bool {
-        self.intune == Reading::Read
+        self.intune == Reading::Read && self.defender == Reading::Read
+    }
+
+    /// Whether Defender's machines are known (read now, carried over, or
+    /// read though other collections were not).
+    pub fn machines_known(&self) -> bool {
+        self.defender_has("machines")
+    }
+
+    /// Whether the machines' vulnerabilities are known, so that a device
+    /// without any has none.
+    pub fn cves_known(&self) -> bool {
+        self.defender_has("machines") && self.defender_has("machine vulnerabilities")
+    }
+
+    fn defender_has(&self, collection: &str) -> bool {
+        match &self.defender {
+            Reading::Read | Reading::Carried { .. } => true,
+            Reading::Partial { missing } => {
+                !missing.iter().any(|m| m == collection || m == "(unknown)")
+            }
+            Reading::Missing => false,
+        }
+    }
+
+    /// Blanks what the rows would claim from data that was not read: the
+    /// CVE counts when the vulnerabilities were not read (a device would
+    /// otherwise show none).
+    pub fn blank(&self, rows: &mut [Row]) {
+        if !self.cves_known() {
+            for r in rows {
+                r.cves = None;
+            }
+        }
     }
 
     /// Whether Intune's findings are whole (read now or carried over): the
@@ -497,14 +553,14 @@ impl Coverage {
                 _ => "devices and findings not read are missing, and none is counted as fixed",
             },
         ));
-        out.extend(words(
-            "Defender",
-            &self.defender,
-            match self.defender {
-                Reading::Carried { .. } => "risk and CVEs are as they were then",
-                _ => "risk and CVEs of machines not read are blank",
-            },
-        ));
+        let defender = match &self.defender {
+            Reading::Carried { .. } => "risk and CVEs are as they were then",
+            _ if !self.machines_known() => {
+                "no device's risk or CVEs are known, and the Defender column says not read"
+            }
+            _ => "CVE counts are not known and are left blank",
+        };
+        out.extend(words("Defender", &self.defender, defender));
         out
     }
 }

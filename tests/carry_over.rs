@@ -219,3 +219,118 @@ fn a_source_not_read_is_carried_over_with_its_age_and_triage_says_so() {
         rt.block_on(s.stop());
     }
 }
+
+/// `tenx` with the old Defender API chosen (its findings are a path of
+/// their own, so they alone can fail).
+fn tenx_mde(s: &RunningTenant, data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenx"))
+        .args(args)
+        .envs(s.env())
+        .env("TENX_DATA_DIR", data)
+        .env("TENX_CONFIG_DIR", data.join("config"))
+        .env("TENX_DEFENDER_API", "mde")
+        .env("TENX_TODAY", "2026-12-01")
+        .env_remove("TENX_PROFILE")
+        .output()
+        .expect("tenx runs")
+}
+
+#[test]
+fn triage_never_shows_a_cve_count_or_risk_it_did_not_read() {
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    // A whole fetch: every noncompliant device Defender knows has counts.
+    let whole = start(&rt, "");
+    assert_eq!(tenx_mde(&whole, data, &["fetch"]).status.code(), Some(0));
+    let out = tenx_mde(&whole, data, &["triage", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = json(&out);
+    let devices = t["devices"].as_array().expect("devices").clone();
+    let with_machine: Vec<&Value> = devices
+        .iter()
+        .filter(|d| !d["risk_score"].is_null())
+        .collect();
+    assert!(!with_machine.is_empty());
+    assert!(with_machine.iter().all(|d| d["cves"].is_array()), "{t}");
+
+    // The machines' findings fail: no device may show 0 CVEs.
+    let broken = start(
+        &rt,
+        "malformed-at=/defender/api/vulnerabilities/machinesVulnerabilities",
+    );
+    let out = tenx_mde(&broken, data, &["fetch", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["sources"]["defender"]["outcome"], "partial");
+    let out = tenx_mde(&broken, data, &["triage", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "a Defender gap is not exit 0");
+    let t = json(&out);
+    assert_eq!(t["summary"]["coverage"]["defender"]["state"], "partial");
+    for d in t["devices"].as_array().expect("devices") {
+        assert!(d["cves"].is_null(), "counts that were not read: {d}");
+    }
+    let csv = tenx_mde(&broken, data, &["triage", "--format", "csv"]);
+    assert_eq!(csv.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&csv.stdout).to_string();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let critical = header
+        .iter()
+        .position(|h| *h == "criticalCves")
+        .expect("criticalCves");
+    let risk = header.iter().position(|h| *h == "riskScore").expect("risk");
+    let mut rows = 0;
+    for l in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        if cells.len() != header.len() {
+            continue; // a cell with a comma: not this test's business
+        }
+        rows += 1;
+        assert_eq!(cells[critical..critical + 4], ["", "", "", ""], "{l}");
+        let _ = cells[risk];
+    }
+    assert!(rows > 0);
+    let err = String::from_utf8_lossy(&csv.stderr);
+    assert!(
+        err.contains("incomplete: Defender read in part (machine vulnerabilities not read completely): CVE counts are not known"),
+        "{err}"
+    );
+    let table = String::from_utf8_lossy(&tenx_mde(&broken, data, &["triage"]).stdout).to_string();
+    assert!(table.contains("CVEs not read"), "{table}");
+    assert!(
+        table.contains("INCOMPLETE: Defender read in part"),
+        "{table}"
+    );
+
+    // Defender refused and not carried over: every Defender cell says
+    // "not read", none is blank as for a device Defender does not know.
+    let refused = start(&rt, "forbid=defender");
+    let out = tenx_mde(&refused, data, &["fetch", "--no-carry-over"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tenx_mde(&refused, data, &["triage"]);
+    assert_eq!(out.status.code(), Some(2));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        table.contains("INCOMPLETE: Defender not read, and no earlier snapshot has it: no device's risk or CVEs are known"),
+        "{table}"
+    );
+    let rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("DEVICE"))
+        .skip(1)
+        .collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|l| l.contains("not read")), "{table}");
+
+    // Defender not asked for at all: carried over from the snapshot that
+    // read it, and triage says its columns are as they were then.
+    let out = tenx_mde(&whole, data, &["fetch", "--sources", "directory,intune"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = tenx_mde(&whole, data, &["triage"]);
+    assert_eq!(out.status.code(), Some(2));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        table.contains("INCOMPLETE: Defender not read by this fetch: carried over from snapshot 1"),
+        "{table}"
+    );
+}

@@ -51,8 +51,9 @@ pub fn load(
     let when = chrono::DateTime::parse_from_rfc3339(&info.created_at)
         .ok()
         .map(|d| d.with_timezone(&chrono::Utc));
-    let r = rows(&graph, &notes, when);
+    let mut r = rows(&graph, &notes, when);
     let coverage = Coverage::of(&info.sources);
+    coverage.blank(&mut r);
     let previous = match store.previous_id(id)? {
         Some(p) => Some((p, Coverage::of(&store.info(p)?.sources))),
         None => None,
@@ -76,16 +77,6 @@ pub fn load(
         s,
         format!("{tenant} · snapshot {id} of {}", info.created_at),
     ))
-}
-
-fn cves(r: &Row) -> String {
-    if r.risk().is_none() && r.cves == [0; 4] {
-        return String::new();
-    }
-    format!(
-        "{}C {}H {}M {}L",
-        r.cves[0], r.cves[1], r.cves[2], r.cves[3]
-    )
 }
 
 fn state(r: &Row) -> String {
@@ -167,10 +158,11 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                         r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
                         r.risk_score.clone().unwrap_or_default(),
                         r.exposure_level.clone().unwrap_or_default(),
-                        r.cves[0].to_string(),
-                        r.cves[1].to_string(),
-                        r.cves[2].to_string(),
-                        r.cves[3].to_string(),
+                        // Blank, not 0, when the counts are not known.
+                        count(r, 0),
+                        count(r, 1),
+                        count(r, 2),
+                        count(r, 3),
                         r.status.label().to_string(),
                         r.note.clone(),
                     ];
@@ -238,10 +230,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         format!("{} ({})", r.owner, r.owner_upn)
                     };
-                    let defender = r
-                        .risk()
-                        .map(|s| format!("{s}, {}", cves(r)))
-                        .unwrap_or_default();
+                    let defender = r.defender_words(&summary.coverage);
                     writeln!(
                         buf,
                         "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -299,10 +288,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                 )?;
                 for i in idx {
                     let r = &rows[i];
-                    let defender = r
-                        .risk()
-                        .map(|s| format!("{s} {}", cves(r)))
-                        .unwrap_or_default();
+                    let defender = r.defender_words(&summary.coverage);
                     writeln!(
                         buf,
                         "{:<18} {:<16} {:<26} {:<22} {:<40} {:<16} {:<22} {}",
@@ -333,6 +319,11 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(2))
+}
+
+/// One CVE count of a row as a CSV cell: blank when not known.
+fn count(r: &Row, i: usize) -> String {
+    r.cves.map(|c| c[i].to_string()).unwrap_or_default()
 }
 
 /// A table cell: one line without control characters, at most `n` wide.

@@ -976,8 +976,9 @@ impl App {
 
     /// Opens the triage view on the data on screen.
     pub fn open_triage(&mut self) {
-        let rows = crate::triage::rows(self.graph(), &self.triage_data.notes, self.data_time);
+        let mut rows = crate::triage::rows(self.graph(), &self.triage_data.notes, self.data_time);
         let coverage = crate::triage::Coverage::of(&self.data.statuses);
+        coverage.blank(&mut rows);
         let previous = &self.triage_data;
         let (previous, no_comparison) =
             match crate::triage::comparable(&coverage, previous.previous_coverage.as_ref()) {
@@ -1045,11 +1046,15 @@ impl App {
                         + &r.settings.join(",").to_lowercase()
                 }
                 6 => r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
-                7 => format!(
-                    "{:06}",
-                    999_999
-                        - (r.cves[0] * 1000 + r.cves[1] * 100 + r.cves[2] * 10 + r.cves[3])
-                            .min(999_999)
+                // Unknown counts sort after every known one.
+                7 => r.cves.map_or_else(
+                    || "~".into(),
+                    |c| {
+                        format!(
+                            "{:06}",
+                            999_999 - (c[0] * 1000 + c[1] * 100 + c[2] * 10 + c[3]).min(999_999)
+                        )
+                    },
                 ),
                 _ => format!("{:?}", r.status),
             }

@@ -728,9 +728,9 @@ fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
                     .last_check_in
                     .map(|d| details::age(d, app.now))
                     .unwrap_or_else(|| "never".into());
-                let defender = match &r.risk() {
-                    Some(risk) => format!("{risk} · {}C {}H {}M", r.cves[0], r.cves[1], r.cves[2]),
-                    None => "—".into(),
+                let defender = match &ui.summary {
+                    Some(s) => r.defender_words(&s.coverage),
+                    None => r.risk().unwrap_or_else(|| "—".into()),
                 };
                 Row::new(vec![
                     Cell::from(format!("{mark}{}", r.name)),
