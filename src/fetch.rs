@@ -83,6 +83,31 @@ impl Source {
         }
     }
 
+    /// Whether carrying this source over brings a relationship between
+    /// these kinds: whether the source's records make it. Within a source,
+    /// that source; between the directory and another source, the other
+    /// (a device's owner comes from Intune's device record, a role
+    /// assignment's principal from ARM's); between two other sources (a
+    /// machine that manages a device, joined after the fetch), either.
+    /// A fresh read of the source that made a relationship is never
+    /// contradicted by an older copy carried with another source.
+    pub fn carries_relationship(
+        self,
+        from: crate::model::EntityKind,
+        to: crate::model::EntityKind,
+    ) -> bool {
+        let (a, b) = (Source::of_kind(from), Source::of_kind(to));
+        if a == b {
+            a == self
+        } else if a == Source::Directory {
+            b == self
+        } else if b == Source::Directory {
+            a == self
+        } else {
+            a == self || b == self
+        }
+    }
+
     pub fn parse_list(s: &str) -> anyhow::Result<Vec<Source>> {
         let mut out = Vec::new();
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
@@ -137,9 +162,10 @@ pub enum Outcome {
     /// Everything was read.
     Complete,
     /// Some collections could not be read, or some of their records; the
-    /// rest is there.
+    /// rest is there (even when every collection failed part way).
     Partial,
-    /// Nothing could be read.
+    /// Nothing could be read: every collection failed before a single
+    /// item came.
     Failed,
     /// This fetch did not ask for the source (`--sources`, the profile's).
     NotAsked,
@@ -664,11 +690,34 @@ impl Ctx {
         }
     }
 
+    /// Something a person should know now: told while the fetch runs, and
+    /// kept as a note in the source's status, so the snapshot and the
+    /// report say it too.
     pub fn warn(&self, message: String) {
+        self.note(message.clone());
         let _ = self.tx.send(FetchEvent::Warning {
             source: self.source,
             message,
         });
+    }
+
+    /// A collection that could not even start because the one it comes
+    /// from failed (a group's members when the groups could not be
+    /// listed): not read, and said so, never an empty collection.
+    pub fn not_read(&self, collection: &'static str, because: &str) {
+        self.collections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let line = format!("{collection}: not read, because {because}");
+        let _ = self.tx.send(FetchEvent::Warning {
+            source: self.source,
+            message: line.clone(),
+        });
+        if let Ok(mut errs) = self.errors.lock() {
+            errs.push(line);
+        }
+        if let Ok(mut f) = self.failed.lock() {
+            f.push(collection);
+        }
     }
 
     /// The source's status once every collection has ended.
@@ -714,7 +763,10 @@ impl Ctx {
         let total = self.collections.load(std::sync::atomic::Ordering::Relaxed);
         let outcome = if incomplete.is_empty() && errors.is_empty() {
             Outcome::Complete
-        } else if failed.len() >= total || counts.values().all(|&n| n == 0) {
+        } else if failed.len() >= total && counts.values().all(|&n| n == 0) {
+            // Nothing read at all: what an earlier snapshot read stands in
+            // (carry-over). Anything read is kept as read, gaps named —
+            // mixing it with older data would bring back what is gone.
             Outcome::Failed
         } else {
             Outcome::Partial

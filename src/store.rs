@@ -548,8 +548,8 @@ impl Store {
     }
 
     /// What completes a fetch with the sources it did not read: each source
-    /// not asked or failed, whole — its entities, the relationships that
-    /// touch them, its read times — from the latest snapshot that has it
+    /// not asked or failed, whole — its entities, the relationships it
+    /// made, its read times — from the latest snapshot that has it
     /// whole, with which snapshot read it and when. A partial source is kept
     /// as read: mixing in older data would bring back what was deleted
     /// since; what it lacks is named in its status.
@@ -609,8 +609,8 @@ impl Store {
     }
 
     /// Reads a source's part of a snapshot into a patch: the entities of
-    /// the kinds it makes, every relationship with an end among them, and
-    /// their read times.
+    /// the kinds it makes, the relationships it makes
+    /// (`Source::carries_relationship`), and their read times.
     fn copy_source(&self, id: i64, source: Source, patch: &mut CarryPatch) -> anyhow::Result<()> {
         let list = EntityKind::ALL
             .iter()
@@ -636,13 +636,22 @@ impl Store {
             ));
         }
         let mut st = self.conn.prepare(&format!(
-            "SELECT f.key, r.verb, t.key FROM relationships r
+            "SELECT f.key, r.verb, t.key, f.type, t.type FROM relationships r
              JOIN entities f ON f.snapshot_id = r.snapshot_id AND f.eid = r.from_eid
              JOIN entities t ON t.snapshot_id = r.snapshot_id AND t.eid = r.to_eid
              WHERE r.snapshot_id = ?1 AND (f.type IN ({list}) OR t.type IN ({list}))"
         ))?;
         let mut rows = st.query(params![id])?;
+        let kind = |ty: String| {
+            EntityKind::from_type_name(&ty)
+                .with_context(|| format!("snapshot {id}: unknown entity type '{ty}'"))
+        };
         while let Some(r) = rows.next()? {
+            // Only what this source made: a device's owner, read afresh
+            // from Intune, is not brought back by carrying the directory.
+            if !source.carries_relationship(kind(r.get(3)?)?, kind(r.get(4)?)?) {
+                continue;
+            }
             let verb: String = r.get(1)?;
             let verb = Verb::from_class(&verb)
                 .with_context(|| format!("snapshot {id}: unknown verb '{verb}'"))?;

@@ -334,3 +334,141 @@ fn triage_never_shows_a_cve_count_or_risk_it_did_not_read() {
         "{table}"
     );
 }
+
+#[test]
+fn a_carried_source_brings_back_only_the_relationships_it_made() {
+    // A device changed hands between two fetches, and the directory could
+    // not be read the second time: the directory is carried over, but the
+    // device's owner is what Intune says now, not what the old snapshot
+    // said beside it.
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    let t1 = FakeTenant::generate(FakeParams {
+        users: 200,
+        seed: 31,
+        ..Default::default()
+    });
+    let d = t1
+        .devices
+        .iter()
+        .position(|d| d.user.is_some())
+        .expect("an owned device");
+    let before = t1.devices[d].user.expect("owner");
+    let after = (before + 1) % t1.users.len() as u32;
+    let mut t2 = t1.clone();
+    t2.devices[d].user = Some(after);
+    let device = t1.devices[d].id.clone();
+    let (old_owner, new_owner) = (
+        t1.users[before as usize].id.clone(),
+        t1.users[after as usize].id.clone(),
+    );
+    let serve_with = |t: FakeTenant, faults: &str| {
+        let opts = ServerOptions {
+            faults: Faults::parse(faults).expect("faults"),
+            ..Default::default()
+        };
+        rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
+            .expect("server")
+    };
+    let first = serve_with(t1, "");
+    assert_eq!(tenx(&first, data, &["fetch"]).status.code(), Some(0));
+    let second = serve_with(t2, "forbid=directory");
+    let out = tenx(&second, data, &["fetch", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["sources"]["directory"]["carried"]["snapshot"], 1, "{v}");
+
+    let db = std::fs::read_dir(data)
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .expect("a store");
+    let store = tenx::store::Store::open_read_only(&db).expect("store");
+    let (_, g) = store
+        .load(store.latest_id().expect("id").expect("a snapshot"))
+        .expect("load");
+    let id = g.id_of(&device).expect("the device");
+    let owners: Vec<String> = g
+        .incoming(id)
+        .iter()
+        .filter(|x| x.verb == tenx::model::Verb::Owns)
+        .map(|x| g.entity(x.other).key.to_string())
+        .collect();
+    assert_eq!(owners, vec![new_owner], "not also {old_owner}");
+    // The directory's own relationships came with it: the owner is in
+    // the tenant and in its groups as before.
+    let user = g.id_of(&old_owner).expect("the old owner is still a user");
+    assert!(
+        g.incoming(user)
+            .iter()
+            .any(|x| x.verb == tenx::model::Verb::Has),
+        "carried with the directory"
+    );
+}
+
+#[test]
+fn a_source_that_failed_part_way_keeps_what_it_read_and_names_what_it_did_not() {
+    // Every ARM listing loops back on its last page: the subscriptions
+    // were read before the loop showed, nothing after them could be. The
+    // source is partial — what it read is kept as read, not replaced by an
+    // older snapshot's copy — and each collection it could not start is
+    // named, not an empty list.
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    let whole = start(&rt, "");
+    let m = Manifest::of(&whole.tenant);
+    assert_eq!(tenx(&whole, data, &["fetch"]).status.code(), Some(0));
+    let looping = start(&rt, "loop-next=/arm/subscriptions");
+    let out = tenx(&looping, data, &["fetch", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    let arm = &v["sources"]["arm"];
+    assert_eq!(arm["outcome"], "partial", "{arm}");
+    assert!(arm["carried"].is_null(), "{arm}");
+    assert_eq!(
+        counts(&v).get("azure_subscription"),
+        m.entities.get("azure_subscription"),
+        "the subscriptions read are kept"
+    );
+    assert!(!counts(&v).contains_key("azure_resource_group"), "{v}");
+    let errors = arm["errors"].to_string();
+    for c in [
+        "resource groups",
+        "role definitions",
+        "role assignments",
+        "resources",
+    ] {
+        assert!(
+            errors.contains(&format!(
+                "{c}: not read, because the subscriptions could not be listed"
+            )),
+            "{c}: {errors}"
+        );
+        assert!(arm["incomplete"].to_string().contains(c), "{arm}");
+    }
+}
+
+#[test]
+fn group_members_are_not_read_when_the_groups_could_not_be_listed() {
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    let s = start(&rt, "malformed-at=/graph/v1.0/groups");
+    let out = tenx(&s, data, &["fetch", "--json", "--no-carry-over"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    let dir = &v["sources"]["directory"];
+    assert_eq!(dir["outcome"], "partial");
+    assert!(
+        dir["incomplete"].to_string().contains("group members"),
+        "members of groups never listed were not read: {dir}"
+    );
+    assert!(
+        dir["errors"]
+            .to_string()
+            .contains("group members: not read, because the groups could not be listed"),
+        "{dir}"
+    );
+}

@@ -61,13 +61,23 @@ pub async fn run(ctx: &Ctx) {
             not_read.join(", ")
         ));
     }
+    if !answered {
+        for c in [
+            "resource groups",
+            "role definitions",
+            "role assignments",
+            "resources",
+        ] {
+            ctx.not_read(c, "the subscriptions could not be listed");
+        }
+        return;
+    }
     if !listed {
         if answered {
             // ARM answers an app without any role on a subscription with
             // an empty list, exactly as it answers a tenant without any.
             let note = "no subscription is visible to the app: ARM lists only the subscriptions an app has a role on; grant it the Reader role on the subscriptions (or the Tenant Root management group) if the tenant has any".to_string();
-            ctx.warn(format!("subscriptions: {note}"));
-            ctx.note(note);
+            ctx.warn(note);
         }
         return;
     }

@@ -65,6 +65,9 @@ pub async fn run(ctx: &Ctx) {
             },
         };
         if listed.is_empty() {
+            if !listed_whole {
+                ctx.not_read("logon users", "the machines could not be listed");
+            }
             return;
         }
         let wanted = if listed_whole {

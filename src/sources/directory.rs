@@ -45,6 +45,10 @@ pub async fn run(ctx: &Ctx) {
     // Groups feed member requests through a channel so members of the first
     // page are read while later pages of groups are still coming.
     let (gtx, grx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    // Set before the channel closes: the members of groups never listed
+    // were not read.
+    let groups_listed = std::sync::atomic::AtomicBool::new(false);
+    let groups_listed = &groups_listed;
     let groups = async move {
         let r = ctx
             .http
@@ -63,6 +67,7 @@ pub async fn run(ctx: &Ctx) {
                 },
             )
             .await;
+        groups_listed.store(r.is_ok(), std::sync::atomic::Ordering::Release);
         ctx.finish("groups", r);
     };
     let members = async move {
@@ -99,6 +104,10 @@ pub async fn run(ctx: &Ctx) {
                     ctx.warn(format!("group members: {count} groups could not be read"));
                 }
             }
+            _ if !groups_listed.load(std::sync::atomic::Ordering::Acquire) => ctx.not_read(
+                "group members",
+                "the groups could not be listed (the members of those listed were read)",
+            ),
             _ => ctx.finish("group members", Ok(0)),
         }
     };

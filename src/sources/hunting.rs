@@ -296,6 +296,11 @@ pub async fn run(ctx: &Ctx) {
         if read {
             let r = cves(&h, &exposed).await;
             ctx.finish("vulnerabilities", r);
+        } else {
+            ctx.not_read(
+                "vulnerabilities",
+                "the machines' vulnerabilities could not be read",
+            );
         }
     };
     let (machines, logons, ()) = tokio::join!(machines, logons, findings);

@@ -81,7 +81,15 @@ async fn compliance(ctx: &Ctx) {
             },
         )
         .await;
+    let listed = r.is_ok();
     ctx.finish("compliance policies", r);
+    if !listed {
+        // Statuses and findings are read per policy: none can be.
+        for c in ["compliance device statuses", "noncompliance findings"] {
+            ctx.not_read(c, "the compliance policies could not be listed");
+        }
+        return;
+    }
     if policies.is_empty() {
         return;
     }
@@ -266,7 +274,15 @@ async fn configurations(ctx: &Ctx) {
             },
         )
         .await;
+    let listed = r.is_ok();
     ctx.finish("device configurations", r);
+    if !listed {
+        ctx.not_read(
+            "configuration device statuses",
+            "the device configurations could not be listed",
+        );
+        return;
+    }
     if configs.is_empty() {
         return;
     }
@@ -323,7 +339,15 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
             },
         )
         .await;
+    let listed = r.is_ok();
     ctx.finish("detected apps", r);
+    if !listed {
+        ctx.not_read(
+            "devices per detected app",
+            "the detected apps could not be listed",
+        );
+        return apps;
+    }
     if apps.is_empty() {
         return apps;
     }
@@ -365,11 +389,16 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
             },
         )
         .await;
+    const COLLECTION: &str = "managed app install states";
+    let listed = r.is_ok();
     ctx.finish("managed apps", r);
+    if !listed {
+        ctx.not_read(COLLECTION, "the managed apps could not be listed");
+        return apps;
+    }
     if apps.is_empty() {
         return apps;
     }
-    const COLLECTION: &str = "managed app install states";
     let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
     let results: Vec<Result<usize, HttpError>> = futures::stream::iter(ids)
         .map(|id| async move {
