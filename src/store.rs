@@ -536,17 +536,6 @@ impl Store {
         Ok((info, g))
     }
 
-    /// Completes a fetch's graph with the sources it did not read (see
-    /// `carry_patch`); returns the sources carried over.
-    pub fn carry_over(
-        &self,
-        graph: &mut TenantGraph,
-        statuses: &mut BTreeMap<Source, SourceStatus>,
-    ) -> anyhow::Result<Vec<Source>> {
-        Store::mark_not_asked(statuses);
-        Ok(self.carry_patch(statuses)?.apply(graph, statuses))
-    }
-
     /// What completes a fetch with the sources it did not read: each source
     /// not asked or failed, whole — its entities, the relationships it
     /// made, its read times — from the latest snapshot that has it

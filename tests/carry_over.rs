@@ -472,3 +472,97 @@ fn group_members_are_not_read_when_the_groups_could_not_be_listed() {
         "{dir}"
     );
 }
+
+#[test]
+fn a_fetch_whose_carry_over_fails_still_saves_what_it_read() {
+    // The older snapshot the directory would be carried from is damaged
+    // (an entity type this tenx does not know): the fetch warns, saves
+    // what it read, and says the directory is missing.
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    let whole = start(&rt, "");
+    assert_eq!(tenx(&whole, data, &["fetch"]).status.code(), Some(0));
+    let db = std::fs::read_dir(data)
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .expect("a store");
+    let c = rusqlite::Connection::open(&db).expect("open");
+    c.execute(
+        "UPDATE entities SET type = 'azure_user_from_the_future' WHERE type = 'azure_user'",
+        [],
+    )
+    .expect("damage");
+    drop(c);
+    let refused = start(&rt, "forbid=directory");
+    let out = tenx(&refused, data, &["fetch", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing carried over from earlier snapshots")
+            && err.contains("azure_user_from_the_future"),
+        "{err}"
+    );
+    let v = json(&out);
+    assert_eq!(v["snapshot"]["id"], 2, "saved: {v}");
+    assert!(v["sources"]["directory"]["carried"].is_null());
+    assert!(
+        v["sources"]["directory"]["notes"]
+            .to_string()
+            .contains("not carried over from an earlier snapshot"),
+        "{v}"
+    );
+    assert!(counts(&v).contains_key("intune_managed_application"));
+}
+
+#[test]
+fn relationships_to_entities_not_read_are_counted_not_dropped_in_silence() {
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let data = data.path();
+    let whole = start(&rt, "");
+    let v = json(&tenx(&whole, data, &["fetch", "--json"]));
+    // A whole fetch: only the role assignments made at a management group
+    // (a scope tenx does not read) point outside the graph.
+    let whole_count = v["unresolvedRelationships"]["count"].clone();
+    let examples = v["unresolvedRelationships"]["examples"]
+        .as_array()
+        .expect("examples")
+        .clone();
+    assert!(
+        examples
+            .iter()
+            .all(|e| e.as_str().is_some_and(|e| e.contains("managementgroups"))),
+        "{examples:?}"
+    );
+    // Without the directory, every device's owner is a user no source
+    // gave: counted, with examples, in JSON and in the report.
+    let refused = start(&rt, "forbid=directory");
+    let v = json(&tenx(
+        &refused,
+        data,
+        &["fetch", "--json", "--no-carry-over"],
+    ));
+    let u = &v["unresolvedRelationships"];
+    assert!(u["count"].as_u64().is_some_and(|n| n > 0), "{u}");
+    assert!(u["examples"].to_string().contains("|OWNS|"), "{u}");
+    let out = tenx(&refused, data, &["fetch", "--no-carry-over"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("relationships name an entity no source gave"),
+        "{text}"
+    );
+    // Carried over, the directory gives them their ends again.
+    let v = json(&tenx(&refused, data, &["fetch", "--json"]));
+    assert_eq!(
+        v["unresolvedRelationships"]["count"], whole_count,
+        "{}",
+        v["unresolvedRelationships"]
+    );
+}

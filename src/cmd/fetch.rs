@@ -59,12 +59,36 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(tenant_hint);
     let snapshot = if any {
         let mut store = Store::for_profile(&target.store_name)?;
+        Store::mark_not_asked(&mut b.statuses);
         if args.carry_over {
-            store.carry_over(&mut b.graph, &mut b.statuses)?;
-        } else {
-            Store::mark_not_asked(&mut b.statuses);
+            // What was read is saved whatever happens to the older copy:
+            // a store that cannot give it means gaps, said as gaps.
+            match store.carry_patch(&b.statuses) {
+                Ok(patch) => {
+                    patch.apply(&mut b.graph, &mut b.statuses);
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    eprintln!(
+                        "tenx: warning: nothing carried over from earlier snapshots ({}); saving what was read",
+                        line(&why)
+                    );
+                    for st in b.statuses.values_mut() {
+                        if matches!(st.outcome, Outcome::Failed | Outcome::NotAsked) {
+                            st.notes
+                                .push(format!("not carried over from an earlier snapshot: {why}"));
+                        }
+                    }
+                }
+            }
         }
-        let metrics = serde_json::to_value(b.metrics.unwrap_or_default())?;
+        let mut metrics = serde_json::to_value(b.metrics.unwrap_or_default())?;
+        if let Some(m) = metrics.as_object_mut() {
+            m.insert(
+                "unresolvedRelationships".into(),
+                b.graph.pending_count().into(),
+            );
+        }
         let id = store.save(
             &tenant_id,
             "fetch",
@@ -82,6 +106,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let missing = missing(&b.statuses, &args.sources);
+    let unresolved = Unresolved::of(&b.graph);
     if args.json {
         let v = serde_json::json!({
             "snapshot": snapshot.as_ref().map(|(id, p)| serde_json::json!({"id": id, "path": p})),
@@ -90,6 +115,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
             "entities": b.graph.entity_counts(),
             "relationships": b.graph.relationship_counts(),
             "sources": b.statuses,
+            "unresolvedRelationships": unresolved,
             "requests": b.metrics,
             "elapsedMs": b.elapsed.map(|e| e.as_millis() as u64),
             "peakRssBytes": peak_rss_bytes(),
@@ -97,7 +123,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print_report(&b, snapshot.as_ref(), &missing);
+        print_report(&b, snapshot.as_ref(), &missing, &unresolved);
     }
     tracing::info!(
         entities = b.graph.entity_count(),
@@ -125,10 +151,31 @@ pub fn missing(statuses: &BTreeMap<Source, SourceStatus>, asked: &[Source]) -> V
         .collect()
 }
 
+/// Relationships that name an entity no source gave (one not read, one
+/// outside what tenx reads — a role assignment made at a management group
+/// — or one gone between two reads): left out of the graph, and counted
+/// so that nothing is dropped in silence.
+#[derive(Debug, serde::Serialize)]
+struct Unresolved {
+    count: usize,
+    /// A few of them, as `from|VERB|to`.
+    examples: Vec<String>,
+}
+
+impl Unresolved {
+    fn of(g: &crate::model::TenantGraph) -> Unresolved {
+        Unresolved {
+            count: g.pending_count(),
+            examples: g.pending().take(3).map(|r| r.key()).collect(),
+        }
+    }
+}
+
 fn print_report(
     b: &GraphBuilder,
     snapshot: Option<&(i64, std::path::PathBuf)>,
     missing: &[String],
+    unresolved: &Unresolved,
 ) {
     let counts = b.graph.entity_counts();
     let width = counts.keys().map(String::len).max().unwrap_or(10).max(12);
@@ -200,6 +247,14 @@ fn print_report(
     match snapshot {
         Some((id, path)) => println!("saved snapshot {id} in {}", path.display()),
         None => println!("nothing was read; no snapshot saved"),
+    }
+    if unresolved.count > 0 {
+        println!(
+            "note: {} relationship{} name an entity no source gave (one not read, outside what tenx reads such as a management group, or gone between reads), so left out; e.g. {}",
+            unresolved.count,
+            if unresolved.count == 1 { "" } else { "s" },
+            line(&unresolved.examples.join(", "))
+        );
     }
     if !missing.is_empty() {
         println!("incomplete:");

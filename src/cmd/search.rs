@@ -64,7 +64,7 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
             if r.total == 1 { "" } else { "es" }
         );
         for g in &gaps {
-            eprintln!("note: the snapshot is incomplete: {g}");
+            eprintln!("note: the snapshot is incomplete: {}", crate::text::line(g));
         }
     }
     Ok(if r.total > 0 {

@@ -268,7 +268,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             for gap in &coverage {
-                writeln!(buf, "INCOMPLETE: {gap}")?;
+                writeln!(buf, "INCOMPLETE: {}", line(gap))?;
             }
             writeln!(buf)?;
             for (label, idx) in group(&rows, args.group_by) {
@@ -315,7 +315,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
     // CSV has no place for it, and a file is not what a person reads now.
     if args.format == ReportFormat::Csv || args.output.file().is_some() {
         for gap in &coverage {
-            eprintln!("tenx triage: incomplete: {gap}");
+            eprintln!("tenx triage: incomplete: {}", line(gap));
         }
     }
     Ok(ExitCode::from(2))
