@@ -39,9 +39,10 @@ pub struct HttpOptions {
     pub error_attempts: u32,
     /// First backoff step when no `Retry-After` is given; doubles each time.
     pub backoff: Duration,
-    /// The longest a collection waits in all for a throttled service (every
-    /// `Retry-After` and backoff of its requests). A service that asks for
-    /// more than is left is given up on at once, with what it asked.
+    /// The longest a collection waits in all for a throttled service: the
+    /// time its requests' `Retry-After`s and backoffs cover (waits that
+    /// overlap count once). A service that asks for more than is left is
+    /// given up on at once, with what it asked.
     pub max_wait: Duration,
     pub timeout: Duration,
     /// The largest answer read (`MAX_BODY`).
@@ -326,22 +327,47 @@ pub struct WaitNotice {
 }
 
 /// What the requests of one collection have waited so far, against
-/// `HttpOptions::max_wait`.
+/// `HttpOptions::max_wait`: the time covered by their waits, so twenty
+/// requests told at once to wait ten seconds have waited ten seconds, not
+/// two hundred.
 #[derive(Debug, Default)]
-pub struct Waited(AtomicU64);
+pub struct Waited(std::sync::Mutex<WaitSpan>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct WaitSpan {
+    /// The union of the waits so far.
+    covered: Duration,
+    /// When the latest-ending wait ends.
+    until: Option<std::time::Instant>,
+}
+
+impl WaitSpan {
+    /// What a wait of `d` starting `now` adds to the union.
+    fn added(&self, now: std::time::Instant, d: Duration) -> Duration {
+        let start = self.until.map_or(now, |u| u.max(now));
+        (now + d).saturating_duration_since(start)
+    }
+}
 
 impl Waited {
-    fn get(&self) -> Duration {
-        Duration::from_millis(self.0.load(Ordering::Relaxed))
-    }
-
-    fn add(&self, d: Duration) {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                Some(w.saturating_add(ms))
-            });
+    /// Takes a wait of `d` starting now, unless it would bring the time
+    /// covered past `limit`; then the time covered so far.
+    fn take(&self, d: Duration, limit: Duration) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        let Ok(mut span) = self.0.lock() else {
+            return Ok(());
+        };
+        let added = span.added(now, d);
+        if span.covered.saturating_add(added) > limit {
+            return Err(span.covered);
+        }
+        span.covered = span.covered.saturating_add(added);
+        let end = now.checked_add(d);
+        span.until = match (span.until, end) {
+            (Some(u), Some(e)) => Some(u.max(e)),
+            (u, e) => e.or(u),
+        };
+        Ok(())
     }
 }
 
@@ -418,8 +444,7 @@ impl Http {
         cause: &str,
         waited: &Waited,
     ) -> Result<(), HttpError> {
-        let so_far = waited.get();
-        if so_far + wait > self.opts.max_wait {
+        if let Err(so_far) = waited.take(wait, self.opts.max_wait) {
             return Err(HttpError::WaitedTooLong {
                 endpoint: endpoint.to_string(),
                 asked: wait,
@@ -427,7 +452,6 @@ impl Http {
                 limit: self.opts.max_wait,
             });
         }
-        waited.add(wait);
         if wait >= Duration::from_secs(1) {
             if let Some(tx) = self.waits.lock().ok().and_then(|w| w.clone()) {
                 let _ = tx.send(WaitNotice {
@@ -1621,6 +1645,37 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_that_overlap_count_once_against_the_allowance() {
+        let limit = Duration::from_secs(300);
+        let w = Waited::default();
+        // Twenty requests told at once to wait 20 s have waited 20 s.
+        for _ in 0..20 {
+            w.take(Duration::from_secs(20), limit).expect("within");
+        }
+        let covered = w.0.lock().expect("lock").covered;
+        assert!(covered < Duration::from_secs(21), "{covered:?}");
+        // What would pass the allowance is refused, with what was covered.
+        let so_far = w
+            .take(Duration::from_secs(330), limit)
+            .expect_err("past the allowance");
+        assert!(so_far < Duration::from_secs(21), "{so_far:?}");
+        // Waits one after the other add up.
+        let t = std::time::Instant::now();
+        let span = WaitSpan {
+            covered: Duration::from_secs(10),
+            until: Some(t + Duration::from_secs(10)),
+        };
+        assert_eq!(
+            span.added(t + Duration::from_secs(15), Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            span.added(t + Duration::from_secs(5), Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
+    }
 
     /// A loopback server that grants any token and answers every other
     /// request with a redirect to `/elsewhere`; it counts what it was asked.
