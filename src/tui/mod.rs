@@ -251,6 +251,10 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(16));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    // A fetch's carry-over being read, and snapshots being saved: waited
+    // for before tenx ends.
+    let mut carry_pending = false;
+    let mut saves = 0usize;
     let mut last_spin = Instant::now();
     loop {
         if app.refresh_requested {
@@ -283,9 +287,9 @@ pub async fn run(
                     let r = Store::for_triage(&name)
                         .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
                     if let Err(e) = r {
-                        let _ = tx.send(Background::Saved(Err(format!(
+                        let _ = tx.send(Background::TriageNotSaved(format!(
                             "cannot save the triage status: {e:#}"
-                        ))));
+                        )));
                     }
                 });
             }
@@ -351,6 +355,7 @@ pub async fn run(
                     if let (Some(p), Some(statuses)) = (&plan, app.carry_wanted()) {
                         let name = p.store_name.clone();
                         let tx = bg_tx.clone();
+                        carry_pending = true;
                         tokio::task::spawn_blocking(move || {
                             let r = Store::for_profile_read(&name).and_then(|s| match s {
                                 Some(s) => s.carry_patch(&statuses),
@@ -371,18 +376,19 @@ pub async fn run(
                     }
                     Background::Loaded(Ok(None)) => app.loading = None,
                     Background::Loaded(Err(e)) => { app.loading = None; app.message = Some((format!("cannot load the snapshot: {e}"), true)); }
-                    Background::Saved(Ok(id)) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
-                    Background::Saved(Err(e)) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
+                    Background::Saved(r) => {
+                        saves = saves.saturating_sub(1);
+                        match r {
+                            Ok(id) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
+                            Err(e) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
+                        }
+                    }
+                    Background::TriageNotSaved(e) => app.message = Some((e, true)),
                     Background::Searched(generation, results) => app.on_search_results(generation, results),
                     Background::Exported(result) => app.on_export_written(result),
                     Background::Carried(r) => {
-                        match r {
-                            Ok(patch) => app.apply_carry(patch),
-                            Err(e) => app.message = Some((format!("cannot read the earlier snapshot to complete this one: {e}"), true)),
-                        }
-                        if let Some(p) = &plan {
-                            save_snapshot(&app, p, bg_tx.clone());
-                        }
+                        carry_pending = false;
+                        on_carried(&mut app, r, plan.as_ref(), &bg_tx, &mut saves);
                     }
                     Background::Triage(Ok(data)) => app.triage_data = data,
                     Background::Triage(Err(e)) => app.message = Some((format!("cannot read triage statuses: {e}"), true)),
@@ -403,7 +409,60 @@ pub async fn run(
         }
     }
     drop(terminal);
+    // A fetch that has ended is saved before tenx does: quitting while its
+    // carry-over was read or its snapshot written would lose it.
+    if carry_pending || saves > 0 {
+        eprintln!("tenx: saving the snapshot before quitting…");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while carry_pending || saves > 0 {
+            match tokio::time::timeout_at(deadline, bg_rx.recv()).await {
+                Ok(Some(Background::Carried(r))) => {
+                    carry_pending = false;
+                    on_carried(&mut app, r, plan.as_ref(), &bg_tx, &mut saves);
+                }
+                Ok(Some(Background::Saved(r))) => {
+                    saves = saves.saturating_sub(1);
+                    match r {
+                        Ok(id) => eprintln!("tenx: saved snapshot {id}"),
+                        Err(e) => {
+                            eprintln!("tenx: cannot save the snapshot: {}", crate::text::line(&e))
+                        }
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    eprintln!("tenx: the snapshot was not saved in time; it is lost");
+                    break;
+                }
+            }
+        }
+    }
     Ok(ended)
+}
+
+/// The carry-over of a fetch has been read: applied, then the snapshot
+/// saved.
+fn on_carried(
+    app: &mut App,
+    r: Result<crate::store::CarryPatch, String>,
+    plan: Option<&FetchPlan>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Background>,
+    saves: &mut usize,
+) {
+    match r {
+        Ok(patch) => app.apply_carry(patch),
+        Err(e) => {
+            app.message = Some((
+                format!("cannot read the earlier snapshot to complete this one: {e}"),
+                true,
+            ))
+        }
+    }
+    if let Some(p) = plan {
+        if save_snapshot(app, p, tx.clone()) {
+            *saves += 1;
+        }
+    }
 }
 
 enum Background {
@@ -414,6 +473,7 @@ enum Background {
     Triage(Result<app::TriageData, String>),
     /// The sources a fetch did not read, from an earlier snapshot.
     Carried(Result<crate::store::CarryPatch, String>),
+    TriageNotSaved(String),
 }
 
 async fn recv(
@@ -425,10 +485,14 @@ async fn recv(
     }
 }
 
-/// Saves what the fetch read, off the UI task.
-fn save_snapshot(app: &App, plan: &FetchPlan, tx: tokio::sync::mpsc::UnboundedSender<Background>) {
+/// Saves what the fetch read, off the UI task; whether a save was started.
+fn save_snapshot(
+    app: &App,
+    plan: &FetchPlan,
+    tx: tokio::sync::mpsc::UnboundedSender<Background>,
+) -> bool {
     if app.refresh_failed {
-        return;
+        return false;
     }
     let graph = app.data.graph.clone();
     let statuses = app.data.statuses.clone();
@@ -448,6 +512,7 @@ fn save_snapshot(app: &App, plan: &FetchPlan, tx: tokio::sync::mpsc::UnboundedSe
         });
         let _ = tx.send(Background::Saved(r.map_err(|e| format!("{e:#}"))));
     });
+    true
 }
 
 /// SIGINT, SIGHUP, SIGTERM and SIGQUIT end the explorer like `q` does:
