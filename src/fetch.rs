@@ -855,7 +855,7 @@ pub fn spawn_with(
         // Waits for throttled services are shown while they last.
         let mut waits = http.watch_waits();
         let told = tx.clone();
-        let _waits = AbortOnDrop(tokio::spawn(async move {
+        let _waits = crate::http::AbortOnDrop(tokio::spawn(async move {
             while let Some(w) = waits.recv().await {
                 let _ = told.send(FetchEvent::Waiting {
                     endpoint: w.endpoint,
@@ -922,14 +922,6 @@ async fn supervise(
 }
 
 /// A task that ends when its handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn run_source(
     http: Arc<Http>,
     source: Source,
@@ -1007,6 +999,14 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// Whether any source was read, even in part: what makes a fetch worth
+    /// saving and showing.
+    pub fn read_any(&self) -> bool {
+        self.statuses
+            .values()
+            .any(|s| matches!(s.outcome, Outcome::Complete | Outcome::Partial))
+    }
+
     pub fn new() -> GraphBuilder {
         GraphBuilder {
             graph: TenantGraph::new(),

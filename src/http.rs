@@ -182,7 +182,7 @@ async fn read_body(
 
 /// A task that ends when its handle is dropped (a collection given up), and
 /// that can be awaited for what it returns.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

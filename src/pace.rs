@@ -195,7 +195,9 @@ pub fn parse_resets_after(v: &str) -> Option<Duration> {
     if parts.next().is_some() || m > 59 || !(0.0..60.0).contains(&s) {
         return None;
     }
-    Some(Duration::from_secs(h * 3600 + m * 60) + Duration::from_secs_f64(s))
+    // Hours as large as the header may hold must not overflow.
+    let whole = h.checked_mul(3600)?.checked_add(m * 60)?;
+    Duration::from_secs(whole).checked_add(Duration::try_from_secs_f64(s).ok()?)
 }
 
 #[cfg(test)]
@@ -489,7 +491,17 @@ mod tests {
             parse_resets_after("00:00:01.5"),
             Some(Duration::from_millis(1500))
         );
-        for bad in ["5", "00:61:00", "a:b:c", "00:00:05:00", ""] {
+        // Hours past what a Duration holds are refused, not a panic.
+        for bad in [
+            "5",
+            "00:61:00",
+            "a:b:c",
+            "00:00:05:00",
+            "",
+            "18446744073709551615:00:00",
+            "5124095576030432:00:00",
+            "00:00:NaN",
+        ] {
             assert_eq!(parse_resets_after(bad), None, "{bad}");
         }
     }

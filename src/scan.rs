@@ -119,7 +119,8 @@ pub const RESOURCE_GRAPH: Shape = Shape {
 };
 
 /// A Graph security advanced hunting answer (`huntingQueryResults`): its
-/// rows are `results`; it has no next page.
+/// rows are `results`. The service never pages a result (it cuts it at
+/// the row limit instead); a next link is still read, so one would show.
 pub const HUNTING: Shape = Shape {
     items: "results",
     link: "@odata.nextLink",

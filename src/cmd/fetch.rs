@@ -42,10 +42,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let mut b = fetch_all_with(http, &args.sources, options, |ev| progress.see(ev)).await;
     let fetch_cpu = cpu_ms();
     progress.clear();
-    let any = b
-        .statuses
-        .values()
-        .any(|s| matches!(s.outcome, Outcome::Complete | Outcome::Partial));
+    let any = b.read_any();
     let all = args.sources.iter().all(|s| {
         b.statuses
             .get(s)

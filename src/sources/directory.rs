@@ -96,9 +96,9 @@ pub async fn run(ctx: &Ctx) {
                 failures.push(e);
             }
         }
-        let count = failures.len();
+        let count: usize = failures.iter().map(|(_, n)| n).sum();
         match failures.into_iter().next() {
-            Some(first) if count > 0 => {
+            Some((first, _)) => {
                 ctx.finish("group members", Err(first));
                 if count > 1 {
                     ctx.warn(format!("group members: {count} groups could not be read"));
@@ -115,7 +115,11 @@ pub async fn run(ctx: &Ctx) {
 }
 
 /// Members of up to 20 groups: one `$batch`, then next links.
-async fn members_of(ctx: &Ctx, group_ids: Vec<String>) -> Result<(), crate::http::HttpError> {
+/// On failure, the first error and how many of the groups failed.
+async fn members_of(
+    ctx: &Ctx,
+    group_ids: Vec<String>,
+) -> Result<(), (crate::http::HttpError, usize)> {
     let paths = super::per_item(&group_ids, |id| {
         format!(
             "/groups/{id}/members?$top=999&$select=id,displayName,userPrincipalName,mail,deviceId,appId"
@@ -130,13 +134,15 @@ async fn members_of(ctx: &Ctx, group_ids: Vec<String>) -> Result<(), crate::http
         })
         .await;
     let mut first_err = None;
+    let mut failed = 0;
     for r in results {
         if let Err(e) = r {
+            failed += 1;
             first_err.get_or_insert(e);
         }
     }
     match first_err {
-        Some(e) => Err(e),
+        Some(e) => Err((e, failed)),
         None => Ok(()),
     }
 }

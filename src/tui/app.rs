@@ -1381,14 +1381,9 @@ impl App {
         }
         if done {
             self.fetching = false;
-            let read_any = |b: &GraphBuilder| {
-                b.statuses
-                    .values()
-                    .any(|s| matches!(s.outcome, Outcome::Complete | Outcome::Partial))
-            };
             match self.incoming.take() {
                 // A refresh that read nothing keeps what is shown.
-                Some(fresh) if !read_any(&fresh) => {
+                Some(fresh) if !fresh.read_any() => {
                     let why = fresh
                         .statuses
                         .values()
@@ -1407,7 +1402,7 @@ impl App {
                 }
                 None => self.data_time = Some(self.now),
             }
-            self.refresh_failed = !read_any(&self.data);
+            self.refresh_failed = !self.data.read_any();
             self.index.update(&self.data.graph);
             self.index.sort_all(&self.data.graph);
             let failed: Vec<&str> = self
