@@ -18,9 +18,9 @@
 //!
 //! The lower bound is (1 token + the longest chain of requests that must
 //! follow each other) × latency. The sequential client is one that pages
-//! every collection and calls per group, per policy, per device and for
-//! the same 100 machines' logon users, one request after another: its
-//! request count × latency.
+//! every collection and calls per group, per policy, per device, and runs
+//! advanced hunting's queries, one request after another: its request
+//! count × latency.
 //!
 //! Defender is read through advanced hunting (the default): every
 //! machine's logon users in one fetch. The Defender part alone is then

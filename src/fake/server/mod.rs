@@ -226,6 +226,9 @@ struct Reply {
     body: ReplyBody,
 }
 
+/// An answer kept by `--cache-responses`: its headers and its bytes.
+type CachedAnswer = (Vec<(&'static str, String)>, Bytes);
+
 enum ReplyBody {
     Json(Value),
     /// A serialised answer from the response cache.
@@ -405,7 +408,7 @@ struct Sim {
     counter: Mutex<u64>,
     log: Option<Mutex<std::fs::File>>,
     /// See `ServerOptions::cache_responses`: request → answer body.
-    cache: Option<Mutex<HashMap<Vec<u8>, Bytes>>>,
+    cache: Option<Mutex<HashMap<Vec<u8>, CachedAnswer>>>,
     /// Ends the simulated latency on time (none without latency).
     clock: Option<clock::Clock>,
     /// Tokens whose signature was checked, with their claims: a fetch sends
@@ -795,17 +798,17 @@ impl Sim {
         // Sub-requests of a `$batch` are kept one by one, and the `$batch`
         // itself not at all: a client groups per-item requests as it learns
         // of the items, differently each run.
-        let is_batch = method == Method::POST && svc == Service::Graph;
+        let is_batch = method == Method::POST && svc == Service::Graph && rest.ends_with("/$batch");
         let cache_key = self.cache.as_ref().filter(|_| !is_batch).map(|_| {
             let mut k = format!("{method} {path}?{raw_query}\n{}\n", roles.join(",")).into_bytes();
             k.extend_from_slice(body);
             k
         });
         if let (Some(cache), Some(k)) = (&self.cache, &cache_key) {
-            if let Some(hit) = cache.lock().ok().and_then(|c| c.get(k).cloned()) {
+            if let Some((headers, hit)) = cache.lock().ok().and_then(|c| c.get(k).cloned()) {
                 return Reply {
                     status: StatusCode::OK,
-                    headers: vec![],
+                    headers,
                     body: ReplyBody::Cached(hit),
                 };
             }
@@ -832,7 +835,7 @@ impl Sim {
             if let (StatusCode::OK, ReplyBody::Json(v)) = (reply.status, &reply.body) {
                 let bytes = Bytes::from(v.to_string());
                 if let Ok(mut c) = cache.lock() {
-                    c.insert(k, bytes.clone());
+                    c.insert(k, (reply.headers.clone(), bytes.clone()));
                 }
                 return Reply {
                     status: reply.status,
