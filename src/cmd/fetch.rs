@@ -155,14 +155,23 @@ pub fn missing(statuses: &BTreeMap<Source, SourceStatus>, asked: &[Source]) -> V
 #[derive(Debug, serde::Serialize)]
 struct Unresolved {
     count: usize,
+    /// How many per verb (`ASSIGNED`: a role assignment's principal not in
+    /// the directory, `ALLOWS`: a scope tenx does not read, …).
+    #[serde(rename = "byVerb")]
+    by_verb: BTreeMap<&'static str, usize>,
     /// A few of them, as `from|VERB|to`.
     examples: Vec<String>,
 }
 
 impl Unresolved {
     fn of(g: &crate::model::TenantGraph) -> Unresolved {
+        let mut by_verb = BTreeMap::new();
+        for r in g.pending() {
+            *by_verb.entry(r.verb.class()).or_default() += 1;
+        }
         Unresolved {
             count: g.pending_count(),
+            by_verb,
             examples: g.pending().take(3).map(|r| r.key()).collect(),
         }
     }
@@ -246,11 +255,17 @@ fn print_report(
         None => println!("nothing was read; no snapshot saved"),
     }
     if unresolved.count > 0 {
+        let verbs: Vec<String> = unresolved
+            .by_verb
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect();
         println!(
-            "note: {} relationship{} name an entity no source gave (one not read, outside what tenx reads such as a management group, or gone between reads), so left out; e.g. {}",
+            "note: {} relationship{} name an entity no source gave (one not read, outside what tenx reads such as a management group, or gone between reads), so left out: {}; e.g. {}",
             unresolved.count,
             if unresolved.count == 1 { "" } else { "s" },
-            line(&unresolved.examples.join(", "))
+            verbs.join(", "),
+            line(unresolved.examples.first().map_or("", |e| e.as_str()))
         );
     }
     if !missing.is_empty() {
