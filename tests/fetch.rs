@@ -900,3 +900,41 @@ async fn a_cve_the_knowledge_base_lacks_is_kept_from_its_findings_and_named() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advanced_hunting_reads_a_tenant_past_the_real_row_cap_whole() {
+    // The documented limits, unscaled: results of at most 100,000 rows, 45
+    // calls a minute. A tenant with several times that many (machine,
+    // CVE) rows is read whole, and no kept result was cut.
+    let t = FakeTenant::generate(FakeParams {
+        users: 2_000,
+        devices: Some(120_000),
+        seed: 5,
+        ..Default::default()
+    });
+    let rows = t.machine_vulnerability_rows().len();
+    assert!(rows > 3 * 100_000, "{rows} vulnerability rows");
+    let m = Manifest::of(&t);
+    let s = serve(
+        t,
+        "127.0.0.1:0".parse().expect("addr"),
+        ServerOptions::default(),
+    )
+    .await
+    .expect("server");
+    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let b = fetch_all_with(http, &[Source::Defender], FetchOptions::default(), |_| {}).await;
+    assert_eq!(b.statuses[&Source::Defender].outcome, Outcome::Complete);
+    let mut got = b.graph.entity_counts();
+    got.retain(|ty, _| ty.starts_with("microsoft_defender") || ty == "cve");
+    let want: BTreeMap<String, usize> = m
+        .entities
+        .iter()
+        .filter(|(ty, _)| ty.starts_with("microsoft_defender") || *ty == "cve")
+        .map(|(t, n)| (t.clone(), *n))
+        .collect();
+    assert_eq!(got, want);
+    let stats = s.hunting_stats();
+    assert_eq!(stats.truncated, 0, "{stats:?}");
+    s.stop().await;
+}
