@@ -36,6 +36,10 @@ impl Api {
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     Public,
+    /// US Government Community Cloud: the commercial sign-in, Graph and
+    /// ARM, Defender's API at its GCC host.
+    Gcc,
+    /// GCC High and DoD.
     UsGov,
     China,
     Custom,
@@ -46,10 +50,11 @@ impl Cloud {
         Ok(
             match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
                 "public" | "global" | "azurecloud" => Cloud::Public,
-                "usgov" | "usgovernment" | "gcchigh" | "azureusgovernment" => Cloud::UsGov,
+                "gcc" => Cloud::Gcc,
+                "usgov" | "usgovernment" | "gcchigh" | "dod" | "azureusgovernment" => Cloud::UsGov,
                 "china" | "azurechina" | "21vianet" => Cloud::China,
                 "custom" => Cloud::Custom,
-                other => bail!("unknown cloud '{other}' (public, usgov, china, custom)"),
+                other => bail!("unknown cloud '{other}' (public, gcc, usgov, china, custom)"),
             },
         )
     }
@@ -87,6 +92,16 @@ impl Endpoints {
                 graph_resource: "https://graph.microsoft.com".into(),
                 defender_resource: "https://api.securitycenter.microsoft.com".into(),
                 arm_resource: "https://management.azure.com".into(),
+            },
+            // "Microsoft Defender for Endpoint for US Government
+            // customers" (defender-endpoint/gov.md), its API table: GCC
+            // signs in at login.microsoftonline.com and calls
+            // api-gcc.securitycenter.microsoft.us; GCC High and DoD sign
+            // in at login.microsoftonline.us and call api-gov.
+            Cloud::Gcc => Endpoints {
+                defender: url("https://api-gcc.securitycenter.microsoft.us"),
+                defender_resource: "https://api-gcc.securitycenter.microsoft.us".into(),
+                ..Endpoints::for_cloud(Cloud::Public)
             },
             Cloud::UsGov => Endpoints {
                 login: url("https://login.microsoftonline.us"),
@@ -214,6 +229,16 @@ mod tests {
             "https://graph.microsoft.us/.default"
         );
         assert_eq!(Cloud::parse("US-Gov").expect("cloud"), Cloud::UsGov);
+        let gcc = Endpoints::for_cloud(Cloud::parse("GCC").expect("cloud"));
+        assert_eq!(gcc.login.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(
+            gcc.scope(Api::Defender),
+            "https://api-gcc.securitycenter.microsoft.us/.default"
+        );
+        assert_eq!(
+            Endpoints::for_cloud(Cloud::UsGov).defender.as_str(),
+            "https://api-gov.securitycenter.microsoft.us/"
+        );
         assert!(Cloud::parse("mars").is_err());
     }
 }

@@ -63,7 +63,8 @@ struct LoginArgs {
     /// Application (client) ID of the app registration.
     #[arg(long)]
     client_id: Option<String>,
-    /// public (default), usgov, china, or custom (with the URLs below).
+    /// public (default), gcc, usgov (GCC High and DoD), china, or custom
+    /// (with the URLs below).
     #[arg(long)]
     cloud: Option<String>,
     /// Sources to read, comma-separated (default: all four).

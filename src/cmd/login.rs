@@ -250,7 +250,7 @@ pub async fn login(args: LoginArgs, store: &dyn SecretStore) -> anyhow::Result<E
     }
     let cloud = Cloud::parse(&ask(
         "--cloud",
-        "Cloud (public, usgov, china, custom)",
+        "Cloud (public, gcc, usgov, china, custom)",
         args.cloud,
         Some("public"),
         can_ask,
