@@ -53,6 +53,24 @@ enum Command {
     Triage(TriageArgs),
     /// Serve a simulated Microsoft tenant (login, Graph, Defender, ARM) on loopback.
     FakeTenant(FakeTenantArgs),
+    /// Where tenx keeps its files; your keys (keymap.toml) and colours (theme.toml).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print where profiles, keymap.toml, theme.toml and snapshots are.
+    Path,
+    /// Check that your keymap.toml and theme.toml can be used (exit 1 if not).
+    Check,
+    /// Print a built-in file, to start your own from.
+    Defaults {
+        #[arg(value_enum)]
+        file: tenx::cmd::config::Builtin,
+    },
 }
 
 #[derive(Args)]
@@ -407,6 +425,11 @@ fn main() -> ExitCode {
                 )
             }),
         Command::FakeTenant(args) => runtime().and_then(|rt| rt.block_on(fake_tenant(args))),
+        Command::Config { action } => match action {
+            ConfigAction::Path => tenx::cmd::config::path(),
+            ConfigAction::Check => tenx::cmd::config::check(),
+            ConfigAction::Defaults { file } => tenx::cmd::config::defaults(file),
+        },
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,8 @@ fn socket() -> String {
 
 fn tmux() -> Command {
     let mut c = Command::new("tmux");
-    c.args(["-L", &socket()]);
+    // Its own server, without the person's ~/.tmux.conf.
+    c.args(["-L", &socket(), "-f", "/dev/null"]);
     c
 }
 
@@ -473,4 +474,56 @@ fn a_worker_panic_leaves_the_explorer_running() {
     s.keys(&["q"]);
     let screen = s.wait_for("tenx-exit=", t);
     assert!(screen.contains("tenx-exit=0"), "{screen}");
+}
+
+#[test]
+fn a_users_keymap_rebinds_keys_and_help_shows_them_and_a_broken_theme_is_said() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("tenx-e2e-keys-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    // Quit moves to Q, help to F1; q is then nobody's.
+    std::fs::write(
+        config.join("keymap.toml"),
+        "[browse]\nquit = [\"Q\"]\nhelp = [\"F1\"]\n",
+    )
+    .expect("keymap");
+    std::fs::write(
+        config.join("theme.toml"),
+        "[styles]\nkey = { fg = \"mauve\" }\n",
+    )
+    .expect("theme");
+    let s = Session::start(
+        &format!("tenx-e2e-keys-{}", std::process::id()),
+        &demo_command(dir),
+    );
+    let t = Duration::from_secs(60);
+    let screen = s.wait_for("data just now", t);
+    assert!(
+        screen.contains("theme.toml: [styles] key: fg = \"mauve\" is not a colour"),
+        "the broken theme is said: {screen}"
+    );
+    s.keys(&["F1"]);
+    let help = s.wait_for("Esc closes", t);
+    let row = |keys: &str, what: &str| {
+        help.lines().any(|l| {
+            l.split('│')
+                .any(|cell| cell.starts_with(&format!("{keys} ")) && cell.contains(what))
+        })
+    };
+    assert!(row("Q", "quit"), "{help}");
+    assert!(row("F1", "this help"), "{help}");
+    assert!(!row("q", "quit"), "{help}");
+    s.keys(&["Escape"]);
+    s.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.alive(), "q no longer quits: {}", s.screen());
+    s.keys(&["Q"]);
+    s.wait_exit(t);
 }

@@ -1,5 +1,6 @@
 //! The commands behind the CLI. `main.rs` parses; these do the work.
 
+pub mod config;
 pub mod demo;
 pub mod export;
 pub mod fetch;

@@ -305,9 +305,32 @@ pub struct App {
     from_triage: bool,
     /// The triage view's sort, grouping and filter, kept while it is closed.
     triage_last: Option<TriageUi>,
+    /// Keys per mode: the built-in map with the person's merged over it.
+    pub keymap: super::keymap::Keymap,
+    /// What the person must see until they dismiss it (Esc): a keymap or
+    /// theme that could not be used.
+    pub notices: Vec<String>,
 }
 
 impl App {
+    /// Which of the keymap's modes a key goes to now.
+    pub fn key_mode(&self) -> super::keymap::Mode {
+        use super::keymap::Mode;
+        let typing = self.search.is_some()
+            || self.export.is_some()
+            || self
+                .triage
+                .as_ref()
+                .is_some_and(|t| t.filtering || t.note.is_some());
+        if typing {
+            Mode::Text
+        } else if self.triage.is_some() {
+            Mode::Triage
+        } else {
+            Mode::Browse
+        }
+    }
+
     pub fn new(title: impl Into<String>, now: DateTime<Utc>) -> App {
         let mut tree = TreeState::default();
         tree.open(vec![Node::Root]);
@@ -350,6 +373,8 @@ impl App {
             triage_saves: Vec::new(),
             from_triage: false,
             triage_last: None,
+            keymap: Default::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -530,7 +555,12 @@ impl App {
         match action {
             Action::Quit => self.quit = true,
             Action::ToggleHelp => self.help = true,
-            Action::Escape => self.message = None,
+            Action::Escape => {
+                // The message first, then what stays until dismissed.
+                if self.message.take().is_none() {
+                    self.notices.clear();
+                }
+            }
             Action::Refresh => {
                 if self.fetching {
                     self.set_message("a fetch is already running", false);

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod details;
 pub mod keymap;
+pub mod settings;
 pub mod theme;
 pub mod tree;
 pub mod view;
@@ -188,6 +189,25 @@ pub async fn run(
     // Every signal that ends a program is caught before the terminal
     // changes, so none can leave it raw.
     let mut signals = Signals::new();
+    // The person's keys and colours; what cannot be used is said, and the
+    // built-in ones stand in.
+    let (keymap, user_theme, problems) = settings::load();
+    app.keymap = keymap;
+    theme::install(user_theme);
+    if !problems.is_empty() {
+        for p in &problems {
+            tracing::warn!(problem = %p, "keymap or theme");
+        }
+        app.notices = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} (built-in keys and colours stand in)",
+                    crate::text::line(p)
+                )
+            })
+            .collect();
+    }
     let (_guard, mut terminal) = setup()?;
     #[cfg(debug_assertions)]
     debug_worker_panic();
@@ -319,15 +339,7 @@ pub async fn run(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
-                    let text_entry = app.search.is_some() || app.export.is_some() || app.triage.as_ref().is_some_and(|t| t.filtering || t.note.is_some());
-                    let action = if text_entry {
-                        keymap::search_action_for(k)
-                    } else if app.triage.is_some() {
-                        keymap::triage_action_for(k)
-                    } else {
-                        keymap::action_for(k)
-                    };
-                    if let Some(a) = action { app.update(a); dirty = true; }
+                    if let Some(a) = app.keymap.action(app.key_mode(), k) { app.update(a); dirty = true; }
                 }
                 Some(Ok(Event::Mouse(m))) => {
                     if let Some(a) = mouse_action(m) { app.update(a); dirty = true; }

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use tui_tree_widget::Tree;
 
 use super::app::{App, Areas, Focus, RelRow};
-use super::{details, keymap, theme, tree};
+use super::{details, theme, tree};
 use crate::fetch::Outcome;
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -77,7 +77,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         draw_export(f, app, area);
     }
     if app.help {
-        draw_help(f, area);
+        draw_help(f, app, area);
     }
 }
 
@@ -392,10 +392,29 @@ fn draw_relations(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_message(f: &mut Frame, app: &App, area: Rect) {
-    let line = match &app.message {
-        Some((m, true)) => Line::from(Span::styled(m.clone(), theme::error())),
-        Some((m, false)) => Line::from(Span::raw(m.clone())),
-        None => Line::from(Span::styled("? help · q quit", theme::dim())),
+    use super::keymap::Mode;
+    let line = match (&app.message, app.notices.first()) {
+        (Some((m, true)), _) => Line::from(Span::styled(m.clone(), theme::error())),
+        (_, Some(n)) => Line::from(Span::styled(
+            format!(
+                "{}{} · Esc hides",
+                n,
+                match app.notices.len() {
+                    1 => String::new(),
+                    more => format!(" (and {} more)", more - 1),
+                }
+            ),
+            theme::error(),
+        )),
+        (Some((m, false)), None) => Line::from(Span::raw(m.clone())),
+        (None, None) => Line::from(Span::styled(
+            format!(
+                "{} help · {} quit",
+                app.keymap.keys_for(Mode::Browse, "help"),
+                app.keymap.keys_for(Mode::Browse, "quit")
+            ),
+            theme::dim(),
+        )),
     };
     f.render_widget(Paragraph::new(line), area);
 }
@@ -795,28 +814,50 @@ fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
     f.render_stateful_widget(table, parts[1], &mut state);
 }
 
-fn draw_help(f: &mut Frame, area: Rect) {
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    use super::keymap::Mode;
+    // The keys of the mode help was opened from, as the merged keymap has
+    // them; triage also names the tree's keys it shares.
+    let mode = if app.triage.is_some() {
+        Mode::Triage
+    } else {
+        Mode::Browse
+    };
+    let bindings = app.keymap.help(mode);
     let w = 64.min(area.width.saturating_sub(2));
-    let h = (keymap::BINDINGS.len() as u16 + 6).min(area.height.saturating_sub(2));
+    let h = (bindings.len() as u16 + 6).min(area.height.saturating_sub(2));
     let r = Rect {
         x: area.x + (area.width.saturating_sub(w)) / 2,
         y: area.y + (area.height.saturating_sub(h)) / 2,
         width: w,
         height: h,
     };
+    let title = match mode {
+        Mode::Triage => "Keys in triage",
+        _ => "Keys",
+    };
     let mut lines = vec![
-        Line::from(Span::styled("Keys", theme::category())),
+        Line::from(Span::styled(title, theme::category())),
         Line::from(""),
     ];
-    for (keys, what, _) in keymap::BINDINGS {
+    let width = bindings
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, 20);
+    for (keys, what) in &bindings {
         lines.push(Line::from(vec![
-            Span::styled(format!("{keys:<14}"), theme::key()),
+            Span::styled(format!("{keys:<width$}  "), theme::key()),
             Span::raw(*what),
         ]));
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "Mouse: wheel scrolls, click selects · ? or Esc closes",
+        match mode {
+            Mode::Triage => "Other keys as in the tree · ? or Esc closes",
+            _ => "Mouse: wheel scrolls, click selects · ? or Esc closes",
+        },
         theme::dim(),
     )));
     f.render_widget(Clear, r);
