@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod logons;
 pub mod model;
 pub mod outfile;
+pub mod outgoing;
 pub mod pace;
 pub mod record;
 pub mod redact;

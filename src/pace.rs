@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 
 use crate::endpoints::Api;
-use crate::http::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// The longest one pause lasts, whatever a header asks.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);

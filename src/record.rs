@@ -250,7 +250,7 @@ impl<'a> Record<'a> {
             } else {
                 self.unquote(f.name, true).unwrap_or_default()
             };
-            if crate::ingest::is_property(&name) && !drop.contains(&&*name) {
+            if is_property(&name) && !drop.contains(&&*name) {
                 out.field(Name::Written(written), self.compact(self.at(f.value)));
             }
         }
@@ -549,6 +549,11 @@ pub fn head_link(prefix: &[u8]) -> Head {
 
 /// How serde reads a record's top-level fields: what the scan's reading is
 /// held to in tests. `None` when serde refuses it as an object.
+/// Not an OData annotation (`@odata.type` is kept: it says what a record is).
+pub(crate) fn is_property(k: &str) -> bool {
+    !k.starts_with("@odata.") || k == "@odata.type"
+}
+
 #[cfg(test)]
 pub(crate) fn serde_fields(text: &str) -> Option<Vec<(String, String, Option<String>)>> {
     use serde::de::{Deserializer, MapAccess, Visitor};

@@ -251,10 +251,7 @@ pub fn props_json(v: &Value) -> String {
     }
 }
 
-/// Not an OData annotation (`@odata.type` is kept: it says what a record is).
-pub(crate) fn is_property(k: &str) -> bool {
-    !k.starts_with("@odata.") || k == "@odata.type"
-}
+pub(crate) use crate::record::is_property;
 
 /// A date the API wrote, or None for null, empty and the sentinels Microsoft
 /// uses for "never" (`0001-01-01T00:00:00Z`) and "no end" (`9999-12-31…`).

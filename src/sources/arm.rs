@@ -4,8 +4,8 @@
 
 use futures::StreamExt;
 
+use super::context::Ctx;
 use crate::endpoints::Api;
-use crate::fetch::Ctx;
 use crate::ingest::{Batch, arm as ingest, text};
 
 const API_RESOURCES: &str = "api-version=2021-04-01";

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use super::context::Ctx;
 use crate::endpoints::Api;
-use crate::fetch::Ctx;
 use crate::http::HttpError;
 use crate::ingest::{Batch, JoinHint, defender as ingest, text};
 use crate::logons::{LogonBudget, LogonCarry, MachineSeen, Pacer, age, reading_order};

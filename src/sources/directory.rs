@@ -2,7 +2,7 @@
 //! principals. Members are read through `$batch`, 20 groups a request, as
 //! soon as each page of groups arrives.
 
-use crate::fetch::Ctx;
+use super::context::Ctx;
 use crate::ingest::directory as ingest;
 
 pub async fn run(ctx: &Ctx) {

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::fetch::Ctx;
+use super::context::Ctx;
 use crate::http::{HttpError, Waited};
 use crate::ingest::hunting as ingest;
 use crate::logons::Pacer;

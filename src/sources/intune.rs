@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::context::Ctx;
 use crate::endpoints::Api;
-use crate::fetch::Ctx;
 use crate::http::HttpError;
 use crate::ingest::{Batch, intune as ingest, text};
 use crate::model::{EntityKind, Verb};

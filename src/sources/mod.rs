@@ -4,6 +4,7 @@
 //! are known, so the fetch takes about as long as its longest page chain.
 
 pub mod arm;
+pub mod context;
 pub mod defender;
 pub mod directory;
 pub mod hunting;
