@@ -13,7 +13,7 @@ use tenx::auth::Auth;
 use tenx::fake::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
 use tenx::fetch::Source;
 use tenx::http::{Http, HttpOptions};
-use tenx::tui::app::{Action, App, Focus, RelRow};
+use tenx::tui::app::{Action, App, Done, Effect, Focus, Msg, RelRow, TriageSave};
 use tenx::tui::tree::Node;
 use tenx::tui::view;
 
@@ -317,14 +317,35 @@ async fn the_mouse_selects_opens_and_scrolls() {
     s.stop().await;
 }
 
+/// Runs effects in place as the event loop would run them off the UI
+/// task — searches and exports, their results handed back — and returns
+/// the triage statuses the loop would write.
+fn run_effects(app: &mut App, effects: Vec<Effect>) -> Vec<TriageSave> {
+    let mut saves = Vec::new();
+    let mut queue: std::collections::VecDeque<Effect> = effects.into();
+    while let Some(e) = queue.pop_front() {
+        let done = match e {
+            Effect::Search(job) => {
+                let (generation, results) = job.run();
+                Done::Searched(generation, results)
+            }
+            Effect::Export(job) => Done::Exported(job.run()),
+            Effect::SaveTriage(save) => {
+                saves.push(save);
+                continue;
+            }
+            _ => continue,
+        };
+        queue.extend(app.handle(Msg::Done(done)));
+    }
+    saves
+}
+
 /// Types text into the open search and runs the job as the event loop would.
 fn type_search(app: &mut App, text: &str) {
     for c in text.chars() {
-        app.update(Action::Char(c));
-        if let Some(job) = app.take_search_job() {
-            let (generation, results) = job.run();
-            app.on_search_results(generation, results);
-        }
+        let fx = app.update(Action::Char(c));
+        run_effects(app, fx);
     }
 }
 
@@ -386,11 +407,8 @@ async fn the_search_overlay() {
     type_search(&mut app, "ai");
     insta::assert_snapshot!("search_overlay", screen(&mut app, 120, 40));
     // Tab cycles the kind filter.
-    app.update(Action::CycleKind);
-    if let Some(job) = app.take_search_job() {
-        let (g, r) = job.run();
-        app.on_search_results(g, r);
-    }
+    let fx = app.update(Action::CycleKind);
+    run_effects(&mut app, fx);
     let text = screen(&mut app, 120, 40);
     assert!(text.contains("in users"), "{text}");
     s.stop().await;
@@ -406,13 +424,12 @@ async fn search_results_follow_a_running_fetch() {
     type_search(&mut app, &format!("machine:{machine}"));
     let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
     while let Some(ev) = rx.recv().await {
-        let done = app.on_fetch(ev);
-        app.sync();
-        if let Some(job) = app.take_search_job() {
-            let (g, r) = job.run();
-            app.on_search_results(g, r);
-        }
-        if done {
+        let mut fx = app.handle(Msg::Fetch(ev));
+        // Before each frame, arrived entities are filed and searched.
+        let now = app.now;
+        fx.extend(app.handle(Msg::Frame(now)));
+        run_effects(&mut app, fx);
+        if !app.fetching {
             break;
         }
     }
@@ -485,11 +502,13 @@ async fn mark_then_export_writes_the_file() {
     for c in dir.join("two-users.csv").display().to_string().chars() {
         app.update(Action::Char(c));
     }
-    app.update(Action::Enter);
+    let fx = app.update(Action::Enter);
     assert!(app.export.is_none(), "the dialog closes");
-    let job = app.take_export_job().expect("an export job");
-    let result = job.run();
-    app.on_export_written(result);
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Export(_))),
+        "an export job"
+    );
+    run_effects(&mut app, fx);
     assert!(
         app.message
             .as_ref()
@@ -527,13 +546,13 @@ async fn the_triage_view() {
     insta::assert_snapshot!("triage", screen(&mut app, 120, 40));
 
     // A status and a note, saved (the loop writes them to the store).
-    app.update(Action::SetStatus(tenx::triage::Status::Investigating));
-    app.update(Action::EditNote);
+    let mut fx = app.update(Action::SetStatus(tenx::triage::Status::Investigating));
+    fx.extend(app.update(Action::EditNote));
     for c in "asked the owner".chars() {
-        app.update(Action::Char(c));
+        fx.extend(app.update(Action::Char(c)));
     }
-    app.update(Action::Enter);
-    let saves = app.take_triage_saves();
+    fx.extend(app.update(Action::Enter));
+    let saves = run_effects(&mut app, fx);
     assert_eq!(saves.len(), 2);
     assert_eq!(saves[1].status, tenx::triage::Status::Investigating);
     assert_eq!(saves[1].note, "asked the owner");

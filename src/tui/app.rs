@@ -68,6 +68,78 @@ pub enum Action {
     Filter,
 }
 
+/// Everything that changes the explorer's state comes in as one of these,
+/// through `App::handle`; the event loop only turns terminal events,
+/// fetch events, finished work and signals into messages, and runs the
+/// effects `handle` returns.
+pub enum Msg {
+    /// What the person asked for (a key through the keymap, the mouse).
+    Action(Action),
+    /// A running fetch's event.
+    Fetch(FetchEvent),
+    /// Background work that finished.
+    Done(Done),
+    /// The explorer starts: whether to load the latest snapshot and to
+    /// read the tenant, and whether there is a store to load from and save
+    /// to.
+    Start {
+        load_snapshot: bool,
+        fetch_now: bool,
+        store: bool,
+    },
+    /// A signal ends the explorer (the terminal is restored first).
+    Signal,
+    /// Before a frame: the clock, and newly arrived entities filed.
+    Frame(DateTime<Utc>),
+    /// A tenth of a second passed: the spinner turns while a fetch runs.
+    Tick,
+}
+
+/// Background work that finished, as the event loop reports it back.
+pub enum Done {
+    /// The latest snapshot (none when the store has none).
+    Loaded(Result<Option<Box<(crate::store::SnapshotInfo, TenantGraph)>>, String>),
+    /// The triage statuses and the previous snapshot's failing devices.
+    Triage(Result<TriageData, String>),
+    /// A search's results, by generation.
+    Searched(u64, Option<crate::search::Results>),
+    /// An export written (what to say), or why not.
+    Exported(Result<String, String>),
+    /// A triage status that could not be written.
+    TriageNotSaved(String),
+    /// What completes the fetch just done, from earlier snapshots.
+    Carried(Result<crate::store::CarryPatch, String>),
+    /// The snapshot saved (its id), or why not.
+    Saved(Result<i64, String>),
+}
+
+/// Work the event loop starts on the app's behalf; what it gives comes back
+/// as a `Msg::Done`.
+pub enum Effect {
+    LoadSnapshot,
+    /// `from_snapshot`: the data on screen is the latest snapshot, so the
+    /// previous one is the one before it.
+    LoadTriage {
+        from_snapshot: bool,
+    },
+    /// Read the tenant (the plan's sources); `App::start_fetch` was called.
+    Fetch,
+    Search(SearchJob),
+    Export(Box<ExportJob>),
+    SaveTriage(TriageSave),
+    /// Read what completes these statuses from the store.
+    ReadCarry(BTreeMap<Source, crate::fetch::SourceStatus>),
+    SaveSnapshot(Box<SnapshotToSave>),
+}
+
+/// A snapshot to write: the data on screen once the fetch is complete.
+pub struct SnapshotToSave {
+    pub graph: TenantGraph,
+    pub statuses: BTreeMap<Source, crate::fetch::SourceStatus>,
+    pub elapsed_ms: u64,
+    pub metrics: serde_json::Value,
+}
+
 /// Columns of the triage table (the sort keys).
 pub const TRIAGE_COLUMNS: [&str; 9] = [
     "Device",
@@ -281,8 +353,6 @@ pub struct App {
     /// The time zone dates are shown in (the machine's; fixed in tests).
     pub tz: chrono::FixedOffset,
     pub quit: bool,
-    /// Set by `Refresh`; the event loop starts a fetch and clears it.
-    pub refresh_requested: bool,
     /// The last fetch read nothing (the data shown, if any, is older).
     pub refresh_failed: bool,
     pub spinner: usize,
@@ -310,6 +380,16 @@ pub struct App {
     /// What the person must see until they dismiss it (Esc): a keymap or
     /// theme that could not be used.
     pub notices: Vec<String>,
+    /// Whether there is a tenant to read and a store to save to.
+    pub store: bool,
+    /// The sources a refresh reads (shown in the status bar as they come).
+    pub sources: Vec<Source>,
+    /// A fetch's carry-over being read, and snapshots being written: what
+    /// quitting waits for.
+    pub carry_pending: bool,
+    pub saves_pending: usize,
+    /// Effects asked for while handling a message, returned by `handle`.
+    effects: Vec<Effect>,
 }
 
 impl App {
@@ -354,7 +434,6 @@ impl App {
             now,
             tz: *chrono::Local::now().offset(),
             quit: false,
-            refresh_requested: false,
             refresh_failed: false,
             spinner: 0,
             areas: Areas::default(),
@@ -375,6 +454,11 @@ impl App {
             triage_last: None,
             keymap: Default::default(),
             notices: Vec::new(),
+            store: false,
+            sources: Source::ALL.to_vec(),
+            carry_pending: false,
+            saves_pending: 0,
+            effects: Vec::new(),
         }
     }
 
@@ -533,7 +617,152 @@ impl App {
         found.is_some_and(|i| !i.children().is_empty())
     }
 
-    pub fn update(&mut self, action: Action) {
+    /// The one place the explorer's state changes: a message in, the
+    /// effects to run out.
+    pub fn handle(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Action(a) => self.act(a),
+            Msg::Fetch(ev) => {
+                if self.on_fetch(ev) && self.store {
+                    if let Some(statuses) = self.carry_wanted() {
+                        self.carry_pending = true;
+                        self.effects.push(Effect::ReadCarry(statuses));
+                    }
+                }
+            }
+            Msg::Done(d) => self.on_done(d),
+            Msg::Start {
+                load_snapshot,
+                fetch_now,
+                store,
+            } => {
+                self.store = store;
+                if store {
+                    if load_snapshot {
+                        self.loading = Some("loading the latest snapshot…".into());
+                        self.effects.push(Effect::LoadSnapshot);
+                    }
+                    self.effects.push(Effect::LoadTriage {
+                        from_snapshot: load_snapshot,
+                    });
+                }
+                if fetch_now {
+                    self.refresh();
+                }
+            }
+            Msg::Signal => self.quit = true,
+            Msg::Frame(now) => {
+                self.sync();
+                self.now = now;
+            }
+            Msg::Tick => {
+                if self.fetching {
+                    self.spinner = self.spinner.wrapping_add(1);
+                }
+            }
+        }
+        self.drain_effects()
+    }
+
+    /// What a person's action changes, and the effects it asks for.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.handle(Msg::Action(action))
+    }
+
+    /// Whether quitting must wait: the fetch's carry-over or a snapshot is
+    /// still being written.
+    pub fn busy(&self) -> bool {
+        self.carry_pending || self.saves_pending > 0
+    }
+
+    fn drain_effects(&mut self) -> Vec<Effect> {
+        let mut out = std::mem::take(&mut self.effects);
+        if let Some(job) = self.search_job.take() {
+            out.push(Effect::Search(job));
+        }
+        if let Some(job) = self.export_job.take() {
+            out.push(Effect::Export(Box::new(job)));
+        }
+        out.extend(
+            std::mem::take(&mut self.triage_saves)
+                .into_iter()
+                .map(Effect::SaveTriage),
+        );
+        out
+    }
+
+    /// Starts reading the tenant, when there is one.
+    fn refresh(&mut self) {
+        if !self.store {
+            self.message = None;
+            return;
+        }
+        let sources = self.sources.clone();
+        self.start_fetch(&sources);
+        self.effects.push(Effect::Fetch);
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Loaded(Ok(Some(loaded))) => {
+                let (info, graph) = *loaded;
+                let created = chrono::DateTime::parse_from_rfc3339(&info.created_at)
+                    .ok()
+                    .map(|d| d.with_timezone(&chrono::Utc));
+                self.load_snapshot(graph, created, info.sources);
+            }
+            Done::Loaded(Ok(None)) => self.loading = None,
+            Done::Loaded(Err(e)) => {
+                self.loading = None;
+                self.set_message(format!("cannot load the snapshot: {e}"), true);
+            }
+            Done::Triage(Ok(data)) => self.triage_data = data,
+            Done::Triage(Err(e)) => {
+                self.set_message(format!("cannot read triage statuses: {e}"), true)
+            }
+            Done::Searched(generation, results) => self.on_search_results(generation, results),
+            Done::Exported(result) => self.on_export_written(result),
+            Done::TriageNotSaved(e) => self.set_message(e, true),
+            Done::Carried(r) => {
+                self.carry_pending = false;
+                match r {
+                    Ok(patch) => self.apply_carry(patch),
+                    Err(e) => self.set_message(
+                        format!("cannot read the earlier snapshot to complete this one: {e}"),
+                        true,
+                    ),
+                }
+                if self.store && !self.refresh_failed {
+                    self.saves_pending += 1;
+                    self.effects
+                        .push(Effect::SaveSnapshot(Box::new(SnapshotToSave {
+                            graph: self.data.graph.clone(),
+                            statuses: self.data.statuses.clone(),
+                            elapsed_ms: self
+                                .data
+                                .elapsed
+                                .map(|e| e.as_millis() as u64)
+                                .unwrap_or(0),
+                            metrics: serde_json::to_value(self.data.metrics.unwrap_or_default())
+                                .unwrap_or_default(),
+                        })));
+                }
+            }
+            Done::Saved(r) => {
+                self.saves_pending = self.saves_pending.saturating_sub(1);
+                match r {
+                    Ok(id) => {
+                        if self.message.as_ref().is_none_or(|m| !m.1) {
+                            self.set_message(format!("saved snapshot {id}"), false);
+                        }
+                    }
+                    Err(e) => self.set_message(format!("cannot save the snapshot: {e}"), true),
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
         if self.export.is_some() {
             self.export_update(action);
             return;
@@ -565,7 +794,7 @@ impl App {
                 if self.fetching {
                     self.set_message("a fetch is already running", false);
                 } else {
-                    self.refresh_requested = true;
+                    self.refresh();
                 }
             }
             Action::FocusNext => {
@@ -992,11 +1221,6 @@ impl App {
         self.export = Some(ui);
     }
 
-    /// The export to write, if one was confirmed.
-    pub fn take_export_job(&mut self) -> Option<ExportJob> {
-        self.export_job.take()
-    }
-
     pub fn on_export_written(&mut self, result: Result<String, String>) {
         match result {
             Ok(m) => self.set_message(m, false),
@@ -1225,11 +1449,6 @@ impl App {
         self.set_message(format!("{name}: {}", status.label()), false);
     }
 
-    /// Triage statuses to write to the store (the event loop does, off the UI task).
-    pub fn take_triage_saves(&mut self) -> Vec<TriageSave> {
-        std::mem::take(&mut self.triage_saves)
-    }
-
     /// The query the overlay's input and kind filter make.
     pub fn search_query(&self) -> Option<crate::search::Query> {
         let ui = self.search.as_ref()?;
@@ -1266,12 +1485,6 @@ impl App {
             cancel: self.search_cancel.clone(),
             generation: ui.generation,
         });
-    }
-
-    /// The search to start, if one was asked for (the event loop runs it on
-    /// a blocking thread; tests run it in place).
-    pub fn take_search_job(&mut self) -> Option<SearchJob> {
-        self.search_job.take()
     }
 
     /// Results of a search; those of an outdated input are dropped.

@@ -30,7 +30,7 @@ use crate::fetch::{FetchEvent, Source};
 use crate::http::Http;
 use crate::store::Store;
 
-use app::{Action, App};
+use app::{Action, App, Done, Effect, Msg};
 
 /// How the explorer reads the tenant when asked to.
 pub struct FetchPlan {
@@ -178,8 +178,14 @@ fn mouse_action(m: crossterm::event::MouseEvent) -> Option<Action> {
     }
 }
 
-/// Runs the explorer until the person quits. `snapshot` loads the latest
-/// snapshot off the UI task; `fetch_now` starts reading the tenant at once.
+/// Runs the explorer until the person quits. `load_snapshot` loads the
+/// latest snapshot off the UI task; `fetch_now` starts reading the tenant
+/// at once.
+///
+/// The loop owns no state of its own beyond the channels: it turns
+/// terminal events, fetch events, finished work and signals into
+/// `Msg`s for `App::handle`, runs the `Effect`s it returns on blocking
+/// threads or tasks, and draws.
 pub async fn run(
     mut app: App,
     plan: Option<FetchPlan>,
@@ -194,254 +200,127 @@ pub async fn run(
     let (keymap, user_theme, problems) = settings::load();
     app.keymap = keymap;
     theme::install(user_theme);
-    if !problems.is_empty() {
-        for p in &problems {
-            tracing::warn!(problem = %p, "keymap or theme");
-        }
-        app.notices = problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} (built-in keys and colours stand in)",
-                    crate::text::line(p)
-                )
-            })
-            .collect();
+    for p in &problems {
+        tracing::warn!(problem = %p, "keymap or theme");
+    }
+    app.notices = problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (built-in keys and colours stand in)",
+                crate::text::line(p)
+            )
+        })
+        .collect();
+    if let Some(p) = &plan {
+        app.sources = p.sources.clone();
     }
     let (_guard, mut terminal) = setup()?;
     #[cfg(debug_assertions)]
     debug_worker_panic();
     let mut ended = Ended::Quit;
     let mut events = EventStream::new();
-    let mut fetch_rx: Option<tokio::sync::mpsc::UnboundedReceiver<FetchEvent>> = None;
-    let (bg_tx, mut bg_rx) = tokio::sync::mpsc::unbounded_channel::<Background>();
-    if let (true, Some(p)) = (load_snapshot, &plan) {
-        app.loading = Some("loading the latest snapshot…".into());
-        let name = p.store_name.clone();
-        let tx = bg_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            // Read-only: loading never writes to the store.
-            let result = Store::for_profile_read(&name).and_then(|s| match s {
-                Some(s) => match s.latest_id()? {
-                    Some(id) => s.load(id).map(|l| Some(Box::new(l))),
-                    None => Ok(None),
-                },
-                None => Ok(None),
-            });
-            let _ = tx.send(Background::Loaded(result.map_err(|e| format!("{e:#}"))));
-        });
-    }
-    if fetch_now {
-        app.refresh_requested = true;
-    }
-    // Triage statuses and the previous snapshot's failing devices.
-    if let Some(p) = &plan {
-        let name = p.store_name.clone();
-        let tx = bg_tx.clone();
-        let from_snapshot = load_snapshot;
-        tokio::task::spawn_blocking(move || {
-            let r = Store::for_profile_read(&name).and_then(|s| {
-                let Some(s) = s else {
-                    return Ok(app::TriageData::default());
-                };
-                let notes = s.triage_notes()?;
-                let latest = s.latest_id()?;
-                // On a loaded snapshot, "previous" is the one before it; on a
-                // fresh fetch, it is the newest one on disk.
-                let prev = match (latest, from_snapshot) {
-                    (Some(l), true) => s.previous_id(l)?,
-                    (l, _) => l,
-                };
-                let (previous_failing, previous_coverage) = match prev {
-                    Some(id) => (
-                        Some(s.failing_devices(id)?),
-                        Some(crate::triage::Coverage::of(&s.info(id)?.sources)),
-                    ),
-                    None => (None, None),
-                };
-                Ok(app::TriageData {
-                    notes,
-                    previous_failing,
-                    previous_coverage,
-                })
-            });
-            let _ = tx.send(Background::Triage(r.map_err(|e| format!("{e:#}"))));
-        });
-    }
+    let mut fx = Effects {
+        plan: plan.as_ref(),
+        fetch_rx: None,
+        tx: tokio::sync::mpsc::unbounded_channel::<Done>(),
+    };
+    let effects = app.handle(Msg::Start {
+        load_snapshot,
+        fetch_now,
+        store: plan.is_some(),
+    });
+    fx.run(effects);
     let mut tick = tokio::time::interval(Duration::from_millis(16));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
-    // A fetch's carry-over being read, and snapshots being saved: waited
-    // for before tenx ends.
-    let mut carry_pending = false;
-    let mut saves = 0usize;
     let mut last_spin = Instant::now();
     loop {
-        if app.refresh_requested {
-            app.refresh_requested = false;
-            match &plan {
-                Some(p) => {
-                    app.start_fetch(&p.sources);
-                    let options = crate::fetch::FetchOptions {
-                        logons: p.logons.clone(),
-                        carry: Some(crate::store::carry_loader(p.store_name.clone())),
-                        defender: p.defender,
-                        hunting: p.hunting.clone(),
-                        today: crate::fetch::today().ok(),
-                    };
-                    fetch_rx = Some(crate::fetch::spawn_with(
-                        p.http.clone(),
-                        &p.sources,
-                        options,
-                    ));
-                }
-                None => app.update(Action::Escape),
-            }
-            dirty = true;
-        }
-        for save in app.take_triage_saves() {
-            if let Some(p) = &plan {
-                let name = p.store_name.clone();
-                let tx = bg_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let r = Store::for_triage(&name)
-                        .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
-                    if let Err(e) = r {
-                        let _ = tx.send(Background::TriageNotSaved(format!(
-                            "cannot save the triage status: {e:#}"
-                        )));
-                    }
-                });
-            }
-        }
-        if let Some(job) = app.take_export_job() {
-            let tx = bg_tx.clone();
-            tokio::task::spawn_blocking(move || {
-                let _ = tx.send(Background::Exported(job.run()));
-            });
-        }
-        if let Some(job) = app.take_search_job() {
-            let tx = bg_tx.clone();
-            tokio::task::spawn_blocking(move || {
-                let (generation, results) = job.run();
-                let _ = tx.send(Background::Searched(generation, results));
-            });
-        }
         if dirty {
-            app.sync();
-            app.now = chrono::Utc::now();
+            let effects = app.handle(Msg::Frame(chrono::Utc::now()));
+            fx.run(effects);
             terminal.draw(|f| view::draw(f, &mut app))?;
             dirty = false;
         }
         if app.quit {
             break;
         }
-        tokio::select! {
+        let msg = tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => {
-                    if let Some(a) = app.keymap.action(app.key_mode(), k) { app.update(a); dirty = true; }
+                    match app.keymap.action(app.key_mode(), k) {
+                        Some(a) => Msg::Action(a),
+                        None => continue,
+                    }
                 }
-                Some(Ok(Event::Mouse(m))) => {
-                    if let Some(a) = mouse_action(m) { app.update(a); dirty = true; }
+                Some(Ok(Event::Mouse(m))) => match mouse_action(m) {
+                    Some(a) => Msg::Action(a),
+                    None => continue,
+                },
+                Some(Ok(Event::Resize(..))) => {
+                    dirty = true;
+                    continue;
                 }
-                Some(Ok(Event::Resize(..))) => dirty = true,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            Some(ev) = recv(&mut fetch_rx) => {
+            Some(ev) = recv(&mut fx.fetch_rx) => {
                 // Apply everything waiting, within a frame's budget.
                 let start = Instant::now();
-                let mut done = app.on_fetch(ev);
-                while !done && start.elapsed() < Duration::from_millis(8) {
-                    match fetch_rx.as_mut().map(|r| r.try_recv()) {
-                        Some(Ok(ev)) => done = app.on_fetch(ev),
+                let effects = app.handle(Msg::Fetch(ev));
+                fx.run(effects);
+                while app.fetching && start.elapsed() < Duration::from_millis(8) {
+                    match fx.fetch_rx.as_mut().map(|r| r.try_recv()) {
+                        Some(Ok(ev)) => {
+                            let effects = app.handle(Msg::Fetch(ev));
+                            fx.run(effects);
+                        }
                         _ => break,
                     }
                 }
-                if done {
-                    fetch_rx = None;
-                    // What the fetch did not read comes from the latest
-                    // snapshot that has it, read off the UI task; the
-                    // snapshot is saved once it is in.
-                    if let (Some(p), Some(statuses)) = (&plan, app.carry_wanted()) {
-                        let name = p.store_name.clone();
-                        let tx = bg_tx.clone();
-                        carry_pending = true;
-                        tokio::task::spawn_blocking(move || {
-                            let r = Store::for_profile_read(&name).and_then(|s| match s {
-                                Some(s) => s.carry_patch(&statuses),
-                                None => Ok(Default::default()),
-                            });
-                            let _ = tx.send(Background::Carried(r.map_err(|e| format!("{e:#}"))));
-                        });
-                    }
+                if !app.fetching {
+                    fx.fetch_rx = None;
                 }
                 dirty = true;
+                continue;
             }
-            Some(bg) = bg_rx.recv() => {
-                match bg {
-                    Background::Loaded(Ok(Some(loaded))) => {
-                        let (info, graph) = *loaded;
-                        let created = chrono::DateTime::parse_from_rfc3339(&info.created_at).ok().map(|d| d.with_timezone(&chrono::Utc));
-                        app.load_snapshot(graph, created, info.sources);
-                    }
-                    Background::Loaded(Ok(None)) => app.loading = None,
-                    Background::Loaded(Err(e)) => { app.loading = None; app.message = Some((format!("cannot load the snapshot: {e}"), true)); }
-                    Background::Saved(r) => {
-                        saves = saves.saturating_sub(1);
-                        match r {
-                            Ok(id) => { if app.message.as_ref().is_none_or(|m| !m.1) { app.message = Some((format!("saved snapshot {id}"), false)); } }
-                            Err(e) => app.message = Some((format!("cannot save the snapshot: {e}"), true)),
-                        }
-                    }
-                    Background::TriageNotSaved(e) => app.message = Some((e, true)),
-                    Background::Searched(generation, results) => app.on_search_results(generation, results),
-                    Background::Exported(result) => app.on_export_written(result),
-                    Background::Carried(r) => {
-                        carry_pending = false;
-                        on_carried(&mut app, r, plan.as_ref(), &bg_tx, &mut saves);
-                    }
-                    Background::Triage(Ok(data)) => app.triage_data = data,
-                    Background::Triage(Err(e)) => app.message = Some((format!("cannot read triage statuses: {e}"), true)),
-                }
-                dirty = true;
-            }
+            Some(done) = fx.tx.1.recv() => Msg::Done(done),
             sig = signals.recv() => {
                 ended = Ended::Signal(sig);
-                app.quit = true;
+                Msg::Signal
             }
             _ = tick.tick() => {
-                if app.fetching && last_spin.elapsed() >= Duration::from_millis(100) {
-                    app.spinner = app.spinner.wrapping_add(1);
-                    last_spin = Instant::now();
-                    dirty = true;
+                if !(app.fetching && last_spin.elapsed() >= Duration::from_millis(100)) {
+                    continue;
                 }
+                last_spin = Instant::now();
+                Msg::Tick
             }
-        }
+        };
+        let effects = app.handle(msg);
+        fx.run(effects);
+        dirty = true;
     }
     drop(terminal);
     // A fetch that has ended is saved before tenx does: quitting while its
     // carry-over was read or its snapshot written would lose it.
-    if carry_pending || saves > 0 {
+    if app.busy() {
         eprintln!("tenx: saving the snapshot before quitting…");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while carry_pending || saves > 0 {
-            match tokio::time::timeout_at(deadline, bg_rx.recv()).await {
-                Ok(Some(Background::Carried(r))) => {
-                    carry_pending = false;
-                    on_carried(&mut app, r, plan.as_ref(), &bg_tx, &mut saves);
-                }
-                Ok(Some(Background::Saved(r))) => {
-                    saves = saves.saturating_sub(1);
-                    match r {
-                        Ok(id) => eprintln!("tenx: saved snapshot {id}"),
-                        Err(e) => {
-                            eprintln!("tenx: cannot save the snapshot: {}", crate::text::line(&e))
+        while app.busy() {
+            match tokio::time::timeout_at(deadline, fx.tx.1.recv()).await {
+                Ok(Some(done)) => {
+                    match &done {
+                        Done::Saved(Ok(id)) => eprintln!("tenx: saved snapshot {id}"),
+                        Done::Saved(Err(e)) => {
+                            eprintln!("tenx: cannot save the snapshot: {}", crate::text::line(e))
                         }
+                        _ => {}
                     }
+                    let effects = app.handle(Msg::Done(done));
+                    fx.run(effects);
                 }
-                Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
                     eprintln!("tenx: the snapshot was not saved in time; it is lost");
                     break;
@@ -452,40 +331,164 @@ pub async fn run(
     Ok(ended)
 }
 
-/// The carry-over of a fetch has been read: applied, then the snapshot
-/// saved.
-fn on_carried(
-    app: &mut App,
-    r: Result<crate::store::CarryPatch, String>,
-    plan: Option<&FetchPlan>,
-    tx: &tokio::sync::mpsc::UnboundedSender<Background>,
-    saves: &mut usize,
-) {
-    match r {
-        Ok(patch) => app.apply_carry(patch),
-        Err(e) => {
-            app.message = Some((
-                format!("cannot read the earlier snapshot to complete this one: {e}"),
-                true,
-            ))
+/// Runs the app's effects: blocking work on blocking threads, the fetch as
+/// tasks; each result comes back on `tx` as a `Done`.
+struct Effects<'a> {
+    plan: Option<&'a FetchPlan>,
+    fetch_rx: Option<tokio::sync::mpsc::UnboundedReceiver<FetchEvent>>,
+    tx: (
+        tokio::sync::mpsc::UnboundedSender<Done>,
+        tokio::sync::mpsc::UnboundedReceiver<Done>,
+    ),
+}
+
+impl Effects<'_> {
+    fn run(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            self.start(e);
         }
     }
-    if let Some(p) = plan {
-        if save_snapshot(app, p, tx.clone()) {
-            *saves += 1;
+
+    fn start(&mut self, effect: Effect) {
+        let tx = self.tx.0.clone();
+        let plan = self.plan;
+        match effect {
+            Effect::Search(job) => {
+                tokio::task::spawn_blocking(move || {
+                    let (generation, results) = job.run();
+                    let _ = tx.send(Done::Searched(generation, results));
+                });
+            }
+            Effect::Export(job) => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Done::Exported(job.run()));
+                });
+            }
+            // The rest need the profile's store and tenant.
+            _ if plan.is_none() => {}
+            Effect::Fetch => {
+                let Some(p) = plan else { return };
+                let options = crate::fetch::FetchOptions {
+                    logons: p.logons.clone(),
+                    carry: Some(crate::store::carry_loader(p.store_name.clone())),
+                    defender: p.defender,
+                    hunting: p.hunting.clone(),
+                    today: crate::fetch::today().ok(),
+                };
+                self.fetch_rx = Some(crate::fetch::spawn_with(
+                    p.http.clone(),
+                    &p.sources,
+                    options,
+                ));
+            }
+            Effect::LoadSnapshot => {
+                let Some(name) = plan.map(|p| p.store_name.clone()) else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    // Read-only: loading never writes to the store.
+                    let result = Store::for_profile_read(&name).and_then(|s| match s {
+                        Some(s) => match s.latest_id()? {
+                            Some(id) => s.load(id).map(|l| Some(Box::new(l))),
+                            None => Ok(None),
+                        },
+                        None => Ok(None),
+                    });
+                    let _ = tx.send(Done::Loaded(result.map_err(|e| format!("{e:#}"))));
+                });
+            }
+            Effect::LoadTriage { from_snapshot } => {
+                let Some(name) = plan.map(|p| p.store_name.clone()) else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    let r = load_triage(&name, from_snapshot);
+                    let _ = tx.send(Done::Triage(r.map_err(|e| format!("{e:#}"))));
+                });
+            }
+            Effect::SaveTriage(save) => {
+                let Some(name) = plan.map(|p| p.store_name.clone()) else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    let r = Store::for_triage(&name)
+                        .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
+                    if let Err(e) = r {
+                        let _ = tx.send(Done::TriageNotSaved(format!(
+                            "cannot save the triage status: {e:#}"
+                        )));
+                    }
+                });
+            }
+            Effect::ReadCarry(statuses) => {
+                let Some(name) = plan.map(|p| p.store_name.clone()) else {
+                    return;
+                };
+                // What the fetch did not read comes from the latest
+                // snapshot that has it, read off the UI task.
+                tokio::task::spawn_blocking(move || {
+                    let r = Store::for_profile_read(&name).and_then(|s| match s {
+                        Some(s) => s.carry_patch(&statuses),
+                        None => Ok(Default::default()),
+                    });
+                    let _ = tx.send(Done::Carried(r.map_err(|e| format!("{e:#}"))));
+                });
+            }
+            Effect::SaveSnapshot(snapshot) => {
+                let Some(p) = plan else { return };
+                let name = p.store_name.clone();
+                let tenant = snapshot
+                    .graph
+                    .of_kind(crate::model::EntityKind::AzureAccount)
+                    .first()
+                    .map(|&i| snapshot.graph.entity(i).key.to_string())
+                    .unwrap_or_else(|| p.tenant_hint.clone());
+                tokio::task::spawn_blocking(move || {
+                    let s = *snapshot;
+                    let r = Store::for_profile(&name).and_then(|mut store| {
+                        let id = store.save(
+                            &tenant,
+                            "explorer",
+                            &s.graph,
+                            &s.statuses,
+                            s.elapsed_ms,
+                            &s.metrics,
+                        )?;
+                        store.prune(20)?;
+                        Ok(id)
+                    });
+                    let _ = tx.send(Done::Saved(r.map_err(|e| format!("{e:#}"))));
+                });
+            }
         }
     }
 }
 
-enum Background {
-    Loaded(Result<Option<Box<(crate::store::SnapshotInfo, crate::model::TenantGraph)>>, String>),
-    Saved(Result<i64, String>),
-    Searched(u64, Option<crate::search::Results>),
-    Exported(Result<String, String>),
-    Triage(Result<app::TriageData, String>),
-    /// The sources a fetch did not read, from an earlier snapshot.
-    Carried(Result<crate::store::CarryPatch, String>),
-    TriageNotSaved(String),
+/// Triage statuses and the previous snapshot's failing devices. On a
+/// loaded snapshot, "previous" is the one before it; on a fresh fetch, it
+/// is the newest one on disk.
+fn load_triage(store_name: &str, from_snapshot: bool) -> anyhow::Result<app::TriageData> {
+    let Some(s) = Store::for_profile_read(store_name)? else {
+        return Ok(app::TriageData::default());
+    };
+    let notes = s.triage_notes()?;
+    let latest = s.latest_id()?;
+    let prev = match (latest, from_snapshot) {
+        (Some(l), true) => s.previous_id(l)?,
+        (l, _) => l,
+    };
+    let (previous_failing, previous_coverage) = match prev {
+        Some(id) => (
+            Some(s.failing_devices(id)?),
+            Some(crate::triage::Coverage::of(&s.info(id)?.sources)),
+        ),
+        None => (None, None),
+    };
+    Ok(app::TriageData {
+        notes,
+        previous_failing,
+        previous_coverage,
+    })
 }
 
 async fn recv(
@@ -495,36 +498,6 @@ async fn recv(
         Some(r) => r.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Saves what the fetch read, off the UI task; whether a save was started.
-fn save_snapshot(
-    app: &App,
-    plan: &FetchPlan,
-    tx: tokio::sync::mpsc::UnboundedSender<Background>,
-) -> bool {
-    if app.refresh_failed {
-        return false;
-    }
-    let graph = app.data.graph.clone();
-    let statuses = app.data.statuses.clone();
-    let elapsed = app.data.elapsed.map(|e| e.as_millis() as u64).unwrap_or(0);
-    let metrics = serde_json::to_value(app.data.metrics.unwrap_or_default()).unwrap_or_default();
-    let name = plan.store_name.clone();
-    let tenant = graph
-        .of_kind(crate::model::EntityKind::AzureAccount)
-        .first()
-        .map(|&i| graph.entity(i).key.to_string())
-        .unwrap_or_else(|| plan.tenant_hint.clone());
-    tokio::task::spawn_blocking(move || {
-        let r = Store::for_profile(&name).and_then(|mut s| {
-            let id = s.save(&tenant, "explorer", &graph, &statuses, elapsed, &metrics)?;
-            s.prune(20)?;
-            Ok(id)
-        });
-        let _ = tx.send(Background::Saved(r.map_err(|e| format!("{e:#}"))));
-    });
-    true
 }
 
 /// SIGINT, SIGHUP, SIGTERM and SIGQUIT end the explorer like `q` does:
