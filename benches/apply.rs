@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tenx::cmd::demo::Simulated as _;
 
 use tenx::auth::Auth;
-use tenx::fake::{FakeParams, FakeTenant, RateLimits, ServerOptions, serve};
+use tenx::fetch::http::{Http, HttpOptions};
 use tenx::fetch::{FetchEvent, FetchOptions, GraphBuilder, Source, spawn_with};
-use tenx::http::{Http, HttpOptions};
+use tenx_sim::{FakeParams, FakeTenant, RateLimits, ServerOptions, serve};
 
 /// The allocator of the `tenx` binary, so the figures are the binary's.
 #[global_allocator]

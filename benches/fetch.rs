@@ -34,7 +34,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use tenx::fake::{FakeParams, FakeTenant};
+use tenx_sim::{FakeParams, FakeTenant};
 
 const LATENCY_MS: u64 = 20;
 

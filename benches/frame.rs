@@ -8,15 +8,16 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tenx::cmd::demo::Simulated as _;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tenx::auth::Auth;
-use tenx::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use tenx::fetch::Source;
-use tenx::http::{Http, HttpOptions};
+use tenx::fetch::http::{Http, HttpOptions};
 use tenx::tui::app::{Action, App};
 use tenx::tui::view;
+use tenx_sim::{FakeParams, FakeTenant, ServerOptions, serve};
 
 fn stats(mut v: Vec<Duration>) -> String {
     v.sort();

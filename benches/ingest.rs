@@ -13,10 +13,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tenx::fake::{FakeParams, FakeTenant, render};
+use tenx::fetch::record::{RawPage, Record};
 use tenx::ingest::{Batch, defender, directory, intune};
 use tenx::model::{EntityKind, TenantGraph};
-use tenx::record::{RawPage, Record};
+use tenx_sim::{FakeParams, FakeTenant, render};
 
 /// The allocator of the `tenx` binary, so the figures are the binary's.
 #[global_allocator]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::endpoints::{Cloud, Endpoints, parse_base};
+use crate::auth::endpoints::{Cloud, Endpoints, parse_base};
 use crate::fetch::Source;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +144,7 @@ pub fn save(p: &Profile) -> anyhow::Result<PathBuf> {
     crate::store::private_dir(&config_dir()?)?;
     crate::store::private_dir(&dir)?;
     let text = toml::to_string_pretty(p)?;
-    crate::outfile::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    crate::base::outfile::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(path)
 }
 

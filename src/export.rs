@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+use crate::base::outfile::{check_target, write_atomic};
 use crate::model::{EntityId, TenantGraph, Verb, relationship_type};
-use crate::outfile::{check_target, write_atomic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Direction {
@@ -140,7 +140,7 @@ pub fn entity_json(g: &TenantGraph, id: EntityId, with_properties: bool) -> Valu
     let mut m = Map::new();
     if with_properties {
         // Secrets at any depth never leave tenx (`redact`).
-        for (k, v) in crate::redact::redacted(e.properties()) {
+        for (k, v) in crate::base::redact::redacted(e.properties()) {
             if !k.starts_with('_') {
                 m.insert(k, v);
             }
@@ -318,7 +318,7 @@ fn dot_escape(s: &str) -> String {
             '"' => o.push_str("\\\""),
             '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push_str("\\n"),
             '\t' => o.push(' '),
-            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c if crate::base::text::is_control(c) => o.push(crate::base::text::CONTROL_MARK),
             c => o.push(c),
         }
     }
@@ -368,7 +368,7 @@ fn mermaid_escape(s: &str) -> String {
                 o.push_str(&format!("#{};", ch as u32))
             }
             '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' | '\u{85}' => o.push(' '),
-            c if crate::text::is_control(c) => o.push(crate::text::CONTROL_MARK),
+            c if crate::base::text::is_control(c) => o.push(crate::base::text::CONTROL_MARK),
             c => o.push(c),
         }
     }
@@ -425,7 +425,10 @@ pub fn write_csv_entities(
             }
             row.push(serde_json::to_string(&props).unwrap_or_default());
         }
-        c.write_record(row.iter().map(|x| crate::text::csv_cell(x).into_owned()))?;
+        c.write_record(
+            row.iter()
+                .map(|x| crate::base::text::csv_cell(x).into_owned()),
+        )?;
     }
     c.flush()
 }
@@ -439,7 +442,7 @@ pub fn write_csv_relationships(
     c.write_record(["_key", "_type", "_class", "_fromEntityKey", "_toEntityKey"])?;
     for &(f, v, t) in &sel.relationships {
         let r = relationship_json(g, f, v, t);
-        let s = |k: &str| crate::text::csv_cell(r[k].as_str().unwrap_or("")).into_owned();
+        let s = |k: &str| crate::base::text::csv_cell(r[k].as_str().unwrap_or("")).into_owned();
         c.write_record([
             s("_key"),
             s("_type"),
@@ -467,7 +470,7 @@ fn xml_escape(s: &str) -> String {
             '\r' => o.push_str("&#13;"),
             '\n' | '\t' => o.push(ch),
             '\u{FFFE}' | '\u{FFFF}' => {}
-            c if crate::text::is_control(c) => {}
+            c if crate::base::text::is_control(c) => {}
             c => o.push(c),
         }
     }

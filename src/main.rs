@@ -12,9 +12,10 @@ use clap::{Args, Parser, Subcommand};
 /// worker threads; mimalloc does not. Guarded: an allocation that fails
 /// ends tenx with a message, not an abort.
 #[global_allocator]
-static GLOBAL: tenx::alloc::Guarded<mimalloc::MiMalloc> = tenx::alloc::Guarded(mimalloc::MiMalloc);
+static GLOBAL: tenx::base::alloc::Guarded<mimalloc::MiMalloc> =
+    tenx::base::alloc::Guarded(mimalloc::MiMalloc);
 
-use tenx::fake::{
+use tenx_sim::{
     FakeParams, FakeTenant, Faults, HuntingLimits, Manifest, RateLimits, ServerOptions,
     ThrottleSpec,
 };
@@ -140,8 +141,8 @@ struct FetchArgs {
     /// `none`. Defender allows 100 such calls a minute and 1,500 an hour;
     /// the others carry over from the previous snapshot with their age.
     /// `all` paces itself to those limits, however long that takes.
-    #[arg(long, default_value = "100", value_name = "N|all|none", value_parser = tenx::logons::LogonBudget::parse)]
-    logon_users: tenx::logons::LogonBudget,
+    #[arg(long, default_value = "100", value_name = "N|all|none", value_parser = tenx::fetch::logons::LogonBudget::parse)]
+    logon_users: tenx::fetch::logons::LogonBudget,
     /// Do not complete the snapshot with the sources this fetch did not
     /// read (by default each is carried over, with its age, from the latest
     /// snapshot that has it whole).
@@ -162,8 +163,8 @@ struct TriageArgs {
     format: tenx::cmd::triage::ReportFormat,
     /// Write to this file (whole or not at all; a regular file or a new
     /// path); `-` or none for standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
-    output: Option<tenx::outfile::Output>,
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::base::outfile::Output::clap)]
+    output: Option<tenx::base::outfile::Output>,
     /// Group rows by policy, setting, owner or platform.
     #[arg(long, value_enum, ignore_case = true)]
     group_by: Option<tenx::triage::GroupBy>,
@@ -236,8 +237,8 @@ struct ExportArgs {
     no_properties: bool,
     /// Output file (written whole or not at all; a regular file or a new
     /// path); `-` or none for standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::outfile::Output::clap)]
-    output: Option<tenx::outfile::Output>,
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_parser = tenx::base::outfile::Output::clap)]
+    output: Option<tenx::base::outfile::Output>,
 }
 
 #[derive(Args, Clone)]
@@ -351,7 +352,7 @@ fn main() -> ExitCode {
         return match result {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
+                eprintln!("tenx: {}", tenx::base::text::text(&format!("{e:#}")));
                 ExitCode::FAILURE
             }
         };
@@ -373,10 +374,15 @@ fn main() -> ExitCode {
                 },
                 defender: a.defender_api,
             };
-            rt.block_on(tenx::cmd::login::login(args, &tenx::secrets::OsKeyring))
+            rt.block_on(tenx::cmd::login::login(
+                args,
+                &tenx::auth::secrets::OsKeyring,
+            ))
         }),
-        Command::Logout => tenx::cmd::login::logout(profile.as_deref(), &tenx::secrets::OsKeyring),
-        Command::Profiles => tenx::cmd::login::profiles(&tenx::secrets::OsKeyring),
+        Command::Logout => {
+            tenx::cmd::login::logout(profile.as_deref(), &tenx::auth::secrets::OsKeyring)
+        }
+        Command::Profiles => tenx::cmd::login::profiles(&tenx::auth::secrets::OsKeyring),
         Command::Demo(a) => runtime().and_then(|rt| {
             rt.block_on(tenx::cmd::demo::run(tenx::cmd::demo::DemoArgs {
                 users: a.users,
@@ -388,11 +394,11 @@ fn main() -> ExitCode {
         }),
         Command::Fetch(args) => fetch(profile.as_deref(), args),
         Command::Export(args) => {
-            tenx::outfile::remove_on_signals();
+            tenx::base::outfile::remove_on_signals();
             export(profile.as_deref(), args)
         }
         Command::Triage(a) => (|| {
-            tenx::outfile::remove_on_signals();
+            tenx::base::outfile::remove_on_signals();
             let store = tenx::cmd::store_for(profile.as_deref(), a.snapshot.as_deref())?;
             match a.action {
                 Some(TriageAction::Set {
@@ -404,7 +410,7 @@ fn main() -> ExitCode {
                     &store,
                     tenx::cmd::triage::ReportArgs {
                         format: a.format,
-                        output: a.output.unwrap_or(tenx::outfile::Output::Stdout),
+                        output: a.output.unwrap_or(tenx::base::outfile::Output::Stdout),
                         group_by: a.group_by.unwrap_or_default(),
                         snapshot: a.snapshot,
                     },
@@ -435,7 +441,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tenx: {}", tenx::text::text(&format!("{e:#}")));
+            eprintln!("tenx: {}", tenx::base::text::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -527,7 +533,7 @@ fn export(profile: Option<&str>, args: ExportArgs) -> anyhow::Result<ExitCode> {
             direction: args.direction,
             format: args.format,
             properties: !args.no_properties,
-            output: args.output.unwrap_or(tenx::outfile::Output::Stdout),
+            output: args.output.unwrap_or(tenx::base::outfile::Output::Stdout),
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -552,7 +558,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.manifest {
         let manifest = Manifest::of(&tenant);
         let json = serde_json::to_string_pretty(&manifest)?;
-        tenx::outfile::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+        tenx::base::outfile::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
             .with_context(|| format!("cannot write the manifest {}", path.display()))?;
     }
     let options = ServerOptions {
@@ -567,7 +573,7 @@ async fn fake_tenant(args: FakeTenantArgs) -> anyhow::Result<ExitCode> {
         subsecond_retry_after: args.subsecond_retry_after,
     };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port);
-    let running = tenx::fake::serve(tenant, addr, options).await?;
+    let running = tenx_sim::serve(tenant, addr, options).await?;
     for (k, v) in running.env() {
         println!("{k}={v}");
     }

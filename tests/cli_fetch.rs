@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
+use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
 
 /// A directory removed when dropped.
 fn tempdir(name: &str) -> tempfile::TempDir {
@@ -45,8 +45,7 @@ fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) ->
     });
     let opts = ServerOptions {
         faults: Faults::parse(faults).expect("faults"),
-        rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
-            .expect("limits"),
+        rate_limits: tenx_sim::RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
         subsecond_retry_after: true,
         ..Default::default()
     };

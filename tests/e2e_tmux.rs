@@ -270,17 +270,17 @@ fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background()
         .enable_all()
         .build()
         .expect("rt");
-    let tenant = tenx::fake::FakeTenant::generate(tenx::fake::FakeParams {
+    let tenant = tenx_sim::FakeTenant::generate(tenx_sim::FakeParams {
         users: 120,
         seed: 9,
         ..Default::default()
     });
-    let opts = tenx::fake::ServerOptions {
+    let opts = tenx_sim::ServerOptions {
         latency: Duration::from_millis(3000),
         ..Default::default()
     };
     let server = rt
-        .block_on(tenx::fake::serve(
+        .block_on(tenx_sim::serve(
             tenant,
             "127.0.0.1:0".parse().expect("addr"),
             opts,

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::process::Command;
 
 use tenx::export::{Direction, Format, Selection, write_file};
-use tenx::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use tenx::model::{TenantGraph, Verb};
+use tenx_sim::{FakeParams, FakeTenant, ServerOptions, serve};
 
 /// A directory removed when dropped.
 fn tempdir(name: &str) -> tempfile::TempDir {

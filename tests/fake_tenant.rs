@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tenx::fake::{
+use tenx_sim::{
     FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, ThrottleSpec, serve,
 };
 
@@ -1104,7 +1104,7 @@ async fn logon_users_keep_their_documented_limits_by_default() {
     assert_eq!(status, 200, "machines are not counted");
 
     // Scaled windows (for tests), and none at all.
-    let fast = tenx::fake::RateLimits::parse("logonusers=2/0.2s").expect("limits");
+    let fast = tenx_sim::RateLimits::parse("logonusers=2/0.2s").expect("limits");
     let s = start(
         20,
         8,

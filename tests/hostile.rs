@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tenx::fake::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
+use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
 
 /// Defender's logon-user limits 600 times faster, as in the other tests.
 const SCALED: &str = "100/0.1s+1500/1.5s";
@@ -44,10 +44,9 @@ fn start_slow(
     });
     let opts = ServerOptions {
         latency: Duration::from_millis(latency_ms),
-        hunting: tenx::fake::HuntingLimits::parse(hunting).expect("hunting limits"),
+        hunting: tenx_sim::HuntingLimits::parse(hunting).expect("hunting limits"),
         faults: Faults::parse(faults).expect("faults"),
-        rate_limits: tenx::fake::RateLimits::parse(&format!("logonusers={SCALED}"))
-            .expect("limits"),
+        rate_limits: tenx_sim::RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
         subsecond_retry_after: true,
         ..Default::default()
     };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tenx::fake::{
+use tenx_sim::{
     FakeParams, FakeTenant, Faults, HuntingLimits, Manifest, RateLimits, RunningTenant,
     ServerOptions, serve,
 };

@@ -2,7 +2,7 @@
 //! modules of the layers below its own (read from its `crate::` paths,
 //! outside comments and test modules), so dependencies point one way and
 //! no two modules need each other. Only the commands may use the simulated
-//! tenant.
+//! tenant (`crates/sim`), which itself uses nothing of the product.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,24 +13,32 @@ const LAYERS: &[&[&str]] = &[
     // Foundations: the graph, text and files, endpoints, the page scanner.
     &[
         "model",
-        "text",
-        "terminal",
-        "secret",
-        "outfile",
-        "redact",
-        "scan",
-        "endpoints",
-        "gate",
-        "report",
+        "base",
+        "base::text",
+        "base::terminal",
+        "base::outfile",
+        "base::redact",
+        "auth::secret",
+        "auth::endpoints",
+        "fetch::scan",
+        "fetch::gate",
+        "fetch::report",
     ],
-    // What requests are, tokens, records, secrets in the keyring.
-    &["alloc", "secrets", "auth", "record", "outgoing", "logons"],
+    // Tokens, the keyring, records, what requests are, logon-user pacing.
+    &[
+        "base::alloc",
+        "auth::secrets",
+        "auth",
+        "fetch::record",
+        "fetch::outgoing",
+        "fetch::logons",
+    ],
     // Pacing, ingest: records become entities.
-    &["pace", "ingest"],
+    &["fetch::pace", "ingest"],
     // The HTTP client.
-    &["http"],
+    &["fetch::http"],
     // What each source reads, and the context it reads through.
-    &["sources"],
+    &["fetch::sources"],
     // Orchestration: sources into one graph.
     &["fetch"],
     // Features on the graph.
@@ -38,55 +46,85 @@ const LAYERS: &[&[&str]] = &[
     // Snapshots, profiles.
     &["store"],
     &["config"],
-    // The simulated tenant: used by the commands only.
-    &["fake"],
     // The explorer.
     &["tui"],
     // Commands, last.
     &["cmd"],
 ];
 
-/// The module a file belongs to: `src/fetch.rs` → fetch,
-/// `src/sources/arm.rs` → sources.
+/// The layered module a path names: the longest of `LAYERS`' names it
+/// starts with (`fetch::sources::arm::read` → `fetch::sources`), or its
+/// first part when none.
+fn layered<'a>(path: &'a str, known: &BTreeMap<&str, usize>) -> &'a str {
+    let mut best = path.split("::").next().unwrap_or(path);
+    let mut end = 0;
+    for (i, _) in path
+        .match_indices("::")
+        .chain(std::iter::once((path.len(), "")))
+    {
+        if known.contains_key(&path[..i]) {
+            end = i;
+        }
+    }
+    if end > 0 {
+        best = &path[..end];
+    }
+    best
+}
+
+/// The module path a file is: `src/fetch/sources/arm.rs` →
+/// `fetch::sources::arm`, `src/fetch/mod.rs` → `fetch`.
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).expect("under src");
-    let first = rel
+    let parts: Vec<String> = rel
         .components()
-        .next()
-        .expect("a component")
-        .as_os_str()
-        .to_string_lossy()
-        .to_string();
-    first.trim_end_matches(".rs").to_string()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|c| c != "mod")
+        .collect();
+    parts.join("::")
 }
 
 /// The `crate::x` modules a file uses, outside comments and its test
 /// module (tests may reach anywhere).
 fn uses(text: &str) -> BTreeSet<String> {
-    let code = match text.find("#[cfg(test)]") {
-        Some(i) => &text[..i],
-        None => text,
-    };
     let mut out = BTreeSet::new();
-    for line in code.lines() {
-        let line = line.trim_start();
-        if line.starts_with("//") {
-            continue;
-        }
-        let line = line.split(" //").next().unwrap_or(line);
+    for line in code_lines(text) {
         let mut rest = line;
         while let Some(i) = rest.find("crate::") {
             rest = &rest[i + "crate::".len()..];
             let name: String = rest
                 .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
+            let name = name.trim_end_matches(':').to_string();
             if !name.is_empty() {
                 out.insert(name);
             }
         }
     }
     out
+}
+
+/// A file's lines of code: outside comments and its test module.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    let code = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    code.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+        .map(|l| l.split(" //").next().unwrap_or(l))
+}
+
+/// Whether a file's code (not its tests) uses the simulated tenant's crate.
+fn uses_the_simulated_tenant(text: &str) -> bool {
+    code_lines(text).any(|l| l.contains("tenx_sim"))
 }
 
 fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
@@ -112,10 +150,11 @@ fn dependencies_point_down_the_layers_and_nothing_but_commands_uses_the_simulate
         .collect();
     let mut problems = Vec::new();
     for f in &files {
-        let module = module_of(&src, f);
-        if module == "lib" || module == "main" {
+        let path = module_of(&src, f);
+        if path == "lib" || path == "main" {
             continue;
         }
+        let module = layered(&path, &rank).to_string();
         let Some(&mine) = rank.get(module.as_str()) else {
             problems.push(format!(
                 "{}: module '{module}' is in no layer (tests/layers.rs)",
@@ -125,6 +164,7 @@ fn dependencies_point_down_the_layers_and_nothing_but_commands_uses_the_simulate
         };
         let text = std::fs::read_to_string(f).expect("read");
         for used in uses(&text) {
+            let used = layered(&used, &rank).to_string();
             if used == module {
                 continue;
             }
@@ -139,12 +179,12 @@ fn dependencies_point_down_the_layers_and_nothing_but_commands_uses_the_simulate
                 )),
                 Some(_) => {}
             }
-            if used == "fake" && module != "cmd" {
-                problems.push(format!(
-                    "{}: only the commands may use the simulated tenant",
-                    f.display()
-                ));
-            }
+        }
+        if uses_the_simulated_tenant(&text) && module != "cmd" {
+            problems.push(format!(
+                "{}: only the commands may use the simulated tenant (tenx-sim)",
+                f.display()
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -152,7 +192,31 @@ fn dependencies_point_down_the_layers_and_nothing_but_commands_uses_the_simulate
 
 #[test]
 fn the_check_sees_uses_and_skips_comments_and_tests() {
-    let text = "use crate::http::Http;\n// crate::tui is only named here\nlet x = crate::model::EntityKind::Cve; // crate::cmd\n#[cfg(test)]\nmod tests { use crate::fake::X; }\n";
+    let text = "use crate::fetch::http::Http;\n// crate::tui is only named here\nlet x = crate::model::EntityKind::Cve; // crate::cmd\n#[cfg(test)]\nmod tests { use tenx_sim::X; }\n";
     let got: Vec<String> = uses(text).into_iter().collect();
-    assert_eq!(got, ["http", "model"]);
+    assert_eq!(got, ["fetch::http::Http", "model::EntityKind::Cve"]);
+    let rank: BTreeMap<&str, usize> = [("fetch", 0), ("fetch::sources", 1)].into();
+    assert_eq!(
+        layered("fetch::sources::arm::read", &rank),
+        "fetch::sources"
+    );
+    assert_eq!(layered("fetch::Source", &rank), "fetch");
+    assert_eq!(layered("tui::app::App", &rank), "tui");
+    assert!(!uses_the_simulated_tenant(text));
+    assert!(uses_the_simulated_tenant("use tenx_sim::FakeTenant;\n"));
+}
+
+#[test]
+fn the_simulated_tenant_depends_on_nothing_of_the_product_but_its_names() {
+    // Its own crate: tenx-sim may use tenx-kinds (the data model's names),
+    // never the product, so the product's code outside `tenx demo` and
+    // `tenx fake-tenant` carries no web server.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/sim/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("read crates/sim/Cargo.toml");
+    let deps: toml::Table = toml::from_str::<toml::Table>(&text).expect("toml")["dependencies"]
+        .as_table()
+        .expect("dependencies")
+        .clone();
+    let ours: Vec<&String> = deps.keys().filter(|k| k.starts_with("tenx")).collect();
+    assert_eq!(ours, ["tenx-kinds"]);
 }

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use tenx::fake::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
-use tenx::secret::Secret;
-use tenx::secrets::{OsKeyring, SecretStore};
+use tenx::auth::secret::Secret;
+use tenx::auth::secrets::{OsKeyring, SecretStore};
+use tenx_sim::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::Connection;
-use tenx::fake::{FakeParams, FakeTenant, RunningTenant, ServerOptions, serve};
+use tenx_sim::{FakeParams, FakeTenant, RunningTenant, ServerOptions, serve};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -28,7 +28,7 @@ fn start(rt: &tokio::runtime::Runtime, users: usize) -> RunningTenant {
         ..Default::default()
     });
     let opts = ServerOptions {
-        rate_limits: tenx::fake::RateLimits::parse("none").expect("limits"),
+        rate_limits: tenx_sim::RateLimits::parse("none").expect("limits"),
         ..Default::default()
     };
     rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))

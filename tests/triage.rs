@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tenx::fake::{FakeParams, FakeTenant, Manifest, RunningTenant, ServerOptions, serve};
+use tenx_sim::{FakeParams, FakeTenant, Manifest, RunningTenant, ServerOptions, serve};
 
 /// A directory removed when dropped.
 fn tempdir(name: &str) -> tempfile::TempDir {

@@ -5,17 +5,18 @@
 mod common;
 
 use std::sync::Arc;
+use tenx::cmd::demo::Simulated as _;
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tenx::auth::Auth;
-use tenx::fake::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
 use tenx::fetch::Source;
-use tenx::http::{Http, HttpOptions};
+use tenx::fetch::http::{Http, HttpOptions};
 use tenx::tui::app::{Action, App, Done, Effect, Focus, Msg, RelRow, TriageSave};
 use tenx::tui::tree::Node;
 use tenx::tui::view;
+use tenx_sim::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
 
 async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
     let t = FakeTenant::generate(FakeParams {
@@ -27,8 +28,7 @@ async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
         faults: Faults::parse(faults).expect("faults"),
         // Defender's logon-user limits, 600 times faster: tests fetch the
         // same tenant again within what would be one minute.
-        rate_limits: tenx::fake::RateLimits::parse("logonusers=100/0.1s+1500/1.5s")
-            .expect("limits"),
+        rate_limits: tenx_sim::RateLimits::parse("logonusers=100/0.1s+1500/1.5s").expect("limits"),
         subsecond_retry_after: true,
         ..Default::default()
     };
@@ -533,9 +533,7 @@ async fn the_triage_view() {
     use tenx::tui::app::TriageLine;
     let s = start(60, 5, "").await;
     let mut app = fetched(&s).await;
-    let want = tenx::fake::Manifest::of(&s.tenant)
-        .noncompliant_devices
-        .len();
+    let want = tenx_sim::Manifest::of(&s.tenant).noncompliant_devices.len();
     app.update(Action::ToggleTriage);
     let devices = app
         .triage_lines()

@@ -30,7 +30,7 @@ pub fn check() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {
-        eprintln!("tenx: {}", crate::text::line(p));
+        eprintln!("tenx: {}", crate::base::text::line(p));
     }
     Ok(ExitCode::FAILURE)
 }

@@ -4,11 +4,42 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::fake::{FakeParams, FakeTenant, ServerOptions, serve};
 use crate::fetch::Source;
+use tenx_sim::{FakeParams, FakeTenant, RunningTenant, ServerOptions, serve};
 
 use super::Target;
 use super::fetch::FetchArgs;
+
+/// How the product reaches a simulated tenant: its endpoints and its app
+/// registration's credentials. Here, not in `tenx-sim`, so that the
+/// simulated tenant depends on nothing of the product.
+pub trait Simulated {
+    /// Endpoints that point a client at this simulated tenant.
+    fn endpoints(&self) -> anyhow::Result<crate::auth::endpoints::Endpoints>;
+    /// The app registration's credentials in this simulated tenant.
+    fn credentials(&self) -> crate::auth::Credentials;
+}
+
+impl Simulated for RunningTenant {
+    fn endpoints(&self) -> anyhow::Result<crate::auth::endpoints::Endpoints> {
+        use crate::auth::endpoints::{Cloud, Endpoints, parse_base};
+        let b = self.base_url();
+        let mut e = Endpoints::for_cloud(Cloud::Public);
+        e.login = parse_base("simulated login", &format!("{b}/login"))?;
+        e.graph = parse_base("simulated graph", &format!("{b}/graph"))?;
+        e.defender = parse_base("simulated defender", &format!("{b}/defender"))?;
+        e.arm = parse_base("simulated arm", &format!("{b}/arm"))?;
+        Ok(e)
+    }
+
+    fn credentials(&self) -> crate::auth::Credentials {
+        crate::auth::Credentials {
+            tenant: self.tenant.tenant_id.clone(),
+            client_id: self.tenant.client_id.clone(),
+            secret: crate::auth::secret::Secret::new(self.tenant.client_secret.clone()),
+        }
+    }
+}
 
 pub struct DemoArgs {
     pub users: usize,
@@ -36,7 +67,7 @@ impl DemoStore {
         }
         crate::store::private_dir(&dir)?;
         // Removed on a signal too (headless; the explorer returns normally).
-        crate::outfile::remove_dir_on_signals(&dir);
+        crate::base::outfile::remove_dir_on_signals(&dir);
         crate::store::use_data_dir(dir.clone());
         Ok(DemoStore { dir })
     }
@@ -45,7 +76,7 @@ impl DemoStore {
 impl Drop for DemoStore {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        crate::outfile::forget_on_signals(&self.dir);
+        crate::base::outfile::forget_on_signals(&self.dir);
     }
 }
 
@@ -75,7 +106,7 @@ fn remove_abandoned(base: &std::path::Path) {
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let _store = DemoStore::create()?;
     if args.headless {
-        crate::outfile::remove_on_signals();
+        crate::base::outfile::remove_on_signals();
     }
     let tenant = FakeTenant::generate(FakeParams {
         users: args.users,
@@ -92,16 +123,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let t = &running.tenant;
     if !args.headless {
         let title = format!("tenx demo · {}", t.org_name);
-        let http = std::sync::Arc::new(crate::http::Http::new(
+        let http = std::sync::Arc::new(crate::fetch::http::Http::new(
             std::sync::Arc::new(crate::auth::Auth::new(running.credentials(), endpoints)),
-            crate::http::HttpOptions::default(),
+            crate::fetch::http::HttpOptions::default(),
         )?);
         let plan = crate::tui::FetchPlan {
             http,
             sources: Source::ALL.to_vec(),
             store_name: "demo".into(),
             tenant_hint: t.tenant_id.clone(),
-            logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
+            logons: crate::fetch::logons::LogonPolicy::with_budget(
+                crate::fetch::logons::LogonBudget::DEFAULT,
+            )?,
             defender: args.defender,
             hunting: crate::fetch::HuntingPolicy::from_env()?,
         };
@@ -130,7 +163,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sources: Source::ALL.to_vec(),
             json: false,
             keep: 1,
-            logon_users: crate::logons::LogonBudget::DEFAULT,
+            logon_users: crate::fetch::logons::LogonBudget::DEFAULT,
             carry_over: true,
         },
     )

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use crate::base::outfile::Output;
 use crate::export::{Direction, Format, Selection, write_file, write_json};
 use crate::model::TenantGraph;
 use crate::model::Verb;
-use crate::outfile::Output;
 use crate::store::Store;
 
 pub struct ExportArgs {
@@ -97,14 +97,14 @@ pub fn run(store_name: &str, args: ExportArgs) -> anyhow::Result<()> {
     // Before any work: what cannot be written is said at once.
     match (&args.output, args.format) {
         (Output::Stdout, Format::Csv) => bail!(CSV_NEEDS_FILES),
-        (Output::File(p), _) => crate::outfile::check_target(p)?,
+        (Output::File(p), _) => crate::base::outfile::check_target(p)?,
         _ => {}
     }
     let (info, graph) = open_snapshot(store_name, args.snapshot.as_deref())?;
     for g in crate::fetch::gaps(&info.sources, chrono::Utc::now()) {
         eprintln!(
             "note: the snapshot is incomplete: {}",
-            crate::text::text(&g)
+            crate::base::text::text(&g)
         );
     }
     let mut seeds = Vec::new();

@@ -7,20 +7,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fetch::http::{Http, HttpOptions};
 use crate::fetch::{
     FetchEvent, FetchOptions, GraphBuilder, Outcome, Source, SourceStatus, fetch_all_with,
 };
-use crate::http::{Http, HttpOptions};
 use crate::store::Store;
 
 use super::Target;
-use crate::text::{line, text};
+use crate::base::text::{line, text};
 
 pub struct FetchArgs {
     pub sources: Vec<Source>,
     pub json: bool,
     pub keep: usize,
-    pub logon_users: crate::logons::LogonBudget,
+    pub logon_users: crate::fetch::logons::LogonBudget,
     /// Complete the snapshot with the sources not read (from the latest
     /// snapshot that has each whole).
     pub carry_over: bool,
@@ -33,7 +33,7 @@ pub async fn run(target: Target, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(std::io::stderr().is_terminal() && !args.json);
     tracing::info!(sources = ?args.sources, "fetch started");
     let options = FetchOptions {
-        logons: crate::logons::LogonPolicy::with_budget(args.logon_users)?,
+        logons: crate::fetch::logons::LogonPolicy::with_budget(args.logon_users)?,
         carry: Some(crate::store::carry_loader(target.store_name.clone())),
         defender: target.defender,
         hunting: crate::fetch::HuntingPolicy::from_env()?,

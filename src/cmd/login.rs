@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use crate::auth::endpoints::{Api, Cloud};
+use crate::auth::secret::Secret;
+use crate::auth::secrets::{KeyringError, SecretStore};
 use crate::auth::{Auth, Credentials};
+use crate::base::text;
 use crate::config::{self, EndpointOverrides, Profile};
-use crate::endpoints::{Api, Cloud};
+use crate::fetch::http::{Http, HttpError, HttpOptions};
 use crate::fetch::{DefenderApi, Source};
-use crate::http::{Http, HttpError, HttpOptions};
-use crate::secret::Secret;
-use crate::secrets::{KeyringError, SecretStore};
-use crate::text;
 
 #[derive(Debug, Default)]
 pub struct LoginArgs {

@@ -11,8 +11,8 @@ pub mod triage;
 use anyhow::{Context, bail};
 
 use crate::auth::Credentials;
-use crate::endpoints::{Cloud, Endpoints};
-use crate::secret::Secret;
+use crate::auth::endpoints::{Cloud, Endpoints};
+use crate::auth::secret::Secret;
 
 /// Whom to read and where to keep what was read.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub fn resolve_target(
         return Ok((target_from_env()?, None));
     }
     let p = crate::config::resolve(profile)?;
-    let secret = crate::secrets::resolve(&crate::secrets::OsKeyring, &p.name)?;
+    let secret = crate::auth::secrets::resolve(&crate::auth::secrets::OsKeyring, &p.name)?;
     let target = Target {
         credentials: Credentials {
             tenant: p.tenant.clone(),
@@ -134,16 +134,18 @@ pub async fn explore(profile: Option<&str>) -> anyhow::Result<std::process::Exit
     let tenant_hint = target.credentials.tenant.clone();
     let store_name = target.store_name.clone();
     let target_defender = target.defender;
-    let http = std::sync::Arc::new(crate::http::Http::new(
+    let http = std::sync::Arc::new(crate::fetch::http::Http::new(
         std::sync::Arc::new(crate::auth::Auth::new(target.credentials, target.endpoints)),
-        crate::http::HttpOptions::default(),
+        crate::fetch::http::HttpOptions::default(),
     )?);
     let plan = crate::tui::FetchPlan {
         http,
         sources,
         store_name,
         tenant_hint,
-        logons: crate::logons::LogonPolicy::with_budget(crate::logons::LogonBudget::DEFAULT)?,
+        logons: crate::fetch::logons::LogonPolicy::with_budget(
+            crate::fetch::logons::LogonBudget::DEFAULT,
+        )?,
         defender: target_defender,
         hunting: crate::fetch::HuntingPolicy::from_env()?,
     };

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde_json::json;
 
+use crate::base::text::line;
 use crate::search::{KIND_FILTERS, Query, SearchIndex, search_once, secondary};
-use crate::text::line;
 
 pub struct SearchArgs {
     pub query: String,
@@ -64,7 +64,10 @@ pub fn run(store_name: &str, args: SearchArgs) -> anyhow::Result<ExitCode> {
             if r.total == 1 { "" } else { "es" }
         );
         for g in &gaps {
-            eprintln!("note: the snapshot is incomplete: {}", crate::text::line(g));
+            eprintln!(
+                "note: the snapshot is incomplete: {}",
+                crate::base::text::line(g)
+            );
         }
     }
     Ok(if r.total > 0 {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use crate::base::text::{csv_cell, line};
 use crate::store::Store;
-use crate::text::{csv_cell, line};
 use crate::triage::{Coverage, GroupBy, Row, Status, Summary, comparable, group, rows, summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,7 +34,7 @@ impl ReportFormat {
 
 pub struct ReportArgs {
     pub format: ReportFormat,
-    pub output: crate::outfile::Output,
+    pub output: crate::base::outfile::Output,
     pub group_by: GroupBy,
     pub snapshot: Option<String>,
 }
@@ -95,7 +95,7 @@ fn last(r: &Row) -> String {
 
 pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.output.file() {
-        crate::outfile::check_target(p)?;
+        crate::base::outfile::check_target(p)?;
     }
     let (rows, summary, title) = load(store_name, args.snapshot.as_deref())?;
     // What the counts rest on: a line in the table and Markdown, a field in
@@ -305,7 +305,7 @@ pub fn run(store_name: &str, args: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    crate::outfile::write_output(&args.output, &buf)?;
+    crate::base::outfile::write_output(&args.output, &buf)?;
     if let Some(p) = args.output.file() {
         eprintln!("wrote {} devices to {}", rows.len(), p.display());
     }

@@ -258,14 +258,14 @@ mod tests {
 
     #[test]
     fn resource_graph_rows_read_in_place_give_what_values_give() {
-        use crate::record::RawPage;
+        use crate::fetch::record::RawPage;
         // The simulated tenant's Resource Graph answer, as a fetch reads it.
-        let t = crate::fake::FakeTenant::generate(crate::fake::FakeParams {
+        let t = tenx_sim::FakeTenant::generate(tenx_sim::FakeParams {
             users: 300,
             ..Default::default()
         });
         let rows: Vec<Value> = (0..t.resources.len())
-            .map(|i| crate::fake::render::resource(&t, i))
+            .map(|i| tenx_sim::render::resource(&t, i))
             .collect();
         assert!(rows.len() > 50);
         let body = json!({"totalRecords": rows.len(), "count": rows.len(), "data": rows, "$skipToken": "next"});

@@ -172,7 +172,7 @@ mod tests {
         assert!(b.entities[0].prop("mostPrevalentMachineId").is_none());
         // Read in place, the record gives the same user as its parsed tree.
         let text = u.to_string();
-        let r = crate::record::Record::from_json(&text).expect("json");
+        let r = crate::fetch::record::Record::from_json(&text).expect("json");
         logon_user("m3", &r, &mut b);
         assert_eq!(b.entities[2].properties(), b.entities[0].properties());
         assert_eq!(b.entities[2].display_name, b.entities[0].display_name);

@@ -599,7 +599,7 @@ mod tests {
             {"setting": "S.Boot", "state": "compliant", "currentValue": {"nested": [1, 2]}},
             {"setting": "S.Odd", "state": 3}
         ]}"#;
-        let record = crate::record::Record::from_json(text).expect("record");
+        let record = crate::fetch::record::Record::from_json(text).expect("record");
         let value: Value = serde_json::from_str(text).expect("value");
         let (_, from_record) = PolicyState::read(&record).expect("read");
         let (_, from_value) = PolicyState::read(&value).expect("read");

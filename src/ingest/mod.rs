@@ -15,8 +15,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::fetch::record::Record;
 use crate::model::{Entity, EntityKind, Props, Rels, Verb};
-use crate::record::Record;
 
 /// What ingest reads a record through: a record read in place from a page
 /// (`Record`, as fetches do) or a `serde_json::Value` (tests, the few
@@ -251,7 +251,7 @@ pub fn props_json(v: &Value) -> String {
     }
 }
 
-pub(crate) use crate::record::is_property;
+pub(crate) use crate::fetch::record::is_property;
 
 /// A date the API wrote, or None for null, empty and the sentinels Microsoft
 /// uses for "never" (`0001-01-01T00:00:00Z`) and "no end" (`9999-12-31…`).

@@ -15,9 +15,9 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use serde_json::{Map, Value};
 
-use super::kind::{EntityKind, Verb};
 use super::pending::{Known, Pending, Waiting};
 use super::props::Props;
+use tenx_kinds::{EntityKind, Verb};
 
 pub type EntityId = u32;
 
@@ -626,7 +626,7 @@ impl TenantGraph {
         }
         counts
             .into_iter()
-            .map(|((f, v, t), n)| (super::kind::relationship_type(f, v, t), n))
+            .map(|((f, v, t), n)| (tenx_kinds::relationship_type(f, v, t), n))
             .collect()
     }
 }

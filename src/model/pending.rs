@@ -14,7 +14,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxHashSet;
 
 use super::EntityId;
-use super::kind::Verb;
+use tenx_kinds::Verb;
 
 /// The end of a waiting relationship that is not the missing one: an
 /// entity already in the graph (linking it later needs no lookup), or a key

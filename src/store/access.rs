@@ -26,10 +26,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Something a person must know about their data: on stderr (unless the
-/// explorer owns the terminal, `crate::terminal`) and in the log.
+/// explorer owns the terminal, `crate::base::terminal`) and in the log.
 pub fn notice(text: &str) {
     tracing::warn!("{text}");
-    if !crate::terminal::owned() {
+    if !crate::base::terminal::owned() {
         eprintln!("tenx: {text}");
     }
 }

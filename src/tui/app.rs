@@ -490,7 +490,7 @@ impl App {
                 (Some(c), _) => {
                     let age = chrono::DateTime::parse_from_rfc3339(&c.read_at)
                         .map(|t| {
-                            crate::logons::age(
+                            crate::fetch::logons::age(
                                 (self.now - t.with_timezone(&chrono::Utc)).num_seconds(),
                             )
                         })

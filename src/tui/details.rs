@@ -282,7 +282,7 @@ pub fn lines(
 ) -> Vec<Line<'static>> {
     let e = g.entity(id);
     // The same rule as export: no secret is shown, at any depth.
-    let props: Map<String, Value> = crate::redact::redacted(e.properties());
+    let props: Map<String, Value> = crate::base::redact::redacted(e.properties());
     let mut out = vec![
         Line::from(vec![
             Span::styled(

@@ -26,8 +26,8 @@ use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
+use crate::fetch::http::Http;
 use crate::fetch::{FetchEvent, Source};
-use crate::http::Http;
 use crate::store::Store;
 
 use app::{Action, App, Done, Effect, Msg};
@@ -40,7 +40,7 @@ pub struct FetchPlan {
     pub tenant_hint: String,
     /// Logon users: the budget a refresh reads; the rest carry over from
     /// the profile's latest snapshot.
-    pub logons: crate::logons::LogonPolicy,
+    pub logons: crate::fetch::logons::LogonPolicy,
     /// Which API Defender is read through, and advanced hunting's limits.
     pub defender: crate::fetch::DefenderApi,
     pub hunting: crate::fetch::HuntingPolicy,
@@ -64,7 +64,7 @@ fn restore() {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore();
-        crate::terminal::set_owned(false);
+        crate::base::terminal::set_owned(false);
     }
 }
 
@@ -80,7 +80,7 @@ fn setup() -> anyhow::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)
     let panics = UiPanicHook::install(restore);
     enable_raw_mode()?;
     let guard = TerminalGuard { _panics: panics };
-    crate::terminal::set_owned(true);
+    crate::base::terminal::set_owned(true);
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
@@ -208,7 +208,7 @@ pub async fn run(
         .map(|p| {
             format!(
                 "{} (built-in keys and colours stand in)",
-                crate::text::line(p)
+                crate::base::text::line(p)
             )
         })
         .collect();
@@ -314,7 +314,10 @@ pub async fn run(
                     match &done {
                         Done::Saved(Ok(id)) => eprintln!("tenx: saved snapshot {id}"),
                         Done::Saved(Err(e)) => {
-                            eprintln!("tenx: cannot save the snapshot: {}", crate::text::line(e))
+                            eprintln!(
+                                "tenx: cannot save the snapshot: {}",
+                                crate::base::text::line(e)
+                            )
                         }
                         _ => {}
                     }
