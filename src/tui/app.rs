@@ -13,6 +13,10 @@ use crate::model::{EntityId, TenantGraph};
 
 use super::tree::{Builder, Node, RelCache, RelGroup, TreeIndex};
 
+pub use super::modes::export::{EXPORT_FIELDS, ExportJob, ExportUi};
+pub use super::modes::search::{SEARCH_LIMIT, SearchJob, SearchUi};
+pub use super::modes::triage::{TRIAGE_COLUMNS, TriageData, TriageLine, TriageSave, TriageUi};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Up,
@@ -140,159 +144,6 @@ pub struct SnapshotToSave {
     pub metrics: serde_json::Value,
 }
 
-/// Columns of the triage table (the sort keys).
-pub const TRIAGE_COLUMNS: [&str; 9] = [
-    "Device",
-    "Platform",
-    "Owner",
-    "State",
-    "Failing policies",
-    "Failing settings",
-    "Last check-in",
-    "Defender",
-    "Status",
-];
-
-/// Profile data the triage view needs from the store.
-#[derive(Debug, Clone, Default)]
-pub struct TriageData {
-    pub notes: std::collections::HashMap<String, crate::triage::Note>,
-    /// Devices failing in the snapshot before the data on screen.
-    pub previous_failing: Option<std::collections::HashSet<String>>,
-    /// What that snapshot read: "fixed" is counted only against one whose
-    /// findings are whole.
-    pub previous_coverage: Option<crate::triage::Coverage>,
-}
-
-/// The triage view's state.
-#[derive(Debug, Clone, Default)]
-pub struct TriageUi {
-    pub rows: Vec<crate::triage::Row>,
-    pub summary: Option<crate::triage::Summary>,
-    pub filter: String,
-    pub filtering: bool,
-    /// The note being edited, if any.
-    pub note: Option<String>,
-    pub sort: usize,
-    pub descending: bool,
-    pub group: crate::triage::GroupBy,
-    pub cursor: usize,
-}
-
-/// A triage status to save off the UI task.
-pub struct TriageSave {
-    pub key: String,
-    pub status: crate::triage::Status,
-    pub note: String,
-}
-
-/// A line of the triage table: a group header or a device row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TriageLine {
-    Group(String, usize),
-    Device(usize),
-}
-
-/// The fields of the export dialog, top to bottom.
-pub const EXPORT_FIELDS: [&str; 6] = [
-    "Depth",
-    "Follow",
-    "Direction",
-    "Properties",
-    "Format",
-    "File",
-];
-
-/// The export dialog's state.
-#[derive(Debug, Clone)]
-pub struct ExportUi {
-    pub seeds: Vec<EntityId>,
-    pub depth: usize,
-    /// Every verb, and whether it is followed.
-    pub verbs: Vec<(crate::model::Verb, bool)>,
-    pub verb_cursor: usize,
-    pub direction: crate::export::Direction,
-    pub properties: bool,
-    pub format: crate::export::Format,
-    pub path: String,
-    pub field: usize,
-    /// Entities and relationships the export will hold.
-    pub preview: (usize, usize),
-}
-
-/// An export to write off the UI task.
-pub struct ExportJob {
-    pub graph: TenantGraph,
-    pub selection: crate::export::Selection,
-    pub properties: bool,
-    pub format: crate::export::Format,
-    pub path: std::path::PathBuf,
-}
-
-impl ExportJob {
-    pub fn run(self) -> Result<String, String> {
-        crate::export::write_file(
-            &self.graph,
-            &self.selection,
-            self.properties,
-            self.format,
-            &self.path,
-        )
-        .map(|files| {
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            format!(
-                "wrote {} entities and {} relationships to {}",
-                self.selection.entities.len(),
-                self.selection.relationships.len(),
-                names.join(" and ")
-            )
-        })
-        .map_err(|e| format!("{e:#}"))
-    }
-}
-
-/// The search overlay's state.
-#[derive(Debug, Clone, Default)]
-pub struct SearchUi {
-    pub input: String,
-    /// Index into `search::KIND_FILTERS` chosen with Tab.
-    pub kind: Option<usize>,
-    pub results: Option<crate::search::Results>,
-    pub cursor: usize,
-    /// The generation of the newest search asked for.
-    pub generation: u64,
-    /// Whether results for the newest input are still on their way.
-    pub pending: bool,
-    /// The arrows moved into the results: Space marks the row.
-    pub in_results: bool,
-}
-
-/// A search to run off the UI task.
-pub struct SearchJob {
-    index: crate::search::SearchIndex,
-    query: crate::search::Query,
-    previous: Option<crate::search::Results>,
-    cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    pub generation: u64,
-}
-
-/// Rows of search results shown.
-pub const SEARCH_LIMIT: usize = 200;
-
-impl SearchJob {
-    pub fn run(self) -> (u64, Option<crate::search::Results>) {
-        let r = crate::search::search(
-            &self.index,
-            &self.query,
-            SEARCH_LIMIT,
-            self.previous.as_ref(),
-            &self.cancel,
-            self.generation,
-        );
-        (self.generation, r)
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Focus {
     #[default]
@@ -337,8 +188,8 @@ pub struct App {
     pub focus: Focus,
     pub details_scroll: u16,
     pub rel_cursor: usize,
-    history: Vec<EntityId>,
-    history_pos: usize,
+    pub(super) history: Vec<EntityId>,
+    pub(super) history_pos: usize,
     pub help: bool,
     /// The message line: text, and whether it is an error.
     pub message: Option<(String, bool)>,
@@ -358,23 +209,23 @@ pub struct App {
     pub spinner: usize,
     pub areas: Areas,
     pub loading: Option<String>,
-    rels: RelCache,
+    pub(super) rels: RelCache,
     pub search: Option<SearchUi>,
     pub search_index: crate::search::SearchIndex,
-    search_cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    search_job: Option<SearchJob>,
+    pub(super) search_cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub(super) search_job: Option<SearchJob>,
     /// Marked entities, by key so marks survive a refresh.
     pub marks: std::collections::BTreeSet<String>,
     pub marked_ids: std::collections::HashSet<EntityId>,
     pub export: Option<ExportUi>,
-    export_job: Option<ExportJob>,
+    pub(super) export_job: Option<ExportJob>,
     pub triage: Option<TriageUi>,
     pub triage_data: TriageData,
-    triage_saves: Vec<TriageSave>,
+    pub(super) triage_saves: Vec<TriageSave>,
     /// A jump from the triage view: Back returns to it.
-    from_triage: bool,
+    pub(super) from_triage: bool,
     /// The triage view's sort, grouping and filter, kept while it is closed.
-    triage_last: Option<TriageUi>,
+    pub(super) triage_last: Option<TriageUi>,
     /// Keys per mode: the built-in map with the person's merged over it.
     pub keymap: super::keymap::Keymap,
     /// What the person must see until they dismiss it (Esc): a keymap or
@@ -389,7 +240,7 @@ pub struct App {
     pub carry_pending: bool,
     pub saves_pending: usize,
     /// Effects asked for while handling a message, returned by `handle`.
-    effects: Vec<Effect>,
+    pub(super) effects: Vec<Effect>,
 }
 
 impl App {
@@ -574,16 +425,16 @@ impl App {
         (&self.history, self.history_pos)
     }
 
-    fn set_message(&mut self, text: impl Into<String>, error: bool) {
+    pub(super) fn set_message(&mut self, text: impl Into<String>, error: bool) {
         self.message = Some((text.into(), error));
     }
 
-    fn page(&self, area: ratatui::layout::Rect) -> usize {
+    pub(super) fn page(&self, area: ratatui::layout::Rect) -> usize {
         (area.height.saturating_sub(2) as usize).max(1)
     }
 
     /// Moves the tree cursor by `delta` visible rows (clamped).
-    fn move_tree(&mut self, delta: isize) {
+    pub(super) fn move_tree(&mut self, delta: isize) {
         let rows = self.visible();
         if rows.is_empty() {
             return;
@@ -596,14 +447,14 @@ impl App {
         self.select(rows[next].clone());
     }
 
-    fn select(&mut self, path: Vec<Node>) {
+    pub(super) fn select(&mut self, path: Vec<Node>) {
         if self.tree.select(path) {
             self.details_scroll = 0;
             self.rel_cursor = 0;
         }
     }
 
-    fn has_children(&self, path: &[Node]) -> bool {
+    pub(super) fn has_children(&self, path: &[Node]) -> bool {
         let items = self.items();
         let mut level: &[tui_tree_widget::TreeItem<'static, Node>] = &items;
         let mut found = None;
@@ -675,7 +526,7 @@ impl App {
         self.carry_pending || self.saves_pending > 0
     }
 
-    fn drain_effects(&mut self) -> Vec<Effect> {
+    pub(super) fn drain_effects(&mut self) -> Vec<Effect> {
         let mut out = std::mem::take(&mut self.effects);
         if let Some(job) = self.search_job.take() {
             out.push(Effect::Search(job));
@@ -692,7 +543,7 @@ impl App {
     }
 
     /// Starts reading the tenant, when there is one.
-    fn refresh(&mut self) {
+    pub(super) fn refresh(&mut self) {
         if !self.store {
             self.message = None;
             return;
@@ -702,7 +553,7 @@ impl App {
         self.effects.push(Effect::Fetch);
     }
 
-    fn on_done(&mut self, done: Done) {
+    pub(super) fn on_done(&mut self, done: Done) {
         match done {
             Done::Loaded(Ok(Some(loaded))) => {
                 let (info, graph) = *loaded;
@@ -762,7 +613,7 @@ impl App {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    pub(super) fn act(&mut self, action: Action) {
         if self.export.is_some() {
             self.export_update(action);
             return;
@@ -864,187 +715,6 @@ impl App {
         }
     }
 
-    fn pane_at(&self, x: u16, y: u16) -> Option<Focus> {
-        let p = ratatui::layout::Position { x, y };
-        if self.areas.tree.contains(p) {
-            Some(Focus::Tree)
-        } else if self.areas.details.contains(p) {
-            Some(Focus::Details)
-        } else if self.areas.relations.contains(p) {
-            Some(Focus::Relations)
-        } else {
-            None
-        }
-    }
-
-    fn click(&mut self, x: u16, y: u16) {
-        match self.pane_at(x, y) {
-            Some(Focus::Tree) => {
-                self.focus = Focus::Tree;
-                // Rows start one below the border; the widget keeps the offset.
-                let row = y.saturating_sub(self.areas.tree.y + 1) as usize + self.tree.get_offset();
-                let rows = self.visible();
-                if let Some(path) = rows.get(row).cloned() {
-                    if path.as_slice() == self.tree.selected() {
-                        self.tree.toggle(path);
-                    } else {
-                        self.select(path);
-                    }
-                }
-            }
-            Some(Focus::Relations) => {
-                self.focus = Focus::Relations;
-                let row = y.saturating_sub(self.areas.relations.y + 1) as usize;
-                let offset = self
-                    .rel_cursor
-                    .saturating_sub(self.page(self.areas.relations).saturating_sub(1));
-                let idx = offset + row;
-                if idx < self.rel_rows().len() {
-                    self.rel_cursor = idx;
-                }
-            }
-            Some(Focus::Details) => self.focus = Focus::Details,
-            None => {}
-        }
-    }
-
-    fn tree_nav(&mut self, action: Action) {
-        match action {
-            Action::Up => self.move_tree(-1),
-            Action::Down => self.move_tree(1),
-            Action::PageUp => self.move_tree(-(self.page(self.areas.tree) as isize)),
-            Action::PageDown => self.move_tree(self.page(self.areas.tree) as isize),
-            Action::Home => self.move_tree(isize::MIN / 2),
-            Action::End => self.move_tree(isize::MAX / 2),
-            Action::Right => {
-                let sel = self.tree.selected().to_vec();
-                if self.has_children(&sel) {
-                    if !self.tree.opened().contains(&sel) {
-                        self.tree.open(sel);
-                    } else {
-                        self.move_tree(1);
-                    }
-                }
-            }
-            Action::Left => {
-                let sel = self.tree.selected().to_vec();
-                if self.tree.opened().contains(&sel) {
-                    self.tree.close(&sel);
-                } else if sel.len() > 1 {
-                    self.select(sel[..sel.len() - 1].to_vec());
-                }
-            }
-            Action::Enter => {
-                let sel = self.tree.selected().to_vec();
-                if self.has_children(&sel) {
-                    self.tree.toggle(sel);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn details_nav(&mut self, action: Action) {
-        let page = self.page(self.areas.details) as u16;
-        self.details_scroll = match action {
-            Action::Up => self.details_scroll.saturating_sub(1),
-            Action::Down => self.details_scroll.saturating_add(1),
-            Action::PageUp => self.details_scroll.saturating_sub(page),
-            Action::PageDown => self.details_scroll.saturating_add(page),
-            Action::Home => 0,
-            Action::End => u16::MAX / 2,
-            _ => self.details_scroll,
-        };
-    }
-
-    fn relations_nav(&mut self, action: Action) {
-        let rows = self.rel_rows();
-        if rows.is_empty() {
-            return;
-        }
-        let last = rows.len() - 1;
-        let page = self.page(self.areas.relations);
-        self.rel_cursor = match action {
-            Action::Up => self.rel_cursor.saturating_sub(1),
-            Action::Down => (self.rel_cursor + 1).min(last),
-            Action::PageUp => self.rel_cursor.saturating_sub(page),
-            Action::PageDown => (self.rel_cursor + page).min(last),
-            Action::Home => 0,
-            Action::End => last,
-            Action::Enter | Action::Right => {
-                match rows.get(self.rel_cursor) {
-                    Some(RelRow::Entity(id)) => self.jump(*id),
-                    Some(RelRow::More(n)) => self.set_message(
-                        format!(
-                            "{n} more: open the relationship group in the tree to see them all"
-                        ),
-                        false,
-                    ),
-                    _ => {}
-                }
-                return;
-            }
-            _ => self.rel_cursor,
-        }
-        .min(last);
-    }
-
-    fn search_update(&mut self, action: Action) {
-        let page = self.page(self.areas.tree).max(1);
-        let Some(ui) = self.search.as_mut() else {
-            return;
-        };
-        let shown = ui.results.as_ref().map(|r| r.hits.len()).unwrap_or(0);
-        match action {
-            Action::Escape => self.search = None,
-            Action::Quit => self.quit = true,
-            Action::Char(c) => {
-                ui.input.push(c);
-                ui.in_results = false;
-                self.request_search(true);
-            }
-            Action::DeleteChar => {
-                ui.input.pop();
-                self.request_search(false);
-            }
-            Action::CycleKind => {
-                ui.kind = match ui.kind {
-                    None => Some(0),
-                    Some(k) if k + 1 < crate::search::KIND_FILTERS.len() => Some(k + 1),
-                    Some(_) => None,
-                };
-                self.request_search(false);
-            }
-            Action::Up => {
-                ui.in_results = ui.cursor > 0;
-                ui.cursor = ui.cursor.saturating_sub(1);
-            }
-            Action::Down => {
-                ui.in_results = true;
-                ui.cursor = (ui.cursor + 1).min(shown.saturating_sub(1));
-            }
-            Action::PageUp => ui.cursor = ui.cursor.saturating_sub(page),
-            Action::PageDown => {
-                ui.in_results = true;
-                ui.cursor = (ui.cursor + page).min(shown.saturating_sub(1));
-            }
-            Action::Home => ui.cursor = 0,
-            Action::End => ui.cursor = shown.saturating_sub(1),
-            Action::Enter => {
-                let hit = ui
-                    .results
-                    .as_ref()
-                    .and_then(|r| r.hits.get(ui.cursor))
-                    .map(|h| h.id);
-                if let Some(id) = hit {
-                    self.search = None;
-                    self.jump(id);
-                }
-            }
-            _ => {}
-        }
-    }
-
     pub fn toggle_mark(&mut self, id: EntityId) {
         let key = self.graph().entity(id).key.to_string();
         let name = self.graph().entity(id).display_name.to_string();
@@ -1061,440 +731,6 @@ impl App {
                 format!("marked {name} ({} marked)", self.marks.len()),
                 false,
             );
-        }
-    }
-
-    fn open_export(&mut self) {
-        let seeds: Vec<EntityId> = if self.marked_ids.is_empty() {
-            self.selected_entity().into_iter().collect()
-        } else {
-            let mut v: Vec<EntityId> = self.marked_ids.iter().copied().collect();
-            v.sort_unstable();
-            v
-        };
-        if seeds.is_empty() {
-            self.set_message(
-                "mark entities with Space (or put the cursor on one) to export",
-                false,
-            );
-            return;
-        }
-        let tenant: String = self
-            .graph()
-            .of_kind(crate::model::EntityKind::AzureAccount)
-            .first()
-            .map(|&a| self.graph().entity(a).display_name.to_string())
-            .unwrap_or_else(|| "tenant".into())
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let stamp = self.now.format("%Y%m%d-%H%M");
-        let mut ui = ExportUi {
-            seeds,
-            depth: 1,
-            verbs: crate::model::Verb::ALL.iter().map(|v| (*v, true)).collect(),
-            verb_cursor: 0,
-            direction: crate::export::Direction::Both,
-            properties: true,
-            format: crate::export::Format::Json,
-            path: format!("{tenant}-{stamp}.json"),
-            field: 0,
-            preview: (0, 0),
-        };
-        ui.preview = self.preview(&ui);
-        self.export = Some(ui);
-    }
-
-    fn selection_for(&self, ui: &ExportUi) -> crate::export::Selection {
-        let verbs: Vec<crate::model::Verb> = ui
-            .verbs
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(v, _)| *v)
-            .collect();
-        crate::export::Selection::around(
-            self.graph(),
-            &ui.seeds,
-            ui.depth,
-            Some(&verbs),
-            ui.direction,
-        )
-    }
-
-    fn preview(&self, ui: &ExportUi) -> (usize, usize) {
-        let s = self.selection_for(ui);
-        (s.entities.len(), s.relationships.len())
-    }
-
-    fn export_update(&mut self, action: Action) {
-        use crate::export::{Direction, Format};
-        let Some(mut ui) = self.export.take() else {
-            return;
-        };
-        let mut changed = false;
-        match (action, EXPORT_FIELDS[ui.field]) {
-            (Action::Escape, _) => return,
-            (Action::Quit, _) => {
-                self.quit = true;
-                return;
-            }
-            (Action::Up, _) => ui.field = ui.field.saturating_sub(1),
-            (Action::Down | Action::CycleKind, _) => {
-                ui.field = (ui.field + 1).min(EXPORT_FIELDS.len() - 1)
-            }
-            (Action::Left, "Depth") => {
-                ui.depth = ui.depth.saturating_sub(1);
-                changed = true;
-            }
-            (Action::Right, "Depth") => {
-                ui.depth = (ui.depth + 1).min(3);
-                changed = true;
-            }
-            (Action::Left, "Follow") => ui.verb_cursor = ui.verb_cursor.saturating_sub(1),
-            (Action::Right, "Follow") => {
-                ui.verb_cursor = (ui.verb_cursor + 1).min(ui.verbs.len() - 1)
-            }
-            (Action::Char(' '), "Follow") => {
-                ui.verbs[ui.verb_cursor].1 = !ui.verbs[ui.verb_cursor].1;
-                changed = true;
-            }
-            (Action::Left | Action::Right | Action::Char(' '), "Direction") => {
-                let forward = !matches!(action, Action::Left);
-                ui.direction = match (ui.direction, forward) {
-                    (Direction::Both, true) | (Direction::In, false) => Direction::Out,
-                    (Direction::Out, true) | (Direction::Both, false) => Direction::In,
-                    _ => Direction::Both,
-                };
-                changed = true;
-            }
-            (Action::Left | Action::Right | Action::Char(' '), "Properties") => {
-                ui.properties = !ui.properties
-            }
-            (Action::Left | Action::Right | Action::Char(' '), "Format") => {
-                let i = Format::ALL
-                    .iter()
-                    .position(|f| *f == ui.format)
-                    .unwrap_or(0);
-                let n = Format::ALL.len();
-                let next = if matches!(action, Action::Left) {
-                    (i + n - 1) % n
-                } else {
-                    (i + 1) % n
-                };
-                let old_ext = ui.format.extension();
-                ui.format = Format::ALL[next];
-                if let Some(stem) = ui.path.strip_suffix(&format!(".{old_ext}")) {
-                    ui.path = format!("{stem}.{}", ui.format.extension());
-                }
-            }
-            (Action::Char(c), "File") => ui.path.push(c),
-            (Action::DeleteChar, "File") => {
-                ui.path.pop();
-            }
-            (Action::Enter, _) => {
-                if ui.path.trim().is_empty() {
-                    self.set_message("name the file to write", true);
-                } else {
-                    let (graph, selection) = self.selection_for(&ui).extract(self.graph());
-                    self.export_job = Some(ExportJob {
-                        graph,
-                        selection,
-                        properties: ui.properties,
-                        format: ui.format,
-                        path: std::path::PathBuf::from(ui.path.trim()),
-                    });
-                    self.set_message(format!("writing {}…", ui.path.trim()), false);
-                    return;
-                }
-            }
-            _ => {}
-        }
-        if changed {
-            ui.preview = self.preview(&ui);
-        }
-        self.export = Some(ui);
-    }
-
-    pub fn on_export_written(&mut self, result: Result<String, String>) {
-        match result {
-            Ok(m) => self.set_message(m, false),
-            Err(e) => self.set_message(format!("export failed: {e}"), true),
-        }
-    }
-
-    /// Opens the triage view on the data on screen.
-    pub fn open_triage(&mut self) {
-        let mut rows = crate::triage::rows(self.graph(), &self.triage_data.notes, self.data_time);
-        let coverage = crate::triage::Coverage::of(&self.data.statuses);
-        coverage.blank(&mut rows);
-        let previous = &self.triage_data;
-        let (previous, no_comparison) =
-            match crate::triage::comparable(&coverage, previous.previous_coverage.as_ref()) {
-                Ok(()) => (previous.previous_failing.as_ref(), None),
-                Err(why) => (None, Some(why)),
-            };
-        let summary =
-            crate::triage::summary(self.graph(), &rows, previous, coverage, no_comparison);
-        let keep = self
-            .triage
-            .take()
-            .or_else(|| self.triage_last.take())
-            .unwrap_or_default();
-        self.triage = Some(TriageUi {
-            rows,
-            summary: Some(summary),
-            note: None,
-            filtering: false,
-            cursor: 0,
-            ..keep
-        });
-    }
-
-    /// The rows shown, in order: filtered, sorted, grouped.
-    pub fn triage_lines(&self) -> Vec<TriageLine> {
-        let Some(ui) = &self.triage else {
-            return vec![];
-        };
-        let pat = nucleo_matcher::pattern::Pattern::new(
-            &ui.filter,
-            nucleo_matcher::pattern::CaseMatching::Smart,
-            nucleo_matcher::pattern::Normalization::Smart,
-            nucleo_matcher::pattern::AtomKind::Fuzzy,
-        );
-        let mut m = nucleo_matcher::Matcher::new(nucleo_matcher::Config::DEFAULT);
-        let mut buf = Vec::new();
-        let mut idx: Vec<usize> = (0..ui.rows.len())
-            .filter(|&i| {
-                if ui.filter.is_empty() {
-                    return true;
-                }
-                let r = &ui.rows[i];
-                let hay = format!(
-                    "{} {} {} {} {} {}",
-                    r.name,
-                    r.owner,
-                    r.owner_upn,
-                    r.platform,
-                    r.policies.join(" "),
-                    r.settings.join(" ")
-                );
-                pat.score(nucleo_matcher::Utf32Str::new(&hay, &mut buf), &mut m)
-                    .is_some()
-            })
-            .collect();
-        let key = |r: &crate::triage::Row| -> String {
-            match ui.sort {
-                0 => r.name.to_lowercase(),
-                1 => format!("{} {}", r.platform, r.os_version).to_lowercase(),
-                2 => r.owner.to_lowercase(),
-                3 => r.state.to_lowercase(),
-                4 => r.policies.join(",").to_lowercase(),
-                5 => {
-                    format!("{:04}", 999 - r.settings.len().min(999))
-                        + &r.settings.join(",").to_lowercase()
-                }
-                6 => r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
-                // Unknown counts sort after every known one.
-                7 => r.cves.map_or_else(
-                    || "~".into(),
-                    |c| {
-                        format!(
-                            "{:06}",
-                            999_999 - (c[0] * 1000 + c[1] * 100 + c[2] * 10 + c[3]).min(999_999)
-                        )
-                    },
-                ),
-                _ => format!("{:?}", r.status),
-            }
-        };
-        idx.sort_by_cached_key(|&i| (key(&ui.rows[i]), ui.rows[i].key.clone()));
-        if ui.descending {
-            idx.reverse();
-        }
-        if ui.group == crate::triage::GroupBy::None {
-            return idx.into_iter().map(TriageLine::Device).collect();
-        }
-        let subset: Vec<crate::triage::Row> = idx.iter().map(|&i| ui.rows[i].clone()).collect();
-        let mut out = Vec::new();
-        for (label, members) in crate::triage::group(&subset, ui.group) {
-            out.push(TriageLine::Group(label, members.len()));
-            out.extend(members.into_iter().map(|j| TriageLine::Device(idx[j])));
-        }
-        out
-    }
-
-    fn triage_row_at_cursor(&self) -> Option<usize> {
-        let ui = self.triage.as_ref()?;
-        match self.triage_lines().get(ui.cursor) {
-            Some(TriageLine::Device(i)) => Some(*i),
-            _ => None,
-        }
-    }
-
-    fn triage_update(&mut self, action: Action) {
-        let lines = self.triage_lines().len();
-        let page = self.page(self.areas.tree).max(1);
-        let row = self.triage_row_at_cursor();
-        let Some(ui) = self.triage.as_mut() else {
-            return;
-        };
-        // Text entry: the note being edited, or the filter.
-        if let Some(note) = ui.note.as_mut() {
-            match action {
-                Action::Char(c) => note.push(c),
-                Action::DeleteChar => {
-                    note.pop();
-                }
-                Action::Escape => ui.note = None,
-                Action::Enter => {
-                    let text = ui.note.take().unwrap_or_default();
-                    if let Some(i) = row {
-                        let status = ui.rows[i].status;
-                        self.save_triage(i, status, text);
-                    }
-                }
-                _ => {}
-            }
-            return;
-        }
-        if ui.filtering {
-            match action {
-                Action::Char(c) => ui.filter.push(c),
-                Action::DeleteChar => {
-                    ui.filter.pop();
-                }
-                Action::Escape | Action::Enter | Action::Down | Action::Up => ui.filtering = false,
-                _ => {}
-            }
-            ui.cursor = 0;
-            return;
-        }
-        match action {
-            Action::ToggleTriage | Action::Escape => self.triage_last = self.triage.take(),
-            Action::Quit => self.quit = true,
-            Action::Up => ui.cursor = ui.cursor.saturating_sub(1),
-            Action::Down => ui.cursor = (ui.cursor + 1).min(lines.saturating_sub(1)),
-            Action::PageUp => ui.cursor = ui.cursor.saturating_sub(page),
-            Action::PageDown => ui.cursor = (ui.cursor + page).min(lines.saturating_sub(1)),
-            Action::Home => ui.cursor = 0,
-            Action::End => ui.cursor = lines.saturating_sub(1),
-            Action::SortNext => ui.sort = (ui.sort + 1) % TRIAGE_COLUMNS.len(),
-            Action::SortReverse => ui.descending = !ui.descending,
-            Action::GroupNext => {
-                ui.group = ui.group.next();
-                ui.cursor = 0;
-            }
-            Action::Filter | Action::OpenSearch => ui.filtering = true,
-            Action::EditNote => {
-                if let Some(i) = row {
-                    ui.note = Some(ui.rows[i].note.clone());
-                }
-            }
-            Action::SetStatus(st) => {
-                if let Some(i) = row {
-                    let note = ui.rows[i].note.clone();
-                    self.save_triage(i, st, note);
-                }
-            }
-            Action::ToggleMark => {
-                if let Some(i) = row {
-                    let id = ui.rows[i].device;
-                    self.toggle_mark(id);
-                }
-            }
-            Action::Enter => {
-                if let Some(i) = row {
-                    let id = ui.rows[i].device;
-                    self.triage_last = self.triage.take();
-                    self.history.clear();
-                    self.history_pos = 0;
-                    self.from_triage = true;
-                    if self.reveal(id) {
-                        self.history = vec![id];
-                        self.history_pos = 0;
-                    }
-                }
-            }
-            Action::OpenExport => self.open_export(),
-            Action::ToggleHelp => self.help = true,
-            _ => {}
-        }
-    }
-
-    fn save_triage(&mut self, row: usize, status: crate::triage::Status, note: String) {
-        let Some(ui) = self.triage.as_mut() else {
-            return;
-        };
-        let r = &mut ui.rows[row];
-        r.status = status;
-        r.note = note.clone();
-        r.reopened = false;
-        let key = r.key.clone();
-        let name = r.name.clone();
-        self.triage_data.notes.insert(
-            key.clone(),
-            crate::triage::Note {
-                status,
-                note: note.clone(),
-                updated_at: chrono::Utc::now().to_rfc3339(),
-            },
-        );
-        self.triage_saves.push(TriageSave { key, status, note });
-        self.set_message(format!("{name}: {}", status.label()), false);
-    }
-
-    /// The query the overlay's input and kind filter make.
-    pub fn search_query(&self) -> Option<crate::search::Query> {
-        let ui = self.search.as_ref()?;
-        let chosen = ui.kind.map(|k| crate::search::KIND_FILTERS[k].0);
-        Some(crate::search::Query::parse(&ui.input, chosen))
-    }
-
-    /// Asks for a search of the current input; `narrow` when the input only
-    /// grew, so the previous matches are the only candidates. A newer request
-    /// cancels an older one still running.
-    fn request_search(&mut self, narrow: bool) {
-        let Some(query) = self.search_query() else {
-            return;
-        };
-        let Some(ui) = self.search.as_mut() else {
-            return;
-        };
-        ui.generation += 1;
-        ui.pending = true;
-        ui.cursor = 0;
-        self.search_cancel
-            .store(ui.generation, std::sync::atomic::Ordering::Relaxed);
-        if query.text.is_empty() {
-            ui.results = None;
-            ui.pending = false;
-            self.search_job = None;
-            return;
-        }
-        let previous = if narrow { ui.results.clone() } else { None };
-        self.search_job = Some(SearchJob {
-            index: self.search_index.clone(),
-            query,
-            previous,
-            cancel: self.search_cancel.clone(),
-            generation: ui.generation,
-        });
-    }
-
-    /// Results of a search; those of an outdated input are dropped.
-    pub fn on_search_results(&mut self, generation: u64, results: Option<crate::search::Results>) {
-        if let (Some(ui), Some(r)) = (self.search.as_mut(), results) {
-            if ui.generation == generation {
-                ui.cursor = ui.cursor.min(r.hits.len().saturating_sub(1));
-                ui.results = Some(r);
-                ui.pending = false;
-            }
         }
     }
 
@@ -1521,7 +757,7 @@ impl App {
         }
     }
 
-    fn history_step(&mut self, delta: isize) {
+    pub(super) fn history_step(&mut self, delta: isize) {
         if delta < 0 && self.from_triage && self.history_pos == 0 {
             // The walk began in the triage view: Back returns there.
             self.from_triage = false;
@@ -1718,7 +954,7 @@ impl App {
     }
 
     /// Replaces the graph, keeping the cursor on the same entity by key.
-    fn swap_in(&mut self, fresh: GraphBuilder) {
+    pub(super) fn swap_in(&mut self, fresh: GraphBuilder) {
         let keep = self
             .selected_entity()
             .map(|id| self.graph().entity(id).key.to_string());

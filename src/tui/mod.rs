@@ -6,6 +6,7 @@
 pub mod app;
 pub mod details;
 pub mod keymap;
+pub mod modes;
 pub mod settings;
 pub mod theme;
 pub mod tree;
