@@ -363,13 +363,13 @@ async fn search_finds_jumps_and_reveals() {
     app.update(Action::OpenSearch);
     type_search(&mut app, &upn_local);
     app.update(Action::Escape);
-    assert!(app.search.is_none());
+    assert!(app.search().is_none());
     assert_eq!(app.tree.selected(), before.as_slice());
 
     // The UPN finds the user first; Enter jumps, reveals and records history.
     app.update(Action::OpenSearch);
     type_search(&mut app, &format!("user:{upn_local}"));
-    let ui = app.search.as_ref().expect("open");
+    let ui = app.search().expect("open");
     let r = ui.results.as_ref().expect("results");
     assert_eq!(
         r.hits.first().map(|h| h.id),
@@ -384,7 +384,7 @@ async fn search_finds_jumps_and_reveals() {
     let text = screen(&mut app, 120, 40);
     assert!(text.contains("Search") && text.contains("match"), "{text}");
     app.update(Action::Enter);
-    assert!(app.search.is_none());
+    assert!(app.search().is_none());
     assert_eq!(app.selected_entity(), Some(target));
     let path = app.tree.selected().to_vec();
     for i in 1..path.len() {
@@ -434,8 +434,7 @@ async fn search_results_follow_a_running_fetch() {
         }
     }
     let r = app
-        .search
-        .as_ref()
+        .search()
         .and_then(|s| s.results.clone())
         .expect("results");
     assert!(
@@ -468,12 +467,12 @@ async fn mark_then_export_writes_the_file() {
     );
 
     app.update(Action::OpenExport);
-    let ui = app.export.as_ref().expect("dialog");
+    let ui = app.export().expect("dialog");
     assert_eq!(ui.seeds.len(), 2);
     insta::assert_snapshot!("export_dialog", screen(&mut app, 120, 40));
     // Depth 0: just the two users.
     app.update(Action::Left);
-    assert_eq!(app.export.as_ref().map(|u| u.preview), Some((2, 0)));
+    assert_eq!(app.export().map(|u| u.preview), Some((2, 0)));
     // Format → csv, then name the file.
     for _ in 0..4 {
         app.update(Action::Down);
@@ -482,7 +481,7 @@ async fn mark_then_export_writes_the_file() {
         app.update(Action::Right);
     }
     assert_eq!(
-        app.export.as_ref().map(|u| u.format),
+        app.export().map(|u| u.format),
         Some(tenx::export::Format::Csv)
     );
     app.update(Action::Down);
@@ -491,11 +490,7 @@ async fn mark_then_export_writes_the_file() {
         .tempdir()
         .expect("temp dir");
     let dir = dir.path();
-    let len = app
-        .export
-        .as_ref()
-        .map(|u| u.path.chars().count())
-        .unwrap_or(0);
+    let len = app.export().map(|u| u.path.chars().count()).unwrap_or(0);
     for _ in 0..len {
         app.update(Action::DeleteChar);
     }
@@ -503,7 +498,7 @@ async fn mark_then_export_writes_the_file() {
         app.update(Action::Char(c));
     }
     let fx = app.update(Action::Enter);
-    assert!(app.export.is_none(), "the dialog closes");
+    assert!(app.export().is_none(), "the dialog closes");
     assert!(
         fx.iter().any(|e| matches!(e, Effect::Export(_))),
         "an export job"
@@ -569,11 +564,7 @@ async fn the_triage_view() {
             .iter()
             .all(|l| matches!(l, TriageLine::Device(_)))
     );
-    let first = app
-        .triage
-        .as_ref()
-        .map(|t| t.rows[0].name.clone())
-        .expect("a row");
+    let first = app.triage().map(|t| t.rows[0].name.clone()).expect("a row");
     app.update(Action::Filter);
     for c in first.chars() {
         app.update(Action::Char(c));
@@ -585,14 +576,14 @@ async fn the_triage_view() {
     let TriageLine::Device(i) = app.triage_lines()[0] else {
         panic!("a device row")
     };
-    let device = app.triage.as_ref().map(|t| t.rows[i].device).expect("row");
+    let device = app.triage().map(|t| t.rows[i].device).expect("row");
     app.update(Action::Enter);
-    assert!(app.triage.is_none());
+    assert!(app.triage().is_none());
     assert_eq!(app.selected_entity(), Some(device));
     app.update(Action::Back);
-    assert!(app.triage.is_some(), "back to the triage view");
+    assert!(app.triage().is_some(), "back to the triage view");
     assert_eq!(
-        app.triage.as_ref().map(|t| t.filter.clone()),
+        app.triage().map(|t| t.filter.clone()),
         Some(first),
         "with its filter kept"
     );

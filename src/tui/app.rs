@@ -13,9 +13,9 @@ use crate::model::{EntityId, TenantGraph};
 
 use super::tree::{Builder, Node, RelCache, RelGroup, TreeIndex};
 
-pub use super::modes::export::{EXPORT_FIELDS, ExportJob, ExportUi};
+pub use super::modes::export::{ExportField, ExportJob, ExportUi};
 pub use super::modes::search::{SEARCH_LIMIT, SearchJob, SearchUi};
-pub use super::modes::triage::{TRIAGE_COLUMNS, TriageData, TriageLine, TriageSave, TriageUi};
+pub use super::modes::triage::{TriageColumn, TriageData, TriageLine, TriageSave, TriageUi};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -190,7 +190,6 @@ pub struct App {
     pub rel_cursor: usize,
     pub(super) history: Vec<EntityId>,
     pub(super) history_pos: usize,
-    pub help: bool,
     /// The message line: text, and whether it is an error.
     pub message: Option<(String, bool)>,
     pub progress: BTreeMap<Source, SourceProgress>,
@@ -210,16 +209,15 @@ pub struct App {
     pub areas: Areas,
     pub loading: Option<String>,
     pub(super) rels: RelCache,
-    pub search: Option<SearchUi>,
+    /// The modes open over browsing (search, triage, export, help).
+    pub modes: super::modes::Modes,
     pub search_index: crate::search::SearchIndex,
     pub(super) search_cancel: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub(super) search_job: Option<SearchJob>,
     /// Marked entities, by key so marks survive a refresh.
     pub marks: std::collections::BTreeSet<String>,
     pub marked_ids: std::collections::HashSet<EntityId>,
-    pub export: Option<ExportUi>,
     pub(super) export_job: Option<ExportJob>,
-    pub triage: Option<TriageUi>,
     pub triage_data: TriageData,
     pub(super) triage_saves: Vec<TriageSave>,
     /// A jump from the triage view: Back returns to it.
@@ -247,19 +245,34 @@ impl App {
     /// Which of the keymap's modes a key goes to now.
     pub fn key_mode(&self) -> super::keymap::Mode {
         use super::keymap::Mode;
-        let typing = self.search.is_some()
-            || self.export.is_some()
-            || self
-                .triage
-                .as_ref()
-                .is_some_and(|t| t.filtering || t.note.is_some());
-        if typing {
-            Mode::Text
-        } else if self.triage.is_some() {
-            Mode::Triage
-        } else {
-            Mode::Browse
+        use super::modes::Mode as Open;
+        // Help shows the keys of the mode underneath.
+        match self.modes.iter().rev().find(|m| !matches!(m, Open::Help)) {
+            Some(Open::Search(_) | Open::Export(_)) => Mode::Text,
+            Some(Open::Triage(t)) if t.filtering || t.note.is_some() => Mode::Text,
+            Some(Open::Triage(_)) => Mode::Triage,
+            Some(Open::Help) | None => Mode::Browse,
         }
+    }
+
+    /// The search overlay, when open.
+    pub fn search(&self) -> Option<&SearchUi> {
+        self.modes.search()
+    }
+
+    /// The export dialog, when open.
+    pub fn export(&self) -> Option<&ExportUi> {
+        self.modes.export()
+    }
+
+    /// The triage view, when open.
+    pub fn triage(&self) -> Option<&TriageUi> {
+        self.modes.triage()
+    }
+
+    /// Whether help is shown.
+    pub fn help(&self) -> bool {
+        self.modes.help()
     }
 
     pub fn new(title: impl Into<String>, now: DateTime<Utc>) -> App {
@@ -275,7 +288,6 @@ impl App {
             rel_cursor: 0,
             history: Vec::new(),
             history_pos: 0,
-            help: false,
             message: None,
             progress: BTreeMap::new(),
             fetching: false,
@@ -290,15 +302,13 @@ impl App {
             areas: Areas::default(),
             loading: None,
             rels: RelCache::default(),
-            search: None,
+            modes: Default::default(),
             search_index: crate::search::SearchIndex::new(),
             search_cancel: Default::default(),
             search_job: None,
             marks: Default::default(),
             marked_ids: Default::default(),
-            export: None,
             export_job: None,
-            triage: None,
             triage_data: TriageData::default(),
             triage_saves: Vec::new(),
             from_triage: false,
@@ -614,27 +624,22 @@ impl App {
     }
 
     pub(super) fn act(&mut self, action: Action) {
-        if self.export.is_some() {
-            self.export_update(action);
-            return;
-        }
-        if self.search.is_some() {
-            self.search_update(action);
-            return;
-        }
-        if self.triage.is_some() && !self.help {
-            self.triage_update(action);
-            return;
-        }
-        if self.help {
-            if matches!(action, Action::ToggleHelp | Action::Escape | Action::Quit) {
-                self.help = false;
+        use super::modes::Mode;
+        match self.modes.top() {
+            Some(Mode::Export(_)) => return self.export_update(action),
+            Some(Mode::Search(_)) => return self.search_update(action),
+            Some(Mode::Triage(_)) => return self.triage_update(action),
+            Some(Mode::Help) => {
+                if matches!(action, Action::ToggleHelp | Action::Escape | Action::Quit) {
+                    self.modes.close();
+                }
+                return;
             }
-            return;
+            None => {}
         }
         match action {
             Action::Quit => self.quit = true,
-            Action::ToggleHelp => self.help = true,
+            Action::ToggleHelp => self.modes.open(super::modes::Mode::Help),
             Action::Escape => {
                 // The message first, then what stays until dismissed.
                 if self.message.take().is_none() {
@@ -666,7 +671,8 @@ impl App {
             Action::Forward => self.history_step(1),
             Action::Jump(id) => self.jump(id),
             Action::OpenSearch => {
-                self.search = Some(SearchUi::default());
+                self.modes
+                    .open(super::modes::Mode::Search(SearchUi::default()));
                 self.request_search(false);
             }
             Action::Char(_) | Action::DeleteChar | Action::CycleKind => {}
@@ -945,8 +951,8 @@ impl App {
         self.search_index.update(&self.data.graph);
         if self.search_index.len() != before
             && self
-                .search
-                .as_ref()
+                .modes
+                .search()
                 .is_some_and(|s| !s.pending && !s.input.is_empty())
         {
             self.request_search(false);

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::app::{App, Areas};
+use super::modes::Mode;
 use super::modes::browse::{draw_details, draw_relations, draw_tree};
 use super::modes::export::draw_export;
 use super::modes::help::draw_help;
@@ -60,7 +61,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         relations: right[1],
     };
 
-    if app.triage.is_some() {
+    if app.triage().is_some() {
         app.areas = Areas {
             tree: rows[0],
             details: Rect::default(),
@@ -74,14 +75,13 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     }
     draw_message(f, app, rows[1]);
     draw_status(f, app, rows[2]);
-    if app.search.is_some() {
-        draw_search(f, app, area);
-    }
-    if app.export.is_some() {
-        draw_export(f, app, area);
-    }
-    if app.help {
-        draw_help(f, app, area);
+    for mode in app.modes.iter() {
+        match mode {
+            Mode::Search(_) => draw_search(f, app, area),
+            Mode::Export(_) => draw_export(f, app, area),
+            Mode::Help => draw_help(f, app, area),
+            Mode::Triage(_) => {}
+        }
     }
 }
 

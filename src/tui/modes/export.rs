@@ -13,14 +13,45 @@ use crate::tui::theme;
 use crate::tui::view::pane;
 
 /// The fields of the export dialog, top to bottom.
-pub const EXPORT_FIELDS: [&str; 6] = [
-    "Depth",
-    "Follow",
-    "Direction",
-    "Properties",
-    "Format",
-    "File",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportField {
+    #[default]
+    Depth,
+    Follow,
+    Direction,
+    Properties,
+    Format,
+    File,
+}
+
+impl ExportField {
+    pub const ALL: [ExportField; 6] = [
+        ExportField::Depth,
+        ExportField::Follow,
+        ExportField::Direction,
+        ExportField::Properties,
+        ExportField::Format,
+        ExportField::File,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ExportField::Depth => "Depth",
+            ExportField::Follow => "Follow",
+            ExportField::Direction => "Direction",
+            ExportField::Properties => "Properties",
+            ExportField::Format => "Format",
+            ExportField::File => "File",
+        }
+    }
+
+    /// The field below (`1`) or above (`-1`), staying within the dialog.
+    fn step(self, delta: isize) -> ExportField {
+        let i = Self::ALL.iter().position(|f| *f == self).unwrap_or(0);
+        let j = i.saturating_add_signed(delta).min(Self::ALL.len() - 1);
+        Self::ALL[j]
+    }
+}
 
 /// The export dialog's state.
 #[derive(Debug, Clone)]
@@ -34,7 +65,7 @@ pub struct ExportUi {
     pub properties: bool,
     pub format: crate::export::Format,
     pub path: String,
-    pub field: usize,
+    pub field: ExportField,
     /// Entities and relationships the export will hold.
     pub preview: (usize, usize),
 }
@@ -111,11 +142,11 @@ impl App {
             properties: true,
             format: crate::export::Format::Json,
             path: format!("{tenant}-{stamp}.json"),
-            field: 0,
+            field: ExportField::Depth,
             preview: (0, 0),
         };
         ui.preview = self.preview(&ui);
-        self.export = Some(ui);
+        self.modes.open(super::Mode::Export(ui));
     }
 
     pub(in crate::tui) fn selection_for(&self, ui: &ExportUi) -> crate::export::Selection {
@@ -141,37 +172,36 @@ impl App {
 
     pub(in crate::tui) fn export_update(&mut self, action: Action) {
         use crate::export::{Direction, Format};
-        let Some(mut ui) = self.export.take() else {
+        let Some(super::Mode::Export(mut ui)) = self.modes.close() else {
             return;
         };
         let mut changed = false;
-        match (action, EXPORT_FIELDS[ui.field]) {
+        use ExportField as F;
+        match (action, ui.field) {
             (Action::Escape, _) => return,
             (Action::Quit, _) => {
                 self.quit = true;
                 return;
             }
-            (Action::Up, _) => ui.field = ui.field.saturating_sub(1),
-            (Action::Down | Action::CycleKind, _) => {
-                ui.field = (ui.field + 1).min(EXPORT_FIELDS.len() - 1)
-            }
-            (Action::Left, "Depth") => {
+            (Action::Up, _) => ui.field = ui.field.step(-1),
+            (Action::Down | Action::CycleKind, _) => ui.field = ui.field.step(1),
+            (Action::Left, F::Depth) => {
                 ui.depth = ui.depth.saturating_sub(1);
                 changed = true;
             }
-            (Action::Right, "Depth") => {
+            (Action::Right, F::Depth) => {
                 ui.depth = (ui.depth + 1).min(3);
                 changed = true;
             }
-            (Action::Left, "Follow") => ui.verb_cursor = ui.verb_cursor.saturating_sub(1),
-            (Action::Right, "Follow") => {
+            (Action::Left, F::Follow) => ui.verb_cursor = ui.verb_cursor.saturating_sub(1),
+            (Action::Right, F::Follow) => {
                 ui.verb_cursor = (ui.verb_cursor + 1).min(ui.verbs.len() - 1)
             }
-            (Action::Char(' '), "Follow") => {
+            (Action::Char(' '), F::Follow) => {
                 ui.verbs[ui.verb_cursor].1 = !ui.verbs[ui.verb_cursor].1;
                 changed = true;
             }
-            (Action::Left | Action::Right | Action::Char(' '), "Direction") => {
+            (Action::Left | Action::Right | Action::Char(' '), F::Direction) => {
                 let forward = !matches!(action, Action::Left);
                 ui.direction = match (ui.direction, forward) {
                     (Direction::Both, true) | (Direction::In, false) => Direction::Out,
@@ -180,10 +210,10 @@ impl App {
                 };
                 changed = true;
             }
-            (Action::Left | Action::Right | Action::Char(' '), "Properties") => {
+            (Action::Left | Action::Right | Action::Char(' '), F::Properties) => {
                 ui.properties = !ui.properties
             }
-            (Action::Left | Action::Right | Action::Char(' '), "Format") => {
+            (Action::Left | Action::Right | Action::Char(' '), F::Format) => {
                 let i = Format::ALL
                     .iter()
                     .position(|f| *f == ui.format)
@@ -200,8 +230,8 @@ impl App {
                     ui.path = format!("{stem}.{}", ui.format.extension());
                 }
             }
-            (Action::Char(c), "File") => ui.path.push(c),
-            (Action::DeleteChar, "File") => {
+            (Action::Char(c), F::File) => ui.path.push(c),
+            (Action::DeleteChar, F::File) => {
                 ui.path.pop();
             }
             (Action::Enter, _) => {
@@ -225,7 +255,7 @@ impl App {
         if changed {
             ui.preview = self.preview(&ui);
         }
-        self.export = Some(ui);
+        self.modes.open(super::Mode::Export(ui));
     }
 
     pub fn on_export_written(&mut self, result: Result<String, String>) {
@@ -237,7 +267,7 @@ impl App {
 }
 
 pub(in crate::tui) fn draw_export(f: &mut Frame, app: &App, area: Rect) {
-    let Some(ui) = &app.export else { return };
+    let Some(ui) = app.export() else { return };
     let gaps = app.gaps();
     let w = 76.min(area.width);
     let h = (14 + u16::from(!gaps.is_empty())).min(area.height);
@@ -259,7 +289,7 @@ pub(in crate::tui) fn draw_export(f: &mut Frame, app: &App, area: Rect) {
         .enumerate()
         .flat_map(|(i, (v, on))| {
             let style = if *on { theme::key() } else { theme::dim() };
-            let style = if i == ui.verb_cursor && EXPORT_FIELDS[ui.field] == "Follow" {
+            let style = if i == ui.verb_cursor && ui.field == ExportField::Follow {
                 style.add_modifier(ratatui::style::Modifier::REVERSED)
             } else {
                 style
@@ -277,10 +307,10 @@ pub(in crate::tui) fn draw_export(f: &mut Frame, app: &App, area: Rect) {
             ]
         })
         .collect();
-    let value = |name: &str| -> Vec<Span<'static>> {
-        match name {
-            "Depth" => vec![Span::raw(format!("‹ {} ›  hops from the seeds", ui.depth))],
-            "Direction" => vec![Span::raw(format!(
+    let value = |field: ExportField| -> Vec<Span<'static>> {
+        match field {
+            ExportField::Depth => vec![Span::raw(format!("‹ {} ›  hops from the seeds", ui.depth))],
+            ExportField::Direction => vec![Span::raw(format!(
                 "‹ {} ›",
                 match ui.direction {
                     crate::export::Direction::Out => "outgoing",
@@ -288,14 +318,14 @@ pub(in crate::tui) fn draw_export(f: &mut Frame, app: &App, area: Rect) {
                     crate::export::Direction::Both => "both ways",
                 }
             ))],
-            "Properties" => vec![Span::raw(if ui.properties {
+            ExportField::Properties => vec![Span::raw(if ui.properties {
                 "‹ included ›"
             } else {
                 "‹ left out ›"
             })],
-            "Format" => vec![Span::raw(format!("‹ {} ›", ui.format.name()))],
-            "File" => vec![Span::raw(ui.path.clone()), Span::styled("▏", theme::key())],
-            _ => vec![],
+            ExportField::Format => vec![Span::raw(format!("‹ {} ›", ui.format.name()))],
+            ExportField::File => vec![Span::raw(ui.path.clone()), Span::styled("▏", theme::key())],
+            ExportField::Follow => verbs.clone(),
         }
     };
     let mut lines = vec![
@@ -305,21 +335,17 @@ pub(in crate::tui) fn draw_export(f: &mut Frame, app: &App, area: Rect) {
         ]),
         Line::from(""),
     ];
-    for (i, name) in EXPORT_FIELDS.iter().enumerate() {
+    for field in ExportField::ALL {
         let label = Span::styled(
-            format!("{name:<11}"),
-            if i == ui.field {
+            format!("{:<11}", field.label()),
+            if field == ui.field {
                 theme::highlight()
             } else {
                 theme::key()
             },
         );
         let mut spans = vec![label];
-        if *name == "Follow" {
-            spans.extend(verbs.clone());
-        } else {
-            spans.extend(value(name));
-        }
+        spans.extend(value(field));
         lines.push(Line::from(spans));
     }
     lines.push(Line::from(""));

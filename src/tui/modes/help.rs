@@ -13,7 +13,7 @@ pub(in crate::tui) fn draw_help(f: &mut Frame, app: &App, area: Rect) {
     use crate::tui::keymap::Mode;
     // The keys of the mode help was opened from, as the merged keymap has
     // them; triage also names the tree's keys it shares.
-    let mode = if app.triage.is_some() {
+    let mode = if app.triage().is_some() {
         Mode::Triage
     } else {
         Mode::Browse

@@ -56,12 +56,12 @@ impl SearchJob {
 impl App {
     pub(in crate::tui) fn search_update(&mut self, action: Action) {
         let page = self.page(self.areas.tree).max(1);
-        let Some(ui) = self.search.as_mut() else {
+        let Some(ui) = self.modes.search_mut() else {
             return;
         };
         let shown = ui.results.as_ref().map(|r| r.hits.len()).unwrap_or(0);
         match action {
-            Action::Escape => self.search = None,
+            Action::Escape => self.modes.close_search(),
             Action::Quit => self.quit = true,
             Action::Char(c) => {
                 ui.input.push(c);
@@ -102,7 +102,7 @@ impl App {
                     .and_then(|r| r.hits.get(ui.cursor))
                     .map(|h| h.id);
                 if let Some(id) = hit {
-                    self.search = None;
+                    self.modes.close_search();
                     self.jump(id);
                 }
             }
@@ -112,7 +112,7 @@ impl App {
 
     /// The query the overlay's input and kind filter make.
     pub fn search_query(&self) -> Option<crate::search::Query> {
-        let ui = self.search.as_ref()?;
+        let ui = self.modes.search()?;
         let chosen = ui.kind.map(|k| crate::search::KIND_FILTERS[k].0);
         Some(crate::search::Query::parse(&ui.input, chosen))
     }
@@ -124,7 +124,7 @@ impl App {
         let Some(query) = self.search_query() else {
             return;
         };
-        let Some(ui) = self.search.as_mut() else {
+        let Some(ui) = self.modes.search_mut() else {
             return;
         };
         ui.generation += 1;
@@ -150,7 +150,7 @@ impl App {
 
     /// Results of a search; those of an outdated input are dropped.
     pub fn on_search_results(&mut self, generation: u64, results: Option<crate::search::Results>) {
-        if let (Some(ui), Some(r)) = (self.search.as_mut(), results) {
+        if let (Some(ui), Some(r)) = (self.modes.search_mut(), results) {
             if ui.generation == generation {
                 ui.cursor = ui.cursor.min(r.hits.len().saturating_sub(1));
                 ui.results = Some(r);
@@ -161,7 +161,7 @@ impl App {
 }
 
 pub(in crate::tui) fn draw_search(f: &mut Frame, app: &App, area: Rect) {
-    let Some(ui) = &app.search else { return };
+    let Some(ui) = app.search() else { return };
     let w = (area.width * 9 / 10).max(40).min(area.width);
     let h = (area.height * 8 / 10).max(8).min(area.height);
     let r = Rect {

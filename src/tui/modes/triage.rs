@@ -12,18 +12,95 @@ use crate::tui::app::{Action, App};
 use crate::tui::view::pane;
 use crate::tui::{details, theme};
 
-/// Columns of the triage table (the sort keys).
-pub const TRIAGE_COLUMNS: [&str; 9] = [
-    "Device",
-    "Platform",
-    "Owner",
-    "State",
-    "Failing policies",
-    "Failing settings",
-    "Last check-in",
-    "Defender",
-    "Status",
-];
+/// Columns of the triage table, left to right; each is a sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TriageColumn {
+    #[default]
+    Device,
+    Platform,
+    Owner,
+    State,
+    FailingPolicies,
+    FailingSettings,
+    LastCheckIn,
+    Defender,
+    Status,
+}
+
+impl TriageColumn {
+    pub const ALL: [TriageColumn; 9] = [
+        TriageColumn::Device,
+        TriageColumn::Platform,
+        TriageColumn::Owner,
+        TriageColumn::State,
+        TriageColumn::FailingPolicies,
+        TriageColumn::FailingSettings,
+        TriageColumn::LastCheckIn,
+        TriageColumn::Defender,
+        TriageColumn::Status,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            TriageColumn::Device => "Device",
+            TriageColumn::Platform => "Platform",
+            TriageColumn::Owner => "Owner",
+            TriageColumn::State => "State",
+            TriageColumn::FailingPolicies => "Failing policies",
+            TriageColumn::FailingSettings => "Failing settings",
+            TriageColumn::LastCheckIn => "Last check-in",
+            TriageColumn::Defender => "Defender",
+            TriageColumn::Status => "Status",
+        }
+    }
+
+    /// The next column to the right, round to the first.
+    pub fn next(self) -> TriageColumn {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// A row's key for this column. Ascending order is: names A–Z, most
+    /// failing settings first, oldest check-in first (none before any),
+    /// most critical then high, medium and low CVEs first (unread counts
+    /// after every read one), statuses in their workflow's order.
+    fn key(self, r: &crate::triage::Row) -> SortKey {
+        use std::cmp::Reverse;
+        match self {
+            TriageColumn::Device => SortKey::Text(r.name.to_lowercase()),
+            TriageColumn::Platform => {
+                SortKey::Text(format!("{} {}", r.platform, r.os_version).to_lowercase())
+            }
+            TriageColumn::Owner => SortKey::Text(r.owner.to_lowercase()),
+            TriageColumn::State => SortKey::Text(r.state.to_lowercase()),
+            TriageColumn::FailingPolicies => SortKey::Text(r.policies.join(",").to_lowercase()),
+            TriageColumn::FailingSettings => SortKey::Settings(
+                Reverse(r.settings.len()),
+                r.settings.join(",").to_lowercase(),
+            ),
+            TriageColumn::LastCheckIn => SortKey::Time(r.last_check_in),
+            TriageColumn::Defender => SortKey::Cves(
+                r.cves
+                    .map(|c| c.map(Reverse))
+                    .map_or((true, [Reverse(0); 4]), |c| (false, c)),
+            ),
+            TriageColumn::Status => SortKey::Status(r.status),
+        }
+    }
+}
+
+/// What the triage table sorts by: one kind per column, so a column's rows
+/// compare by what they hold, not by a padded string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey {
+    Text(String),
+    Settings(std::cmp::Reverse<usize>, String),
+    Time(Option<chrono::DateTime<chrono::Utc>>),
+    /// Unread first-flag (`true` sorts last), then each severity's count,
+    /// most first.
+    Cves((bool, [std::cmp::Reverse<usize>; 4])),
+    Status(crate::triage::Status),
+}
 
 /// Profile data the triage view needs from the store.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +122,7 @@ pub struct TriageUi {
     pub filtering: bool,
     /// The note being edited, if any.
     pub note: Option<String>,
-    pub sort: usize,
+    pub sort: TriageColumn,
     pub descending: bool,
     pub group: crate::triage::GroupBy,
     pub cursor: usize,
@@ -80,23 +157,23 @@ impl App {
         let summary =
             crate::triage::summary(self.graph(), &rows, previous, coverage, no_comparison);
         let keep = self
-            .triage
-            .take()
+            .modes
+            .take_triage()
             .or_else(|| self.triage_last.take())
             .unwrap_or_default();
-        self.triage = Some(TriageUi {
+        self.modes.open(super::Mode::Triage(TriageUi {
             rows,
             summary: Some(summary),
             note: None,
             filtering: false,
             cursor: 0,
             ..keep
-        });
+        }));
     }
 
     /// The rows shown, in order: filtered, sorted, grouped.
     pub fn triage_lines(&self) -> Vec<TriageLine> {
-        let Some(ui) = &self.triage else {
+        let Some(ui) = self.modes.triage() else {
             return vec![];
         };
         let pat = nucleo_matcher::pattern::Pattern::new(
@@ -126,31 +203,7 @@ impl App {
                     .is_some()
             })
             .collect();
-        let key = |r: &crate::triage::Row| -> String {
-            match ui.sort {
-                0 => r.name.to_lowercase(),
-                1 => format!("{} {}", r.platform, r.os_version).to_lowercase(),
-                2 => r.owner.to_lowercase(),
-                3 => r.state.to_lowercase(),
-                4 => r.policies.join(",").to_lowercase(),
-                5 => {
-                    format!("{:04}", 999 - r.settings.len().min(999))
-                        + &r.settings.join(",").to_lowercase()
-                }
-                6 => r.last_check_in.map(|d| d.to_rfc3339()).unwrap_or_default(),
-                // Unknown counts sort after every known one.
-                7 => r.cves.map_or_else(
-                    || "~".into(),
-                    |c| {
-                        format!(
-                            "{:06}",
-                            999_999 - (c[0] * 1000 + c[1] * 100 + c[2] * 10 + c[3]).min(999_999)
-                        )
-                    },
-                ),
-                _ => format!("{:?}", r.status),
-            }
-        };
+        let key = |r: &crate::triage::Row| ui.sort.key(r);
         idx.sort_by_cached_key(|&i| (key(&ui.rows[i]), ui.rows[i].key.clone()));
         if ui.descending {
             idx.reverse();
@@ -168,7 +221,7 @@ impl App {
     }
 
     pub(in crate::tui) fn triage_row_at_cursor(&self) -> Option<usize> {
-        let ui = self.triage.as_ref()?;
+        let ui = self.modes.triage()?;
         match self.triage_lines().get(ui.cursor) {
             Some(TriageLine::Device(i)) => Some(*i),
             _ => None,
@@ -179,7 +232,7 @@ impl App {
         let lines = self.triage_lines().len();
         let page = self.page(self.areas.tree).max(1);
         let row = self.triage_row_at_cursor();
-        let Some(ui) = self.triage.as_mut() else {
+        let Some(ui) = self.modes.triage_mut() else {
             return;
         };
         // Text entry: the note being edited, or the filter.
@@ -214,7 +267,7 @@ impl App {
             return;
         }
         match action {
-            Action::ToggleTriage | Action::Escape => self.triage_last = self.triage.take(),
+            Action::ToggleTriage | Action::Escape => self.triage_last = self.modes.take_triage(),
             Action::Quit => self.quit = true,
             Action::Up => ui.cursor = ui.cursor.saturating_sub(1),
             Action::Down => ui.cursor = (ui.cursor + 1).min(lines.saturating_sub(1)),
@@ -222,7 +275,7 @@ impl App {
             Action::PageDown => ui.cursor = (ui.cursor + page).min(lines.saturating_sub(1)),
             Action::Home => ui.cursor = 0,
             Action::End => ui.cursor = lines.saturating_sub(1),
-            Action::SortNext => ui.sort = (ui.sort + 1) % TRIAGE_COLUMNS.len(),
+            Action::SortNext => ui.sort = ui.sort.next(),
             Action::SortReverse => ui.descending = !ui.descending,
             Action::GroupNext => {
                 ui.group = ui.group.next();
@@ -249,7 +302,7 @@ impl App {
             Action::Enter => {
                 if let Some(i) = row {
                     let id = ui.rows[i].device;
-                    self.triage_last = self.triage.take();
+                    self.triage_last = self.modes.take_triage();
                     self.history.clear();
                     self.history_pos = 0;
                     self.from_triage = true;
@@ -260,7 +313,7 @@ impl App {
                 }
             }
             Action::OpenExport => self.open_export(),
-            Action::ToggleHelp => self.help = true,
+            Action::ToggleHelp => self.modes.open(super::Mode::Help),
             _ => {}
         }
     }
@@ -271,7 +324,7 @@ impl App {
         status: crate::triage::Status,
         note: String,
     ) {
-        let Some(ui) = self.triage.as_mut() else {
+        let Some(ui) = self.modes.triage_mut() else {
             return;
         };
         let r = &mut ui.rows[row];
@@ -305,7 +358,7 @@ pub(in crate::tui) fn bar(n: usize, max: usize, width: usize) -> String {
 
 pub(in crate::tui) fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
     use ratatui::widgets::{Cell, Row, Table, TableState};
-    let Some(ui) = &app.triage else { return };
+    let Some(ui) = app.triage() else { return };
     // What the counts rest on, across the top, before anything drawn from
     // them: Intune or Defender not read, or read in part.
     let gaps: Vec<Line> = ui
@@ -407,13 +460,13 @@ pub(in crate::tui) fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
     }
     // The table.
     let lines = app.triage_lines();
-    let header = Row::new(TRIAGE_COLUMNS.iter().enumerate().map(|(i, c)| {
-        let mark = if i == ui.sort {
+    let header = Row::new(TriageColumn::ALL.iter().map(|&c| {
+        let mark = if c == ui.sort {
             if ui.descending { " ▼" } else { " ▲" }
         } else {
             ""
         };
-        Cell::from(format!("{c}{mark}"))
+        Cell::from(format!("{}{mark}", c.title()))
     }))
     .style(theme::key());
     let rows: Vec<Row> = lines
@@ -520,4 +573,75 @@ pub(in crate::tui) fn draw_triage(f: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(theme::highlight())
         .column_spacing(1);
     f.render_stateful_widget(table, parts[1], &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, cves: Option<[usize; 4]>, settings: usize) -> crate::triage::Row {
+        crate::triage::Row {
+            device: crate::model::EntityId::default(),
+            key: name.into(),
+            name: name.into(),
+            platform: String::new(),
+            os_version: String::new(),
+            owner: String::new(),
+            owner_upn: String::new(),
+            state: String::new(),
+            grace_period: false,
+            policies: vec![],
+            settings: (0..settings).map(|i| format!("setting {i}")).collect(),
+            last_check_in: None,
+            risk_score: None,
+            exposure_level: None,
+            cves,
+            status: crate::triage::Status::New,
+            note: String::new(),
+            reopened: false,
+            compliant_now: false,
+        }
+    }
+
+    fn order(column: TriageColumn, rows: &[crate::triage::Row]) -> Vec<String> {
+        let mut v: Vec<&crate::triage::Row> = rows.iter().collect();
+        v.sort_by_cached_key(|r| column.key(r));
+        v.into_iter().map(|r| r.name.clone()).collect()
+    }
+
+    #[test]
+    fn cves_sort_by_severity_not_by_a_sum_that_lets_highs_outweigh_a_critical() {
+        // The padded-string key summed critical×1000 + high×100 + …: twelve
+        // highs outweighed one critical, eleven mediums one high.
+        let rows = [
+            row("twelve-highs", Some([0, 12, 0, 0]), 0),
+            row("one-critical", Some([1, 0, 0, 0]), 0),
+            row("unread", None, 0),
+            row("eleven-mediums", Some([0, 0, 11, 0]), 0),
+            row("one-high", Some([0, 1, 0, 0]), 0),
+        ];
+        assert_eq!(
+            order(TriageColumn::Defender, &rows),
+            [
+                "one-critical",
+                "twelve-highs",
+                "one-high",
+                "eleven-mediums",
+                "unread"
+            ]
+        );
+    }
+
+    #[test]
+    fn more_failing_settings_sort_first_past_a_thousand() {
+        let rows = [
+            row("two", None, 2),
+            row("many", None, 1200),
+            row("none", None, 0),
+        ];
+        assert_eq!(
+            order(TriageColumn::FailingSettings, &rows),
+            ["many", "two", "none"]
+        );
+    }
 }
