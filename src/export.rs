@@ -23,17 +23,6 @@ pub enum Direction {
     Both,
 }
 
-impl Direction {
-    pub fn parse(s: &str) -> anyhow::Result<Direction> {
-        match s.to_ascii_lowercase().as_str() {
-            "out" | "outgoing" => Ok(Direction::Out),
-            "in" | "incoming" => Ok(Direction::In),
-            "both" | "all" => Ok(Direction::Both),
-            other => anyhow::bail!("unknown direction '{other}' (out, in, both)"),
-        }
-    }
-}
-
 /// The most hops `--depth` takes: beyond five, a neighbourhood is most of
 /// a tenant (export everything instead).
 pub const MAX_DEPTH: u8 = 5;
@@ -189,20 +178,6 @@ impl Format {
         Format::Csv,
         Format::Graphml,
     ];
-
-    pub fn parse(s: &str) -> anyhow::Result<Format> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "json" => Format::Json,
-            "jsonl" | "ndjson" => Format::Jsonl,
-            "dot" | "graphviz" => Format::Dot,
-            "mermaid" | "mmd" => Format::Mermaid,
-            "csv" => Format::Csv,
-            "graphml" => Format::Graphml,
-            other => {
-                anyhow::bail!("unknown format '{other}' (json, jsonl, dot, mermaid, csv, graphml)")
-            }
-        })
-    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -103,7 +103,7 @@ struct LoginArgs {
     /// Read Defender through `graph` (Microsoft Graph security advanced
     /// hunting, permission ThreatHunting.Read.All; the default) or `mde`
     /// (the Defender for Endpoint API, retired on 1 February 2027).
-    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    #[arg(long, value_name = "graph|mde")]
     defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
@@ -122,7 +122,7 @@ struct DemoArgs {
     headless: bool,
     /// Read Defender through `graph` (advanced hunting, the default) or
     /// `mde` (the Defender for Endpoint API).
-    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    #[arg(long, value_name = "graph|mde")]
     defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
@@ -150,7 +150,7 @@ struct FetchArgs {
     no_carry_over: bool,
     /// Read Defender through `graph` (advanced hunting) or `mde` (the
     /// Defender for Endpoint API) this time, whatever the profile says.
-    #[arg(long, value_name = "graph|mde", value_parser = tenx::fetch::DefenderApi::parse)]
+    #[arg(long, value_name = "graph|mde")]
     defender_api: Option<tenx::fetch::DefenderApi>,
 }
 
@@ -179,8 +179,8 @@ enum TriageAction {
     Set {
         /// The device's key or exact name.
         device: String,
-        /// new, investigating, waiting-for-check-in, accepted-risk or resolved.
-        #[arg(long, value_parser = tenx::triage::Status::parse)]
+        /// Where the device stands.
+        #[arg(long)]
         status: tenx::triage::Status,
         /// A free-text note (kept when not given).
         #[arg(long)]

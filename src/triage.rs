@@ -13,14 +13,27 @@ use crate::model::{EntityId, EntityKind, TenantGraph, Verb};
 
 /// Where a person is with a device.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Default,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     #[default]
     New,
     Investigating,
+    #[value(alias = "waiting")]
     WaitingForCheckIn,
+    #[value(alias = "accepted")]
     AcceptedRisk,
     Resolved,
 }
@@ -44,13 +57,15 @@ impl Status {
         }
     }
 
+    /// A status as the command line takes it (`waiting-for-check-in`,
+    /// `waiting`), or as its label reads (`waiting for check-in`).
     pub fn parse(s: &str) -> anyhow::Result<Status> {
-        let n = s.to_ascii_lowercase().replace(['_', ' '], "-");
-        Status::ALL
-            .iter()
-            .copied()
-            .find(|st| st.label().replace(' ', "-") == n || (n == "waiting" && *st == Status::WaitingForCheckIn) || (n == "accepted" && *st == Status::AcceptedRisk))
-            .ok_or_else(|| anyhow::anyhow!("unknown status '{s}' (new, investigating, waiting-for-check-in, accepted-risk, resolved)"))
+        let n = s.trim().replace(['_', ' '], "-");
+        <Status as clap::ValueEnum>::from_str(&n, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown status '{s}' (new, investigating, waiting-for-check-in, accepted-risk, resolved)"
+            )
+        })
     }
 
     pub fn next(self) -> Status {
@@ -298,17 +313,6 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    pub fn parse(s: &str) -> anyhow::Result<GroupBy> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "none" => GroupBy::None,
-            "policy" => GroupBy::Policy,
-            "setting" => GroupBy::Setting,
-            "owner" => GroupBy::Owner,
-            "platform" => GroupBy::Platform,
-            other => anyhow::bail!("unknown grouping '{other}' (policy, setting, owner, platform)"),
-        })
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             GroupBy::None => "none",

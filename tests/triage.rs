@@ -172,7 +172,8 @@ fn statuses_survive_fetches_and_restarts_and_resolved_devices_that_still_fail_re
     let out = tenx(&s, data, &["triage", "set", &a, "--status", "bogus"]);
     assert!(
         !out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("unknown status 'bogus'")
+            && String::from_utf8_lossy(&out.stderr).contains("invalid value 'bogus' for '--status")
+            && String::from_utf8_lossy(&out.stderr).contains("waiting-for-check-in")
     );
     // Each command is a fresh process (a restart); a new fetch is a new snapshot.
     std::thread::sleep(std::time::Duration::from_millis(1100));

@@ -20,18 +20,6 @@ pub enum ReportFormat {
     Json,
 }
 
-impl ReportFormat {
-    pub fn parse(s: &str) -> anyhow::Result<ReportFormat> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "table" => ReportFormat::Table,
-            "csv" => ReportFormat::Csv,
-            "md" | "markdown" => ReportFormat::Markdown,
-            "json" => ReportFormat::Json,
-            other => bail!("unknown format '{other}' (table, csv, md, json)"),
-        })
-    }
-}
-
 pub struct ReportArgs {
     pub format: ReportFormat,
     pub output: crate::base::outfile::Output,

@@ -314,7 +314,7 @@ impl SourceStatus {
 pub type CarryLoader = Arc<dyn Fn() -> anyhow::Result<LogonCarry> + Send + Sync>;
 
 /// Which API Defender's data is read through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DefenderApi {
     /// Microsoft Graph security advanced hunting (`ThreatHunting.Read.All`).
@@ -333,12 +333,11 @@ impl DefenderApi {
         }
     }
 
+    /// From a setting's text (`TENX_DEFENDER_API`), as the command line
+    /// takes it.
     pub fn parse(s: &str) -> anyhow::Result<DefenderApi> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "graph" => Ok(DefenderApi::Graph),
-            "mde" => Ok(DefenderApi::Mde),
-            other => anyhow::bail!("unknown Defender API '{other}' (graph or mde)"),
-        }
+        <DefenderApi as clap::ValueEnum>::from_str(s.trim(), true)
+            .map_err(|_| anyhow::anyhow!("unknown Defender API '{}' (graph or mde)", s.trim()))
     }
 
     /// When the Defender for Endpoint API stops working.
