@@ -87,7 +87,7 @@ pub fn open_snapshot(
     snapshot: Option<&str>,
 ) -> anyhow::Result<(crate::store::SnapshotInfo, TenantGraph)> {
     let (store, id) = open_store(store_name, snapshot)?;
-    store.load(id)
+    Ok(store.load(id)?)
 }
 
 /// CSV is two files: they cannot both go to standard output.

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use super::error::{Context, StoreError, fail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// How long a connection waits for another's lock. Four fetches saving
@@ -37,7 +37,7 @@ pub fn notice(text: &str) {
 /// The schema version a database says it has; `None` for an empty
 /// database. A database with tables but no `meta` table holding a schema
 /// version is not a tenx snapshot: refused, and nothing is written to it.
-pub fn tenx_version(conn: &Connection, path: &Path) -> anyhow::Result<Option<i64>> {
+pub fn tenx_version(conn: &Connection, path: &Path) -> Result<Option<i64>, StoreError> {
     let not_tenx = || format!("{} is not a tenx snapshot database", path.display());
     let tables: i64 = conn
         .query_row(
@@ -65,7 +65,8 @@ pub fn tenx_version(conn: &Connection, path: &Path) -> anyhow::Result<Option<i64
     };
     match version.and_then(|v| v.trim().parse::<i64>().ok()) {
         Some(v) => Ok(Some(v)),
-        None => bail!(
+        None => fail!(
+            Foreign,
             "{}: it has no tenx schema version; tenx leaves it untouched",
             not_tenx()
         ),
@@ -107,7 +108,7 @@ enum Header {
     Wal,
 }
 
-fn header(path: &Path) -> anyhow::Result<Header> {
+fn header(path: &Path) -> Result<Header, StoreError> {
     use std::io::Read;
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -147,15 +148,19 @@ pub fn open_read_only(
     whose: Whose,
     schema: impl Fn(&Connection) -> rusqlite::Result<()>,
     current: i64,
-) -> anyhow::Result<Connection> {
+) -> Result<Connection, StoreError> {
     if !path.is_file() {
-        bail!("{} does not exist or is not a file", path.display());
+        fail!(
+            Missing,
+            "{} does not exist or is not a file",
+            path.display()
+        );
     }
     let not_tenx = |why: &str| format!("{} is not a tenx snapshot database: {why}", path.display());
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match header(path)? {
-        Header::Empty => bail!(not_tenx("it is empty")),
-        Header::NotSqlite => bail!(not_tenx("it is not an SQLite database")),
+        Header::Empty => fail!(Foreign, "{}", not_tenx("it is empty")),
+        Header::NotSqlite => fail!(Foreign, "{}", not_tenx("it is not an SQLite database")),
         // No writer has it open (no -wal): read it as a file that does not
         // change, so SQLite creates no -wal or -shm beside it.
         Header::Wal
@@ -165,7 +170,7 @@ pub fn open_read_only(
             let abs = std::fs::canonicalize(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let uri = url::Url::from_file_path(&abs)
-                .map_err(|()| anyhow::anyhow!("cannot read {}", path.display()))?;
+                .map_err(|()| StoreError::Failed(format!("cannot read {}", path.display())))?;
             Connection::open_with_flags(
                 format!("{uri}?immutable=1"),
                 flags | OpenFlags::SQLITE_OPEN_URI,
@@ -176,8 +181,9 @@ pub fn open_read_only(
     .with_context(|| format!("cannot open the snapshot database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     match tenx_version(&conn, path)? {
-        None => bail!(not_tenx("it has no tables")),
-        Some(v) if v > current => bail!(
+        None => fail!(Foreign, "{}", not_tenx("it has no tables")),
+        Some(v) if v > current => fail!(
+            Foreign,
             "{} was written by a newer tenx (schema {v}); upgrade tenx",
             path.display()
         ),
@@ -266,21 +272,9 @@ pub fn quick_check(conn: &Connection) -> Result<(), String> {
     }
 }
 
-/// Whether an error says the file is damaged, not merely busy or foreign.
-pub fn is_damage(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
-            matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-            )
-        })
-    })
-}
-
 /// Renames a damaged database and its `-wal` and `-shm` to
 /// `<name>.corrupt-<UTC time>` (`-wal`, `-shm`); returns the new name.
-pub fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
+pub fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let mut aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     let mut n = 1;
@@ -310,7 +304,7 @@ static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new()
 /// A folder tenx keeps private data in: created 0700 (with any missing
 /// parents) when it does not exist; an existing folder's mode is never
 /// changed — a folder others can read or write is warned about, once.
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
     if !dir.is_dir() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);

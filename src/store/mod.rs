@@ -5,13 +5,16 @@
 //! timeout, the integrity check) is in `access`.
 
 mod access;
+mod error;
+
+pub use error::StoreError;
 
 pub use access::BUSY_TIMEOUT;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use error::{Context, fail};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
@@ -152,7 +155,7 @@ pub fn use_data_dir(dir: PathBuf) {
 
 /// The data directory: the one set with [`use_data_dir`], else
 /// `TENX_DATA_DIR`, else the platform's (e.g. `~/.local/share/tenx`).
-pub fn data_dir() -> anyhow::Result<PathBuf> {
+pub fn data_dir() -> Result<PathBuf, StoreError> {
     if let Some(d) = DATA_DIR.get() {
         return Ok(d.clone());
     }
@@ -183,7 +186,7 @@ pub fn db_name(profile: &str) -> String {
 
 /// A folder for tenx's data: created 0700 when missing; an existing one
 /// keeps its mode (a warning, once, when others can read it).
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
     access::private_dir(dir)
 }
 
@@ -191,7 +194,7 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
 /// on a blocking thread, while the machines are listed.
 pub fn carry_loader(store_name: String) -> crate::fetch::CarryLoader {
     std::sync::Arc::new(move || match Store::for_profile_read(&store_name)? {
-        Some(s) => s.logon_carry(),
+        Some(s) => Ok(s.logon_carry()?),
         None => Ok(Default::default()),
     })
 }
@@ -235,7 +238,7 @@ impl Store {
     /// The database of a profile in the data directory, to write to. Its
     /// integrity is checked first (`PRAGMA quick_check`); a damaged one is
     /// moved aside and a new one started, and the person told.
-    pub fn for_profile(profile: &str) -> anyhow::Result<Store> {
+    pub fn for_profile(profile: &str) -> Result<Store, StoreError> {
         let dir = data_dir()?;
         private_dir(&dir)?;
         let path = dir.join(db_name(profile));
@@ -244,7 +247,7 @@ impl Store {
                 Ok(()) => return Ok(s),
                 Err(found) => found,
             },
-            Err(e) if access::is_damage(&e) => format!("{e:#}"),
+            Err(e) if e.is_damage() => e.to_string(),
             Err(e) => return Err(e),
         };
         let aside = access::move_aside(&path)?;
@@ -259,7 +262,7 @@ impl Store {
     /// The database of a profile, to record triage statuses in: no
     /// integrity check first (one row in a small table; the check of a
     /// large store reads all of it, see `for_profile`).
-    pub fn for_triage(profile: &str) -> anyhow::Result<Store> {
+    pub fn for_triage(profile: &str) -> Result<Store, StoreError> {
         let dir = data_dir()?;
         private_dir(&dir)?;
         Store::open(&dir.join(db_name(profile)))
@@ -267,7 +270,7 @@ impl Store {
 
     /// The database of a profile, to read: `None` when there is none yet.
     /// Read-only: nothing is written, not even to upgrade it.
-    pub fn for_profile_read(profile: &str) -> anyhow::Result<Option<Store>> {
+    pub fn for_profile_read(profile: &str) -> Result<Option<Store>, StoreError> {
         let path = data_dir()?.join(db_name(profile));
         if !path.exists() || access::is_empty_file(&path) {
             return Ok(None);
@@ -279,7 +282,7 @@ impl Store {
     /// A snapshot database to read, never written to. A file that is not a
     /// tenx snapshot database is refused untouched; one of an older schema
     /// is read as it is.
-    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         let conn = access::open_read_only(path, access::Whose::Named, schema, SCHEMA_VERSION)?;
         Ok(Store {
             conn,
@@ -290,7 +293,7 @@ impl Store {
     /// A snapshot database to write to, created (0600) when missing and
     /// brought up to this schema. A file that is not a tenx snapshot
     /// database is refused untouched.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
         // Create it 0600 before SQLite does; its -wal and -shm take its mode.
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create_new(true);
@@ -312,7 +315,8 @@ impl Store {
         // Checked before anything is written, WAL mode included.
         let version = access::tenx_version(&conn, path)?;
         if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
-            bail!(
+            fail!(
+                Foreign,
                 "{} was written by a newer tenx (schema {v}); upgrade tenx",
                 path.display()
             );
@@ -357,7 +361,7 @@ impl Store {
         statuses: &BTreeMap<Source, SourceStatus>,
         elapsed_ms: u64,
         metrics: &serde_json::Value,
-    ) -> anyhow::Result<i64> {
+    ) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO snapshots (created_at, tenant_id, label, entity_count, relationship_count, elapsed_ms, metrics) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -416,7 +420,7 @@ impl Store {
         Ok(id)
     }
 
-    pub fn list(&self) -> anyhow::Result<Vec<SnapshotInfo>> {
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>, StoreError> {
         let mut st = self
             .conn
             .prepare("SELECT id FROM snapshots ORDER BY id DESC")?;
@@ -424,13 +428,13 @@ impl Store {
         ids.into_iter().map(|id| self.info(id)).collect()
     }
 
-    pub fn latest_id(&self) -> anyhow::Result<Option<i64>> {
+    pub fn latest_id(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT MAX(id) FROM snapshots", [], |r| r.get(0))?)
     }
 
-    pub fn info(&self, id: i64) -> anyhow::Result<SnapshotInfo> {
+    pub fn info(&self, id: i64) -> Result<SnapshotInfo, StoreError> {
         let mut info = self
             .conn
             .query_row(
@@ -488,7 +492,7 @@ impl Store {
     }
 
     /// Loads a snapshot back into the graph it was saved from.
-    pub fn load(&self, id: i64) -> anyhow::Result<(SnapshotInfo, TenantGraph)> {
+    pub fn load(&self, id: i64) -> Result<(SnapshotInfo, TenantGraph), StoreError> {
         let info = self.info(id)?;
         let mut g = TenantGraph::new();
         let mut st = self.conn.prepare("SELECT eid, key, type, id, display_name, props FROM entities WHERE snapshot_id = ?1 ORDER BY eid")?;
@@ -507,7 +511,10 @@ impl Store {
             );
             let got = g.upsert(e);
             if got as i64 != eid {
-                bail!("snapshot {id} is damaged: entity ids are not contiguous at {eid}");
+                fail!(
+                    Damaged,
+                    "snapshot {id} is damaged: entity ids are not contiguous at {eid}"
+                );
             }
         }
         let mut st = self.conn.prepare("SELECT from_eid, verb, to_eid FROM relationships WHERE snapshot_id = ?1 ORDER BY rowid")?;
@@ -518,7 +525,10 @@ impl Store {
             let verb = Verb::from_class(&v)
                 .with_context(|| format!("snapshot {id}: unknown verb '{v}'"))?;
             if !(0..n).contains(&f) || !(0..n).contains(&t) {
-                bail!("snapshot {id} is damaged: a relationship names a missing entity");
+                fail!(
+                    Damaged,
+                    "snapshot {id} is damaged: a relationship names a missing entity"
+                );
             }
             g.link(f as u32, verb, t as u32);
         }
@@ -529,7 +539,10 @@ impl Store {
         while let Some(r) = rows.next()? {
             let (eid, at): (i64, i64) = (r.get(0)?, r.get(1)?);
             if !(0..n).contains(&eid) {
-                bail!("snapshot {id} is damaged: a read time names a missing entity");
+                fail!(
+                    Damaged,
+                    "snapshot {id} is damaged: a read time names a missing entity"
+                );
             }
             g.set_read_at_id(eid as u32, at);
         }
@@ -545,7 +558,7 @@ impl Store {
     pub fn carry_patch(
         &self,
         statuses: &BTreeMap<Source, SourceStatus>,
-    ) -> anyhow::Result<CarryPatch> {
+    ) -> Result<CarryPatch, StoreError> {
         let mut patch = CarryPatch::default();
         for source in Source::ALL {
             let wanted = statuses
@@ -573,7 +586,7 @@ impl Store {
 
     /// The latest snapshot that has a source whole, and where its data was
     /// read: that snapshot, or the one it was carried over from.
-    fn whole(&self, source: Source) -> anyhow::Result<Option<(i64, Carried)>> {
+    fn whole(&self, source: Source) -> Result<Option<(i64, Carried)>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -600,7 +613,12 @@ impl Store {
     /// Reads a source's part of a snapshot into a patch: the entities of
     /// the kinds it makes, the relationships it makes
     /// (`Source::carries_relationship`), and their read times.
-    fn copy_source(&self, id: i64, source: Source, patch: &mut CarryPatch) -> anyhow::Result<()> {
+    fn copy_source(
+        &self,
+        id: i64,
+        source: Source,
+        patch: &mut CarryPatch,
+    ) -> Result<(), StoreError> {
         let list = EntityKind::ALL
             .iter()
             .filter(|k| Source::of_kind(**k) == source)
@@ -662,7 +680,7 @@ impl Store {
     /// read, without loading the snapshot: what a fetch carries over for the
     /// machines whose logon users it does not read. A snapshot saved before
     /// read times were kept counts as read when it was saved.
-    pub fn logon_carry(&self) -> anyhow::Result<crate::fetch::logons::LogonCarry> {
+    pub fn logon_carry(&self) -> Result<crate::fetch::logons::LogonCarry, StoreError> {
         use crate::fetch::logons::{CarriedMachine, LogonCarry};
         let mut carry = LogonCarry::default();
         let Some(id) = self.latest_id()? else {
@@ -746,7 +764,7 @@ impl Store {
     /// the profile, not to a snapshot: they carry over from fetch to fetch.
     pub fn triage_notes(
         &self,
-    ) -> anyhow::Result<std::collections::HashMap<String, crate::triage::Note>> {
+    ) -> Result<std::collections::HashMap<String, crate::triage::Note>, StoreError> {
         let mut st = self
             .conn
             .prepare("SELECT device_key, status, note, updated_at FROM triage")?;
@@ -779,7 +797,7 @@ impl Store {
         device_key: &str,
         status: crate::triage::Status,
         note: &str,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO triage (device_key, status, note, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(device_key) DO UPDATE SET status = excluded.status, note = excluded.note, updated_at = excluded.updated_at",
@@ -789,7 +807,10 @@ impl Store {
     }
 
     /// Device keys with an open finding in a snapshot, read without loading it.
-    pub fn failing_devices(&self, id: i64) -> anyhow::Result<std::collections::HashSet<String>> {
+    pub fn failing_devices(
+        &self,
+        id: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut st = self.conn.prepare("SELECT props FROM entities WHERE snapshot_id = ?1 AND type = 'intune_noncompliance_finding'")?;
         let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
         let mut out = std::collections::HashSet::new();
@@ -803,7 +824,7 @@ impl Store {
     }
 
     /// The snapshot before this one, if any.
-    pub fn previous_id(&self, id: i64) -> anyhow::Result<Option<i64>> {
+    pub fn previous_id(&self, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row(
             "SELECT MAX(id) FROM snapshots WHERE id < ?1",
             params![id],
@@ -812,7 +833,7 @@ impl Store {
     }
 
     /// Deletes all but the newest `keep` snapshots.
-    pub fn prune(&mut self, keep: usize) -> anyhow::Result<usize> {
+    pub fn prune(&mut self, keep: usize) -> Result<usize, StoreError> {
         // Immediate: a read that turns into a write cannot wait for another
         // writer's lock in WAL mode; taking the lock first can.
         let tx = self

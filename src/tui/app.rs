@@ -10,6 +10,7 @@ use tui_tree_widget::TreeState;
 
 use crate::fetch::{FetchEvent, GraphBuilder, Outcome, Source};
 use crate::model::{EntityId, TenantGraph};
+use crate::store::StoreError;
 
 use super::tree::{Builder, Node, RelCache, RelGroup, TreeIndex};
 
@@ -102,19 +103,19 @@ pub enum Msg {
 /// Background work that finished, as the event loop reports it back.
 pub enum Done {
     /// The latest snapshot (none when the store has none).
-    Loaded(Result<Option<Box<(crate::store::SnapshotInfo, TenantGraph)>>, String>),
+    Loaded(Result<Option<Box<(crate::store::SnapshotInfo, TenantGraph)>>, StoreError>),
     /// The triage statuses and the previous snapshot's failing devices.
-    Triage(Result<TriageData, String>),
+    Triage(Result<TriageData, StoreError>),
     /// A search's results, by generation.
     Searched(u64, Option<crate::search::Results>),
     /// An export written (what to say), or why not.
     Exported(Result<String, String>),
     /// A triage status that could not be written.
-    TriageNotSaved(String),
+    TriageNotSaved(StoreError),
     /// What completes the fetch just done, from earlier snapshots.
-    Carried(Result<crate::store::CarryPatch, String>),
+    Carried(Result<crate::store::CarryPatch, StoreError>),
     /// The snapshot saved (its id), or why not.
-    Saved(Result<i64, String>),
+    Saved(Result<i64, StoreError>),
 }
 
 /// Work the event loop starts on the app's behalf; what it gives comes back
@@ -583,7 +584,9 @@ impl App {
             }
             Done::Searched(generation, results) => self.on_search_results(generation, results),
             Done::Exported(result) => self.on_export_written(result),
-            Done::TriageNotSaved(e) => self.set_message(e, true),
+            Done::TriageNotSaved(e) => {
+                self.set_message(format!("cannot save the triage status: {e}"), true)
+            }
             Done::Carried(r) => {
                 self.carry_pending = false;
                 match r {

@@ -317,7 +317,7 @@ pub async fn run(
                         Done::Saved(Err(e)) => {
                             eprintln!(
                                 "tenx: cannot save the snapshot: {}",
-                                crate::base::text::line(e)
+                                crate::base::text::line(&e.to_string())
                             )
                         }
                         _ => {}
@@ -398,7 +398,7 @@ impl Effects<'_> {
                         },
                         None => Ok(None),
                     });
-                    let _ = tx.send(Done::Loaded(result.map_err(|e| format!("{e:#}"))));
+                    let _ = tx.send(Done::Loaded(result));
                 });
             }
             Effect::LoadTriage { from_snapshot } => {
@@ -407,7 +407,7 @@ impl Effects<'_> {
                 };
                 tokio::task::spawn_blocking(move || {
                     let r = load_triage(&name, from_snapshot);
-                    let _ = tx.send(Done::Triage(r.map_err(|e| format!("{e:#}"))));
+                    let _ = tx.send(Done::Triage(r));
                 });
             }
             Effect::SaveTriage(save) => {
@@ -418,9 +418,7 @@ impl Effects<'_> {
                     let r = Store::for_triage(&name)
                         .and_then(|mut s| s.set_triage(&save.key, save.status, &save.note));
                     if let Err(e) = r {
-                        let _ = tx.send(Done::TriageNotSaved(format!(
-                            "cannot save the triage status: {e:#}"
-                        )));
+                        let _ = tx.send(Done::TriageNotSaved(e));
                     }
                 });
             }
@@ -435,7 +433,7 @@ impl Effects<'_> {
                         Some(s) => s.carry_patch(&statuses),
                         None => Ok(Default::default()),
                     });
-                    let _ = tx.send(Done::Carried(r.map_err(|e| format!("{e:#}"))));
+                    let _ = tx.send(Done::Carried(r));
                 });
             }
             Effect::SaveSnapshot(snapshot) => {
@@ -461,7 +459,7 @@ impl Effects<'_> {
                         store.prune(20)?;
                         Ok(id)
                     });
-                    let _ = tx.send(Done::Saved(r.map_err(|e| format!("{e:#}"))));
+                    let _ = tx.send(Done::Saved(r));
                 });
             }
         }
@@ -471,7 +469,10 @@ impl Effects<'_> {
 /// Triage statuses and the previous snapshot's failing devices. On a
 /// loaded snapshot, "previous" is the one before it; on a fresh fetch, it
 /// is the newest one on disk.
-fn load_triage(store_name: &str, from_snapshot: bool) -> anyhow::Result<app::TriageData> {
+fn load_triage(
+    store_name: &str,
+    from_snapshot: bool,
+) -> Result<app::TriageData, crate::store::StoreError> {
     let Some(s) = Store::for_profile_read(store_name)? else {
         return Ok(app::TriageData::default());
     };
