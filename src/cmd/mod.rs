@@ -1,4 +1,6 @@
-//! The commands behind the CLI. `main.rs` parses; these do the work.
+//! The commands behind the CLI (`main.rs` parses; these do the work), and
+//! what they share: where credentials, endpoints and the store come from
+//! (a profile or `TENX_*`), logging, and the explorer's start.
 
 pub mod config;
 pub mod demo;

@@ -1,12 +1,15 @@
-//! Pages and records read in place.
+//! Pages and records read in place: `RawPage` (a body, where the scan found
+//! its items and their top-level fields, its next link) and `Record`.
 //!
-//! A page is scanned once for its `value` array and next link without
-//! building anything (`RawValue`), so the next page can be requested at once.
-//! Each record is then a flat list of its top-level fields: names and string
-//! values borrowed from the page (owned only when escaped), every other value
-//! left as its JSON text until something asks for it. Ingest reads a handful
-//! of fields per record and keeps the rest as the record's own text; building
-//! and freeing a `serde_json::Value` tree per record was most of a fetch's CPU.
+//! `scan` checks a page and notes offsets in one pass; a `Record` keeps the
+//! offsets of its top-level fields and reads one (a name compared in place,
+//! a string borrowed from the page, decoded only when it holds escapes)
+//! only when ingest asks for it. Ingest reads a handful of fields per record
+//! and keeps the record's own text as its properties; a list of every field
+//! made up front for every record was a tenth of a fetch's CPU. Items serde
+//! could not build are rewritten first (`RawPage::scanned`). `head_link`
+//! reads a next link from a page's first bytes, so the next request can go
+//! out before the page has arrived whole.
 
 use std::borrow::Cow;
 use std::ops::Range;

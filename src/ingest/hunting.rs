@@ -7,8 +7,8 @@
 //! Properties take the Defender for Endpoint API's names where a column
 //! means the same (`computerDnsName` from `DeviceName`, `exposureLevel`
 //! from `ExposureLevel`, …), so the details pane, search and triage read
-//! one vocabulary whichever API a snapshot came from; the README's table
-//! names the column behind each.
+//! one vocabulary whichever API a snapshot came from; docs/FETCH.md's
+//! table names the column behind each.
 
 use std::borrow::Cow;
 

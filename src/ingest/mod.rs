@@ -1,5 +1,6 @@
-//! Pure functions from the APIs' JSON to graph records, one file per API
-//! family. They tolerate what real tenants send — nulls, empty strings,
+//! Records become graph: pure functions from the APIs' JSON to entities,
+//! relationships and join hints, one file per API family (`joins` links
+//! sources as both sides arrive). They tolerate what real tenants send — nulls, empty strings,
 //! unknown fields, missing optional objects, sentinel dates, mixed-case
 //! enum values — and skip a malformed record with a reason instead of
 //! failing the fetch.

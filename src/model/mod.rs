@@ -1,5 +1,7 @@
-//! The tenant as one graph: entity kinds, relationship verbs, `TenantGraph`.
-//! Depends on nothing else of ours.
+//! The tenant as one graph: `TenantGraph` (an arena of entities, its indexes
+//! and adjacency), the relationships waiting for an end, compact properties.
+//! Entity kinds and verbs come from the `tenx-kinds` crate, re-exported here;
+//! nothing else of ours is used.
 
 mod graph;
 

@@ -1,5 +1,8 @@
 //! Snapshots on disk: every fetch saved to a SQLite database per profile in
-//! the data directory, written in one transaction, readable with `sqlite3`
+//! the data directory, loaded back, listed, pruned; what a later fetch
+//! carries over from them (`CarryPatch`, logon users); triage statuses.
+//!
+//! Each snapshot is written in one transaction, readable with `sqlite3`
 //! (see the `relationship_view` view). Files are created 0600 and their
 //! folder 0700. How databases are opened (read-only for reads, WAL, a busy
 //! timeout, the integrity check) is in `access`.

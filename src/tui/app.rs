@@ -1,7 +1,8 @@
-//! The explorer's state and the one place it changes: `App::update(Action)`.
-//! Background work (fetch, snapshot load/save) reports through `on_fetch`
-//! and friends, called by the event loop between frames; nothing else
-//! touches this state.
+//! The explorer's state and the one place it changes: `App::handle(Msg) ->
+//! Vec<Effect>`. Keys, fetch events, finished background work, signals and
+//! frames all arrive as `Msg`; loading, searching, exporting and saving
+//! leave as `Effect`s the event loop starts, their results coming back as
+//! `Msg::Done`. Nothing else writes this state.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,10 @@
-//! The explorer: terminal setup and restore, and the event loop —
-//! `tokio::select!` over terminal events, fetch events and a frame tick.
-//! Batches from the fetch are applied between frames; a frame is drawn only
-//! when something changed, at most about 60 times a second.
+//! The explorer's terminal and event loop: setup and restore (a guard, a
+//! panic hook for the UI thread, signals), and `run`, which turns keys,
+//! fetch events, finished background jobs, signals and frames into `Msg`s
+//! for `App::handle` and starts the `Effect`s it returns (`Effects`), each
+//! result coming back as a `Msg::Done`. Fetch events are applied between
+//! frames, within about 8 ms; a frame is drawn only when something changed,
+//! at most about 60 times a second.
 
 pub mod app;
 pub mod details;

@@ -1,7 +1,10 @@
-//! What each source requests, in what order. Every collection streams its
-//! pages through ingest to the graph as they arrive; dependent requests
-//! (members of each group, per-device states) start as soon as their inputs
-//! are known, so the fetch takes about as long as its longest page chain.
+//! What each source requests, in what order (`directory`, `intune`,
+//! `defender`, `hunting`, `arm`), and the `context` they read through.
+//!
+//! Every collection streams its pages through ingest to the graph as they
+//! arrive; dependent requests (members of each group, per-device states)
+//! start as soon as their inputs are known, so the fetch takes about as long
+//! as its longest page chain.
 
 pub mod arm;
 pub mod context;
