@@ -15,7 +15,7 @@ use ratatui::backend::TestBackend;
 use tenx::auth::Auth;
 use tenx::fetch::Source;
 use tenx::fetch::http::{Http, HttpOptions};
-use tenx::tui::app::{Action, App};
+use tenx::tui::app::{Action, App, Msg};
 use tenx::tui::view;
 use tenx_sim::{FakeParams, FakeTenant, ServerOptions, serve};
 
@@ -54,12 +54,14 @@ async fn fetched(users: usize) -> App {
     let mut app = App::new("bench", chrono::Utc::now());
     app.start_fetch(&Source::ALL);
     let mut rx = tenx::fetch::spawn(http, &Source::ALL);
+    // Through the one door state changes by, as the explorer does.
     while let Some(ev) = rx.recv().await {
-        if app.on_fetch(ev) {
+        app.handle(Msg::Fetch(ev));
+        if !app.fetching {
             break;
         }
     }
-    app.sync();
+    app.handle(Msg::Frame(chrono::Utc::now()));
     s.stop().await;
     app
 }
