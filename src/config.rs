@@ -5,10 +5,36 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::endpoints::{Cloud, Endpoints, parse_base};
+use crate::auth::endpoints::{Cloud, EndpointError, Endpoints, parse_base};
+use crate::base::outfile::OutputError;
+use crate::store::StoreError;
+
+/// Why a profile cannot be used, by what the person does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No such profile, none yet, or several and none chosen.
+    #[error("{0}")]
+    NotChosen(String),
+    /// A name or a file tenx cannot use.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
+}
+
+macro_rules! fail {
+    ($kind:ident, $($arg:tt)*) => {
+        return Err(ProfileError::$kind(format!($($arg)*)))
+    };
+}
 use crate::fetch::Source;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +80,7 @@ impl EndpointOverrides {
 impl Profile {
     /// The cloud's endpoints with the profile's overrides, then the
     /// `TENX_*_URL` environment overrides.
-    pub fn endpoints(&self) -> anyhow::Result<Endpoints> {
+    pub fn endpoints(&self) -> Result<Endpoints, ProfileError> {
         let mut e = Endpoints::for_cloud(self.cloud);
         let o = &self.endpoints;
         for (what, value, slot) in [
@@ -68,17 +94,18 @@ impl Profile {
             }
         }
         if self.cloud == Cloud::Custom && o.is_empty() {
-            bail!(
+            fail!(
+                Invalid,
                 "profile '{}': cloud is custom but no endpoint is set",
                 self.name
             );
         }
-        e.with_env_overrides()
+        Ok(e.with_env_overrides()?)
     }
 }
 
 /// The config directory: `TENX_CONFIG_DIR`, else the platform's.
-pub fn config_dir() -> anyhow::Result<PathBuf> {
+pub fn config_dir() -> Result<PathBuf, ProfileError> {
     if let Ok(d) = std::env::var("TENX_CONFIG_DIR") {
         if !d.trim().is_empty() {
             return Ok(PathBuf::from(d));
@@ -86,15 +113,19 @@ pub fn config_dir() -> anyhow::Result<PathBuf> {
     }
     directories::ProjectDirs::from("", "", "tenx")
         .map(|p| p.config_dir().to_path_buf())
-        .context("cannot find a home directory for the configuration; set TENX_CONFIG_DIR")
+        .ok_or_else(|| {
+            ProfileError::NotChosen(
+                "cannot find a home directory for the configuration; set TENX_CONFIG_DIR".into(),
+            )
+        })
 }
 
-fn profiles_dir() -> anyhow::Result<PathBuf> {
+fn profiles_dir() -> Result<PathBuf, ProfileError> {
     Ok(config_dir()?.join("profiles"))
 }
 
 /// Profile names are file names: letters, digits, `-`, `_`, `.`; 1–64 long.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> Result<(), ProfileError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -102,34 +133,46 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if !ok {
-        bail!("profile name '{name}' is not allowed: use 1–64 letters, digits, '-', '_' or '.'");
+        fail!(
+            Invalid,
+            "profile name '{name}' is not allowed: use 1–64 letters, digits, '-', '_' or '.'"
+        );
     }
     Ok(())
 }
 
-fn path_of(name: &str) -> anyhow::Result<PathBuf> {
+fn path_of(name: &str) -> Result<PathBuf, ProfileError> {
     check_name(name)?;
     Ok(profiles_dir()?.join(format!("{name}.toml")))
 }
 
-pub fn load(name: &str) -> anyhow::Result<Profile> {
+pub fn load(name: &str) -> Result<Profile, ProfileError> {
     let path = path_of(name)?;
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("no profile named '{name}': run `tenx login --profile {name}` to create it")
+            fail!(
+                NotChosen,
+                "no profile named '{name}': run `tenx login --profile {name}` to create it"
+            )
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(cause) => {
+            return Err(ProfileError::Io {
+                what: format!("cannot read {}", path.display()),
+                cause,
+            });
+        }
     };
     let mut p: Profile = toml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
+        ProfileError::Invalid(format!(
             "{} is not a valid profile: {}",
             path.display(),
             e.to_string().trim_end()
-        )
+        ))
     })?;
     if p.sources.is_empty() {
-        bail!(
+        fail!(
+            Invalid,
             "profile '{name}' in {} reads no source (sources = []): list at least one of directory, intune, defender, arm",
             path.display()
         );
@@ -138,28 +181,32 @@ pub fn load(name: &str) -> anyhow::Result<Profile> {
     Ok(p)
 }
 
-pub fn save(p: &Profile) -> anyhow::Result<PathBuf> {
+pub fn save(p: &Profile) -> Result<PathBuf, ProfileError> {
     let path = path_of(&p.name)?;
     let dir = profiles_dir()?;
     crate::store::private_dir(&config_dir()?)?;
     crate::store::private_dir(&dir)?;
-    let text = toml::to_string_pretty(p)?;
+    let text = toml::to_string_pretty(p)
+        .map_err(|e| ProfileError::Invalid(format!("cannot write profile '{}': {e}", p.name)))?;
     crate::base::outfile::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(path)
 }
 
 /// Removes a profile; false when there was none.
-pub fn delete(name: &str) -> anyhow::Result<bool> {
+pub fn delete(name: &str) -> Result<bool, ProfileError> {
     let path = path_of(name)?;
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        Err(cause) => Err(ProfileError::Io {
+            what: format!("cannot remove {}", path.display()),
+            cause,
+        }),
     }
 }
 
 /// Every profile, sorted by name. Unreadable files are reported, not fatal.
-pub fn list() -> anyhow::Result<Vec<Result<Profile, String>>> {
+pub fn list() -> Result<Vec<Result<Profile, String>>, ProfileError> {
     let dir = profiles_dir()?;
     let mut names: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
@@ -173,7 +220,12 @@ pub fn list() -> anyhow::Result<Vec<Result<Profile, String>>> {
             .filter(|n| check_name(n).is_ok())
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Err(cause) => {
+            return Err(ProfileError::Io {
+                what: format!("cannot read {}", dir.display()),
+                cause,
+            });
+        }
     };
     names.sort();
     Ok(names
@@ -184,7 +236,7 @@ pub fn list() -> anyhow::Result<Vec<Result<Profile, String>>> {
 
 /// The profile to use: the one named (`--profile`, else `TENX_PROFILE`), or
 /// the only one there is.
-pub fn resolve(name: Option<&str>) -> anyhow::Result<Profile> {
+pub fn resolve(name: Option<&str>) -> Result<Profile, ProfileError> {
     let env = std::env::var("TENX_PROFILE")
         .ok()
         .filter(|s| !s.trim().is_empty());
@@ -195,15 +247,20 @@ pub fn resolve(name: Option<&str>) -> anyhow::Result<Profile> {
     // A profile that cannot be read is never skipped in silence: it may be
     // the one meant.
     if let Some(Err(e)) = broken.into_iter().next() {
-        bail!("{e}");
+        fail!(Invalid, "{e}");
     }
     let all: Vec<Profile> = all.into_iter().filter_map(Result::ok).collect();
     match all.len() {
-        0 => bail!(
+        0 => fail!(
+            NotChosen,
             "no profile yet: run `tenx login` (or set TENX_TENANT_ID, TENX_CLIENT_ID and TENX_CLIENT_SECRET)"
         ),
-        1 => Ok(all.into_iter().next().context("one profile")?),
-        _ => bail!(
+        1 => all
+            .into_iter()
+            .next()
+            .ok_or_else(|| ProfileError::NotChosen("no profile yet".into())),
+        _ => fail!(
+            NotChosen,
             "there are {} profiles ({}): choose one with --profile NAME",
             all.len(),
             all.iter()

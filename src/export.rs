@@ -207,7 +207,7 @@ pub fn write_file(
     with_properties: bool,
     format: Format,
     path: &Path,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
+) -> Result<Vec<std::path::PathBuf>, crate::base::outfile::OutputError> {
     match format {
         Format::Csv => {
             let stem = path

@@ -85,7 +85,7 @@ struct LoginArgs {
     /// public (default), gcc, usgov (GCC High and DoD), china, or custom
     /// (with the URLs below).
     #[arg(long)]
-    cloud: Option<String>,
+    cloud: Option<tenx::auth::endpoints::Cloud>,
     /// Sources to read, comma-separated (default: all four).
     #[arg(long)]
     sources: Option<String>,
@@ -363,7 +363,7 @@ fn main() -> ExitCode {
                 profile: profile.clone(),
                 tenant: a.tenant,
                 client_id: a.client_id,
-                cloud: a.cloud,
+                cloud: a.cloud.map(|c| c.name().to_string()),
                 sources: a.sources,
                 secret_stdin: a.secret_stdin,
                 endpoints: tenx::config::EndpointOverrides {

@@ -3,7 +3,6 @@
 //! URL stands where the public cloud's host stands; the client appends the
 //! same paths to it.
 
-use anyhow::{Context, bail};
 use url::Url;
 
 #[derive(
@@ -32,31 +31,55 @@ impl Api {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
+    #[value(alias = "global", alias = "azurecloud")]
     Public,
     /// US Government Community Cloud: the commercial sign-in, Graph and
     /// ARM, Defender's API at its GCC host.
     Gcc,
     /// GCC High and DoD.
+    #[value(
+        name = "usgov",
+        alias = "usgovernment",
+        alias = "gcchigh",
+        alias = "dod",
+        alias = "azureusgovernment"
+    )]
     UsGov,
+    #[value(alias = "azurechina", alias = "21vianet")]
     China,
     Custom,
 }
 
+/// A setting tenx cannot use: named, with what it takes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EndpointError(String);
+
 impl Cloud {
-    pub fn parse(s: &str) -> anyhow::Result<Cloud> {
-        Ok(
-            match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
-                "public" | "global" | "azurecloud" => Cloud::Public,
-                "gcc" => Cloud::Gcc,
-                "usgov" | "usgovernment" | "gcchigh" | "dod" | "azureusgovernment" => Cloud::UsGov,
-                "china" | "azurechina" | "21vianet" => Cloud::China,
-                "custom" => Cloud::Custom,
-                other => bail!("unknown cloud '{other}' (public, gcc, usgov, china, custom)"),
-            },
-        )
+    /// A cloud as a person types it at the prompt (`US Gov`, `gcc-high`),
+    /// through the names `--cloud` takes.
+    pub fn parse(s: &str) -> Result<Cloud, EndpointError> {
+        let n = s.to_ascii_lowercase().replace(['-', '_', ' '], "");
+        <Cloud as clap::ValueEnum>::from_str(&n, true).map_err(|_| {
+            EndpointError(format!(
+                "unknown cloud '{n}' (public, gcc, usgov, china, custom)"
+            ))
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::Gcc => "gcc",
+            Cloud::UsGov => "usgov",
+            Cloud::China => "china",
+            Cloud::Custom => "custom",
+        }
     }
 }
 
@@ -143,7 +166,7 @@ impl Endpoints {
 
     /// Applies `TENX_LOGIN_URL`, `TENX_GRAPH_URL`, `TENX_DEFENDER_URL`,
     /// `TENX_ARM_URL` over these endpoints.
-    pub fn with_env_overrides(mut self) -> anyhow::Result<Endpoints> {
+    pub fn with_env_overrides(mut self) -> Result<Endpoints, EndpointError> {
         for (var, slot) in [
             ("TENX_LOGIN_URL", &mut self.login),
             ("TENX_GRAPH_URL", &mut self.graph),
@@ -161,18 +184,26 @@ impl Endpoints {
 }
 
 /// A base URL: https anywhere, plain http only for loopback hosts.
-pub fn parse_base(what: &str, s: &str) -> anyhow::Result<Url> {
-    let u = Url::parse(s).with_context(|| format!("{what}: '{s}' is not a URL"))?;
+pub fn parse_base(what: &str, s: &str) -> Result<Url, EndpointError> {
+    let u = Url::parse(s).map_err(|e| EndpointError(format!("{what}: '{s}' is not a URL: {e}")))?;
     match u.scheme() {
         "https" => {}
         "http" if is_loopback(&u) => {}
-        "http" => bail!(
-            "{what}: plain http is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https for '{s}'"
-        ),
-        other => bail!("{what}: unsupported scheme '{other}' in '{s}'"),
+        "http" => {
+            return Err(EndpointError(format!(
+                "{what}: plain http is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https for '{s}'"
+            )));
+        }
+        other => {
+            return Err(EndpointError(format!(
+                "{what}: unsupported scheme '{other}' in '{s}'"
+            )));
+        }
     }
     if u.query().is_some() || u.fragment().is_some() {
-        bail!("{what}: a base URL takes no query or fragment: '{s}'");
+        return Err(EndpointError(format!(
+            "{what}: a base URL takes no query or fragment: '{s}'"
+        )));
     }
     Ok(u)
 }

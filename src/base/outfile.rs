@@ -21,7 +21,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, bail};
+/// Why a file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The path is not one tenx writes to: a folder, a device, a FIFO, a
+    /// symlink, or no file name at all. Nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The folder it goes in does not exist or is not a folder.
+    #[error("{0}")]
+    NoFolder(String),
+    /// The file system said no (permission, a full disk); nothing is left
+    /// behind.
+    #[error("cannot write {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
+}
+
+impl OutputError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+        move |cause| OutputError::Io {
+            path: path.display().to_string(),
+            cause,
+        }
+    }
+}
 
 /// Where a command's output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,17 +119,20 @@ fn folder_of(path: &Path) -> &Path {
 
 /// Whether tenx may write `path`: a regular file or nothing yet, in a
 /// folder that exists. Nothing is written.
-pub fn check_target(path: &Path) -> anyhow::Result<()> {
+pub fn check_target(path: &Path) -> Result<(), OutputError> {
     if path.file_name().is_none() {
-        bail!("cannot write {}: the path names no file", path.display());
+        return Err(OutputError::Refused(format!(
+            "cannot write {}: the path names no file",
+            path.display()
+        )));
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) => {
             if let Some(kind) = refused_kind(&m) {
-                bail!(
+                return Err(OutputError::Refused(format!(
                     "refusing to write {}: it is {kind}; tenx writes only to a regular file or a new path (-o - for standard output)",
                     path.display()
-                );
+                )));
             }
             Ok(())
         }
@@ -114,20 +140,22 @@ pub fn check_target(path: &Path) -> anyhow::Result<()> {
             let dir = folder_of(path);
             match std::fs::metadata(dir) {
                 Ok(m) if m.is_dir() => Ok(()),
-                Ok(_) => bail!(
+                Ok(_) => Err(OutputError::NoFolder(format!(
                     "cannot write {}: {} is not a folder",
                     path.display(),
                     dir.display()
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                    "cannot write {}: the folder {} does not exist",
-                    path.display(),
-                    dir.display()
-                ),
-                Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+                ))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(OutputError::NoFolder(format!(
+                        "cannot write {}: the folder {} does not exist",
+                        path.display(),
+                        dir.display()
+                    )))
+                }
+                Err(e) => Err(OutputError::io(path)(e)),
             }
         }
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+        Err(e) => Err(OutputError::io(path)(e)),
     }
 }
 
@@ -210,12 +238,12 @@ pub fn remove_on_signals() {
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
+) -> Result<(), OutputError> {
     check_target(path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .context("the output path has no file name")?;
+        .ok_or_else(|| OutputError::Refused("the output path has no file name".into()))?;
     let tmp = folder_of(path).join(format!(
         ".{name}.{}-{}.tmp",
         std::process::id(),
@@ -229,31 +257,28 @@ pub fn write_atomic(
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let file = o
-        .open(&guard.path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let file = o.open(&guard.path).map_err(OutputError::io(path))?;
     let mut w = std::io::BufWriter::new(file);
     write(&mut w)
         .and_then(|_| w.flush())
         .and_then(|_| w.get_ref().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(OutputError::io(path))?;
     drop(w);
     // The target may have changed since the check: look again just before.
     check_target(path)?;
-    std::fs::rename(&guard.path, path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::rename(&guard.path, path).map_err(OutputError::io(path))?;
     guard.done = true;
     Ok(())
 }
 
 /// Writes `bytes` to an output: standard output, or a file whole.
-pub fn write_output(out: &Output, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_output(out: &Output, bytes: &[u8]) -> Result<(), OutputError> {
     match out {
         Output::Stdout => {
             let mut o = std::io::stdout().lock();
-            o.write_all(bytes)?;
-            o.flush()?;
-            Ok(())
+            o.write_all(bytes)
+                .and_then(|_| o.flush())
+                .map_err(OutputError::io(Path::new("standard output")))
         }
         Output::File(p) => write_atomic(p, |w| w.write_all(bytes)),
     }

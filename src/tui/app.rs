@@ -110,7 +110,7 @@ pub enum Done {
     /// A search's results, by generation.
     Searched(u64, Option<crate::search::Results>),
     /// An export written (what to say), or why not.
-    Exported(Result<String, String>),
+    Exported(Result<String, crate::base::outfile::OutputError>),
     /// A triage status that could not be written.
     TriageNotSaved(StoreError),
     /// What completes the fetch just done, from earlier snapshots.

@@ -7,6 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
+use crate::base::outfile::OutputError;
 use crate::model::{EntityId, TenantGraph};
 use crate::tui::app::{Action, App};
 use crate::tui::theme;
@@ -80,7 +81,7 @@ pub struct ExportJob {
 }
 
 impl ExportJob {
-    pub fn run(self) -> Result<String, String> {
+    pub fn run(self) -> Result<String, OutputError> {
         crate::export::write_file(
             &self.graph,
             &self.selection,
@@ -97,7 +98,6 @@ impl ExportJob {
                 names.join(" and ")
             )
         })
-        .map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -258,7 +258,7 @@ impl App {
         self.modes.open(super::Mode::Export(ui));
     }
 
-    pub fn on_export_written(&mut self, result: Result<String, String>) {
+    pub fn on_export_written(&mut self, result: Result<String, OutputError>) {
         match result {
             Ok(m) => self.set_message(m, false),
             Err(e) => self.set_message(format!("export failed: {e}"), true),
