@@ -59,13 +59,9 @@ impl Status {
 
     /// A status as the command line takes it (`waiting-for-check-in`,
     /// `waiting`), or as its label reads (`waiting for check-in`).
-    pub fn parse(s: &str) -> anyhow::Result<Status> {
+    pub fn parse(s: &str) -> Result<Status, UnknownStatus> {
         let n = s.trim().replace(['_', ' '], "-");
-        <Status as clap::ValueEnum>::from_str(&n, true).map_err(|_| {
-            anyhow::anyhow!(
-                "unknown status '{s}' (new, investigating, waiting-for-check-in, accepted-risk, resolved)"
-            )
-        })
+        <Status as clap::ValueEnum>::from_str(&n, true).map_err(|_| UnknownStatus(s.to_string()))
     }
 
     pub fn next(self) -> Status {
@@ -73,6 +69,11 @@ impl Status {
         Status::ALL[(i + 1) % Status::ALL.len()]
     }
 }
+
+/// A status tenx does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status '{0}' (new, investigating, waiting-for-check-in, accepted-risk, resolved)")]
+pub struct UnknownStatus(String);
 
 /// What a person recorded about a device.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -141,7 +141,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let app = crate::tui::app::App::new(title, chrono::Utc::now());
         let r = crate::tui::run(app, Some(plan), false, true).await;
         running.stop().await;
-        return r.map(|ended| ended.exit_code());
+        return Ok(r.map(|ended| ended.exit_code())?);
     }
     eprintln!(
         "tenx demo: {} ({} users, {} devices, {} Defender machines, {} Azure resources) simulated on {base}",

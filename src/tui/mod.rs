@@ -72,12 +72,20 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn setup() -> anyhow::Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>)> {
+/// Why the explorer could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("the explorer needs a terminal; use `tenx fetch` and `tenx export` in scripts")]
+    NoTerminal,
+    /// The terminal could not be set up or drawn to.
+    #[error("the terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+fn setup() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>), TuiError> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
-        anyhow::bail!(
-            "the explorer needs a terminal; use `tenx fetch` and `tenx export` in scripts"
-        );
+        return Err(TuiError::NoTerminal);
     }
     // A panic on this (the UI) thread restores the terminal before its
     // message is printed; one on a worker is logged and the UI goes on.
@@ -195,7 +203,7 @@ pub async fn run(
     plan: Option<FetchPlan>,
     load_snapshot: bool,
     fetch_now: bool,
-) -> anyhow::Result<Ended> {
+) -> Result<Ended, TuiError> {
     // Every signal that ends a program is caught before the terminal
     // changes, so none can leave it raw.
     let mut signals = Signals::new();

@@ -9,11 +9,11 @@ use super::keymap::Keymap;
 use super::theme::Theme;
 
 /// Where the person's files go.
-pub fn keymap_path() -> anyhow::Result<PathBuf> {
+pub fn keymap_path() -> Result<PathBuf, crate::config::ProfileError> {
     Ok(crate::config::config_dir()?.join("keymap.toml"))
 }
 
-pub fn theme_path() -> anyhow::Result<PathBuf> {
+pub fn theme_path() -> Result<PathBuf, crate::config::ProfileError> {
     Ok(crate::config::config_dir()?.join("theme.toml"))
 }
 
@@ -41,7 +41,10 @@ pub fn load() -> (Keymap, Theme, Vec<String>) {
 }
 
 /// A file's text; nothing when it is not there.
-fn read(path: anyhow::Result<PathBuf>, problems: &mut Vec<String>) -> Option<(String, PathBuf)> {
+fn read(
+    path: Result<PathBuf, crate::config::ProfileError>,
+    problems: &mut Vec<String>,
+) -> Option<(String, PathBuf)> {
     let path = match path {
         Ok(p) => p,
         Err(e) => {
