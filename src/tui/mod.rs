@@ -8,8 +8,10 @@
 
 pub mod app;
 pub mod details;
+mod incoming;
 pub mod keymap;
 pub mod modes;
+pub mod msg;
 pub mod settings;
 pub mod theme;
 pub mod tree;

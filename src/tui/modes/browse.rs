@@ -9,11 +9,141 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use tui_tree_widget::Tree;
 
 use crate::fetch::Outcome;
+use crate::model::EntityId;
 use crate::tui::app::{Action, App, Focus, RelRow};
+use crate::tui::tree::Node;
 use crate::tui::view::pane;
 use crate::tui::{details, theme, tree};
 
 impl App {
+    pub(in crate::tui) fn page(&self, area: ratatui::layout::Rect) -> usize {
+        (area.height.saturating_sub(2) as usize).max(1)
+    }
+
+    /// Moves the tree cursor by `delta` visible rows (clamped).
+    pub(in crate::tui) fn move_tree(&mut self, delta: isize) {
+        let rows = self.visible();
+        if rows.is_empty() {
+            return;
+        }
+        let cur = rows
+            .iter()
+            .position(|r| r.as_slice() == self.tree.selected())
+            .unwrap_or(0) as isize;
+        let next = (cur + delta).clamp(0, rows.len() as isize - 1) as usize;
+        self.select(rows[next].clone());
+    }
+
+    pub(in crate::tui) fn select(&mut self, path: Vec<Node>) {
+        if self.tree.select(path) {
+            self.details_scroll = 0;
+            self.rel_cursor = 0;
+        }
+    }
+
+    pub(in crate::tui) fn has_children(&self, path: &[Node]) -> bool {
+        let items = self.items();
+        let mut level: &[tui_tree_widget::TreeItem<'static, Node>] = &items;
+        let mut found = None;
+        for n in path {
+            let Some(i) = level.iter().find(|i| i.identifier() == n) else {
+                return false;
+            };
+            level = i.children();
+            found = Some(i);
+        }
+        found.is_some_and(|i| !i.children().is_empty())
+    }
+
+    pub fn toggle_mark(&mut self, id: EntityId) {
+        let key = self.graph().entity(id).key.to_string();
+        let name = self.graph().entity(id).display_name.to_string();
+        if self.marks.remove(&key) {
+            self.marked_ids.remove(&id);
+            self.set_message(
+                format!("unmarked {name} ({} marked)", self.marks.len()),
+                false,
+            );
+        } else {
+            self.marks.insert(key);
+            self.marked_ids.insert(id);
+            self.set_message(
+                format!("marked {name} ({} marked)", self.marks.len()),
+                false,
+            );
+        }
+    }
+
+    /// Moves the cursor to an entity, opening the tree down to it; the move
+    /// enters the jump history.
+    pub fn jump(&mut self, target: EntityId) {
+        if let Some(cur) = self.selected_entity() {
+            if self.history.is_empty() {
+                self.history.push(cur);
+                self.history_pos = 0;
+            } else if self.history.get(self.history_pos) != Some(&cur) {
+                self.history.truncate(self.history_pos + 1);
+                self.history.push(cur);
+                self.history_pos = self.history.len() - 1;
+            }
+        }
+        if self.reveal(target) {
+            self.history.truncate(self.history_pos + 1);
+            if self.history.last() != Some(&target) {
+                self.history.push(target);
+            }
+            self.history_pos = self.history.len() - 1;
+            self.focus = Focus::Tree;
+        }
+    }
+
+    pub(in crate::tui) fn history_step(&mut self, delta: isize) {
+        if delta < 0 && self.from_triage && self.history_pos == 0 {
+            // The walk began in the triage view: Back returns there.
+            self.from_triage = false;
+            self.open_triage();
+            return;
+        }
+        let next = self.history_pos as isize + delta;
+        if next < 0 || next as usize >= self.history.len() {
+            self.set_message(
+                if delta < 0 {
+                    "no earlier entity in the jump history"
+                } else {
+                    "no later entity in the jump history"
+                },
+                false,
+            );
+            return;
+        }
+        self.history_pos = next as usize;
+        let target = self.history[self.history_pos];
+        self.reveal(target);
+    }
+
+    /// Opens the tree down to an entity's place and selects it.
+    pub fn reveal(&mut self, id: EntityId) -> bool {
+        let g = &self.data.graph;
+        let Some(path) = self.index.path_to(g, id) else {
+            let name = g
+                .get(id)
+                .map(|e| e.display_name.to_string())
+                .unwrap_or_default();
+            self.set_message(format!("{name} has no place in the tree"), true);
+            return false;
+        };
+        for i in 1..path.len() {
+            self.tree.open(path[..i].to_vec());
+        }
+        if path.len() == 1 {
+            self.tree.open(path.clone());
+        }
+        self.select(path);
+        let name = self.graph().entity(id).display_name.to_string();
+        self.set_message(format!("→ {name}"), false);
+        true
+    }
+
     pub(in crate::tui) fn pane_at(&self, x: u16, y: u16) -> Option<Focus> {
         let p = ratatui::layout::Position { x, y };
         if self.areas.tree.contains(p) {
