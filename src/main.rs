@@ -1,4 +1,7 @@
 //! The `tenx` command line: parsing and dispatch only.
+//!
+//! Size: long because it holds every command's clap definitions, which are
+//! the command line's documentation; the work is in `cmd/`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

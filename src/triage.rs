@@ -3,6 +3,9 @@
 //! policy or a configuration; grace-period devices marked), with its owner, failing policies and settings, last check-in and
 //! the exposure Defender sees. Pure functions of the graph; the person's
 //! triage status and note per device come from the snapshot store.
+//!
+//! Size: long because rows, grouping, the summary and coverage are all
+//! derived from the same graph walk; the view is `tui::modes::triage`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

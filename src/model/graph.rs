@@ -6,6 +6,9 @@
 //! wait in `pending` and are linked the moment the entity appears. One whose
 //! end never appears (a role assignment for a deleted principal) stays
 //! pending: it is not part of the graph and is not exported.
+//!
+//! Size: long because the arena, its indexes and the pending links must
+//! change together; pending links are `pending`, properties `props`.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

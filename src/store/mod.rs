@@ -6,6 +6,10 @@
 //! (see the `relationship_view` view). Files are created 0600 and their
 //! folder 0700. How databases are opened (read-only for reads, WAL, a busy
 //! timeout, the integrity check) is in `access`.
+//!
+//! Size: long because saving, loading and carrying over read and write the
+//! same schema's tables, kept beside it; how databases are opened is
+//! `access`, errors are `error`.
 
 mod access;
 mod error;

@@ -2,6 +2,10 @@
 //! entity nodes that open into their relationships grouped by verb and
 //! type, and big lists cut into chunks so no node ever holds more than
 //! `CHUNK` children (tui-tree-widget flattens every opened node each frame).
+//!
+//! Size: long because the tree's categories, chunking and relationship
+//! groups share one index of node ids; split, each would reach into the
+//! others.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,8 @@
 //! Test and benchmark knobs of the simulated tenant: injected faults and
 //! per-app throttling budgets.
+//!
+//! Size: long because every fault, budget and limit a test can set is parsed
+//! here with the message a wrong value gets.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! What the simulated services answer with: one function per record type,
 //! following Microsoft's documented JSON field for field (Graph v1.0 and beta
 //! resource types, Defender for Endpoint API, ARM and Resource Graph).
+//!
+//! Size: long because it has one function per record type, each following
+//! Microsoft's documented fields.
 
 use serde_json::{Value, json};
 

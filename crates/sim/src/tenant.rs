@@ -1,6 +1,11 @@
 //! The deterministic generator of a coherent tenant: who exists, what they
 //! own, what fails, what is exposed. The shapes Microsoft's APIs answer with
 //! are in `render.rs`; this file only decides the facts.
+//!
+//! Size: one generator, long because its draws must stay in one fixed order
+//! (a tenant for a seed is the same in every version); split, that order
+//! would be spread over modules. The device models table is most of the
+//! rest.
 
 use serde_json::{Value, json};
 

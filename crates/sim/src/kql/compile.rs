@@ -13,6 +13,10 @@
 //! `in~`, `!in~`, `between`, `has`, `contains`, `startswith`, `endswith`,
 //! `hasprefix`, `hassuffix` (each with `!` and `_cs`), `and`, `or`,
 //! `+ - * / %`, member access (`.name`, `[i]`) on dynamic values.
+//!
+//! Size: long because each operator and scalar function is checked here with
+//! the error Kusto gives for it; split by operator, the shared typing rules
+//! would be repeated.
 
 use super::parse::{BinOp, Expr, Op, OpKind, Query};
 use super::value::{TICKS_PER_DAY, Type, Value};

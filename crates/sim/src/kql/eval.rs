@@ -2,6 +2,9 @@
 //! projections and `take` until a blocking operator (summarize, sort,
 //! distinct, count) keeps its state; its result streams into the next
 //! stages.
+//!
+//! Size: long because each streaming and blocking operator has its evaluator
+//! here, beside the row format they share.
 
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! Names are resolved later (`compile`), so an unknown column is a
 //! semantic error there and an unknown word where an operator belongs is a
 //! syntax error here, as Kusto reports them.
+//!
+//! Size: long because every operator's grammar is parsed here, into one AST.
 
 use super::KqlError;
 use super::lex::{Tok, Token};

@@ -1,4 +1,7 @@
 //! Microsoft Graph (v1.0 and the one beta path), and JSON `$batch`.
+//!
+//! Size: long because Graph's every path the client reads is answered here,
+//! with its documented paging, filters and errors.
 
 use std::collections::HashMap;
 

@@ -6,6 +6,10 @@
 //! `$batch` runs its inner requests through exactly the same checks, faults
 //! and throttling as top-level ones. Each service's paths live in a module
 //! of their own; this one holds the dispatcher and what all services share.
+//!
+//! Size: long because the one dispatcher holds what all four services share
+//! (faults, throttling, paging, `$batch`'s inner requests); each service's
+//! paths are already modules of their own.
 
 mod arm;
 mod clock;
