@@ -3,7 +3,7 @@
 //! simulated Defender for Endpoint API says of the same tenant, and with
 //! the documented shape, errors and limits.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! exits 0, or exits non-zero naming what is missing — never exit 0 with
 //! less than the manifest, never a panic, never a wait without end.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

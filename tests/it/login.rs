@@ -3,7 +3,7 @@
 //! it should not be. The keyring tests need a Secret Service (`.ci/run`
 //! starts one); without it they say so and skip, except under CI.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

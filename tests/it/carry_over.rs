@@ -3,7 +3,7 @@
 //! snapshot that read it, says so with its age, and triage never counts a
 //! device as fixed from findings that were not read.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! reader where one exists (serde_json, the csv crate, an XML parser,
 //! Graphviz's `dot`), with the same counts as the selection.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::Command;

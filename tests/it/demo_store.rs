@@ -1,7 +1,7 @@
 //! `tenx demo` keeps its snapshots in a temporary store of its own, removed
 //! when it ends: the person's data directory does not grow with every run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! The real binary on a real snapshot file; outputs read back by real
 //! readers (serde_json, the csv crate, roxmltree, Graphviz's `dot`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

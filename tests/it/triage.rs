@@ -3,7 +3,7 @@
 //! a resolved device that still fails comes back flagged, and the reports
 //! parse.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! even when a signal ends an export mid-write. The real binary on a real
 //! snapshot.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The real fetch against the simulated tenant over loopback HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

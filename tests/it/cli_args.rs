@@ -2,7 +2,7 @@
 //! looked at: an unknown format, direction or grouping, a depth out of
 //! range, a missing snapshot file, a profile that cannot be read.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -1,6 +1,6 @@
 //! The `tenx` binary: fetch into a snapshot, export a subgraph, exit codes.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The simulated tenant, walked with a plain HTTP client over loopback:
 //! paging, $select/$top, $batch, audiences, throttling, every fault knob.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! those about fetching itself — events arriving while a person looks,
 //! sources failing, what was read when — fetch it for real over loopback.
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use common::fixture::{self, Fixture};
@@ -83,7 +83,7 @@ fn screen(app: &mut App, w: u16, h: u16) -> String {
 
 /// The fixture the explorer's tests read is what a fetch of its tenant
 /// reads now. After a change to what a fetch reads, write it anew:
-/// `TENX_WRITE_FIXTURES=1 cargo test --test tui the_fixture`.
+/// `TENX_WRITE_FIXTURES=1 cargo test --test it tui::the_fixture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fixture_is_what_a_fetch_of_its_tenant_reads_now() {
     let (users, seed) = (40, 5);
@@ -108,7 +108,7 @@ async fn the_fixture_is_what_a_fetch_of_its_tenant_reads_now() {
     {
         panic!(
             "{} is not what a fetch of its tenant reads now; at line {}:\n kept: {k}\n  now: {n}\n\
-             if the change is meant, write it anew: TENX_WRITE_FIXTURES=1 cargo test --test tui the_fixture",
+             if the change is meant, write it anew: TENX_WRITE_FIXTURES=1 cargo test --test it tui::the_fixture",
             path.display(),
             i + 1
         );

@@ -4,7 +4,7 @@
 //! and the data folder's mode is the person's. The real binary against a
 //! simulated tenant on loopback, and real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
