@@ -3,6 +3,8 @@
 //! waits for text to appear as a person would. Skipped (with the reason
 //! printed) where tmux is missing; CI installs it.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -265,27 +267,12 @@ fn a_profile_opens_its_latest_snapshot_at_once_and_refreshes_in_the_background()
     if !tmux_or_skip() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
-    let tenant = tenx_sim::FakeTenant::generate(tenx_sim::FakeParams {
-        users: 120,
-        seed: 9,
-        ..Default::default()
-    });
+    let rt = common::runtime();
     let opts = tenx_sim::ServerOptions {
         latency: Duration::from_millis(3000),
         ..Default::default()
     };
-    let server = rt
-        .block_on(tenx_sim::serve(
-            tenant,
-            "127.0.0.1:0".parse().expect("addr"),
-            opts,
-        ))
-        .expect("server");
+    let server = rt.block_on(common::sim::start(120, 9, opts));
     let dir = tempfile::Builder::new()
         .prefix("tenx-e2e-p-")
         .tempdir()

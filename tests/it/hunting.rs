@@ -3,22 +3,15 @@
 //! simulated Defender for Endpoint API says of the same tenant, and with
 //! the documented shape, errors and limits.
 
+use crate::common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::sim::start;
+use common::wire::{DEFENDER, GRAPH, client, token, walk};
 use serde_json::{Value, json};
-use tenx_sim::{
-    FakeParams, FakeTenant, Faults, HuntingLimits, Manifest, RateLimits, RunningTenant,
-    ServerOptions, serve,
-};
-
-const GRAPH: &str = "https://graph.microsoft.com/.default";
-const DEFENDER: &str = "https://api.securitycenter.microsoft.com/.default";
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("loopback address")
-}
+use tenx_sim::{Faults, HuntingLimits, Manifest, RateLimits, RunningTenant, ServerOptions};
 
 fn options(limits: &str) -> ServerOptions {
     ServerOptions {
@@ -26,48 +19,6 @@ fn options(limits: &str) -> ServerOptions {
         hunting: HuntingLimits::parse(limits).expect("limits"),
         ..Default::default()
     }
-}
-
-async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    serve(t, loopback(), options).await.expect("server starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-async fn token(s: &RunningTenant, scope: &str) -> String {
-    let t = &s.tenant;
-    let body = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
-        t.client_id,
-        url::form_urlencoded::byte_serialize(t.client_secret.as_bytes()).collect::<String>(),
-        url::form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>()
-    );
-    let r = client()
-        .post(format!(
-            "{}/login/{}/oauth2/v2.0/token",
-            s.base_url(),
-            t.tenant_id
-        ))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("token request");
-    let v: Value = r.json().await.expect("token json");
-    v["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
 }
 
 struct Answer {
@@ -117,24 +68,6 @@ async fn hunt(s: &RunningTenant, tok: &str, query: &str) -> Vec<Value> {
 async fn count(s: &RunningTenant, tok: &str, query: &str) -> i64 {
     let rows = hunt(s, tok, &format!("{query} | count")).await;
     rows[0]["Count"].as_i64().expect("Count")
-}
-
-async fn walk(url: &str, tok: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut next = Some(url.to_string());
-    while let Some(u) = next {
-        let r = client()
-            .get(&u)
-            .bearer_auth(tok)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status().as_u16(), 200, "{u}");
-        let v: Value = r.json().await.expect("page");
-        items.extend(v["value"].as_array().expect("value").iter().cloned());
-        next = v["@odata.nextLink"].as_str().map(String::from);
-    }
-    items
 }
 
 fn s(v: &Value) -> String {

@@ -4,24 +4,18 @@
 //! exits 0, or exits non-zero naming what is missing — never exit 0 with
 //! less than the manifest, never a panic, never a wait without end.
 
+use crate::common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::bin::{against, run};
+use common::runtime;
+use common::sim::{self, SCALED};
 use serde_json::Value;
-use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
-
-/// Defender's logon-user limits 600 times faster, as in the other tests.
-const SCALED: &str = "100/0.1s+1500/1.5s";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
-}
+use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions};
 
 fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
     start_slow(rt, faults, 0, "")
@@ -42,39 +36,29 @@ fn start_slow(
         subscriptions: Some(3),
         ..Default::default()
     });
-    let opts = ServerOptions {
+    let opts = sim::scaled(ServerOptions {
         latency: Duration::from_millis(latency_ms),
         hunting: tenx_sim::HuntingLimits::parse(hunting).expect("hunting limits"),
         faults: Faults::parse(faults).expect("faults"),
-        rate_limits: tenx_sim::RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
-        subsecond_retry_after: true,
         ..Default::default()
-    };
-    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-        .expect("server")
+    });
+    rt.block_on(sim::serve(t, opts))
 }
 
 /// `tenx fetch --json` through one Defender API, keeping to these advanced
 /// hunting limits.
 fn fetch(s: &RunningTenant, data: &Path, api: &str, hunting: &str) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
-    c.args([
-        "fetch",
-        "--json",
-        "--logon-users",
-        "all",
-        "--defender-api",
-        api,
-    ])
-    .env("TENX_HUNTING_LIMITS", hunting)
-    .env("TENX_DATA_DIR", data)
-    .env("TENX_CONFIG_DIR", data.join("config"))
-    .env("TENX_LOGON_USER_LIMITS", SCALED)
-    .env_remove("TENX_PROFILE");
-    for (k, v) in s.env() {
-        c.env(k, v);
-    }
-    c.output().expect("tenx runs")
+    run(against(s, data)
+        .args([
+            "fetch",
+            "--json",
+            "--logon-users",
+            "all",
+            "--defender-api",
+            api,
+        ])
+        .env("TENX_HUNTING_LIMITS", hunting)
+        .env("TENX_LOGON_USER_LIMITS", SCALED))
 }
 
 /// What a case must end with.
@@ -296,10 +280,8 @@ fn an_allocation_that_fails_ends_with_a_message_not_an_abort() {
     .arg(env!("CARGO_BIN_EXE_tenx"))
     .env("TENX_DATA_DIR", data.path())
     .env("TENX_CONFIG_DIR", data.path().join("config"))
-    .env_remove("TENX_PROFILE");
-    for (k, v) in s.env() {
-        c.env(k, v);
-    }
+    .env_remove("TENX_PROFILE")
+    .envs(s.env());
     let out = c.output().expect("sh runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{:?}: {stderr}", out.status);

@@ -3,62 +3,21 @@
 //! it should not be. The keyring tests need a Secret Service (`.ci/run`
 //! starts one); without it they say so and skip, except under CI.
 
+use crate::common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+// The binary with a clean environment: only the given dirs, no credentials.
+use common::bin::bare as tenx;
+use common::{runtime, sim, tempdir};
 use tenx::auth::secret::Secret;
 use tenx::auth::secrets::{OsKeyring, SecretStore};
-use tenx_sim::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
-}
+use tenx_sim::RunningTenant;
 
 fn start(rt: &tokio::runtime::Runtime, seed: u64, faults: &str) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users: 60,
-        seed,
-        ..Default::default()
-    });
-    let opts = ServerOptions {
-        faults: Faults::parse(faults).expect("faults"),
-        ..Default::default()
-    };
-    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-        .expect("server")
-}
-
-/// A directory removed when dropped.
-fn dirs(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-login-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
-
-/// The binary with a clean environment: only the given dirs, no credentials.
-fn tenx(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
-    for k in [
-        "TENX_TENANT_ID",
-        "TENX_CLIENT_ID",
-        "TENX_CLIENT_SECRET",
-        "TENX_PROFILE",
-        "TENX_LOGIN_URL",
-        "TENX_GRAPH_URL",
-        "TENX_DEFENDER_URL",
-        "TENX_ARM_URL",
-    ] {
-        c.env_remove(k);
-    }
-    c.env("TENX_CONFIG_DIR", home.join("config"))
-        .env("TENX_DATA_DIR", home.join("data"));
-    c
+    rt.block_on(sim::start(60, seed, sim::faults(faults)))
 }
 
 /// `tenx login` for the simulated tenant, the secret on standard input.
@@ -168,7 +127,7 @@ fn login_keeps_the_secret_in_the_keyring_for_other_processes() {
     }
     let rt = runtime();
     let s = start(&rt, 31, "");
-    let home = dirs("keyring");
+    let home = tempdir("login-keyring");
     let home = home.path();
     let profile = format!("lab-{}", std::process::id());
     let t = s.tenant.clone();
@@ -270,7 +229,7 @@ fn a_missing_permission_is_named_at_login() {
         32,
         "missing-role=ThreatHunting.Read.All,missing-role=Machine.Read.All,missing-role=DeviceManagementApps.Read.All",
     );
-    let home = dirs("permission");
+    let home = tempdir("login-permission");
     let home = home.path();
     let profile = format!("perm-{}", std::process::id());
     let t = s.tenant.clone();
@@ -326,7 +285,7 @@ fn tenx_login_mde(home: &Path, s: &RunningTenant, profile: &str) -> Output {
 fn wrong_credentials_are_explained_and_nothing_is_saved() {
     let rt = runtime();
     let s = start(&rt, 33, "");
-    let home = dirs("wrong");
+    let home = tempdir("login-wrong");
     let home = home.path();
     let t = s.tenant.clone();
     let cases = [
@@ -379,7 +338,7 @@ fn wrong_credentials_are_explained_and_nothing_is_saved() {
 fn without_a_keyring_login_says_what_is_missing_and_writes_no_file() {
     let rt = runtime();
     let s = start(&rt, 34, "");
-    let home = dirs("nokeyring");
+    let home = tempdir("login-nokeyring");
     let home = home.path();
     let t = s.tenant.clone();
     let b = s.base_url();
@@ -452,7 +411,7 @@ fn the_secret_is_never_a_command_line_argument() {
 
 #[test]
 fn several_profiles_need_a_choice_and_bad_names_are_refused() {
-    let home = dirs("choice");
+    let home = tempdir("login-choice");
     let home = home.path();
     for name in ["a", "b"] {
         std::fs::create_dir_all(home.join("config/profiles")).expect("dir");
@@ -498,7 +457,7 @@ fn an_existing_config_folder_keeps_its_mode() {
     }
     let rt = runtime();
     let s = start(&rt, 33, "");
-    let home = dirs("config-mode");
+    let home = tempdir("login-config-mode");
     let home = home.path();
     let config = home.join("config");
     std::fs::create_dir(&config).expect("dir");

@@ -3,55 +3,20 @@
 //! snapshot that read it, says so with its age, and triage never counts a
 //! device as fixed from findings that were not read.
 
+use crate::common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::bin::{against, json, run, store_in, tenx};
+use common::{runtime, sim};
 use serde_json::Value;
-use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
-}
+use tenx_sim::{FakeTenant, Manifest, RunningTenant};
 
 /// The same tenant (seed 31) each time, with these faults.
 fn start(rt: &tokio::runtime::Runtime, faults: &str) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users: 200,
-        seed: 31,
-        ..Default::default()
-    });
-    let opts = ServerOptions {
-        faults: Faults::parse(faults).expect("faults"),
-        ..Default::default()
-    };
-    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-        .expect("server")
-}
-
-fn tenx(s: &RunningTenant, data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenx"))
-        .args(args)
-        .envs(s.env())
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
-        .env_remove("TENX_PROFILE")
-        .output()
-        .expect("tenx runs")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    rt.block_on(sim::start(200, 31, sim::faults(faults)))
 }
 
 fn counts(v: &Value) -> BTreeMap<String, usize> {
@@ -223,16 +188,10 @@ fn a_source_not_read_is_carried_over_with_its_age_and_triage_says_so() {
 /// `tenx` with the old Defender API chosen (its findings are a path of
 /// their own, so they alone can fail).
 fn tenx_mde(s: &RunningTenant, data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenx"))
+    run(against(s, data)
         .args(args)
-        .envs(s.env())
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
         .env("TENX_DEFENDER_API", "mde")
-        .env("TENX_TODAY", "2026-12-01")
-        .env_remove("TENX_PROFILE")
-        .output()
-        .expect("tenx runs")
+        .env("TENX_TODAY", "2026-12-01"))
 }
 
 #[test]
@@ -344,11 +303,7 @@ fn a_carried_source_brings_back_only_the_relationships_it_made() {
     let rt = runtime();
     let data = tempfile::tempdir().expect("temp dir");
     let data = data.path();
-    let t1 = FakeTenant::generate(FakeParams {
-        users: 200,
-        seed: 31,
-        ..Default::default()
-    });
+    let t1 = sim::tenant(200, 31);
     let d = t1
         .devices
         .iter()
@@ -363,14 +318,7 @@ fn a_carried_source_brings_back_only_the_relationships_it_made() {
         t1.users[before as usize].id.clone(),
         t1.users[after as usize].id.clone(),
     );
-    let serve_with = |t: FakeTenant, faults: &str| {
-        let opts = ServerOptions {
-            faults: Faults::parse(faults).expect("faults"),
-            ..Default::default()
-        };
-        rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-            .expect("server")
-    };
+    let serve_with = |t: FakeTenant, faults: &str| rt.block_on(sim::serve(t, sim::faults(faults)));
     let first = serve_with(t1, "");
     assert_eq!(tenx(&first, data, &["fetch"]).status.code(), Some(0));
     let second = serve_with(t2, "forbid=directory");
@@ -379,11 +327,7 @@ fn a_carried_source_brings_back_only_the_relationships_it_made() {
     let v = json(&out);
     assert_eq!(v["sources"]["directory"]["carried"]["snapshot"], 1, "{v}");
 
-    let db = std::fs::read_dir(data)
-        .expect("data dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
-        .expect("a store");
+    let db = store_in(data);
     let store = tenx::store::Store::open_read_only(&db).expect("store");
     let (_, g) = store
         .load(store.latest_id().expect("id").expect("a snapshot"))
@@ -483,11 +427,7 @@ fn a_fetch_whose_carry_over_fails_still_saves_what_it_read() {
     let data = data.path();
     let whole = start(&rt, "");
     assert_eq!(tenx(&whole, data, &["fetch"]).status.code(), Some(0));
-    let db = std::fs::read_dir(data)
-        .expect("data dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
-        .expect("a store");
+    let db = store_in(data);
     let c = rusqlite::Connection::open(&db).expect("open");
     c.execute(
         "UPDATE entities SET type = 'azure_user_from_the_future' WHERE type = 'azure_user'",

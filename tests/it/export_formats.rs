@@ -2,65 +2,30 @@
 //! reader where one exists (serde_json, the csv crate, an XML parser,
 //! Graphviz's `dot`), with the same counts as the selection.
 
+use crate::common;
+
 use std::collections::HashSet;
 use std::process::Command;
 
+use common::bin::{against, ok, run, store_in};
+use common::{runtime, sim, tempdir};
 use tenx::export::{Direction, Format, Selection, write_file};
 use tenx::model::{TenantGraph, Verb};
-use tenx_sim::{FakeParams, FakeTenant, ServerOptions, serve};
-
-/// A directory removed when dropped.
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-formats-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
+use tenx_sim::{FakeTenant, ServerOptions};
 
 /// A snapshot of a small simulated tenant, through `tenx fetch`.
 fn fetched_graph() -> (TenantGraph, FakeTenant) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
-    let t = FakeTenant::generate(FakeParams {
-        users: 80,
-        seed: 41,
-        ..Default::default()
-    });
-    let s = rt
-        .block_on(serve(
-            t.clone(),
-            "127.0.0.1:0".parse().expect("addr"),
-            ServerOptions::default(),
-        ))
-        .expect("server");
-    let data = tempdir("data");
+    let rt = runtime();
+    let s = rt.block_on(sim::start(80, 41, ServerOptions::default()));
+    let data = tempdir("formats-data");
     let data = data.path();
-    let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
-        .arg("fetch")
-        .envs(s.env())
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("c"))
-        .output()
-        .expect("fetch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let db = std::fs::read_dir(data)
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
-        .expect("snapshot db");
+    ok(&run(against(&s, data).arg("fetch")));
+    let db = store_in(data);
     let s2 = tenx::store::Store::open(&db).expect("open");
     let (_, g) = s2
         .load(s2.latest_id().expect("id").expect("a snapshot"))
         .expect("load");
-    (g, t)
+    (g, (*s.tenant).clone())
 }
 
 #[test]

@@ -1,15 +1,12 @@
 //! `tenx demo` keeps its snapshots in a temporary store of its own, removed
 //! when it ends: the person's data directory does not grow with every run.
 
-use std::path::Path;
-use std::process::Command;
+use crate::common;
 
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
+use std::path::Path;
+
+use common::bin::{command, run};
+use common::tempdir;
 
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -36,14 +33,9 @@ fn the_headless_demo_leaves_no_database_behind() {
     let data = tempdir("demo-data");
     let tmp = tempdir("demo-tmp");
     for _ in 0..2 {
-        let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
+        let out = run(command(data.path())
             .args(["demo", "--headless", "--users", "60", "--latency-ms", "0"])
-            .env("TENX_DATA_DIR", data.path())
-            .env("TENX_CONFIG_DIR", data.path().join("config"))
-            .env("TMPDIR", tmp.path())
-            .env_remove("TENX_PROFILE")
-            .output()
-            .expect("tenx demo");
+            .env("TMPDIR", tmp.path()));
         assert!(
             out.status.success(),
             "{}",

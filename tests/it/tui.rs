@@ -1,57 +1,31 @@
 //! The explorer without a terminal: screens rendered to ratatui's
 //! TestBackend and compared with insta snapshots, and state driven by
-//! actions, on a small fixed-seed simulated tenant fetched for real.
+//! messages. Most tests read a small fixed-seed simulated tenant from its
+//! fixture (`tests/fixtures/`, fed to the explorer as a fetch's events);
+//! those about fetching itself — events arriving while a person looks,
+//! sources failing, what was read when — fetch it for real over loopback.
 
-mod common;
-
-use std::sync::Arc;
-use tenx::cmd::demo::Simulated as _;
+use crate::common;
 
 use chrono::{FixedOffset, TimeZone, Utc};
+use common::fixture::{self, Fixture};
+use common::{hostile, sim};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tenx::auth::Auth;
+use tenx::auth::Credentials;
+use tenx::auth::endpoints::{Cloud, Endpoints};
+use tenx::auth::secret::Secret;
 use tenx::fetch::Source;
-use tenx::fetch::http::{Http, HttpOptions};
+use tenx::fetch::http::HttpOptions;
 use tenx::tui::app::{Action, App, Done, Effect, Focus, Msg, RelRow, TriageSave};
 use tenx::tui::tree::Node;
 use tenx::tui::view;
-use tenx_sim::{FakeParams, FakeTenant, Faults, RunningTenant, ServerOptions, serve};
+use tenx_sim::RunningTenant;
 
+/// A simulated tenant with Defender's logon-user limits 600 times faster:
+/// tests fetch the same tenant again within what would be one minute.
 async fn start(users: usize, seed: u64, faults: &str) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    let opts = ServerOptions {
-        faults: Faults::parse(faults).expect("faults"),
-        // Defender's logon-user limits, 600 times faster: tests fetch the
-        // same tenant again within what would be one minute.
-        rate_limits: tenx_sim::RateLimits::parse("logonusers=100/0.1s+1500/1.5s").expect("limits"),
-        subsecond_retry_after: true,
-        ..Default::default()
-    };
-    serve(t, "127.0.0.1:0".parse().expect("addr"), opts)
-        .await
-        .expect("server")
-}
-
-fn http_for(s: &RunningTenant) -> Arc<Http> {
-    let opts = HttpOptions {
-        backoff: std::time::Duration::from_millis(5),
-        ..Default::default()
-    };
-    Arc::new(
-        Http::new(
-            Arc::new(Auth::new(
-                s.credentials(),
-                s.endpoints().expect("endpoints"),
-            )),
-            opts,
-        )
-        .expect("http"),
-    )
+    sim::start_scaled(users, seed, sim::faults(faults)).await
 }
 
 fn new_app() -> App {
@@ -73,7 +47,7 @@ async fn fetched(s: &RunningTenant) -> App {
 async fn fetched_with(s: &RunningTenant, options: tenx::fetch::FetchOptions) -> App {
     let mut app = new_app();
     app.start_fetch(&Source::ALL);
-    let mut rx = tenx::fetch::spawn_with(http_for(s), &Source::ALL, options);
+    let mut rx = tenx::fetch::spawn_with(sim::http(s, sim::quick()), &Source::ALL, options);
     while let Some(ev) = rx.recv().await {
         if app.on_fetch(ev) {
             break;
@@ -83,39 +57,122 @@ async fn fetched_with(s: &RunningTenant, options: tenx::fetch::FetchOptions) -> 
     app
 }
 
+/// The fixture's tenant: 40 users, seed 5.
+fn small() -> Fixture {
+    Fixture::load(40, 5)
+}
+
+/// An app that has read the fixture's tenant: the events of its fetch,
+/// handled as the event loop hands them over, then a frame.
+fn read(f: &Fixture) -> App {
+    let mut app = new_app();
+    app.start_fetch(&Source::ALL);
+    for ev in f.events() {
+        app.handle(Msg::Fetch(ev));
+    }
+    let now = app.now;
+    app.handle(Msg::Frame(now));
+    app
+}
+
 fn screen(app: &mut App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     t.draw(|f| view::draw(f, app)).expect("draw");
     t.backend().to_string()
 }
 
+/// The fixture the explorer's tests read is what a fetch of its tenant
+/// reads now. After a change to what a fetch reads, write it anew:
+/// `TENX_WRITE_FIXTURES=1 cargo test --test it tui::the_fixture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn screens() {
-    // Loading: nothing read yet, every source on its way.
+async fn the_fixture_is_what_a_fetch_of_its_tenant_reads_now() {
+    let (users, seed) = (40, 5);
+    let s = start(users, seed, "").await;
+    let b = tenx::fetch::fetch_all(sim::http(&s, sim::quick()), &Source::ALL, |_| {}).await;
+    s.stop().await;
+    let now = fixture::text(users, seed, &b);
+    let path = fixture::path(users, seed);
+    if std::env::var_os("TENX_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("fixtures folder");
+        std::fs::write(&path, &now).expect("write the fixture");
+        return;
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some((i, (k, n))) = kept
+        .lines()
+        .chain(std::iter::repeat(""))
+        .zip(now.lines().chain(std::iter::repeat("")))
+        .take(kept.lines().count().max(now.lines().count()))
+        .enumerate()
+        .find(|(_, (k, n))| k != n)
+    {
+        panic!(
+            "{} is not what a fetch of its tenant reads now; at line {}:\n kept: {k}\n  now: {n}\n\
+             if the change is meant, write it anew: TENX_WRITE_FIXTURES=1 cargo test --test it tui::the_fixture",
+            path.display(),
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn loading() {
+    // Nothing read yet, every source on its way.
     let mut app = new_app();
     app.start_fetch(&Source::ALL);
     insta::assert_snapshot!("loading", screen(&mut app, 100, 24));
+}
 
-    let s = start(40, 5, "").await;
-    let mut app = fetched(&s).await;
+#[test]
+fn overview() {
+    let mut app = read(&small());
     insta::assert_snapshot!("overview", screen(&mut app, 120, 40));
+}
 
-    // The Users node open.
+#[test]
+fn users_open() {
+    let mut app = read(&small());
     app.update(Action::Down);
     app.update(Action::Right);
     insta::assert_snapshot!("users_open", screen(&mut app, 120, 40));
+}
 
-    // An entity with its relationships, at the smallest supported size.
-    let user = app.graph().id_of(&s.tenant.users[0].id).expect("user");
+/// The Users node open, then the first user's page.
+fn first_user() -> App {
+    let f = small();
+    let mut app = read(&f);
+    app.update(Action::Down);
+    app.update(Action::Right);
+    let user = app.graph().id_of(&f.tenant.users[0].id).expect("user");
     app.update(Action::Jump(user));
-    insta::assert_snapshot!("entity_relationships", screen(&mut app, 120, 40));
-    insta::assert_snapshot!("entity_80x24", screen(&mut app, 80, 24));
+    app
+}
 
+#[test]
+fn entity_relationships() {
+    // An entity with its relationships.
+    let mut app = first_user();
+    insta::assert_snapshot!("entity_relationships", screen(&mut app, 120, 40));
+}
+
+#[test]
+fn entity_80x24() {
+    // The same at the smallest supported size.
+    let mut app = first_user();
+    insta::assert_snapshot!("entity_80x24", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn help() {
+    let mut app = first_user();
     app.update(Action::ToggleHelp);
     insta::assert_snapshot!("help", screen(&mut app, 120, 40));
-    s.stop().await;
+}
 
-    // A source that failed, in red in the status bar and the message line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_failed() {
+    // A source that failed, in red in the status bar and the message line:
+    // through a real fetch, its errors as the service words them.
     let s = start(40, 5, "forbid=defender").await;
     let mut app = fetched(&s).await;
     let text = screen(&mut app, 120, 40);
@@ -124,11 +181,11 @@ async fn screens() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jumping_through_a_relationship_and_back() {
-    let s = start(60, 6, "").await;
-    let mut app = fetched(&s).await;
-    let t = &s.tenant;
+#[test]
+fn jumping_through_a_relationship_and_back() {
+    let f = small();
+    let mut app = read(&f);
+    let t = &f.tenant;
     // A user who owns a device.
     let owner = t
         .devices
@@ -197,7 +254,6 @@ async fn jumping_through_a_relationship_and_back() {
         Some(device),
         "forward goes to the device again"
     );
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +261,7 @@ async fn batches_arriving_while_a_node_is_open() {
     let s = start(2500, 7, "").await;
     let mut app = new_app();
     app.start_fetch(&Source::ALL);
-    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    let mut rx = tenx::fetch::spawn(sim::http(&s, sim::quick()), &Source::ALL);
     // Apply events until some users are in, then open Users.
     let users_list = loop {
         let ev = rx.recv().await.expect("event");
@@ -291,10 +347,9 @@ async fn big_lists_open_in_chunks_and_keys_move_the_cursor() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mouse_selects_opens_and_scrolls() {
-    let s = start(40, 10, "").await;
-    let mut app = fetched(&s).await;
+#[test]
+fn the_mouse_selects_opens_and_scrolls() {
+    let mut app = read(&small());
     screen(&mut app, 120, 40);
     let tree = app.areas.tree;
     // The third visible row is the second category (Groups): click selects it...
@@ -314,7 +369,6 @@ async fn the_mouse_selects_opens_and_scrolls() {
     let rel = app.areas.relations;
     app.update(Action::Click(rel.x + 2, rel.y + 1));
     assert_eq!(app.focus, Focus::Relations);
-    s.stop().await;
 }
 
 /// Runs effects in place as the event loop would run them off the UI
@@ -399,10 +453,9 @@ async fn search_finds_jumps_and_reveals() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_search_overlay() {
-    let s = start(40, 5, "").await;
-    let mut app = fetched(&s).await;
+#[test]
+fn search_overlay() {
+    let mut app = read(&small());
     app.update(Action::OpenSearch);
     type_search(&mut app, "ai");
     insta::assert_snapshot!("search_overlay", screen(&mut app, 120, 40));
@@ -411,7 +464,6 @@ async fn the_search_overlay() {
     run_effects(&mut app, fx);
     let text = screen(&mut app, 120, 40);
     assert!(text.contains("in users"), "{text}");
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,7 +474,7 @@ async fn search_results_follow_a_running_fetch() {
     app.update(Action::OpenSearch);
     let machine = s.tenant.machines[0].host.clone();
     type_search(&mut app, &format!("machine:{machine}"));
-    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    let mut rx = tenx::fetch::spawn(sim::http(&s, sim::quick()), &Source::ALL);
     while let Some(ev) = rx.recv().await {
         let mut fx = app.handle(Msg::Fetch(ev));
         // Before each frame, arrived entities are filed and searched.
@@ -448,11 +500,11 @@ async fn search_results_follow_a_running_fetch() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mark_then_export_writes_the_file() {
-    let s = start(40, 5, "").await;
-    let mut app = fetched(&s).await;
-    let t = &s.tenant;
+#[test]
+fn mark_then_export_writes_the_file() {
+    let f = small();
+    let mut app = read(&f);
+    let t = &f.tenant;
     let a = app.graph().id_of(&t.users[0].id).expect("user");
     let b = app.graph().id_of(&t.users[1].id).expect("user");
     app.update(Action::Jump(a));
@@ -520,7 +572,6 @@ async fn mark_then_export_writes_the_file() {
     assert!(keys.contains(&t.users[0].id) && keys.contains(&t.users[1].id));
     app.update(Action::ClearMarks);
     assert!(app.marks.is_empty());
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -600,7 +651,7 @@ async fn a_snapshot_arriving_during_a_live_fetch_shows_at_once_and_the_fetch_rep
         .len();
     let mut app = new_app();
     app.start_fetch(&Source::ALL);
-    let mut rx = tenx::fetch::spawn(http_for(&s), &Source::ALL);
+    let mut rx = tenx::fetch::spawn(sim::http(&s, sim::quick()), &Source::ALL);
     // The fetch has begun filling the screen when the snapshot arrives.
     let first = rx.recv().await.expect("an event");
     app.on_fetch(first);
@@ -631,19 +682,26 @@ async fn a_snapshot_arriving_during_a_live_fetch_shows_at_once_and_the_fetch_rep
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_was_read_and_when_logon_users_were_read() {
-    // More machines than one fetch's 100 logon-user calls (the old API's
-    // budget; advanced hunting reads every machine's).
+/// A tenant with more machines than one fetch's 100 logon-user calls
+/// (the old API's budget; advanced hunting reads every machine's), read
+/// through the old API: some machines' logon users wait for a later fetch.
+async fn read_in_part() -> (App, usize) {
     let s = start(150, 23, "").await;
     let old_api = tenx::fetch::FetchOptions {
         defender: tenx::fetch::DefenderApi::Mde,
         today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1),
         ..Default::default()
     };
-    let mut app = fetched_with(&s, old_api).await;
+    let app = fetched_with(&s, old_api).await;
     let machines = s.tenant.machines.len();
     assert!(machines > 100, "{machines}");
+    s.stop().await;
+    (app, machines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_read() {
+    let (mut app, machines) = read_in_part().await;
     let text = screen(&mut app, 120, 40);
     assert!(
         text.contains("What was read")
@@ -651,9 +709,13 @@ async fn what_was_read_and_when_logon_users_were_read() {
         "{text}"
     );
     insta::assert_snapshot!("what_was_read", text);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_logons_not_read() {
     // A machine whose logon users wait for a later fetch says so; one read
     // now says when.
+    let (mut app, _) = read_in_part().await;
     let g = app.graph();
     let kind = tenx::model::EntityKind::DefenderMachine;
     let unread = *g
@@ -679,7 +741,6 @@ async fn what_was_read_and_when_logon_users_were_read() {
         .expect("the read line");
     assert!(!line.contains("not yet"), "{line}");
     assert!(line.contains("20"), "a date: {line}");
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,27 +777,27 @@ async fn devices_count_the_same_by_platform_and_by_compliance_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_reads_nothing_keeps_what_is_shown_and_says_so() {
-    let s = start(200, 14, "").await;
-    let snapshot = fetched(&s).await;
-    let entities = snapshot.graph().entity_count();
+    let f = small();
+    let entities = f.graph.entity_count();
     let mut app = new_app();
-    app.load_snapshot(
-        snapshot.graph().clone(),
-        None,
-        snapshot.data.statuses.clone(),
-    );
+    app.load_snapshot(f.graph.clone(), None, f.statuses.clone());
     app.sync();
     // The tenant is unreachable: every source fails.
     let gone = {
-        let mut e = s.endpoints().expect("endpoints");
+        let mut e = Endpoints::for_cloud(Cloud::Public);
         for base in [&mut e.login, &mut e.graph, &mut e.defender, &mut e.arm] {
             *base = url::Url::parse("http://127.0.0.1:9/x/").expect("url");
         }
+        let creds = Credentials {
+            tenant: f.tenant.tenant_id.clone(),
+            client_id: f.tenant.client_id.clone(),
+            secret: Secret::new(f.tenant.client_secret.clone()),
+        };
         let opts = HttpOptions {
             backoff: std::time::Duration::from_millis(1),
             ..Default::default()
         };
-        Arc::new(Http::new(Arc::new(Auth::new(s.credentials(), e)), opts).expect("http"))
+        sim::http_with(creds, e, opts)
     };
     app.start_fetch(&Source::ALL);
     let mut rx = tenx::fetch::spawn(gone, &Source::ALL);
@@ -756,8 +817,7 @@ async fn a_refresh_that_reads_nothing_keeps_what_is_shown_and_says_so() {
     );
     let screen = screen(&mut app, 120, 30);
     assert!(!screen.contains("No data yet"), "{screen}");
-    assert!(screen.contains("Users  200"), "{screen}");
-    s.stop().await;
+    assert!(screen.contains("Users  40"), "{screen}");
 }
 
 /// Every cell of a frame drawn on a test backend, as one string per row.
@@ -774,7 +834,7 @@ fn cells(app: &mut App, w: u16, h: u16) -> Vec<String> {
 /// as a snapshot, with `key` selected.
 fn hostile_app(key: &str) -> App {
     let mut app = new_app();
-    app.load_snapshot(common::graph(), None, Default::default());
+    app.load_snapshot(hostile::graph(), None, Default::default());
     app.sync();
     let id = app.graph().id_of(key).expect("the entity");
     app.update(Action::Jump(id));
@@ -783,7 +843,7 @@ fn hostile_app(key: &str) -> App {
 
 #[test]
 fn a_tenants_escape_sequences_never_reach_the_terminal() {
-    for key in [common::USER, common::VM] {
+    for key in [hostile::USER, hostile::VM] {
         let mut app = hostile_app(key);
         for (w, h) in [(120, 40), (80, 24)] {
             let rows = cells(&mut app, w, h);
@@ -807,7 +867,7 @@ fn a_tenants_escape_sequences_never_reach_the_terminal() {
 /// nested in them, by the same rule as export.
 #[test]
 fn the_details_pane_shows_no_secret_at_any_depth() {
-    for key in [common::VM, common::WEB_APP, common::USER] {
+    for key in [hostile::VM, hostile::WEB_APP, hostile::USER] {
         let app = hostile_app(key);
         let id = app.graph().id_of(key).expect("entity");
         let lines = tenx::tui::details::lines(
@@ -826,11 +886,11 @@ fn the_details_pane_shows_no_secret_at_any_depth() {
                     + "\n"
             })
             .collect();
-        assert!(!text.contains(common::SECRET), "{key}:\n{text}");
-        if key == common::VM {
+        assert!(!text.contains(hostile::SECRET), "{key}:\n{text}");
+        if key == hostile::VM {
             assert!(text.contains("azureuser"), "{text}");
         }
-        if key == common::WEB_APP {
+        if key == hostile::WEB_APP {
             assert!(
                 text.contains("(redacted)") && text.contains("westeurope"),
                 "{text}"
@@ -840,6 +900,6 @@ fn the_details_pane_shows_no_secret_at_any_depth() {
         let mut app = app;
         app.update(Action::Jump(id));
         let screen = cells(&mut app, 200, 60).join("\n");
-        assert!(!screen.contains(common::SECRET), "{screen}");
+        assert!(!screen.contains(hostile::SECRET), "{screen}");
     }
 }

@@ -3,24 +3,17 @@
 //! The real binary on a real snapshot file; outputs read back by real
 //! readers (serde_json, the csv crate, roxmltree, Graphviz's `dot`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use common::{ESCAPES, SECRET, tempdir, tenx, terminal_controls};
+use common::bin::ok;
+use common::hostile::{self, ESCAPES, SECRET, tenx, terminal_controls};
+use common::tempdir;
 use serde_json::Value;
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn assert_clean(what: &str, bytes: &[u8]) {
     let found = terminal_controls(bytes);
@@ -34,7 +27,7 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 fn search_triage_and_graph_exports_print_no_terminal_sequences() {
     let data = tempdir("leaks-term");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     for args in [
         &["search", "Ava"][..],
         &["search", "LAPTOP"],
@@ -63,7 +56,7 @@ fn search_triage_and_graph_exports_print_no_terminal_sequences() {
 fn json_outputs_escape_control_characters_and_keep_the_text() {
     let data = tempdir("leaks-json");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     for args in [
         &["search", "Ava", "--json"][..],
         &["triage", "--format", "json"],
@@ -86,7 +79,7 @@ fn json_outputs_escape_control_characters_and_keep_the_text() {
 fn a_tenants_text_in_an_error_line_is_stripped() {
     let data = tempdir("leaks-err");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     // Two devices share the name: the error lists their keys, which the
     // tenant wrote.
     let out = tenx(
@@ -94,7 +87,7 @@ fn a_tenants_text_in_an_error_line_is_stripped() {
         &[
             "triage",
             "set",
-            &common::device_name(),
+            &hostile::device_name(),
             "--status",
             "resolved",
         ],
@@ -136,7 +129,7 @@ fn login_prints_a_services_message_without_its_escape_sequences() {
     let data = data.path();
     let port = hostile_login_service();
     let base = format!("http://127.0.0.1:{port}");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
+    let mut c = common::bin::command(data);
     c.args([
         "login",
         "--profile",
@@ -157,9 +150,6 @@ fn login_prints_a_services_message_without_its_escape_sequences() {
         "--arm-url",
         &format!("{base}/arm"),
     ])
-    .env("TENX_DATA_DIR", data)
-    .env("TENX_CONFIG_DIR", data.join("config"))
-    .env_remove("TENX_PROFILE")
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped());
@@ -199,7 +189,7 @@ fn export_to(data: &Path, format: &str, file: &str, extra: &[&str]) -> Vec<u8> {
 fn dot_is_escaped_for_graphviz_and_renders() {
     let data = tempdir("leaks-dot");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let dot = export_to(data, "dot", "g.dot", &[]);
     assert_clean("the dot file", &dot);
     let text = String::from_utf8_lossy(&dot);
@@ -241,7 +231,7 @@ fn dot_is_escaped_for_graphviz_and_renders() {
 fn mermaid_labels_cannot_break_out_of_their_node() {
     let data = tempdir("leaks-mermaid");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let mmd = export_to(data, "mermaid", "g.mmd", &[]);
     assert_clean("the mermaid file", &mmd);
     let text = String::from_utf8_lossy(&mmd);
@@ -281,7 +271,7 @@ fn mermaid_labels_cannot_break_out_of_their_node() {
 fn graphml_is_well_formed_xml_without_forbidden_characters() {
     let data = tempdir("leaks-graphml");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let xml = export_to(data, "graphml", "g.graphml", &[]);
     assert_clean("the graphml file", &xml);
     let text = String::from_utf8(xml).expect("utf-8");
@@ -304,7 +294,7 @@ fn graphml_is_well_formed_xml_without_forbidden_characters() {
 fn csv_cells_are_never_formulas() {
     let data = tempdir("leaks-csv");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let out = tenx(
         data,
         &[
@@ -354,7 +344,7 @@ fn csv_cells_are_never_formulas() {
 fn no_format_exports_a_secret_at_any_depth() {
     let data = tempdir("leaks-secrets");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     for (format, file) in [
         ("json", "s.json"),
         ("jsonl", "s.jsonl"),
@@ -381,7 +371,7 @@ fn no_format_exports_a_secret_at_any_depth() {
         assert!(!text.contains(SECRET), "{f}: {text}");
     }
     // To standard output too, and what is not secret stays.
-    let out = tenx(data, &["export", "--select", common::VM, "--depth", "1"]);
+    let out = tenx(data, &["export", "--select", hostile::VM, "--depth", "1"]);
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains(SECRET), "{text}");
@@ -390,7 +380,7 @@ fn no_format_exports_a_secret_at_any_depth() {
         .as_array()
         .expect("entities")
         .iter()
-        .find(|e| e["_key"] == common::VM)
+        .find(|e| e["_key"] == hostile::VM)
         .expect("the vm");
     let os = &vm["properties"]["osProfile"];
     assert_eq!(os["adminUsername"], "azureuser");
@@ -403,7 +393,7 @@ fn no_format_exports_a_secret_at_any_depth() {
         .as_array()
         .expect("entities")
         .iter()
-        .find(|e| e["_key"] == common::WEB_APP)
+        .find(|e| e["_key"] == hostile::WEB_APP)
         .expect("the web app");
     let site = &app["properties"]["siteConfig"];
     assert_eq!(

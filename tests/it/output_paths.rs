@@ -4,12 +4,13 @@
 //! even when a signal ends an export mid-write. The real binary on a real
 //! snapshot.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{tempdir, tenx};
+use common::hostile::{self, tenx};
+use common::tempdir;
 
 fn err(out: &std::process::Output) -> String {
     assert_eq!(
@@ -43,7 +44,7 @@ fn tmp_files(dir: &Path) -> Vec<String> {
 fn links_fifos_and_directories_are_refused_untouched() {
     let data = tempdir("out-kinds");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let out_dir = data.join("out");
     std::fs::create_dir(&out_dir).expect("dir");
     let victim = out_dir.join("victim.txt");
@@ -100,7 +101,7 @@ fn a_device_is_refused() {
     use std::os::unix::fs::FileTypeExt;
     let data = tempdir("out-dev");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     for args in [
         &["export", "-o", "/dev/null"][..],
         &["triage", "-o", "/dev/null"],
@@ -123,7 +124,7 @@ fn a_device_is_refused() {
 fn a_missing_folder_is_named_and_dash_is_standard_output() {
     let data = tempdir("out-dash");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let missing = data.join("no").join("such");
     let path = missing.join("x.json");
     let e = err(&tenx(data, &["export", "-o", path.to_str().expect("path")]));
@@ -169,7 +170,7 @@ fn a_missing_folder_is_named_and_dash_is_standard_output() {
 fn csv_checks_both_files_before_writing_either() {
     let data = tempdir("out-csv");
     let data = data.path();
-    common::snapshot(data);
+    hostile::snapshot(data);
     let dir = data.join("out");
     std::fs::create_dir(&dir).expect("dir");
     std::os::unix::fs::symlink("/etc/hostname", dir.join("x-relationships.csv")).expect("link");
@@ -226,9 +227,9 @@ fn big_snapshot(data: &Path) {
         ));
     }
     std::fs::create_dir_all(data).expect("dir");
-    let mut s = tenx::store::Store::open(&data.join(common::STORE)).expect("store");
+    let mut s = tenx::store::Store::open(&data.join(hostile::STORE)).expect("store");
     s.save(
-        common::TENANT_ID,
+        hostile::TENANT_ID,
         "big",
         &g,
         &Default::default(),
@@ -250,12 +251,8 @@ fn a_signal_mid_export_leaves_no_temporary_file() {
     std::fs::create_dir(&dir).expect("dir");
     for (signal, code) in [("TERM", 15), ("INT", 2)] {
         let target = dir.join("big.json");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))
+        let mut child = hostile::command(data)
             .args(["export", "-o", target.to_str().expect("path")])
-            .env("TENX_DATA_DIR", data)
-            .env("TENX_CONFIG_DIR", data.join("config"))
-            .env("TENX_TENANT_ID", common::TENANT_ID)
-            .env_remove("TENX_PROFILE")
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("tenx export");

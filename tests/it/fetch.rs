@@ -1,68 +1,21 @@
 //! The real fetch against the simulated tenant over loopback HTTP.
 
+use crate::common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use tenx::cmd::demo::Simulated as _;
 
-use tenx::auth::secret::Secret;
-use tenx::auth::{Auth, Credentials};
-use tenx::fetch::http::{Http, HttpOptions};
+use common::sim::{
+    self, SCALED, faults, quick, start as start_as_documented, start_scaled as start,
+};
+use tenx::fetch::http::HttpOptions;
 use tenx::fetch::logons::{LogonBudget, LogonCarry, LogonPolicy, parse_windows};
 use tenx::fetch::{FetchOptions, GraphBuilder, Outcome, Source, fetch_all, fetch_all_with};
-use tenx_sim::{
-    FakeParams, FakeTenant, Faults, Manifest, RateLimits, RunningTenant, ServerOptions, serve,
-};
-
-/// Defender's documented logon-user limits (100 a minute, 1,500 an hour),
-/// 600 times faster, so reading every machine takes a test moments.
-const SCALED: &str = "100/0.1s+1500/1.5s";
-
-/// A simulated tenant whose logon-user limits run at `SCALED`.
-async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
-    let options = ServerOptions {
-        rate_limits: RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
-        // The scaled windows' waits are fractions of a second (test-only).
-        subsecond_retry_after: true,
-        ..options
-    };
-    start_as_documented(users, seed, options).await
-}
-
-async fn start_as_documented(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    serve(t, "127.0.0.1:0".parse().expect("addr"), options)
-        .await
-        .expect("server")
-}
-
-fn http_for(s: &RunningTenant, secret: &str, opts: HttpOptions) -> Arc<Http> {
-    let creds = Credentials {
-        secret: Secret::new(secret),
-        ..s.credentials()
-    };
-    Arc::new(
-        Http::new(
-            Arc::new(Auth::new(creds, s.endpoints().expect("endpoints"))),
-            opts,
-        )
-        .expect("http"),
-    )
-}
+use tenx_sim::{FakeParams, FakeTenant, Manifest, RunningTenant, ServerOptions};
 
 /// A day the Defender for Endpoint API still works, whatever the calendar.
 fn before_retirement() -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
-}
-
-fn quick() -> HttpOptions {
-    HttpOptions {
-        backoff: std::time::Duration::from_millis(5),
-        ..Default::default()
-    }
 }
 
 /// Every machine's logon users, paced to the scaled limits.
@@ -87,7 +40,7 @@ fn budget(budget: LogonBudget, carry: Option<LogonCarry>) -> FetchOptions {
 
 /// A whole fetch: every source, every machine's logon users.
 async fn fetch(s: &RunningTenant, opts: HttpOptions) -> GraphBuilder {
-    let http = http_for(s, &s.tenant.client_secret, opts);
+    let http = sim::http(s, opts);
     fetch_all_with(http, &Source::ALL, every_logon(), |_| {}).await
 }
 
@@ -206,13 +159,6 @@ async fn a_fetch_matches_the_manifest_at_several_sizes_and_seeds() {
             );
         }
         s.stop().await;
-    }
-}
-
-fn faults(spec: &str) -> ServerOptions {
-    ServerOptions {
-        faults: Faults::parse(spec).expect("faults"),
-        ..Default::default()
     }
 }
 
@@ -395,7 +341,7 @@ async fn the_request_log_shows_only_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_fails_every_source_with_guidance() {
     let s = start(30, 16, ServerOptions::default()).await;
-    let http = http_for(&s, &s.tenant.secret_id, quick());
+    let http = sim::http_as(&s, &s.tenant.secret_id, quick());
     let b = fetch_all(http, &Source::ALL, |_| {}).await;
     for st in b.statuses.values() {
         assert_eq!(st.outcome, Outcome::Failed);
@@ -490,7 +436,7 @@ async fn logon_users_beyond_the_budget_carry_over_until_every_machine_is_read() 
     let machines = s.tenant.machines.len();
     assert!(machines > 250, "{machines} machines");
     let fetch_with = |carry: Option<LogonCarry>| {
-        let http = http_for(&s, &s.tenant.client_secret, quick());
+        let http = sim::http(&s, quick());
         async move {
             fetch_all_with(
                 http,
@@ -567,7 +513,7 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
     // Documented limits: a fetch right after another finds the minute's
     // 100 calls spent, and must not wait a minute for them.
     let s = start_as_documented(300, 19, ServerOptions::default()).await;
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let old_api = FetchOptions {
         defender: tenx::fetch::DefenderApi::Mde,
         today: before_retirement(),
@@ -582,7 +528,7 @@ async fn a_spent_limit_ends_logon_users_at_once_and_carries_every_machine_over()
         today: before_retirement(),
         ..Default::default()
     };
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let t = std::time::Instant::now();
     let second = fetch_all_with(http, &Source::ALL, options, |_| {}).await;
     assert!(
@@ -641,7 +587,7 @@ async fn users_carry_every_field_tenx_selects_not_only_the_defaults() {
     // names others; what the explorer, search and triage show of a user
     // must arrive because tenx asks for it.
     let s = start(80, 4, ServerOptions::default()).await;
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let b = fetch_all(http, &[Source::Directory], |_| {}).await;
     let users = b.graph.of_kind(tenx::model::EntityKind::AzureUser);
     assert_eq!(users.len(), s.tenant.users.len());
@@ -730,17 +676,15 @@ async fn under_the_documented_limits_a_fetch_is_never_throttled_and_paces_to_wha
         resources: Some(4500),
         ..Default::default()
     });
-    let s = serve(
+    let s = sim::serve(
         t,
-        "127.0.0.1:0".parse().expect("addr"),
         ServerOptions {
             throttle: Some(tenx_sim::ThrottleSpec::parse("resourcegraph=2/1s").expect("spec")),
             ..Default::default()
         },
     )
-    .await
-    .expect("server");
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    .await;
+    let http = sim::http(&s, quick());
     let t = Instant::now();
     let b = fetch_all(http, &[Source::Arm], |_| {}).await;
     let st = &b.statuses[&Source::Arm];
@@ -785,9 +729,9 @@ async fn defender_reads_the_same_graph_through_either_api() {
     for (users, seed) in [(300, 3), (1500, 4)] {
         let s = start(users, seed, ServerOptions::default()).await;
         let m = Manifest::of(&s.tenant);
-        let http = http_for(&s, &s.tenant.client_secret, quick());
+        let http = sim::http(&s, quick());
         let old = fetch_all_with(http, &Source::ALL, every_logon(), |_| {}).await;
-        let http = http_for(&s, &s.tenant.client_secret, quick());
+        let http = sim::http(&s, quick());
         let new = fetch_all_with(http, &Source::ALL, FetchOptions::default(), |_| {}).await;
         for b in [&old, &new] {
             assert_eq!(
@@ -838,7 +782,7 @@ async fn advanced_hunting_never_keeps_a_result_the_row_cap_cut() {
         },
         ..Default::default()
     };
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let b = fetch_all_with(http, &[Source::Defender], hunting(None), |_| {}).await;
     let defender = |b: &GraphBuilder| {
         let mut c = b.graph.entity_counts();
@@ -856,7 +800,7 @@ async fn advanced_hunting_never_keeps_a_result_the_row_cap_cut() {
     assert_eq!(stats.truncated, 0, "planned below the cap: {stats:?}");
     // Planned past the cap, every result comes back cut: each is thrown
     // away and read again in halves, and nothing is lost.
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let b = fetch_all_with(http, &[Source::Defender], hunting(Some(5_000)), |_| {}).await;
     assert_eq!(b.statuses[&Source::Defender].outcome, Outcome::Complete);
     assert_eq!(defender(&b), want);
@@ -873,7 +817,7 @@ async fn a_cve_the_knowledge_base_lacks_is_kept_from_its_findings_and_named() {
     // the source says which.
     let s = start(200, 8, faults("kb-missing=3")).await;
     let m = Manifest::of(&s.tenant);
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let http = sim::http(&s, quick());
     let b = fetch_all_with(http, &[Source::Defender], FetchOptions::default(), |_| {}).await;
     let st = &b.statuses[&Source::Defender];
     assert_eq!(st.outcome, Outcome::Complete, "{st:?}");
@@ -918,14 +862,8 @@ async fn advanced_hunting_reads_a_tenant_past_the_real_row_cap_whole() {
     let rows = t.machine_vulnerability_rows().len();
     assert!(rows > 3 * 100_000, "{rows} vulnerability rows");
     let m = Manifest::of(&t);
-    let s = serve(
-        t,
-        "127.0.0.1:0".parse().expect("addr"),
-        ServerOptions::default(),
-    )
-    .await
-    .expect("server");
-    let http = http_for(&s, &s.tenant.client_secret, quick());
+    let s = sim::serve(t, ServerOptions::default()).await;
+    let http = sim::http(&s, quick());
     let b = fetch_all_with(http, &[Source::Defender], FetchOptions::default(), |_| {}).await;
     assert_eq!(b.statuses[&Source::Defender].outcome, Outcome::Complete);
     let mut got = b.graph.entity_counts();

@@ -2,26 +2,17 @@
 //! looked at: an unknown format, direction or grouping, a depth out of
 //! range, a missing snapshot file, a profile that cannot be read.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use crate::common;
 
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-args-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
+use std::path::Path;
+use std::process::Output;
+
+use common::bin::{bare, run};
+use common::tempdir;
 
 /// tenx with an empty data and config directory: no profile at all.
 fn tenx(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenx"))
-        .args(args)
-        .env("TENX_DATA_DIR", home.join("data"))
-        .env("TENX_CONFIG_DIR", home.join("config"))
-        .env_remove("TENX_PROFILE")
-        .env_remove("TENX_TENANT_ID")
-        .output()
-        .expect("tenx runs")
+    run(bare(home).args(args))
 }
 
 #[test]
@@ -116,15 +107,7 @@ fn a_profile_with_no_source_is_an_error() {
         "tenant = \"contoso.example\"\nclient_id = \"0f2f6a1e-1b7e-4c1e-9a55-5d1c0a3b9e21\"\ncloud = \"public\"\nsources = []\n",
     );
     for args in [&["fetch"][..], &["fetch", "--profile", "empty"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
-            .args(args)
-            .env("TENX_DATA_DIR", home.join("data"))
-            .env("TENX_CONFIG_DIR", home.join("config"))
-            .env("TENX_CLIENT_SECRET", "not-used")
-            .env_remove("TENX_PROFILE")
-            .env_remove("TENX_TENANT_ID")
-            .output()
-            .expect("tenx runs");
+        let out = run(bare(home).args(args).env("TENX_CLIENT_SECRET", "not-used"));
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

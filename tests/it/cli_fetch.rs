@@ -1,56 +1,34 @@
 //! The `tenx` binary: fetch into a snapshot, export a subgraph, exit codes.
 
+use crate::common;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::bin::{against, bare, run};
+use common::sim::{self, SCALED};
+use common::{runtime, tempdir};
 use serde_json::Value;
-use tenx_sim::{FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, serve};
+use tenx_sim::{Manifest, RunningTenant};
 
-/// A directory removed when dropped.
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-cli-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
-
+/// `tenx ARGS` against the simulated tenant, on a day the old Defender API
+/// still works, pacing logon users to the scaled limits; with another
+/// client secret when given one.
 fn tenx(s: &RunningTenant, data: &Path, secret: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
+    let mut c = against(s, data);
     c.args(args)
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
         .env("TENX_LOGON_USER_LIMITS", SCALED)
-        // The old Defender API's tests run on a day it still works.
-        .env("TENX_TODAY", "2026-12-01")
-        .env_remove("TENX_PROFILE");
-    for (k, v) in s.env() {
-        c.env(k, v);
-    }
+        .env("TENX_TODAY", "2026-12-01");
     if let Some(sec) = secret {
         c.env("TENX_CLIENT_SECRET", sec);
     }
-    c.output().expect("tenx runs")
+    run(&mut c)
 }
 
-/// Defender's logon-user limits (100 a minute, 1,500 an hour) 600 times
-/// faster, on the simulated tenant and in the client's pacing alike.
-const SCALED: &str = "100/0.1s+1500/1.5s";
-
+/// A simulated tenant whose logon-user limits run at `SCALED`.
 fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64, faults: &str) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    let opts = ServerOptions {
-        faults: Faults::parse(faults).expect("faults"),
-        rate_limits: tenx_sim::RateLimits::parse(&format!("logonusers={SCALED}")).expect("limits"),
-        subsecond_retry_after: true,
-        ..Default::default()
-    };
-    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-        .expect("server")
+    rt.block_on(sim::start_scaled(users, seed, sim::faults(faults)))
 }
 
 /// `tenx fetch --json` with more arguments: it must succeed; its report.
@@ -65,14 +43,6 @@ fn fetch_json(s: &RunningTenant, data: &Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("json report")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
 }
 
 #[test]
@@ -183,17 +153,11 @@ fn exit_codes_tell_complete_partial_and_nothing() {
     );
     // From 1 February 2027 the old API is not called: it says it is retired
     // and what to do, and nothing is sent to it.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
+    let mut c = against(&s, data);
     c.args(["fetch", "--defender-api", "mde", "--sources", "defender"])
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
-        .env("TENX_TODAY", "2027-02-01")
-        .env_remove("TENX_PROFILE");
-    for (k, v) in s.env() {
-        c.env(k, v);
-    }
+        .env("TENX_TODAY", "2027-02-01");
     let before = s.request_count();
-    let out = c.output().expect("runs");
+    let out = run(&mut c);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -217,16 +181,8 @@ fn exit_codes_tell_complete_partial_and_nothing() {
         !out.status.success() && err.contains("--logon-users") && err.contains("'lots'"),
         "{err}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tenx"))
-        .arg("fetch")
-        .env_remove("TENX_TENANT_ID")
-        .env_remove("TENX_CLIENT_ID")
-        .env_remove("TENX_CLIENT_SECRET")
-        .env_remove("TENX_PROFILE")
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("empty-config"))
-        .output()
-        .expect("runs");
+    // No profile, no credentials in the environment.
+    let out = run(bare(&data.join("nobody")).arg("fetch"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,31 +3,15 @@
 //! a resolved device that still fails comes back flagged, and the reports
 //! parse.
 
+use crate::common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::bin::tenx;
+use common::{runtime, sim, tempdir};
 use serde_json::Value;
-use tenx_sim::{FakeParams, FakeTenant, Manifest, RunningTenant, ServerOptions, serve};
-
-/// A directory removed when dropped.
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tenx-triage-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
-
-fn tenx(s: &RunningTenant, data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenx"))
-        .args(args)
-        .envs(s.env())
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
-        .env_remove("TENX_PROFILE")
-        .output()
-        .expect("tenx runs")
-}
+use tenx_sim::{Manifest, RunningTenant, ServerOptions};
 
 fn report(s: &RunningTenant, data: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["triage", "--format", "json"];
@@ -42,25 +26,7 @@ fn report(s: &RunningTenant, data: &Path, extra: &[&str]) -> Value {
 }
 
 fn start(rt: &tokio::runtime::Runtime, users: usize, seed: u64) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    rt.block_on(serve(
-        t,
-        "127.0.0.1:0".parse().expect("addr"),
-        ServerOptions::default(),
-    ))
-    .expect("server")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
+    rt.block_on(sim::start(users, seed, ServerOptions::default()))
 }
 
 #[test]

@@ -1,113 +1,18 @@
 //! The simulated tenant, walked with a plain HTTP client over loopback:
 //! paging, $select/$top, $batch, audiences, throttling, every fault knob.
 
-use std::net::SocketAddr;
+use crate::common;
+
 use std::time::Duration;
 
+use common::sim::{self, start};
+use common::wire::{ARM, DEFENDER, GRAPH, client, get, token, token_response, urlencode, walk};
 use serde_json::{Value, json};
-use tenx_sim::{
-    FakeParams, FakeTenant, Faults, Manifest, RunningTenant, ServerOptions, ThrottleSpec, serve,
-};
+use tenx_sim::{Faults, Manifest, RunningTenant, ServerOptions, ThrottleSpec};
 
-const GRAPH: &str = "https://graph.microsoft.com/.default";
-const DEFENDER: &str = "https://api.securitycenter.microsoft.com/.default";
-const ARM: &str = "https://management.azure.com/.default";
 const API: &str = "api-version=2022-12-01";
 /// Microsoft.Authorization's: it does not know Microsoft.Resources' 2022-12-01.
 const AUTHZ: &str = "api-version=2022-04-01";
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("loopback address")
-}
-
-async fn start(users: usize, seed: u64, options: ServerOptions) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed,
-        ..Default::default()
-    });
-    serve(t, loopback(), options).await.expect("server starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
-async fn token_response(
-    s: &RunningTenant,
-    tenant: &str,
-    client_id: &str,
-    secret: &str,
-    scope: &str,
-) -> (u16, Value) {
-    let body = format!(
-        "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope={}",
-        urlencode(secret),
-        urlencode(scope)
-    );
-    let r = client()
-        .post(format!("{}/login/{tenant}/oauth2/v2.0/token", s.base_url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("token request");
-    let status = r.status().as_u16();
-    (status, r.json().await.expect("token json"))
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-async fn token(s: &RunningTenant, scope: &str) -> String {
-    let t = &s.tenant;
-    let (status, body) =
-        token_response(s, &t.tenant_id, &t.client_id, &t.client_secret, scope).await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
-}
-
-async fn get(url: &str, tok: &str) -> (u16, reqwest::header::HeaderMap, String) {
-    let r = client()
-        .get(url)
-        .bearer_auth(tok)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    (status, headers, r.text().await.unwrap_or_default())
-}
-
-/// Follows `@odata.nextLink` / `nextLink` to the end; returns every item.
-async fn walk(url: &str, tok: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut next = Some(url.to_string());
-    while let Some(u) = next {
-        let (status, _, body) = get(&u, tok).await;
-        assert_eq!(status, 200, "{u}: {body}");
-        let v: Value = serde_json::from_str(&body).expect("page is JSON");
-        items.extend(v["value"].as_array().expect("value array").iter().cloned());
-        next = v["@odata.nextLink"]
-            .as_str()
-            .or(v["nextLink"].as_str())
-            .map(String::from);
-        if let Some(n) = &next {
-            assert!(
-                n.starts_with("http://127.0.0.1:"),
-                "nextLink points back at the server: {n}"
-            );
-        }
-    }
-    items
-}
 
 fn count(m: &Manifest, ty: &str) -> usize {
     m.entities.get(ty).copied().unwrap_or(0)
@@ -1143,15 +1048,7 @@ async fn logon_users_keep_their_documented_limits_by_default() {
 }
 
 async fn with_faults(spec: &str) -> (RunningTenant, String) {
-    let s = start(
-        30,
-        8,
-        ServerOptions {
-            faults: Faults::parse(spec).expect("faults"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let s = start(30, 8, sim::faults(spec)).await;
     let g = token(&s, GRAPH).await;
     (s, g)
 }
@@ -1315,7 +1212,7 @@ async fn fault_knobs_do_what_they_say() {
 
 #[tokio::test]
 async fn the_request_log_records_method_path_and_status() {
-    let dir = tempdir();
+    let dir = common::tempdir("reqlog");
     let dir = dir.path();
     let log = dir.join("requests.log");
     let s = start(
@@ -1402,18 +1299,10 @@ async fn cached_answers_are_the_same_bytes_and_faults_turn_the_cache_off() {
     );
 }
 
-/// A directory removed when dropped.
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("tenx-test-")
-        .tempdir()
-        .expect("temp dir")
-}
-
 #[test]
 fn the_command_prints_settings_and_writes_the_manifest() {
     use std::io::{BufRead, BufReader};
-    let dir = tempdir();
+    let dir = common::tempdir("fake-tenant");
     let dir = dir.path();
     let manifest = dir.join("manifest.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenx"))

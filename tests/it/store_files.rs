@@ -4,44 +4,30 @@
 //! and the data folder's mode is the person's. The real binary against a
 //! simulated tenant on loopback, and real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::bin::{ok, run};
+use common::{hostile, runtime, sim};
 use rusqlite::Connection;
-use tenx_sim::{FakeParams, FakeTenant, RunningTenant, ServerOptions, serve};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
-}
+use tenx_sim::{RunningTenant, ServerOptions};
 
 fn start(rt: &tokio::runtime::Runtime, users: usize) -> RunningTenant {
-    let t = FakeTenant::generate(FakeParams {
-        users,
-        seed: 77,
-        ..Default::default()
-    });
     let opts = ServerOptions {
         rate_limits: tenx_sim::RateLimits::parse("none").expect("limits"),
         ..Default::default()
     };
-    rt.block_on(serve(t, "127.0.0.1:0".parse().expect("addr"), opts))
-        .expect("server")
+    rt.block_on(sim::start(users, 77, opts))
 }
 
+/// The binary with its data in `data`, for the tenant `store-test` or the
+/// simulated tenant.
 fn command(s: Option<&RunningTenant>, data: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tenx"));
-    c.args(args)
-        .env("TENX_DATA_DIR", data)
-        .env("TENX_CONFIG_DIR", data.join("config"))
-        .env("TENX_TENANT_ID", "store-test")
-        .env_remove("TENX_PROFILE");
+    let mut c = common::bin::command(data);
+    c.args(args).env("TENX_TENANT_ID", "store-test");
     if let Some(s) = s {
         c.envs(s.env());
     }
@@ -49,16 +35,7 @@ fn command(s: Option<&RunningTenant>, data: &Path, args: &[&str]) -> Command {
 }
 
 fn tenx(s: Option<&RunningTenant>, data: &Path, args: &[&str]) -> Output {
-    command(s, data, args).output().expect("tenx runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(&mut command(s, data, args))
 }
 
 /// The store `tenx fetch` writes for the tenant of `TENX_TENANT_ID`.
@@ -148,7 +125,7 @@ fn a_foreign_sqlite_file_is_refused_untouched() {
 fn reading_a_named_snapshot_creates_nothing_beside_it() {
     let data = common::tempdir("store-named");
     let data = data.path();
-    let path = common::snapshot(data);
+    let path = hostile::snapshot(data);
     let files = common::tempdir("store-named-files");
     let named = files.path().join("copy.sqlite");
     std::fs::rename(&path, &named).expect("rename");
@@ -173,7 +150,7 @@ fn reading_a_named_snapshot_creates_nothing_beside_it() {
 fn a_snapshot_of_an_older_schema_is_read_without_being_changed() {
     let data = common::tempdir("store-old");
     let data = data.path();
-    let path = common::snapshot(data);
+    let path = hostile::snapshot(data);
     {
         let c = Connection::open(&path).expect("sqlite");
         c.execute_batch(
