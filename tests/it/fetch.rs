@@ -264,13 +264,17 @@ async fn a_malformed_page_names_its_endpoint_and_loses_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_that_expire_mid_fetch_are_renewed() {
     // Slow enough that the fetch takes seconds however fast the build, so
-    // tokens die under it.
-    let mut opts = faults("expire=1");
+    // tokens die under it. A renewed token lives 2 s: it crosses the
+    // network twice (300 ms each way) before the service checks it, and on
+    // a loaded machine the test's own threads wait their turn too — with
+    // 1 s, a token renewed in time could die on the way, twice, and the
+    // client rightly gave up ("refused a freshly issued token").
+    let mut opts = faults("expire=2");
     opts.latency = std::time::Duration::from_millis(300);
     let s = start(1000, 14, opts).await;
     let b = fetch(&s, quick()).await;
     assert!(
-        b.elapsed.expect("elapsed") > std::time::Duration::from_millis(1100),
+        b.elapsed.expect("elapsed") > std::time::Duration::from_millis(2200),
         "the fetch outlived a token"
     );
     for st in b.statuses.values() {
