@@ -1,6 +1,6 @@
 //! tenx: a read-only terminal explorer for Microsoft tenants.
 //!
-//! The folders are the layers, lowest first (tests/layers.rs checks that
+//! The folders are the layers, lowest first (tests/it/layers.rs checks that
 //! every `crate::` path points down): `base` and `model`; `auth`; `fetch`
 //! with `ingest` inside its order (records become entities before the
 //! sources use them); `search`, `export`, `triage`; `store`; `config`;
