@@ -60,6 +60,21 @@ impl Session {
         tmux().args(&args).status().expect("send-keys");
     }
 
+    /// Waits until the screen no longer shows `text`. A key sent right after
+    /// Escape would reach the explorer in the same read and be taken as
+    /// Alt with that key; waiting for Escape's effect keeps them apart.
+    fn wait_gone(&self, text: &str, timeout: Duration) {
+        let start = Instant::now();
+        while self.screen().contains(text) {
+            assert!(
+                start.elapsed() < timeout,
+                "'{text}' stayed on screen for {timeout:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the screen shows `text`; fails with the screen if it never does.
     fn wait_for(&self, text: &str, timeout: Duration) -> String {
         let start = Instant::now();
@@ -458,6 +473,7 @@ fn a_worker_panic_leaves_the_explorer_running() {
     s.keys(&["?"]);
     s.wait_for("forward in jump history", t);
     s.keys(&["Escape"]);
+    s.wait_gone("forward in jump history", t);
     s.keys(&["q"]);
     let screen = s.wait_for("tenx-exit=", t);
     assert!(screen.contains("tenx-exit=0"), "{screen}");
@@ -508,6 +524,7 @@ fn a_users_keymap_rebinds_keys_and_help_shows_them_and_a_broken_theme_is_said() 
     assert!(row("F1", "this help"), "{help}");
     assert!(!row("q", "quit"), "{help}");
     s.keys(&["Escape"]);
+    s.wait_gone("Esc closes", t);
     s.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(s.alive(), "q no longer quits: {}", s.screen());
