@@ -4,6 +4,7 @@
 //! are known, so the fetch takes about as long as its longest page chain.
 
 pub mod arm;
+pub mod collect;
 pub mod context;
 pub mod defender;
 pub mod directory;
@@ -11,11 +12,6 @@ pub mod hunting;
 pub mod intune;
 
 use serde_json::Value;
-
-/// Paths of many per-item collections, e.g. `/groups/{id}/members`.
-pub fn per_item(ids: &[String], f: impl Fn(&str) -> String) -> Vec<String> {
-    ids.iter().map(|id| f(id)).collect()
-}
 
 /// The `value` items of a batch sub-response body, for a collection read in
 /// one page.
