@@ -26,26 +26,26 @@ pub async fn run(ctx: &Ctx) {
         .clone()
         .map(|load| tokio::task::spawn_blocking(move || load()));
     let machines = async {
-        let mut listed = Vec::<MachineSeen>::new();
-        let r = ctx
-            .http
-            .get_pages(Api::Defender, "/api/machines?$top=10000", |items| {
-                ctx.ingest("machines", &items, |v, b| {
+        let machines = ctx
+            .list(
+                Api::Defender,
+                "machines",
+                "/api/machines?$top=10000",
+                |v, b| {
                     ingest::machine(v, &ctx.tenant, b);
-                    if let Some(id) = text(v, "id") {
-                        listed.push(MachineSeen {
-                            key: id.to_string(),
-                            risk: MachineSeen::risk_of(text(v, "riskScore")),
-                            last_seen: text(v, "lastSeen").unwrap_or("").to_string(),
-                        });
-                    }
-                })
-            })
+                    let id = text(v, "id")?;
+                    Some(MachineSeen {
+                        key: id.to_string(),
+                        risk: MachineSeen::risk_of(text(v, "riskScore")),
+                        last_seen: text(v, "lastSeen").unwrap_or("").to_string(),
+                    })
+                },
+            )
             .await;
         // A listing that broke off reads no logon users, but the machines it
         // did list keep theirs from the previous snapshot.
-        let listed_whole = r.is_ok();
-        ctx.finish("machines", r);
+        let listed_whole = machines.whole();
+        let listed = machines.items;
         let carry = match carry {
             None => LogonCarry::default(),
             Some(task) => match task.await {
@@ -77,30 +77,18 @@ pub async fn run(ctx: &Ctx) {
         };
         logon_users(ctx, &listed, &carry, wanted).await;
     };
-    let cves = async {
-        let r = ctx
-            .http
-            .get_pages(Api::Defender, "/api/vulnerabilities?$top=8000", |items| {
-                ctx.ingest("vulnerabilities", &items, |v, b| ingest::cve(v, b))
-            })
-            .await;
-        ctx.finish("vulnerabilities", r);
-    };
-    let findings = async {
-        let r = ctx
-            .http
-            .get_pages(
-                Api::Defender,
-                "/api/vulnerabilities/machinesVulnerabilities?$top=10000",
-                |items| {
-                    ctx.ingest("machine vulnerabilities", &items, |v, b| {
-                        ingest::machine_vulnerability(v, b)
-                    })
-                },
-            )
-            .await;
-        ctx.finish("machine vulnerabilities", r);
-    };
+    let cves = ctx.read(
+        Api::Defender,
+        "vulnerabilities",
+        "/api/vulnerabilities?$top=8000",
+        |v, b| ingest::cve(v, b),
+    );
+    let findings = ctx.read(
+        Api::Defender,
+        "machine vulnerabilities",
+        "/api/vulnerabilities/machinesVulnerabilities?$top=10000",
+        |v, b| ingest::machine_vulnerability(v, b),
+    );
     tokio::join!(machines, cves, findings);
 }
 

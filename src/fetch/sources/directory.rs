@@ -3,45 +3,24 @@
 //! soon as each page of groups arrives.
 
 use super::context::Ctx;
+use crate::auth::endpoints::Api;
+use crate::fetch::http::{HttpError, MAX_BATCH};
 use crate::ingest::directory as ingest;
 
 pub async fn run(ctx: &Ctx) {
-    let org = async {
-        let r = ctx
-            .http
-            .get_pages(
-                crate::auth::endpoints::Api::Graph,
-                "/v1.0/organization",
-                |items| ctx.ingest("organization", &items, |v, b| ingest::organization(v, b)),
-            )
-            .await;
-        ctx.finish("organization", r);
-    };
-    let users = async {
-        let path = format!("/v1.0/users?$top=999&$select={}", ingest::USER_FIELDS);
-        let r = ctx
-            .http
-            .get_pages(crate::auth::endpoints::Api::Graph, &path, |items| {
-                ctx.ingest("users", &items, |v, b| ingest::user(v, &ctx.tenant, b))
-            })
-            .await;
-        ctx.finish("users", r);
-    };
-    let sps = async {
-        let r = ctx
-            .http
-            .get_pages(
-                crate::auth::endpoints::Api::Graph,
-                "/v1.0/servicePrincipals?$top=999",
-                |items| {
-                    ctx.ingest("service principals", &items, |v, b| {
-                        ingest::service_principal(v, &ctx.tenant, b)
-                    })
-                },
-            )
-            .await;
-        ctx.finish("service principals", r);
-    };
+    let users_path = format!("/v1.0/users?$top=999&$select={}", ingest::USER_FIELDS);
+    let org = ctx.read(Api::Graph, "organization", "/v1.0/organization", |v, b| {
+        ingest::organization(v, b)
+    });
+    let users = ctx.read(Api::Graph, "users", &users_path, |v, b| {
+        ingest::user(v, &ctx.tenant, b)
+    });
+    let sps = ctx.read(
+        Api::Graph,
+        "service principals",
+        "/v1.0/servicePrincipals?$top=999",
+        |v, b| ingest::service_principal(v, &ctx.tenant, b),
+    );
     // Groups feed member requests through a channel so members of the first
     // page are read while later pages of groups are still coming.
     let (gtx, grx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
@@ -52,20 +31,16 @@ pub async fn run(ctx: &Ctx) {
     let groups = async move {
         let r = ctx
             .http
-            .get_pages(
-                crate::auth::endpoints::Api::Graph,
-                "/v1.0/groups?$top=999",
-                |items| {
-                    let mut ids = Vec::new();
-                    ctx.ingest("groups", &items, |v, b| {
-                        ingest::group(v, &ctx.tenant, b);
-                        if let Some(id) = crate::ingest::text(v, "id") {
-                            ids.push(id.to_string());
-                        }
-                    });
-                    let _ = gtx.send(ids);
-                },
-            )
+            .get_pages(Api::Graph, "/v1.0/groups?$top=999", |items| {
+                let mut ids = Vec::new();
+                ctx.ingest("groups", &items, |v, b| {
+                    ingest::group(v, &ctx.tenant, b);
+                    if let Some(id) = crate::ingest::text(v, "id") {
+                        ids.push(id.to_string());
+                    }
+                });
+                let _ = gtx.send(ids);
+            })
             .await;
         groups_listed.store(r.is_ok(), std::sync::atomic::Ordering::Release);
         ctx.finish("groups", r);
@@ -79,7 +54,7 @@ pub async fn run(ctx: &Ctx) {
             tokio::select! {
                 ids = grx.recv() => match ids {
                     Some(ids) => {
-                        for chunk in ids.chunks(crate::fetch::http::MAX_BATCH) {
+                        for chunk in ids.chunks(MAX_BATCH) {
                             running.push(members_of(ctx, chunk.to_vec()));
                         }
                     }
@@ -116,22 +91,18 @@ pub async fn run(ctx: &Ctx) {
 
 /// Members of up to 20 groups: one `$batch`, then next links.
 /// On failure, the first error and how many of the groups failed.
-async fn members_of(
-    ctx: &Ctx,
-    group_ids: Vec<String>,
-) -> Result<(), (crate::fetch::http::HttpError, usize)> {
-    let paths = super::per_item(&group_ids, |id| {
-        format!(
-            "/groups/{id}/members?$top=999&$select=id,displayName,userPrincipalName,mail,deviceId,appId"
-        )
-    });
+async fn members_of(ctx: &Ctx, group_ids: Vec<String>) -> Result<(), (HttpError, usize)> {
     let results = ctx
-        .http
-        .batch_pages("v1.0", &paths, |i, items| {
-            ctx.ingest("group members", &items, |v, b| {
-                ingest::member(&group_ids[i], v, b)
-            })
-        })
+        .read_each(
+            "group members",
+            &group_ids,
+            |id| {
+                format!(
+                    "/groups/{id}/members?$top=999&$select=id,displayName,userPrincipalName,mail,deviceId,appId"
+                )
+            },
+            |group, v, b| ingest::member(group, v, b),
+        )
         .await;
     let mut first_err = None;
     let mut failed = 0;

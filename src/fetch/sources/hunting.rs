@@ -22,8 +22,8 @@ use std::collections::{HashMap, VecDeque};
 use super::context::Ctx;
 use crate::fetch::http::{HttpError, Waited};
 use crate::fetch::logons::Pacer;
-use crate::fetch::record::RawPage;
-use crate::ingest::hunting as ingest;
+use crate::fetch::record::{RawPage, Record};
+use crate::ingest::{Batch, hunting as ingest};
 
 /// Hash buckets of `DeviceId`: 4,096 buckets hold 100,000 rows each only
 /// past 400 million rows. Fewer under a smaller row cap, so that the count
@@ -227,6 +227,20 @@ impl Hunter<'_> {
         }
         Ok(total)
     }
+
+    /// Reads a table into its collection, each row through `ingest`
+    /// (counted and sent to the graph, `Ctx::ingest`), then the
+    /// collection's outcome kept: whether it was read whole.
+    async fn collect(&self, t: &Table, mut ingest: impl FnMut(&Record<'_>, &mut Batch)) -> bool {
+        let r = self
+            .read(t, |page| {
+                self.ctx.ingest(t.collection, &page.records(), &mut ingest)
+            })
+            .await;
+        let read = r.is_ok();
+        self.ctx.finish(t.collection, r);
+        read
+    }
 }
 
 /// A refusal that a smaller query avoids: the result's size, or the time
@@ -246,53 +260,31 @@ pub async fn run(ctx: &Ctx) {
         buckets: BUCKETS.min((policy.row_cap / 4).max(2) as u32),
     };
     let machines = async {
-        let t = machines();
         let mut seen = Vec::new();
-        let r = h
-            .read(&t, |page| {
-                ctx.ingest(t.collection, &page.records(), |v, b| {
-                    if let Some(id) = ingest::machine(v, &ctx.tenant, b) {
-                        seen.push(id.to_string());
-                    }
-                })
+        let read = h
+            .collect(&machines(), |v, b| {
+                if let Some(id) = ingest::machine(v, &ctx.tenant, b) {
+                    seen.push(id.to_string());
+                }
             })
             .await;
-        let read = r.is_ok();
-        ctx.finish(t.collection, r);
         read.then_some(seen)
     };
-    let logons = async {
-        let t = logons();
-        let r = h
-            .read(&t, |page| {
-                ctx.ingest(t.collection, &page.records(), |v, b| {
-                    ingest::logon_event(v, b)
-                })
-            })
-            .await;
-        let read = r.is_ok();
-        ctx.finish(t.collection, r);
-        read
-    };
+    let logons = async { h.collect(&logons(), |v, b| ingest::logon_event(v, b)).await };
     // The CVEs are those found on machines: read once the findings are.
     let findings = async {
-        let t = vulnerabilities();
         let mut exposed: HashMap<String, Exposure> = HashMap::new();
-        let r = h
-            .read(&t, |page| {
-                ctx.ingest(t.collection, &page.records(), |v, b| {
-                    if let Some((cve, severity)) = ingest::vulnerability(v, b) {
-                        let e = exposed.entry(cve.to_string()).or_default();
-                        e.machines += 1;
-                        if e.severity.is_none() {
-                            e.severity = severity.map(String::from);
-                        }
+        let read = h
+            .collect(&vulnerabilities(), |v, b| {
+                if let Some((cve, severity)) = ingest::vulnerability(v, b) {
+                    let e = exposed.entry(cve.to_string()).or_default();
+                    e.machines += 1;
+                    if e.severity.is_none() {
+                        e.severity = severity.map(String::from);
                     }
-                })
+                }
             })
             .await;
-        let read = r.is_ok();
-        ctx.finish(t.collection, r);
         if read {
             let r = cves(&h, &exposed).await;
             ctx.finish("vulnerabilities", r);

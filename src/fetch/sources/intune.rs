@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::collect::first_error;
 use super::context::Ctx;
 use crate::auth::endpoints::Api;
-use crate::fetch::http::HttpError;
+use crate::fetch::http::{HttpError, MAX_BATCH};
 use crate::ingest::{Batch, intune as ingest, text};
 use crate::model::{EntityKind, Verb};
 
@@ -26,21 +27,12 @@ struct Failing {
 }
 
 pub async fn run(ctx: &Ctx) {
-    let devices = async {
-        let r = ctx
-            .http
-            .get_pages(
-                Api::Graph,
-                "/v1.0/deviceManagement/managedDevices?$top=1000",
-                |items| {
-                    ctx.ingest("managed devices", &items, |v, b| {
-                        ingest::managed_device(v, b)
-                    })
-                },
-            )
-            .await;
-        ctx.finish("managed devices", r);
-    };
+    let devices = ctx.read(
+        Api::Graph,
+        "managed devices",
+        "/v1.0/deviceManagement/managedDevices?$top=1000",
+        |v, b| ingest::managed_device(v, b),
+    );
     let detected = detected_apps(ctx);
     let managed = managed_apps(ctx);
     let (_, _, _, detected_names, managed_names) = tokio::join!(
@@ -65,70 +57,54 @@ pub async fn run(ctx: &Ctx) {
 }
 
 async fn compliance(ctx: &Ctx) {
-    let mut policies = Vec::new();
-    let r = ctx
-        .http
-        .get_pages(
+    let policies = ctx
+        .list(
             Api::Graph,
+            "compliance policies",
             "/v1.0/deviceManagement/deviceCompliancePolicies",
-            |items| {
-                ctx.ingest("compliance policies", &items, |v, b| {
-                    ingest::compliance_policy(v, b);
-                    if let Some(id) = text(v, "id") {
-                        policies.push(id.to_string());
-                    }
-                })
+            |v, b| {
+                ingest::compliance_policy(v, b);
+                text(v, "id").map(String::from)
             },
         )
         .await;
-    let listed = r.is_ok();
-    ctx.finish("compliance policies", r);
-    if !listed {
-        // Statuses and findings are read per policy: none can be.
-        for c in ["compliance device statuses", "noncompliance findings"] {
-            ctx.not_read(c, "the compliance policies could not be listed");
-        }
-        return;
-    }
-    if policies.is_empty() {
+    // Statuses and findings are read per policy.
+    let per_policy = ["compliance device statuses", "noncompliance findings"];
+    if !ctx.can_read_per_item(&policies, &per_policy) || policies.items.is_empty() {
         return;
     }
     // Failing rows go to `findings` as their pages arrive, so the failing
     // devices' policy states are read while later status pages still come.
     let (failing_tx, failing_rx) = tokio::sync::mpsc::unbounded_channel::<Failing>();
-    let paths = super::per_item(&policies, |id| {
-        // What a finding keeps of its row, and no more.
-        format!(
-            "/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses?$select=id,status,{}",
-            ingest::FINDING_ROW_FIELDS.join(",")
-        )
-    });
     let statuses = async move {
-        let results = ctx
-            .http
-            .batch_pages("v1.0", &paths, |i, items| {
-                ctx.ingest("compliance device statuses", &items, |v, b| {
-                    let Some((device, state)) = ingest::device_status(
-                        &policies[i],
-                        EntityKind::IntuneCompliancePolicy,
-                        v,
-                        b,
-                    ) else {
-                        return;
-                    };
-                    if ingest::is_failing_state(state) {
-                        let _ = failing_tx.send(Failing {
-                            device: device.to_string(),
-                            policy: policies[i].clone(),
-                            state: state.to_ascii_lowercase(),
-                            row: crate::ingest::Json::to_value(v),
-                        });
-                    }
-                })
-            })
-            .await;
+        ctx.each(
+            &policies,
+            "compliance device statuses",
+            |id| {
+                // What a finding keeps of its row, and no more.
+                format!(
+                    "/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses?$select=id,status,{}",
+                    ingest::FINDING_ROW_FIELDS.join(",")
+                )
+            },
+            |policy, v, b| {
+                let Some((device, state)) =
+                    ingest::device_status(policy, EntityKind::IntuneCompliancePolicy, v, b)
+                else {
+                    return;
+                };
+                if ingest::is_failing_state(state) {
+                    let _ = failing_tx.send(Failing {
+                        device: device.to_string(),
+                        policy: policy.clone(),
+                        state: state.to_ascii_lowercase(),
+                        row: crate::ingest::Json::to_value(v),
+                    });
+                }
+            },
+        )
+        .await;
         drop(failing_tx);
-        ctx.finish("compliance device statuses", first_error(results));
     };
     tokio::join!(statuses, findings(ctx, failing_rx));
 }
@@ -156,8 +132,8 @@ async fn findings(ctx: &Ctx, mut failing: UnboundedReceiver<Failing>) {
         ingest::finding(&f.device, &f.policy, &f.state, &f.row, state, b);
     };
     loop {
-        while queued.len() >= crate::fetch::http::MAX_BATCH || (!open && !queued.is_empty()) {
-            let n = queued.len().min(crate::fetch::http::MAX_BATCH);
+        while queued.len() >= MAX_BATCH || (!open && !queued.is_empty()) {
+            let n = queued.len().min(MAX_BATCH);
             running.push(policy_states(ctx, queued.drain(..n).collect()));
         }
         tokio::select! {
@@ -229,9 +205,10 @@ async fn policy_states(
     ctx: &Ctx,
     devices: Vec<String>,
 ) -> Vec<(String, Result<PolicyStates, HttpError>)> {
-    let paths = super::per_item(&devices, |d| {
-        format!("/deviceManagement/managedDevices/{d}/deviceCompliancePolicyStates")
-    });
+    let paths: Vec<String> = devices
+        .iter()
+        .map(|d| format!("/deviceManagement/managedDevices/{d}/deviceCompliancePolicyStates"))
+        .collect();
     let read: Mutex<HashMap<usize, PolicyStates>> = Mutex::new(HashMap::new());
     let results = ctx
         .http
@@ -257,114 +234,72 @@ async fn policy_states(
 /// failing settings are not read (that would be a request per device).
 async fn configurations(ctx: &Ctx) {
     // (id, name) of each configuration.
-    let mut configs: Vec<(String, String)> = Vec::new();
-    let r = ctx
-        .http
-        .get_pages(
+    let configs = ctx
+        .list(
             Api::Graph,
+            "device configurations",
             "/v1.0/deviceManagement/deviceConfigurations",
-            |items| {
-                ctx.ingest("device configurations", &items, |v, b| {
-                    ingest::configuration(v, b);
-                    if let Some(id) = text(v, "id") {
-                        let name = text(v, "displayName").unwrap_or(id);
-                        configs.push((id.to_string(), name.to_string()));
-                    }
-                })
+            |v, b| {
+                ingest::configuration(v, b);
+                let id = text(v, "id")?;
+                let name = text(v, "displayName").unwrap_or(id);
+                Some((id.to_string(), name.to_string()))
             },
         )
         .await;
-    let listed = r.is_ok();
-    ctx.finish("device configurations", r);
-    if !listed {
-        ctx.not_read(
-            "configuration device statuses",
-            "the device configurations could not be listed",
-        );
-        return;
-    }
-    if configs.is_empty() {
-        return;
-    }
-    let ids: Vec<String> = configs.iter().map(|(id, _)| id.clone()).collect();
-    let paths = super::per_item(&ids, |id| {
-        // Whether the device has the configuration, and what a finding
-        // keeps of a failing row.
-        format!(
-            "/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status,{}",
-            ingest::FINDING_ROW_FIELDS.join(",")
-        )
-    });
-    let results = ctx
-        .http
-        .batch_pages("v1.0", &paths, |i, items| {
-            ctx.ingest("configuration device statuses", &items, |v, b| {
-                let (id, name) = &configs[i];
-                let Some((device, state)) =
-                    ingest::device_status(id, EntityKind::IntuneDeviceConfiguration, v, b)
-                else {
-                    return;
-                };
-                if ingest::is_failing_state(state) {
-                    let row = crate::ingest::Json::to_value(v);
-                    ingest::configuration_finding(
-                        device,
-                        id,
-                        name,
-                        &state.to_ascii_lowercase(),
-                        &row,
-                        b,
-                    );
-                }
-            })
-        })
-        .await;
-    ctx.finish("configuration device statuses", first_error(results));
+    ctx.each(
+        &configs,
+        "configuration device statuses",
+        |(id, _)| {
+            // Whether the device has the configuration, and what a finding
+            // keeps of a failing row.
+            format!(
+                "/deviceManagement/deviceConfigurations/{id}/deviceStatuses?$select=id,status,{}",
+                ingest::FINDING_ROW_FIELDS.join(",")
+            )
+        },
+        |(id, name), v, b| {
+            let Some((device, state)) =
+                ingest::device_status(id, EntityKind::IntuneDeviceConfiguration, v, b)
+            else {
+                return;
+            };
+            if ingest::is_failing_state(state) {
+                let row = crate::ingest::Json::to_value(v);
+                ingest::configuration_finding(
+                    device,
+                    id,
+                    name,
+                    &state.to_ascii_lowercase(),
+                    &row,
+                    b,
+                );
+            }
+        },
+    )
+    .await;
 }
 
 /// Detected apps and, per app, the devices that have it. Returns (id, name).
 async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
-    let mut apps = Vec::new();
-    let r = ctx
-        .http
-        .get_pages(
+    let apps = ctx
+        .list(
             Api::Graph,
+            "detected apps",
             "/v1.0/deviceManagement/detectedApps?$top=1000",
-            |items| {
-                ctx.ingest("detected apps", &items, |v, b| {
-                    if let Some(app) = ingest::detected_app(v, b) {
-                        apps.push(app);
-                    }
-                })
-            },
+            |v, b| ingest::detected_app(v, b),
         )
         .await;
-    let listed = r.is_ok();
-    ctx.finish("detected apps", r);
-    if !listed {
-        ctx.not_read(
-            "devices per detected app",
-            "the detected apps could not be listed",
-        );
-        return apps;
-    }
-    if apps.is_empty() {
-        return apps;
-    }
-    let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
-    let paths = super::per_item(&ids, |id| {
-        format!("/deviceManagement/detectedApps/{id}/managedDevices?$select=id,deviceName")
-    });
-    let results = ctx
-        .http
-        .batch_pages("v1.0", &paths, |i, items| {
-            ctx.ingest("devices per detected app", &items, |v, b| {
-                ingest::app_device(&ids[i], v, b)
-            })
-        })
-        .await;
-    ctx.finish("devices per detected app", first_error(results));
-    apps
+    ctx.each(
+        &apps,
+        "devices per detected app",
+        |(id, _)| {
+            format!("/deviceManagement/detectedApps/{id}/managedDevices?$select=id,deviceName")
+        },
+        |(id, _), v, b| ingest::app_device(id, v, b),
+    )
+    .await;
+    apps.items
 }
 
 /// Managed apps and, per app, the devices it is assigned to, from the
@@ -374,32 +309,19 @@ async fn detected_apps(ctx: &Ctx) -> Vec<(String, String)> {
 /// 2023 and answers 400 (see `report`). Returns (id, name).
 async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
     use futures::StreamExt;
-    let mut apps = Vec::new();
-    let r = ctx
-        .http
-        .get_pages(
+    let apps = ctx
+        .list(
             Api::Graph,
+            "managed apps",
             "/v1.0/deviceAppManagement/mobileApps",
-            |items| {
-                ctx.ingest("managed apps", &items, |v, b| {
-                    if let Some(app) = ingest::mobile_app(v, b) {
-                        apps.push(app);
-                    }
-                })
-            },
+            |v, b| ingest::mobile_app(v, b),
         )
         .await;
     const COLLECTION: &str = "managed app install states";
-    let listed = r.is_ok();
-    ctx.finish("managed apps", r);
-    if !listed {
-        ctx.not_read(COLLECTION, "the managed apps could not be listed");
-        return apps;
+    if !ctx.can_read_per_item(&apps, &[COLLECTION]) || apps.items.is_empty() {
+        return apps.items;
     }
-    if apps.is_empty() {
-        return apps;
-    }
-    let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<String> = apps.items.iter().map(|(id, _)| id.clone()).collect();
     let results: Vec<Result<usize, HttpError>> = futures::stream::iter(ids)
         .map(|id| async move {
             // Only which device has the app is kept.
@@ -437,13 +359,5 @@ async fn managed_apps(ctx: &Ctx) -> Vec<(String, String)> {
         .collect()
         .await;
     ctx.finish(COLLECTION, first_error(results));
-    apps
-}
-
-pub fn first_error(results: Vec<Result<usize, HttpError>>) -> Result<usize, HttpError> {
-    let mut total = 0;
-    for r in results {
-        total += r?;
-    }
-    Ok(total)
+    apps.items
 }

@@ -7,6 +7,7 @@
 //! as its longest page chain.
 
 pub mod arm;
+pub mod collect;
 pub mod context;
 pub mod defender;
 pub mod directory;
@@ -14,11 +15,6 @@ pub mod hunting;
 pub mod intune;
 
 use serde_json::Value;
-
-/// Paths of many per-item collections, e.g. `/groups/{id}/members`.
-pub fn per_item(ids: &[String], f: impl Fn(&str) -> String) -> Vec<String> {
-    ids.iter().map(|id| f(id)).collect()
-}
 
 /// The `value` items of a batch sub-response body, for a collection read in
 /// one page.
