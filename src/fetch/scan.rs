@@ -11,6 +11,10 @@
 //! records are made later, where they are read, without another pass.
 //! A `$batch` answer is read the same way (`batch`): its sub-responses'
 //! pages are scanned as they are met.
+//!
+//! Size: long because it is one hand-written pass over JSON that checks and
+//! splits at once; its states share one cursor, and split across files the
+//! single pass would have to be re-assembled.
 
 use std::borrow::Cow;
 use std::fmt;

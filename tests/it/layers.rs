@@ -220,3 +220,62 @@ fn the_simulated_tenant_depends_on_nothing_of_the_product_but_its_names() {
     let ours: Vec<&String> = deps.keys().filter(|k| k.starts_with("tenx")).collect();
     assert_eq!(ours, ["tenx-kinds"]);
 }
+
+/// The most lines of code (before its test module) a module may have
+/// without saying why at its top.
+const LONG: usize = 600;
+
+/// Lines of code before a file's test module.
+fn code_length(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| !l.starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// Whether a file's module comment says why it is long (`//! Size: …`).
+fn says_why_it_is_long(text: &str) -> bool {
+    text.lines()
+        .take_while(|l| l.starts_with("//!") || l.starts_with("#!"))
+        .any(|l| {
+            l.trim_start_matches("//!")
+                .trim_start()
+                .starts_with("Size:")
+        })
+}
+
+#[test]
+fn no_module_is_long_without_saying_why_at_its_top() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "crates/sim/src", "crates/kinds/src"] {
+        walk(&root.join(dir), &mut files);
+    }
+    let mut long = Vec::new();
+    for f in &files {
+        // A file of tests is as long as what it tests needs.
+        if f.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).expect("read");
+        let n = code_length(&text);
+        if n > LONG && !says_why_it_is_long(&text) {
+            long.push(format!("{} ({n} lines)", f.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {LONG} lines of code without a `//! Size: …` line at the top saying why:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_counts_code_and_reads_the_reason() {
+    let text =
+        "//! A module.\n//!\n//! Size: long because.\nfn a() {}\n#[cfg(test)]\nmod tests {}\n";
+    assert_eq!(code_length(text), 4);
+    assert!(says_why_it_is_long(text));
+    assert!(!says_why_it_is_long(
+        "//! A module.\nfn a() {}\n// Size: no\n"
+    ));
+}

@@ -2,6 +2,11 @@
 //! the channel to the graph, the source's counts and failures) and the
 //! words of a fetch — `Source`, `FetchEvent`, `Outcome`, `SourceStatus`,
 //! `FetchOptions`. Orchestration (`crate::fetch`) sits above it.
+//!
+//! Size: long because it holds both the words of a fetch (`Source`,
+//! `FetchEvent`, `Outcome`, `SourceStatus`, `FetchOptions`) and the `Ctx`
+//! that reports in them; moving the words to a module of their own is the
+//! next step.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
