@@ -29,14 +29,15 @@ impl LogonBudget {
     /// One minute's allowance: a fetch that never waits for the limit.
     pub const DEFAULT: LogonBudget = LogonBudget::Machines(100);
 
-    pub fn parse(s: &str) -> anyhow::Result<LogonBudget> {
+    pub fn parse(s: &str) -> Result<LogonBudget, crate::base::setting::SettingError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "all" => Ok(LogonBudget::All),
             "none" => Ok(LogonBudget::Machines(0)),
-            n => n
-                .parse()
-                .map(LogonBudget::Machines)
-                .map_err(|_| anyhow::anyhow!("a number of machines, all or none, not '{s}'")),
+            n => n.parse().map(LogonBudget::Machines).map_err(|_| {
+                crate::base::setting::SettingError(format!(
+                    "a number of machines, all or none, not '{s}'"
+                ))
+            }),
         }
     }
 
@@ -85,15 +86,18 @@ impl LogonPolicy {
     /// `TENX_LOGON_USER_LIMITS` (`100/60s+1500/3600s`) where that is set:
     /// for a tenant whose limits differ from the documented ones, and for
     /// tests against a simulated tenant with scaled windows.
-    pub fn with_budget(budget: LogonBudget) -> anyhow::Result<LogonPolicy> {
+    pub fn with_budget(
+        budget: LogonBudget,
+    ) -> Result<LogonPolicy, crate::base::setting::SettingError> {
         let mut p = LogonPolicy {
             budget,
             ..Default::default()
         };
         if let Ok(spec) = std::env::var("TENX_LOGON_USER_LIMITS") {
             if !spec.trim().is_empty() {
-                p.windows = parse_windows(&spec)
-                    .map_err(|e| anyhow::anyhow!("TENX_LOGON_USER_LIMITS: {e}"))?;
+                p.windows = parse_windows(&spec).map_err(|e| {
+                    crate::base::setting::SettingError(format!("TENX_LOGON_USER_LIMITS: {e}"))
+                })?;
             }
         }
         Ok(p)
@@ -101,10 +105,16 @@ impl LogonPolicy {
 }
 
 /// `100/60s+1500/3600s`: calls per window, each window in seconds.
-pub fn parse_windows(spec: &str) -> anyhow::Result<Vec<(u32, Duration)>> {
+pub fn parse_windows(
+    spec: &str,
+) -> Result<Vec<(u32, Duration)>, crate::base::setting::SettingError> {
     let mut out = Vec::new();
     for w in spec.split('+').map(str::trim) {
-        let bad = || anyhow::anyhow!("'{w}' is not calls/seconds (e.g. 100/60s+1500/3600s)");
+        let bad = || {
+            crate::base::setting::SettingError(format!(
+                "'{w}' is not calls/seconds (e.g. 100/60s+1500/3600s)"
+            ))
+        };
         let (n, secs) = w.split_once('/').ok_or_else(bad)?;
         let n: u32 = n.trim().parse().map_err(|_| bad())?;
         let secs: f64 = secs
@@ -116,7 +126,9 @@ pub fn parse_windows(spec: &str) -> anyhow::Result<Vec<(u32, Duration)>> {
             .ok()
             .filter(|d| !d.is_zero() && n > 0);
         let Some(window) = window else {
-            anyhow::bail!("'{w}' needs at least one call per positive window");
+            return Err(crate::base::setting::SettingError(format!(
+                "'{w}' needs at least one call per positive window"
+            )));
         };
         out.push((n, window));
     }

@@ -27,8 +27,8 @@ use crate::ingest::joins::Linker;
 use crate::model::TenantGraph;
 
 pub use crate::fetch::sources::context::{
-    Carried, CarryLoader, Ctx, DefenderApi, FetchEvent, FetchOptions, HuntingPolicy, Outcome,
-    Source, SourceStatus, explain_failure, gaps, permission_for, today,
+    Carried, CarryError, CarryLoader, Ctx, DefenderApi, FetchEvent, FetchOptions, HuntingPolicy,
+    Outcome, SettingError, Source, SourceStatus, explain_failure, gaps, permission_for, today,
 };
 
 /// Starts every source as its own task. Events arrive on the receiver; the

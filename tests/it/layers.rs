@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "base::terminal",
         "base::outfile",
         "base::redact",
+        "base::setting",
         "auth::secret",
         "auth::endpoints",
         "fetch::scan",

@@ -125,7 +125,8 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(auth: Arc<Auth>, opts: HttpOptions) -> anyhow::Result<Http> {
+    /// A client; `Err` only when the TLS backend cannot be set up.
+    pub fn new(auth: Arc<Auth>, opts: HttpOptions) -> Result<Http, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(opts.timeout)
             // A redirect is an answer to report, never a place to send a

@@ -19,6 +19,11 @@ use crate::fetch::http::{Http, HttpError, MetricsSnapshot};
 use crate::fetch::logons::{LogonCarry, LogonPolicy};
 use crate::ingest::Batch;
 
+pub use crate::base::setting::SettingError;
+
+/// What went wrong reading the carry-over, as the loader tells it.
+pub type CarryError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -54,13 +59,15 @@ impl Source {
         }
     }
 
-    pub fn parse(s: &str) -> anyhow::Result<Source> {
+    pub fn parse(s: &str) -> Result<Source, SettingError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "directory" | "entra" | "aad" => Ok(Source::Directory),
             "intune" => Ok(Source::Intune),
             "defender" | "mde" => Ok(Source::Defender),
             "arm" | "azure" => Ok(Source::Arm),
-            other => anyhow::bail!("unknown source '{other}' (directory, intune, defender, arm)"),
+            other => Err(SettingError(format!(
+                "unknown source '{other}' (directory, intune, defender, arm)"
+            ))),
         }
     }
 
@@ -111,7 +118,7 @@ impl Source {
         }
     }
 
-    pub fn parse_list(s: &str) -> anyhow::Result<Vec<Source>> {
+    pub fn parse_list(s: &str) -> Result<Vec<Source>, SettingError> {
         let mut out = Vec::new();
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
             let src = Source::parse(part)?;
@@ -120,7 +127,9 @@ impl Source {
             }
         }
         if out.is_empty() {
-            anyhow::bail!("no source named (directory, intune, defender, arm)");
+            return Err(SettingError(
+                "no source named (directory, intune, defender, arm)".into(),
+            ));
         }
         Ok(out)
     }
@@ -316,7 +325,7 @@ impl SourceStatus {
 
 /// Reads the previous snapshot's logon users; run on a blocking thread
 /// while the machines are listed.
-pub type CarryLoader = Arc<dyn Fn() -> anyhow::Result<LogonCarry> + Send + Sync>;
+pub type CarryLoader = Arc<dyn Fn() -> Result<LogonCarry, CarryError> + Send + Sync>;
 
 /// Which API Defender's data is read through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -340,9 +349,13 @@ impl DefenderApi {
 
     /// From a setting's text (`TENX_DEFENDER_API`), as the command line
     /// takes it.
-    pub fn parse(s: &str) -> anyhow::Result<DefenderApi> {
-        <DefenderApi as clap::ValueEnum>::from_str(s.trim(), true)
-            .map_err(|_| anyhow::anyhow!("unknown Defender API '{}' (graph or mde)", s.trim()))
+    pub fn parse(s: &str) -> Result<DefenderApi, SettingError> {
+        <DefenderApi as clap::ValueEnum>::from_str(s.trim(), true).map_err(|_| {
+            SettingError(format!(
+                "unknown Defender API '{}' (graph or mde)",
+                s.trim()
+            ))
+        })
     }
 
     /// When the Defender for Endpoint API stops working.
@@ -394,32 +407,33 @@ impl HuntingPolicy {
     /// The documented limits, or those in `TENX_HUNTING_LIMITS`
     /// (`rows=100000,calls=45/60s`): for a tenant whose limits differ, and
     /// for tests against a simulated tenant with scaled limits.
-    pub fn from_env() -> anyhow::Result<HuntingPolicy> {
+    pub fn from_env() -> Result<HuntingPolicy, SettingError> {
         let mut p = HuntingPolicy::default();
         let Ok(spec) = std::env::var("TENX_HUNTING_LIMITS") else {
             return Ok(p);
         };
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let bad = || {
-                anyhow::anyhow!(
+                SettingError(format!(
                     "TENX_HUNTING_LIMITS: '{item}' is not rows=N, calls=N/Ss or target=N"
-                )
+                ))
             };
             match item.split_once('=').ok_or_else(bad)? {
                 ("rows", n) => p.row_cap = n.parse().map_err(|_| bad())?,
                 ("target", n) => p.target = Some(n.parse().map_err(|_| bad())?),
                 ("calls", w) => {
                     p.calls = crate::fetch::logons::parse_windows(w)
-                        .map_err(|e| anyhow::anyhow!("TENX_HUNTING_LIMITS: {e}"))?
+                        .map_err(|e| SettingError(format!("TENX_HUNTING_LIMITS: {e}")))?
                 }
                 _ => return Err(bad()),
             }
         }
         // Above the service's own cap, a cut result would pass for whole.
         if !(2..=100_000).contains(&p.row_cap) {
-            anyhow::bail!(
+            return Err(SettingError(
                 "TENX_HUNTING_LIMITS: rows must be 2 to 100000 (the service's documented cap)"
-            );
+                    .into(),
+            ));
         }
         Ok(p)
     }
@@ -442,10 +456,14 @@ pub struct FetchOptions {
 }
 
 /// Today, or the day `TENX_TODAY` names (`YYYY-MM-DD`).
-pub fn today() -> anyhow::Result<chrono::NaiveDate> {
+pub fn today() -> Result<chrono::NaiveDate, SettingError> {
     match std::env::var("TENX_TODAY") {
         Ok(d) if !d.trim().is_empty() => chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-            .map_err(|e| anyhow::anyhow!("TENX_TODAY: '{d}' is not a date like 2027-02-01 ({e})")),
+            .map_err(|e| {
+                SettingError(format!(
+                    "TENX_TODAY: '{d}' is not a date like 2027-02-01 ({e})"
+                ))
+            }),
         _ => Ok(chrono::Utc::now().date_naive()),
     }
 }
