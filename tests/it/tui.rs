@@ -903,3 +903,23 @@ fn the_details_pane_shows_no_secret_at_any_depth() {
         assert!(!screen.contains(hostile::SECRET), "{screen}");
     }
 }
+
+#[test]
+fn ctrl_c_quits_from_the_triage_filter_and_note() {
+    // Issue 23: Ctrl-C (quit in the keymap's text mode) was swallowed while
+    // a triage filter or note was being typed.
+    for open_input in [Action::Filter, Action::EditNote] {
+        let mut app = read(&small());
+        app.update(Action::ToggleTriage);
+        assert!(app.triage().is_some());
+        app.update(open_input);
+        assert_eq!(
+            app.key_mode(),
+            tenx::tui::keymap::Mode::Text,
+            "{open_input:?} takes typing"
+        );
+        app.update(Action::Char('x'));
+        app.update(Action::Quit);
+        assert!(app.quit, "Ctrl-C while typing after {open_input:?}");
+    }
+}

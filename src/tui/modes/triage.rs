@@ -243,6 +243,8 @@ impl App {
                     note.pop();
                 }
                 Action::Escape => ui.note = None,
+                // Ctrl-C ends tenx from any input, as everywhere else.
+                Action::Quit => self.quit = true,
                 Action::Enter => {
                     let text = ui.note.take().unwrap_or_default();
                     if let Some(i) = row {
@@ -261,6 +263,7 @@ impl App {
                     ui.filter.pop();
                 }
                 Action::Escape | Action::Enter | Action::Down | Action::Up => ui.filtering = false,
+                Action::Quit => self.quit = true,
                 _ => {}
             }
             ui.cursor = 0;
