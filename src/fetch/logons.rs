@@ -245,6 +245,9 @@ struct PacerState {
     windows: Vec<Option<(Instant, u32)>>,
     /// Nothing goes before this: the service said its limit is spent.
     held_until: Option<Instant>,
+    /// How long holds have kept every call back in all (holds that overlap
+    /// count once).
+    held: Duration,
 }
 
 impl Pacer {
@@ -254,21 +257,33 @@ impl Pacer {
             state: Mutex::new(PacerState {
                 windows: vec![None; windows.len()],
                 held_until: None,
+                held: Duration::ZERO,
             }),
         }
     }
 
     /// The service refused a call for `wait` (429 and `Retry-After`):
     /// nothing goes until it is over, and the windows count afresh from
-    /// then, as the service's do.
-    pub fn hold(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        if let Ok(mut state) = self.state.lock() {
-            if state.held_until.is_none_or(|h| h < until) {
-                state.held_until = Some(until);
-            }
-            state.windows.iter_mut().for_each(|w| *w = None);
+    /// then, as the service's do. `false`, and no hold, when that would keep
+    /// calls back longer than `allowance` in all: a service that asks for
+    /// more is an answer, not a delay (the client's `max_wait`).
+    pub fn hold(&self, wait: Duration, allowance: Duration) -> bool {
+        let now = Instant::now();
+        let until = now + wait;
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let from = state.held_until.filter(|h| *h > now).unwrap_or(now);
+        let more = until.saturating_duration_since(from);
+        if state.held + more > allowance {
+            return false;
         }
+        state.held += more;
+        if state.held_until.is_none_or(|h| h < until) {
+            state.held_until = Some(until);
+        }
+        state.windows.iter_mut().for_each(|w| *w = None);
+        true
     }
 
     /// How long until the next call may go (zero: now, and it is counted).
@@ -360,7 +375,7 @@ mod tests {
         // may go again (the service's window restarted too).
         let p = Pacer::new(&[(3, Duration::from_secs(60))]);
         assert!(p.try_take().is_zero());
-        p.hold(Duration::from_millis(40));
+        assert!(p.hold(Duration::from_millis(40), Duration::from_secs(1)));
         let wait = p.try_take();
         assert!(
             wait > Duration::from_millis(20) && wait <= Duration::from_millis(40),
@@ -371,6 +386,19 @@ mod tests {
             assert!(p.try_take().is_zero());
         }
         assert!(p.try_take() > Duration::from_secs(59));
+    }
+
+    #[test]
+    fn holds_beyond_the_allowance_are_refused_and_overlaps_count_once() {
+        // A service that asks for an endless wait must not hold a fetch
+        // forever: past the allowance the refusal is the answer.
+        let p = Pacer::new(&[(3, Duration::from_secs(60))]);
+        assert!(!p.hold(Duration::from_secs(1_000_000), Duration::from_secs(300)));
+        assert!(p.try_take().is_zero(), "a refused hold holds nothing");
+        assert!(p.hold(Duration::from_secs(200), Duration::from_secs(300)));
+        // Overlapping the first, it adds only its last 50 s.
+        assert!(p.hold(Duration::from_secs(250), Duration::from_secs(300)));
+        assert!(!p.hold(Duration::from_secs(400), Duration::from_secs(300)));
     }
 
     #[test]

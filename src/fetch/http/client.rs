@@ -152,6 +152,11 @@ impl Http {
         })
     }
 
+    /// The longest a fetch waits in all for a throttled service.
+    pub fn max_wait(&self) -> Duration {
+        self.opts.max_wait
+    }
+
     /// Attempts a throttled request gets.
     pub fn throttle_attempts(&self) -> u32 {
         self.opts.throttle_attempts.max(1)

@@ -171,8 +171,17 @@ async fn logon_users(ctx: &Ctx, machines: &[MachineSeen], carry: &LogonCarry, wa
                             let attempts = throttled;
                             return (i, Read::Failed(HttpError::Throttled { endpoint, attempts }));
                         }
-                        // Nothing goes until the service's window is over.
-                        pacer.hold(retry_after);
+                        // Nothing goes until the service's window is over,
+                        // within what the client waits in all.
+                        if !pacer.hold(retry_after, ctx.http.max_wait()) {
+                            return (
+                                i,
+                                Read::Failed(HttpError::RateLimited {
+                                    endpoint,
+                                    retry_after,
+                                }),
+                            );
+                        }
                     }
                     Err(e) => return (i, Read::Failed(e)),
                 }
